@@ -1,0 +1,153 @@
+"""The `quotapool` command."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quotapool.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),
+]
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    # Command-line flags beat the file and the environment.
+    return settings.model_copy(update={k: v for k, v in flags.items() if v is not None})
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8410]")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
+    from quotapool.server import serve as run
+
+    settings = _settings(config, host=host, port=port)
+    _logging(settings.log_level)
+    if not settings.credentials:
+        console.print(
+            "[yellow]No credentials configured[/yellow]: add [[credentials]] entries to "
+            f"{settings.resolved_home / 'quotapool.toml'} (or try `quotapool demo`)."
+        )
+    console.print(f"quotapool listening on http://{settings.host}:{settings.port}")
+    try:
+        run(settings)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the proxy")] = 8410,
+    tour: Annotated[bool, typer.Option(help="Send a few requests and show where they went")] = True,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+) -> None:
+    """Start a fake upstream with fake accounts and the proxy in front of it."""
+    from quotapool.cli.demo import run_demo
+
+    _logging("warning")
+    run_demo(console, port=port, tour=tour, duration=duration)
+
+
+def _fmt_time(at: float) -> str:
+    return datetime.fromtimestamp(at).strftime("%H:%M:%S")
+
+
+def _tokens(row: dict[str, Any]) -> str:
+    if row["input_tokens"] is None:
+        return "-"
+    return f"{row['input_tokens']}/{row['output_tokens']} ({row['cached_tokens']} cached)"
+
+
+def _why(row: dict[str, Any]) -> str:
+    decisions = orjson.loads(row["decision"]) if row["decision"] else []
+    steps = []
+    for decision in decisions:
+        if decision["selected"]:
+            skipped = ", ".join(f"{e['credential']}: {e['reason']}" for e in decision["excluded"])
+            step = f"{decision['strategy']} → {decision['selected']} ({decision['reason']})"
+            steps.append(step + (f"; skipped {skipped}" if skipped else ""))
+        else:
+            steps.append(f"rejected: {decision['reason']}")
+    return " | ".join(steps)
+
+
+@app.command()
+def requests(
+    last: Annotated[int, typer.Option("--last", "-n", help="How many")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Recent requests: where each went, what it cost, and why it was routed there."""
+    from quotapool.store.request_log import recent
+    from quotapool.store.sql.db import make_engine, migrate
+
+    settings = _settings(config)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    rows = recent(engine, last)
+    if as_json:
+        for row in rows:
+            row["decision"] = orjson.loads(row["decision"]) if row["decision"] else None
+            typer.echo(orjson.dumps(row).decode())
+        return
+    table = Table(title=f"last {len(rows)} requests")
+    for column in (
+        "time",
+        "route",
+        "model",
+        "credential",
+        "status",
+        "tokens in/out",
+        "ttfb",
+        "total",
+        "tries",
+        "why",
+    ):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            _fmt_time(row["at"]),
+            row["path"],
+            row["model"] or "-",
+            row["credential"] or "-",
+            str(row["status"]),
+            _tokens(row),
+            f"{row['ttfb_ms']:.1f} ms" if row["ttfb_ms"] is not None else "-",
+            f"{row['latency_ms']:.1f} ms" if row["latency_ms"] is not None else "-",
+            str(row["attempts"]),
+            _why(row),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,41 @@
+"""The clock, injected so that the core never reads time by itself."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Wall time for timestamps and resets, monotonic time for durations."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for latencies)."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    now = staticmethod(time.time)
+    monotonic = staticmethod(time.perf_counter)
+
+
+class ManualClock:
+    """A clock that moves only when told to; for tests and the simulator."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds

@@ -1,0 +1,143 @@
+"""The composition root: settings in, a wired application out. Nothing else reads settings."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from quotapool import __version__
+from quotapool.clock import Clock, SystemClock
+from quotapool.config import ConfigError, Settings
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.proxy.app import ProxyApp
+from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.models import CodexModels, model_ids, openai_models
+from quotapool.routing.filters import available
+from quotapool.routing.registry import get_strategy
+from quotapool.store.memory import MemoryPoolStore
+from quotapool.store.request_log import RequestLog
+from quotapool.store.sql.db import make_engine, migrate
+from quotapool.tasks import TaskSet
+from quotapool.upstream.anthropic import AnthropicTransport
+from quotapool.upstream.base import Secret, Transport
+from quotapool.upstream.codex import CodexTransport
+from quotapool.upstream.openai import OpenAITransport
+
+log = logging.getLogger(__name__)
+CODEX_CLIENT_VERSION = "0.169.0"
+
+
+def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[str, Secret]]:
+    """Pool credentials and their secrets from the `[[credentials]]` entries."""
+    credentials: list[Credential] = []
+    secrets: dict[str, Secret] = {}
+    for entry in settings.credentials:
+        if entry.name in secrets:
+            raise ConfigError(f"two credentials are named {entry.name!r}; names must be unique")
+        base_url = (entry.base_url or settings.codex_base_url).rstrip("/")
+        credentials.append(
+            Credential(
+                id=entry.name,
+                name=entry.name,
+                kind=entry.kind,
+                base_url=base_url,
+                models=frozenset(entry.models),
+                weight=entry.weight,
+                priority=entry.priority,
+            )
+        )
+        secrets[entry.name] = Secret(entry.secret(), entry.account_id)
+    return tuple(credentials), secrets
+
+
+@dataclass
+class Quotapool:
+    """Everything one running quotapool holds."""
+
+    settings: Settings
+    app: ProxyApp
+    dispatcher: Dispatcher
+    pool: MemoryPoolStore
+    request_log: RequestLog | None
+    tasks: TaskSet = field(default_factory=TaskSet)
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
+    clock = clock or SystemClock()
+    credentials, secrets = credentials_from(settings)
+    pool = MemoryPoolStore(PoolSnapshot(credentials))
+    transports: dict[Kind, Transport] = {
+        Kind.CODEX: CodexTransport(),
+        Kind.OPENAI: OpenAITransport(),
+        Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
+    }
+    routing = settings.routing
+    dispatcher = Dispatcher(
+        pool=pool,
+        transports=transports,
+        secrets=secrets,
+        strategy=get_strategy(routing.strategy),
+        clock=clock,
+        rng=random.Random(routing.seed),
+        settings=DispatchSettings(
+            routing.max_attempts, settings.sse_keepalive_seconds, routing.route_header
+        ),
+    )
+    engine = make_engine(settings.resolved_database_url)
+    request_log = RequestLog(engine) if settings.request_log else None
+    tasks = TaskSet()
+    listed = openai_models(model_ids(credentials, settings.codex_models))
+    codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
+
+    async def models(dialect: Dialect) -> bytes:
+        if dialect is Dialect.CODEX and dispatcher.session is not None:
+            return await codex_models.fetch(dispatcher.session)
+        return listed
+
+    def ready() -> bool:
+        snapshot, now = pool.snapshot(), clock.now()
+        return any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
+
+    async def startup() -> None:
+        migrate(engine)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+        dispatcher.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            timeout=timeout,
+            headers={"user-agent": f"quotapool/{__version__}"},
+            skip_auto_headers=("Content-Type",),
+        )
+        if request_log is not None:
+            tasks.spawn(request_log.run(), "request-log-writer")
+        log.info(
+            "quotapool %s: %d credential(s), strategy %s",
+            __version__,
+            len(credentials),
+            routing.strategy,
+        )
+
+    async def shutdown() -> None:
+        await tasks.cancel_all()
+        if dispatcher.session is not None:
+            await dispatcher.session.close()
+        engine.dispose()
+
+    app = ProxyApp(
+        serve=dispatcher.serve,
+        submit=request_log.submit if request_log is not None else (lambda _record: None),
+        models=models,
+        ready=ready,
+        now=clock.now,
+        max_body_bytes=settings.max_body_bytes,
+        allow_remote=settings.allow_remote,
+        on_startup=startup,
+        on_shutdown=shutdown,
+    )
+    return Quotapool(settings, app, dispatcher, pool, request_log, tasks)

@@ -1,0 +1,142 @@
+"""Settings: read once from `quotapool.toml` and `QUOTAPOOL_*` env vars, then passed down."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from quotapool.domain.credential import Kind
+
+DEFAULT_HOME = Path("~/.quotapool")
+CONFIG_FILE_NAME = "quotapool.toml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+class CredentialConfig(BaseModel):
+    """One `[[credentials]]` entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Kind
+    name: str = Field(min_length=1)
+    base_url: str | None = None
+    """Upstream base (OpenAI: `https://api.openai.com/v1`; Anthropic: `https://api.anthropic.com`);
+    Codex accounts default to the global `codex_base_url`."""
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    """Name of an environment variable that holds the key (keeps it out of the file)."""
+    account_id: str | None = None
+    """Codex accounts: the ChatGPT account id sent as `chatgpt-account-id`."""
+    models: tuple[str, ...] = ()
+    weight: float = Field(default=1.0, gt=0)
+    priority: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> CredentialConfig:
+        if self.api_key is None and self.api_key_env is None:
+            raise ValueError(f"credential {self.name!r}: set api_key or api_key_env")
+        if self.kind is not Kind.CODEX and not self.base_url:
+            raise ValueError(f"credential {self.name!r}: {self.kind} credentials need a base_url")
+        return self
+
+    def secret(self) -> str:
+        """The key itself, read from the file or the named environment variable."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        value = os.environ.get(self.api_key_env or "")
+        if not value:
+            raise ConfigError(
+                f"credential {self.name!r}: environment variable {self.api_key_env} is not set"
+            )
+        return value
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str = "round_robin"
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    """Credentials tried for one request before giving up (failover bound)."""
+    route_header: bool = True
+    """Send `x-quotapool-route: <strategy>; credential=<name>` on every response."""
+    seed: int | None = None
+    """Seed of the routing RNG (reproducible runs); random when unset."""
+
+
+class Settings(BaseSettings):
+    """Everything quotapool reads at start; frozen."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="QUOTAPOOL_", env_nested_delimiter="__"
+    )
+
+    home: Path = DEFAULT_HOME
+    host: str = "127.0.0.1"
+    port: int = Field(default=8410, ge=0, le=65535)
+    database_url: str | None = None
+    """SQLAlchemy URL of the request log; SQLite under `home` by default."""
+    codex_base_url: str = "https://chatgpt.com/backend-api"
+    codex_models: tuple[str, ...] = ("gpt-5.5", "gpt-5.4", "gpt-5.3-codex", "gpt-5.4-mini")
+    """Models listed for Codex accounts by `/v1/models`."""
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=600.0, gt=0)
+    """Longest silence from an upstream before the request fails."""
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    allow_remote: bool = False
+    """Serve non-loopback clients without client keys. Only behind your own access control."""
+    request_log: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    anthropic_version: str = "2023-06-01"
+    routing: RoutingConfig = RoutingConfig()
+    credentials: tuple[CredentialConfig, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables override the file, which is passed in as init values.
+        return env_settings, init_settings
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'quotapool.db'}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (explicit, or `quotapool.toml` in the home), apply env and overrides."""
+    home = Path(os.environ.get("QUOTAPOOL_HOME", overrides.get("home", DEFAULT_HOME))).expanduser()
+    path = config_file or home / CONFIG_FILE_NAME
+    values: dict[str, Any] = {}
+    if config_file is not None and not config_file.exists():
+        raise ConfigError(f"config file {config_file} does not exist")
+    if path.exists():
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({path}): {problems}") from None

@@ -1,0 +1,57 @@
+"""What happened when a credential was used: the only input that changes pool state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quotapool.domain.quota import QuotaReading
+from quotapool.domain.state import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A request was sent to the credential (counts as a selection and one in flight)."""
+
+    credential_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The upstream answered; the credential is healthy."""
+
+    credential_id: str
+    at: float
+    quota: QuotaReading | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    """The upstream said the credential is out (429, quota errors) until `until`."""
+
+    credential_id: str
+    at: float
+    status: Status
+    until: float
+    reason: str
+    quota: QuotaReading | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """5xx, auth failure, connection error or timeout: counts toward error backoff."""
+
+    credential_id: str
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """The client went away before the upstream finished; says nothing about health."""
+
+    credential_id: str
+    at: float
+
+
+Outcome = Started | Served | Limited | Failed | Abandoned

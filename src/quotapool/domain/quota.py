@@ -1,0 +1,29 @@
+"""Quota windows as the upstreams announce them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaWindow:
+    """One usage window (e.g. Codex primary = 5 h, secondary = weekly)."""
+
+    used_percent: float
+    resets_at: float | None = None
+    """Epoch seconds when the window resets, when announced."""
+    window_minutes: int | None = None
+
+    def used_at(self, now: float) -> float:
+        """Used percent, trusting no reading past the reset it announced."""
+        if self.resets_at is not None and now >= self.resets_at:
+            return 0.0
+        return self.used_percent
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaReading:
+    """What one upstream response told us about a credential's headroom."""
+
+    primary: QuotaWindow | None = None
+    secondary: QuotaWindow | None = None

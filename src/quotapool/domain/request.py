@@ -1,0 +1,36 @@
+"""What routing needs to know about a client request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from quotapool.domain.credential import Kind
+
+
+class Route(StrEnum):
+    """The client API a request came in on."""
+
+    RESPONSES = "responses"
+    CHAT = "chat"
+    MESSAGES = "messages"
+
+
+SERVED_BY: dict[Route, frozenset[Kind]] = {
+    Route.RESPONSES: frozenset({Kind.CODEX, Kind.OPENAI}),
+    Route.CHAT: frozenset({Kind.OPENAI, Kind.CODEX}),
+    Route.MESSAGES: frozenset({Kind.ANTHROPIC}),
+}
+"""Which credential kinds can answer each client API."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    route: Route
+    model: str
+    exclude: frozenset[str] = frozenset()
+    """Credentials already tried for this request (failover never retries one)."""
+
+    @property
+    def kinds(self) -> frozenset[Kind]:
+        return SERVED_BY[self.route]

@@ -1,0 +1,329 @@
+"""The data plane: a bare ASGI app (no middleware stack) in front of the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from quotapool.domain.request import Route
+from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_body
+from quotapool.proxy.errors import Dialect, ErrorResponse, error
+from quotapool.proxy.record import Record
+from quotapool.upstream.base import ClientRequest
+
+log = logging.getLogger(__name__)
+
+# Client headers never sent upstream: hop-by-hop, framing, and the client's own credentials.
+_DROP_REQUEST_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "authorization",
+        "x-api-key",
+        "chatgpt-account-id",
+        "accept-encoding",
+        "cookie",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    methods: tuple[str, ...]
+    dialect: Dialect
+    route: Route | None = None
+    """Set for proxied endpoints; None for the proxy's own (models, health)."""
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "/v1/responses": Endpoint(("POST",), Dialect.OPENAI, Route.RESPONSES),
+    "/backend-api/codex/responses": Endpoint(("POST",), Dialect.CODEX, Route.RESPONSES),
+    "/v1/chat/completions": Endpoint(("POST",), Dialect.OPENAI, Route.CHAT),
+    "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
+    "/v1/models": Endpoint(("GET",), Dialect.OPENAI),
+    "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
+    "/health": Endpoint(("GET",), Dialect.OPENAI),
+    "/ready": Endpoint(("GET",), Dialect.OPENAI),
+}
+
+
+@lru_cache(maxsize=1024)
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class BadRequest(Exception):
+    def __init__(self, response: ErrorResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int, dialect: Dialect) -> bytes:
+    """The whole request body, refusing (413) past `limit` bytes without buffering it all."""
+    too_large = BadRequest(
+        error(
+            dialect,
+            413,
+            f"Request body is larger than the {limit} byte limit; "
+            "raise max_body_bytes in quotapool.toml if this is intended.",
+        )
+    )
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_request(
+    route: Route, body: bytes, headers: list[tuple[bytes, bytes]], dialect: Dialect
+) -> ClientRequest:
+    """Parse the body once and check what routing needs; a clear 400 otherwise."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(
+            error(dialect, 400, f"Request body is not valid JSON ({exc}); send a JSON object.")
+        ) from None
+    if not isinstance(payload, dict):
+        raise BadRequest(error(dialect, 400, "Request body must be a JSON object."))
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest(
+            error(
+                dialect,
+                400,
+                "Missing 'model': say which model to use, e.g. \"gpt-5.5\".",
+                param="model",
+            )
+        )
+    stream = payload.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))
+    forwarded = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in headers
+        if name.decode("latin-1") not in _DROP_REQUEST_HEADERS
+    }
+    return ClientRequest(route, body, payload, model, stream, forwarded)
+
+
+class ProxyApp:
+    """Routes by exact path; proxied requests go to `serve`, the rest to small handlers."""
+
+    def __init__(
+        self,
+        *,
+        serve: Callable[[ClientRequest, Dialect, Send, Record, Headers], Awaitable[None]],
+        submit: Callable[[dict[str, Any]], None],
+        models: Callable[[Dialect], Awaitable[bytes]],
+        ready: Callable[[], bool],
+        now: Callable[[], float],
+        max_body_bytes: int,
+        allow_remote: bool,
+        on_startup: Callable[[], Awaitable[None]],
+        on_shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._serve = serve
+        self._submit = submit
+        self._models = models
+        self._ready = ready
+        self._now = now
+        self._limit = max_body_bytes
+        self._allow_remote = allow_remote
+        self._startup = on_startup
+        self._shutdown = on_shutdown
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await self._refuse_websocket(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """426 tells the Codex CLI to fall back to HTTP at once."""
+        await receive()  # websocket.connect
+        if "websocket.http.response" in scope.get("extensions", {}):
+            body = error(Dialect.OPENAI, 426, "WebSocket transport is not enabled; use HTTP.").body
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 426,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        request_id = f"qp-{self._id_prefix}-{next(self._ids):x}"
+        base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
+        endpoint = ENDPOINTS.get(path.rstrip("/") or "/")
+        dialect = endpoint.dialect if endpoint else _dialect_for(path)
+        if endpoint is None:
+            known = ", ".join(sorted(ENDPOINTS))
+            await _send_error(send, base, error(dialect, 404, f"No route {path}. Routes: {known}."))
+            return
+        if scope["method"] not in endpoint.methods:
+            allowed = ", ".join(endpoint.methods)
+            base.append((b"allow", allowed.encode()))
+            message = f"{scope['method']} is not supported on {path}; use {allowed}."
+            await _send_error(send, base, error(dialect, 405, message))
+            return
+        client = scope.get("client")
+        if not self._allow_remote and client and not is_loopback(client[0]):
+            message = (
+                "quotapool serves only loopback clients until client API keys are configured. "
+                "To serve other hosts behind your own access control, set allow_remote = true "
+                "(or QUOTAPOOL_ALLOW_REMOTE=true)."
+            )
+            await _send_error(send, base, error(dialect, 403, message))
+            return
+        if endpoint.route is None:
+            await self._own(path, dialect, send, base)
+            return
+        await self._proxy(scope, receive, send, endpoint.route, dialect, request_id, base)
+
+    async def _own(self, path: str, dialect: Dialect, send: Send, base: Headers) -> None:
+        if path == "/health":
+            await send_body(send, 200, b'{"status":"ok"}', base)
+        elif path == "/ready":
+            ready = self._ready()
+            body = b'{"status":"ready"}' if ready else b'{"status":"no eligible credential"}'
+            await send_body(send, 200 if ready else 503, body, base)
+        else:
+            await send_body(send, 200, await self._models(dialect), base)
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route,
+        dialect: Dialect,
+        request_id: str,
+        base: Headers,
+    ) -> None:
+        record = Record(request_id, self._now(), route.value, scope["path"])
+        try:
+            body = await read_body(scope, receive, self._limit, dialect)
+            request = parse_request(route, body, scope["headers"], dialect)
+        except BadRequest as bad:
+            record.status, record.error = bad.response.status, bad.response.body.decode()
+            self._submit(record.row())
+            await _send_error(send, base, bad.response)
+            return
+        except asyncio.CancelledError:
+            return  # the client left while sending its body
+        record.model, record.stream = request.model, request.stream
+        watch = _DisconnectWatch(receive)
+        try:
+            await self._serve(request, dialect, send, record, base)
+        except asyncio.CancelledError:
+            if not watch.disconnected:
+                raise
+            watch.task_uncancel()
+            record.status, record.error = 499, "client disconnected"
+        except Exception as exc:  # a bug must cost one request, never leak a traceback
+            log.exception("request %s failed", request_id)
+            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+            if record.ttfb_ms is None:
+                message = (
+                    f"quotapool failed on this request ({type(exc).__name__}); "
+                    f"its log has the details under {request_id}."
+                )
+                await _send_error(send, base, error(dialect, 500, message))
+        finally:
+            watch.stop()
+            record.latency_ms = (self._now() - record.at) * 1000.0
+            self._submit(record.row())
+
+
+class _DisconnectWatch:
+    """Cancels the serving task when the client goes away, so the upstream call is cancelled."""
+
+    __slots__ = ("_handler", "_watcher", "disconnected", "done")
+
+    def __init__(self, receive: Receive) -> None:
+        self._handler = asyncio.current_task()
+        self.disconnected = False
+        self.done = False
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect" and not self.done and self._handler is not None:
+            self.disconnected = True
+            self._handler.cancel()
+
+    def task_uncancel(self) -> None:
+        if self._handler is not None:
+            self._handler.uncancel()
+
+    def stop(self) -> None:
+        self.done = True
+        self._watcher.cancel()
+
+
+def _dialect_for(path: str) -> Dialect:
+    if path.startswith("/v1/messages"):
+        return Dialect.ANTHROPIC
+    return Dialect.CODEX if path.startswith("/backend-api") else Dialect.OPENAI
+
+
+async def _send_error(send: Send, base: Headers, response: ErrorResponse) -> None:
+    await send_body(send, response.status, response.body, base + list(response.headers))

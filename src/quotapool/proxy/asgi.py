@@ -1,0 +1,30 @@
+"""ASGI types and the few send helpers the proxy needs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON = b"application/json"
+SSE = b"text/event-stream; charset=utf-8"
+
+
+async def send_body(
+    send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON
+) -> None:
+    headers.append((b"content-type", content_type))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def start_stream(send: Send, status: int, headers: Headers) -> None:
+    headers.append((b"content-type", SSE))
+    headers.append((b"cache-control", b"no-cache"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})

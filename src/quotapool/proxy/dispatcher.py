@@ -1,0 +1,301 @@
+"""The one place decisions turn into I/O: pick, call upstream, observe, fail over, relay."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from quotapool.clock import Clock
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Served, Started
+from quotapool.domain.request import RouteRequest
+from quotapool.proxy.asgi import Headers, Send, send_body
+from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
+from quotapool.proxy.record import Record
+from quotapool.proxy.relay import (
+    TRANSPORT_ERRORS,
+    Sink,
+    StreamFailure,
+    UpstreamEvents,
+    collect_chat,
+    collect_response,
+    first_event_failure,
+    stream_events,
+)
+from quotapool.routing.base import Decision, Rejection, Strategy
+from quotapool.routing.engine import select
+from quotapool.store.base import PoolStore
+from quotapool.upstream.base import ClientRequest, Relay, Secret, Transport, UpstreamCall
+from quotapool.upstream.chat_to_responses import ChatStreamAdapter, TranslationError
+from quotapool.upstream.signals import Verdict, classify_error
+from quotapool.upstream.usage import parse_usage
+
+_SKIP_RESPONSE_HEADERS = frozenset(
+    {
+        b"content-length",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"date",
+        b"server",
+        b"set-cookie",
+        b"alt-svc",
+        b"strict-transport-security",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    max_attempts: int
+    keepalive_seconds: float
+    route_header: bool
+
+
+def _upstream_headers(response: aiohttp.ClientResponse, keep_content_type: bool) -> Headers:
+    headers: Headers = []
+    for name, value in response.raw_headers:
+        lower = name.lower()
+        if lower in _SKIP_RESPONSE_HEADERS or (lower == b"content-type" and not keep_content_type):
+            continue
+        headers.append((lower, value))
+    return headers
+
+
+class Dispatcher:
+    """Serves one client request over the pool: at most `max_attempts` credentials are tried,
+    and only while nothing has been sent to the client."""
+
+    def __init__(
+        self,
+        *,
+        pool: PoolStore,
+        transports: Mapping[Kind, Transport],
+        secrets: Mapping[str, Secret],
+        strategy: Strategy,
+        clock: Clock,
+        rng: random.Random,
+        settings: DispatchSettings,
+    ) -> None:
+        self.pool = pool
+        self.transports = transports
+        self.secrets = secrets
+        self.strategy = strategy
+        self.clock = clock
+        self.rng = rng
+        self.settings = settings
+        self.session: aiohttp.ClientSession | None = None
+
+    async def serve(
+        self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
+    ) -> None:
+        """Answer `request`; every attempt and its outcome land in `record`."""
+        exclude: frozenset[str] = frozenset()
+        last_failure: tuple[int, bytes, Headers] | None = None
+        while True:
+            now = self.clock.now()
+            choice = select(
+                RouteRequest(request.route, request.model, exclude),
+                self.pool.snapshot(),
+                strategy=self.strategy,
+                now=now,
+                rng=self.rng,
+            )
+            record.decisions.append(choice.explain())
+            if isinstance(choice, Rejection):
+                await self._reject(choice, dialect, send, record, base, last_failure, now)
+                return
+            credential = choice.credential
+            record.attempts += 1
+            record.credential = credential.name
+            try:
+                call = self.transports[credential.kind].prepare(
+                    request, credential, self.secrets[credential.id]
+                )
+            except TranslationError as exc:
+                await self._send_error(
+                    send, record, base, error(dialect, 400, str(exc), param=exc.param)
+                )
+                return
+            headers = self._headers(base, choice)
+            failure = await self._attempt(call, credential, request, dialect, send, record, headers)
+            if failure is None:
+                return
+            last_failure = failure
+            exclude = exclude | {credential.id}
+            if record.attempts >= self.settings.max_attempts:
+                status, body, upstream_headers = failure
+                await send_body(send, status, body, headers + upstream_headers)
+                record.status = status
+                return
+
+    def _headers(self, base: Headers, decision: Decision) -> Headers:
+        headers = list(base)
+        if self.settings.route_header:
+            headers.append((b"x-quotapool-route", decision.route_header.encode()))
+        return headers
+
+    async def _reject(
+        self,
+        rejection: Rejection,
+        dialect: Dialect,
+        send: Send,
+        record: Record,
+        base: Headers,
+        last_failure: tuple[int, bytes, Headers] | None,
+        now: float,
+    ) -> None:
+        detail = (
+            "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
+        )
+        if rejection.no_match:
+            response = error(
+                dialect,
+                404,
+                f"{rejection.message}. GET /v1/models lists the models this pool serves.",
+                param="model",
+                code="model_not_found",
+            )
+        elif rejection.retry_at is not None:
+            response = pool_exhausted(dialect, rejection.retry_at, now, detail)
+        elif last_failure is not None:
+            status, body, upstream_headers = last_failure
+            await send_body(send, status, body, base + upstream_headers)
+            record.status = status
+            return
+        else:
+            response = error(
+                dialect,
+                503,
+                f"No credential can serve this request now ({detail}). "
+                "Resume a paused credential or add one to the pool.",
+            )
+        await self._send_error(send, record, base, response)
+
+    async def _send_error(
+        self, send: Send, record: Record, base: Headers, response: ErrorResponse
+    ) -> None:
+        record.status = response.status
+        record.error = response.body.decode()
+        await send_body(send, response.status, response.body, base + list(response.headers))
+
+    async def _attempt(
+        self,
+        call: UpstreamCall,
+        credential: Credential,
+        request: ClientRequest,
+        dialect: Dialect,
+        send: Send,
+        record: Record,
+        headers: Headers,
+    ) -> tuple[int, bytes, Headers] | None:
+        """One try on one credential. Returns the failure to fail over from, or None if the
+        client got its answer (success, a client error, or a stream that broke mid-way)."""
+        assert self.session is not None, "dispatcher used before start-up"
+        pool, clock, cid = self.pool, self.clock, credential.id
+        pool.apply(Started(cid, clock.now()))
+        transport = self.transports[credential.kind]
+        try:
+            async with self.session.post(
+                call.url, data=call.body, headers=call.headers
+            ) as response:
+                now = clock.now()
+                quota = transport.quota(response.headers, now)
+                if response.status >= 400:
+                    body = await response.read()
+                    verdict = classify_error(response.status, response.headers, body, now)
+                    upstream = _upstream_headers(response, keep_content_type=True)
+                    if verdict.failover:
+                        self._mark(cid, verdict, now, quota)
+                        record.error = verdict.reason
+                        return response.status, body, upstream
+                    pool.apply(Served(cid, now, quota))
+                    record.status = response.status
+                    record.error = body[:2000].decode(errors="replace")
+                    await send_body(send, response.status, body, headers + upstream)
+                    return None
+                passthrough = call.relay is Relay.PASSTHROUGH
+                sink = Sink(
+                    send,
+                    record,
+                    headers + _upstream_headers(response, keep_content_type=passthrough),
+                    lambda: (clock.now() - record.at) * 1000.0,
+                    clock.now,
+                )
+                outcome = await self._relay(call, request, response, sink)
+                if isinstance(outcome, StreamFailure):
+                    self._mark(cid, outcome.verdict, clock.now(), quota)
+                    record.error = outcome.verdict.reason
+                    return outcome.status, outcome.body, []
+                if isinstance(outcome, str):
+                    pool.apply(Failed(cid, clock.now(), outcome))
+                else:
+                    pool.apply(Served(cid, clock.now(), quota))
+                return None
+        except TRANSPORT_ERRORS as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            pool.apply(Failed(cid, clock.now(), reason))
+            record.error = reason
+            unreachable = f"upstream {credential.name} unreachable: {reason}"
+            return 502, error(dialect, 502, unreachable).body, []
+        except asyncio.CancelledError:
+            pool.apply(Abandoned(cid, clock.now()))
+            raise
+
+    def _mark(self, cid: str, verdict: Verdict, now: float, quota: Any) -> None:
+        if verdict.status is not None and verdict.until is not None:
+            self.pool.apply(Limited(cid, now, verdict.status, verdict.until, verdict.reason, quota))
+        else:
+            self.pool.apply(Failed(cid, now, verdict.reason))
+
+    async def _relay(
+        self,
+        call: UpstreamCall,
+        request: ClientRequest,
+        response: aiohttp.ClientResponse,
+        sink: Sink,
+    ) -> StreamFailure | str | None:
+        """Send a 2xx upstream answer in the client's API shape. Returns a failure that can
+        still fail over, the reason a started stream broke, or None."""
+        if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
+            body = await response.read()
+            if b'"usage"' in body:
+                sink.record.usage = _body_usage(body)
+            sink.record.status = response.status
+            sink.record.ttfb_ms = sink.elapsed_ms()
+            await send_body(sink.send, response.status, body, sink.headers)
+            return None
+        events = UpstreamEvents(response.content, self.settings.keepalive_seconds)
+        if call.relay is Relay.RESPONSES_FROM_STREAM:
+            return await collect_response(events, sink)
+        adapter = None
+        if call.relay is Relay.CHAT_FROM_RESPONSES:
+            created = int(self.clock.now())
+            adapter = ChatStreamAdapter(
+                request.model, include_usage=_include_usage(request), created=created
+            )
+            if not request.stream:
+                return await collect_chat(events, adapter, sink)
+        if (failure := await first_event_failure(events, self.clock.now())) is not None:
+            return failure
+        return await stream_events(events, adapter, request.route, sink)
+
+
+def _include_usage(request: ClientRequest) -> bool:
+    options = request.payload.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _body_usage(body: bytes) -> Any:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return parse_usage(payload.get("usage")) if isinstance(payload, dict) else None

@@ -1,0 +1,90 @@
+"""Client-facing errors in the shape each API's SDKs understand."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import orjson
+
+
+class Dialect(Enum):
+    """Which API's error shape a route speaks."""
+
+    OPENAI = "openai"
+    CODEX = "codex"
+    ANTHROPIC = "anthropic"
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    502: "api_error",
+    503: "overloaded_error",
+}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    502: "upstream_error",
+    503: "service_unavailable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def error(
+    dialect: Dialect,
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+) -> ErrorResponse:
+    if dialect is Dialect.ANTHROPIC:
+        kind = _ANTHROPIC_TYPES.get(status, "api_error")
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        kind = _OPENAI_TYPES.get(status, "server_error")
+        body = {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
+    return ErrorResponse(status, orjson.dumps(body))
+
+
+def pool_exhausted(dialect: Dialect, retry_at: float, now: float, detail: str) -> ErrorResponse:
+    """429 with Retry-After; Codex routes get the `usage_limit_reached` body the CLI reads."""
+    seconds = max(1, math.ceil(retry_at - now))
+    message = (
+        f"Every credential in the pool is rate limited or out of quota ({detail}). "
+        f"The soonest one is back in {seconds} s; try again then."
+    )
+    retry = ((b"retry-after", str(seconds).encode()),)
+    if dialect is Dialect.ANTHROPIC:
+        response = error(dialect, 429, message)
+        return ErrorResponse(429, response.body, retry)
+    kind = "usage_limit_reached" if dialect is Dialect.CODEX else "rate_limit_exceeded"
+    body = {
+        "error": {
+            "type": kind,
+            "code": kind,
+            "message": message,
+            "param": None,
+            "resets_at": math.ceil(retry_at),
+            "resets_in_seconds": seconds,
+        }
+    }
+    return ErrorResponse(429, orjson.dumps(body), retry)

@@ -1,0 +1,67 @@
+"""`GET /v1/models` and `GET /backend-api/codex/models`: what the pool serves."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+import orjson
+
+from quotapool.clock import Clock
+from quotapool.domain.credential import Credential, Kind
+from quotapool.routing.filters import available
+from quotapool.store.base import PoolStore
+from quotapool.upstream.base import Secret
+
+log = logging.getLogger(__name__)
+
+
+def model_ids(credentials: Sequence[Credential], codex_models: Sequence[str]) -> list[str]:
+    """Declared models of every credential; Codex accounts without a list serve `codex_models`."""
+    seen: dict[str, None] = {}
+    for credential in credentials:
+        models = credential.models or (codex_models if credential.kind is Kind.CODEX else ())
+        seen.update(dict.fromkeys(sorted(models)))
+    return list(seen)
+
+
+def openai_models(ids: Sequence[str]) -> bytes:
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "quotapool"} for m in ids]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+class CodexModels:
+    """The Codex catalogue comes from an available Codex account; `{"models": []}` otherwise
+    (the CLI accepts an empty list)."""
+
+    def __init__(
+        self, pool: PoolStore, secrets: Mapping[str, Secret], clock: Clock, client_version: str
+    ) -> None:
+        self.pool = pool
+        self.secrets = secrets
+        self.clock = clock
+        self.client_version = client_version
+
+    async def fetch(self, session: aiohttp.ClientSession) -> bytes:
+        snapshot = self.pool.snapshot()
+        now = self.clock.now()
+        for credential in snapshot.credentials:
+            if credential.kind is not Kind.CODEX or not available(
+                snapshot.state(credential.id), now
+            ):
+                continue
+            secret = self.secrets[credential.id]
+            headers = {"authorization": f"Bearer {secret.token}"}
+            if secret.account_id:
+                headers["chatgpt-account-id"] = secret.account_id
+            url = f"{credential.base_url}/codex/models"
+            try:
+                async with session.get(
+                    url, headers=headers, params={"client_version": self.client_version}
+                ) as response:
+                    if response.status == 200:
+                        return await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("codex models from %s failed: %s", credential.name, type(exc).__name__)
+        return b'{"models":[]}'

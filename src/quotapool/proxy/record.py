@@ -1,0 +1,65 @@
+"""What the request log keeps about one request, filled in as the request goes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from quotapool.upstream.usage import Usage
+
+
+class Record:
+    __slots__ = (
+        "attempts",
+        "at",
+        "credential",
+        "decisions",
+        "error",
+        "latency_ms",
+        "model",
+        "path",
+        "request_id",
+        "route",
+        "status",
+        "stream",
+        "ttfb_ms",
+        "usage",
+    )
+
+    def __init__(self, request_id: str, at: float, route: str, path: str) -> None:
+        self.request_id = request_id
+        self.at = at
+        self.route = route
+        self.path = path
+        self.model: str | None = None
+        self.stream = False
+        self.credential: str | None = None
+        self.status = 0
+        self.usage: Usage | None = None
+        self.ttfb_ms: float | None = None
+        self.latency_ms: float | None = None
+        self.attempts = 0
+        self.decisions: list[dict[str, Any]] = []
+        self.error: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        usage = self.usage
+        return {
+            "request_id": self.request_id,
+            "at": self.at,
+            "route": self.route,
+            "path": self.path,
+            "model": self.model,
+            "credential": self.credential,
+            "status": self.status,
+            "stream": self.stream,
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "cached_tokens": usage.cached_tokens if usage else None,
+            "ttfb_ms": self.ttfb_ms,
+            "latency_ms": self.latency_ms,
+            "attempts": self.attempts,
+            "decision": orjson.dumps(self.decisions).decode() if self.decisions else None,
+            "error": self.error,
+        }

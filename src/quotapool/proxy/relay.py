@@ -1,0 +1,233 @@
+"""Relaying an upstream event stream to the client: as it arrives, translated, or collected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from quotapool.domain.request import Route
+from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
+from quotapool.proxy.record import Record
+from quotapool.upstream.chat_to_responses import ChatStreamAdapter
+from quotapool.upstream.signals import QUOTA_ERRORS, Verdict, classify_error
+from quotapool.upstream.sse import KEEPALIVE, SSEFramer, event_data
+from quotapool.upstream.usage import merge, parse_usage, usage_in_event
+
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+_RATE_CODES = QUOTA_ERRORS | {"usage_limit_reached", "rate_limit_exceeded", "rate_limit_error"}
+_SERVER_CODES = frozenset({"server_error", "overloaded_error", "api_error", "internal_error"})
+_DONE = b"data: [DONE]\n\n"
+
+
+class _Tick:
+    """The upstream has been silent for a keep-alive interval."""
+
+
+TICK = _Tick()
+
+
+class UpstreamEvents:
+    """Whole SSE events from an upstream body; `TICK` after each silent keep-alive interval."""
+
+    def __init__(self, content: aiohttp.StreamReader, keepalive: float) -> None:
+        self._content = content
+        self._keepalive = keepalive
+        self._framer = SSEFramer()
+        self._ready: list[bytes] = []
+        self._ended = False
+
+    async def next(self) -> bytes | _Tick | None:
+        """The next raw event, `TICK`, or None at the end of the stream."""
+        while not self._ready:
+            if self._ended:
+                return None
+            try:
+                async with asyncio.timeout(self._keepalive) as deadline:
+                    chunk = await self._content.readany()
+            except TimeoutError:
+                if deadline.expired():
+                    return TICK
+                raise
+            if chunk:
+                self._ready = self._framer.feed(chunk)
+            else:
+                self._ended = True
+                rest = self._framer.rest()
+                self._ready = [rest] if rest else []
+        return self._ready.pop(0)
+
+    def push_back(self, event: bytes) -> None:
+        self._ready.insert(0, event)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailure:
+    """The upstream reported a failure in its stream before the client saw anything."""
+
+    status: int
+    body: bytes
+    verdict: Verdict
+
+
+@dataclass(slots=True)
+class Sink:
+    """The client side of one relay."""
+
+    send: Send
+    record: Record
+    headers: Headers
+    elapsed_ms: Callable[[], float]
+    now: Callable[[], float]
+
+
+def _payload(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def event_failure(payload: Any, now: float) -> StreamFailure | None:
+    """A stream event that means the credential failed: a rate limit or an upstream error."""
+    if not isinstance(payload, dict) or payload.get("type") not in ("error", "response.failed"):
+        return None
+    err = payload.get("error") or (payload.get("response") or {}).get("error") or {}
+    if not isinstance(err, dict):
+        return None
+    code = err.get("type") or err.get("code")
+    declared = payload.get("status")
+    if code in _RATE_CODES or declared == 429:
+        status = 429
+    elif code in _SERVER_CODES or (isinstance(declared, int) and declared >= 500):
+        status = 502
+    else:
+        return None
+    body = orjson.dumps({"error": err})
+    return StreamFailure(status, body, classify_error(status, {}, body, now))
+
+
+async def first_event_failure(events: UpstreamEvents, now: float) -> StreamFailure | None:
+    """Peek at the first event: a failure there can still move to another credential."""
+    while (event := await events.next()) is TICK:
+        pass
+    if isinstance(event, bytes):
+        events.push_back(event)
+        return event_failure(_payload(event_data(event)[1]), now)
+    return None
+
+
+def error_event(route: Route, message: str) -> bytes:
+    """A stream-terminating error in the client API's own event shape."""
+    if route is Route.MESSAGES:
+        body = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+    if route is Route.CHAT:
+        body = {"error": {"type": "upstream_error", "message": message}}
+        return b"data: " + orjson.dumps(body) + b"\n\n" + _DONE
+    body = {"type": "error", "code": "upstream_error", "message": message}
+    return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+async def stream_events(
+    events: UpstreamEvents,
+    adapter: ChatStreamAdapter | None,
+    route: Route,
+    sink: Sink,
+) -> str | None:
+    """Relay events to the client as they come. Returns the reason if the upstream broke."""
+    send, record = sink.send, sink.record
+    record.status = 200
+    record.ttfb_ms = sink.elapsed_ms()
+    await start_stream(send, 200, sink.headers)
+    try:
+        while (event := await events.next()) is not None:
+            if event is TICK:
+                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                continue
+            assert isinstance(event, bytes)
+            if adapter is not None:
+                out = adapter.feed(_payload(event_data(event)[1]) or {})
+                if not out:
+                    continue
+            else:
+                out = event
+                if b'"usage"' in event:
+                    usage = usage_in_event(_payload(event_data(event)[1]))
+                    record.usage = merge(record.usage, usage)
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+    except TRANSPORT_ERRORS as exc:
+        reason = f"upstream stream broken: {type(exc).__name__}"
+        record.error = reason
+        await send({"type": "http.response.body", "body": error_event(route, reason)})
+        return reason
+    tail = b""
+    if adapter is not None:
+        record.usage = adapter.usage
+        tail = _DONE
+    await send({"type": "http.response.body", "body": tail})
+    return None
+
+
+async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure | None:
+    """Serve a non-streaming Responses client from a streamed upstream answer."""
+    items: list[Any] = []
+    final: dict[str, Any] | None = None
+    while (event := await events.next()) is not None:
+        if not isinstance(event, bytes):
+            continue
+        payload = _payload(event_data(event)[1])
+        if not isinstance(payload, dict):
+            continue
+        kind = payload.get("type")
+        if kind == "response.output_item.done":
+            items.append(payload.get("item"))
+        elif kind in ("response.completed", "response.incomplete"):
+            final = payload.get("response")
+        elif (failure := event_failure(payload, sink.now())) is not None:
+            return failure
+    if not isinstance(final, dict):
+        return _incomplete()
+    if not final.get("output"):
+        final["output"] = items
+    sink.record.usage = parse_usage(final.get("usage"))
+    await _send_json(final, sink)
+    return None
+
+
+async def collect_chat(
+    events: UpstreamEvents, adapter: ChatStreamAdapter, sink: Sink
+) -> StreamFailure | None:
+    """Serve a non-streaming chat client from a streamed Responses answer."""
+    while (event := await events.next()) is not None:
+        if not isinstance(event, bytes):
+            continue
+        payload = _payload(event_data(event)[1])
+        if (failure := event_failure(payload, sink.now())) is not None:
+            return failure
+        if isinstance(payload, dict):
+            adapter.feed(payload)
+    if adapter.finish_reason is None:
+        return _incomplete()
+    sink.record.usage = adapter.usage
+    await _send_json(adapter.completion(), sink)
+    return None
+
+
+def _incomplete() -> StreamFailure:
+    err = {
+        "type": "server_error",
+        "message": "the upstream stream ended before the response completed",
+    }
+    body = orjson.dumps({"error": err})
+    return StreamFailure(502, body, Verdict(True, reason="upstream stream ended early"))
+
+
+async def _send_json(payload: dict[str, Any], sink: Sink) -> None:
+    sink.record.status = 200
+    sink.record.ttfb_ms = sink.elapsed_ms()
+    await send_body(sink.send, 200, orjson.dumps(payload), sink.headers)

@@ -1,0 +1,59 @@
+"""Eligibility: why a credential cannot take a request right now. Pure."""
+
+from __future__ import annotations
+
+from quotapool.domain.credential import Credential
+from quotapool.domain.request import RouteRequest
+from quotapool.domain.state import CredentialState, Status
+from quotapool.routing.base import Exclusion
+
+_OUT_OF_SERVICE = frozenset({Status.PAUSED, Status.REAUTH_REQUIRED, Status.DEACTIVATED})
+
+
+def mismatch(credential: Credential, request: RouteRequest) -> str | None:
+    """Why the credential can never serve this request (kind or model), if it cannot."""
+    if credential.kind not in request.kinds:
+        return f"{credential.kind} credentials do not serve the {request.route} API"
+    if not credential.serves(request.model):
+        return f"model {request.model} not served"
+    return None
+
+
+def available(state: CredentialState, now: float) -> bool:
+    """Not paused, not limited, not backing off at `now` (whatever the request)."""
+    return (
+        state.status not in _OUT_OF_SERVICE
+        and not state.limited_at(now)
+        and state.backoff_until <= now
+    )
+
+
+def exclusion(
+    credential: Credential, state: CredentialState, request: RouteRequest, now: float
+) -> Exclusion | None:
+    """The reason `credential` is not a candidate for `request` at `now`, or None."""
+    name = credential.name
+    if credential.id in request.exclude:
+        return Exclusion(name, "already tried for this request")
+    if (why := mismatch(credential, request)) is not None:
+        return Exclusion(name, why)
+    if state.status in _OUT_OF_SERVICE:
+        return Exclusion(name, state.status.value)
+    if state.limited_at(now):
+        detail = f": {state.reason}" if state.reason else ""
+        return Exclusion(name, f"{state.status.value}{detail}", state.until)
+    if state.backoff_until > now:
+        failures = state.consecutive_failures
+        return Exclusion(
+            name, f"error backoff after {failures} failure(s): {state.reason}", state.backoff_until
+        )
+    return None
+
+
+def comes_back_at(state: CredentialState, now: float) -> float | None:
+    """When a credential that is out now becomes eligible by itself; None if it won't."""
+    if state.status in _OUT_OF_SERVICE:
+        return None
+    times = [t for t in (state.until if state.limited_at(now) else None, state.backoff_until) if t]
+    later = [t for t in times if t > now]
+    return max(later) if later else None

@@ -1,0 +1,61 @@
+"""Running the data plane under uvicorn (uvloop + httptools), in the foreground or a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import uvicorn
+
+from quotapool.compose import Quotapool, build
+from quotapool.config import Settings
+
+
+def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Config:
+    settings = pool.settings
+    return uvicorn.Config(
+        pool.app,
+        host=settings.host,
+        port=sock_port if sock_port is not None else settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        server_header=False,
+        date_header=False,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Run until interrupted."""
+    uvicorn.Server(uvicorn_config(build(settings))).run()
+
+
+@contextlib.contextmanager
+def run_in_thread(pool: Quotapool) -> Iterator[str]:
+    """Serve `pool` from a background thread on a free loopback port; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((pool.settings.host, pool.settings.port))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(pool, port))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="quotapool", daemon=True
+    )
+    thread.start()
+    for _ in range(1000):
+        if server.started or not thread.is_alive():
+            break
+        threading.Event().wait(0.01)
+    if not server.started:
+        raise RuntimeError("quotapool did not start; see the log above")
+    try:
+        yield f"http://{pool.settings.host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()

@@ -1,0 +1,76 @@
+"""The request log: records queue in memory; a background writer inserts them in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from quotapool.store.sql.schema import requests
+
+log = logging.getLogger(__name__)
+
+
+class RequestLog:
+    """`submit` never blocks or touches the database; `run` writes batches off the event loop."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush_interval: float = 0.25,
+        batch_size: int = 500,
+        max_queued: int = 100_000,
+    ) -> None:
+        self.engine = engine
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.dropped = 0
+        self._queue: deque[dict[str, Any]] = deque(maxlen=max_queued)
+        self._wake = asyncio.Event()
+
+    def submit(self, record: dict[str, Any]) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1  # the oldest record falls out; counted, never blocks
+        self._queue.append(record)
+        if len(self._queue) >= self.batch_size:
+            self._wake.set()
+
+    def _take(self) -> list[dict[str, Any]]:
+        queue = self._queue
+        return [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(insert(requests), batch)
+
+    async def flush(self) -> None:
+        """Write everything queued so far."""
+        while batch := self._take():
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception:
+                log.exception("request log: could not write %d records", len(batch))
+
+    async def run(self) -> None:
+        """Flush every `flush_interval`, or sooner when a batch fills; flush on cancel."""
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                self._wake.clear()
+                await self.flush()
+        finally:
+            await asyncio.shield(self.flush())
+
+
+def recent(engine: Engine, last: int) -> list[dict[str, Any]]:
+    """The newest `last` records, oldest first."""
+    query = select(requests).order_by(requests.c.id.desc()).limit(last)
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    return rows[::-1]

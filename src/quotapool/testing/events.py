@@ -1,0 +1,372 @@
+"""Realistic answers of the three APIs (streamed and not), for the fake upstream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+USAGE = {"input_tokens": 1234, "cached_tokens": 1000, "output_tokens": 7}
+
+
+def sse(payload: dict[str, Any], name: str | None = None) -> bytes:
+    head = f"event: {name}\n".encode() if name else b""
+    return head + b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+def _split(text: str, parts: int) -> list[str]:
+    size = max(1, -(-len(text) // max(parts, 1)))
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    return pieces + [""] * (parts - len(pieces)) if len(pieces) < parts else pieces
+
+
+def _wants_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A function tool to call: when tools are given and `tool_choice` is "required"."""
+    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+    if not tools or body.get("tool_choice") != "required":
+        return None
+    tool: dict[str, Any] = tools[0].get("function") or tools[0]
+    return tool
+
+
+def _responses_usage() -> dict[str, Any]:
+    return {
+        "input_tokens": USAGE["input_tokens"],
+        "input_tokens_details": {"cached_tokens": USAGE["cached_tokens"]},
+        "output_tokens": USAGE["output_tokens"],
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": USAGE["input_tokens"] + USAGE["output_tokens"],
+    }
+
+
+def _response(rid: str, model: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "model": model,
+        "output": output,
+        "usage": usage,
+        "error": None,
+        "incomplete_details": None,
+    }
+
+
+def _output_items(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    if (tool := _wants_tool(body)) is not None:
+        return [
+            {
+                "id": _id("fc"),
+                "type": "function_call",
+                "status": "completed",
+                "call_id": _id("call"),
+                "name": tool.get("name"),
+                "arguments": '{"city": "Paris"}',
+            }
+        ]
+    content = [{"type": "output_text", "text": text, "annotations": []}]
+    return [
+        {
+            "id": _id("msg"),
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": content,
+        }
+    ]
+
+
+def response_object(body: dict[str, Any], text: str) -> dict[str, Any]:
+    return _response(
+        _id("resp"),
+        body.get("model", ""),
+        "completed",
+        _output_items(body, text),
+        _responses_usage(),
+    )
+
+
+def responses_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes]:
+    """The Responses API event sequence, as the Codex backend sends it."""
+    rid, model = _id("resp"), body.get("model", "")
+    seq = iter(range(1_000_000))
+    frames = [
+        sse(
+            {
+                "type": "response.created",
+                "response": _response(rid, model, "in_progress", [], None),
+                "sequence_number": next(seq),
+            },
+            "response.created",
+        ),
+        sse(
+            {
+                "type": "response.in_progress",
+                "response": _response(rid, model, "in_progress", [], None),
+                "sequence_number": next(seq),
+            },
+            "response.in_progress",
+        ),
+    ]
+    items = _output_items(body, text)
+    item = items[0]
+    if item["type"] == "function_call":
+        added = {**item, "status": "in_progress", "arguments": ""}
+        frames.append(
+            sse(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": 0,
+                    "item": added,
+                    "sequence_number": next(seq),
+                },
+                "response.output_item.added",
+            )
+        )
+        for piece in _split(item["arguments"], deltas):
+            frames.append(
+                sse(
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": item["id"],
+                        "output_index": 0,
+                        "delta": piece,
+                        "sequence_number": next(seq),
+                    },
+                    "response.function_call_arguments.delta",
+                )
+            )
+        frames.append(
+            sse(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": 0,
+                    "arguments": item["arguments"],
+                    "sequence_number": next(seq),
+                },
+                "response.function_call_arguments.done",
+            )
+        )
+    else:
+        mid = item["id"]
+        frames.append(
+            sse(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": 0,
+                    "item": {**item, "status": "in_progress", "content": []},
+                    "sequence_number": next(seq),
+                },
+                "response.output_item.added",
+            )
+        )
+        frames.append(
+            sse(
+                {
+                    "type": "response.content_part.added",
+                    "item_id": mid,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": []},
+                    "sequence_number": next(seq),
+                },
+                "response.content_part.added",
+            )
+        )
+        for piece in _split(text, deltas):
+            frames.append(
+                sse(
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": mid,
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": piece,
+                        "sequence_number": next(seq),
+                    },
+                    "response.output_text.delta",
+                )
+            )
+        frames.append(
+            sse(
+                {
+                    "type": "response.output_text.done",
+                    "item_id": mid,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "text": text,
+                    "sequence_number": next(seq),
+                },
+                "response.output_text.done",
+            )
+        )
+        frames.append(
+            sse(
+                {
+                    "type": "response.content_part.done",
+                    "item_id": mid,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": item["content"][0],
+                    "sequence_number": next(seq),
+                },
+                "response.content_part.done",
+            )
+        )
+    frames.append(
+        sse(
+            {
+                "type": "response.output_item.done",
+                "output_index": 0,
+                "item": item,
+                "sequence_number": next(seq),
+            },
+            "response.output_item.done",
+        )
+    )
+    done = _response(rid, model, "completed", items, _responses_usage())
+    frames.append(
+        sse(
+            {"type": "response.completed", "response": done, "sequence_number": next(seq)},
+            "response.completed",
+        )
+    )
+    return frames
+
+
+def _chat_usage() -> dict[str, Any]:
+    return {
+        "prompt_tokens": USAGE["input_tokens"],
+        "completion_tokens": USAGE["output_tokens"],
+        "total_tokens": USAGE["input_tokens"] + USAGE["output_tokens"],
+        "prompt_tokens_details": {"cached_tokens": USAGE["cached_tokens"]},
+    }
+
+
+def chat_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    finish = "stop"
+    if (tool := _wants_tool(body)) is not None:
+        call = {
+            "id": _id("call"),
+            "type": "function",
+            "function": {"name": tool.get("name"), "arguments": '{"city": "Paris"}'},
+        }
+        message, finish = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+    return {
+        "id": _id("chatcmpl"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", ""),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": _chat_usage(),
+    }
+
+
+def chat_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes]:
+    cid, created, model = _id("chatcmpl"), int(time.time()), body.get("model", "")
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+        )
+
+    frames = [chunk({"role": "assistant", "content": ""})]
+    frames += [chunk({"content": piece}) for piece in _split(text, deltas)]
+    frames.append(chunk({}, "stop"))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        frames.append(
+            sse(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": _chat_usage(),
+                }
+            )
+        )
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
+def _anthropic_usage(output: int) -> dict[str, Any]:
+    return {
+        "input_tokens": USAGE["input_tokens"] - USAGE["cached_tokens"],
+        "cache_read_input_tokens": USAGE["cached_tokens"],
+        "cache_creation_input_tokens": 0,
+        "output_tokens": output,
+    }
+
+
+def anthropic_message(body: dict[str, Any], text: str) -> dict[str, Any]:
+    return {
+        "id": _id("msg"),
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", ""),
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": _anthropic_usage(USAGE["output_tokens"]),
+    }
+
+
+def anthropic_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes]:
+    message = {
+        **anthropic_message(body, text),
+        "content": [],
+        "stop_reason": None,
+        "usage": _anthropic_usage(1),
+    }
+    frames = [
+        sse({"type": "message_start", "message": message}, "message_start"),
+        sse(
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            "content_block_start",
+        ),
+        sse({"type": "ping"}, "ping"),
+    ]
+    for piece in _split(text, deltas):
+        frames.append(
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece},
+                },
+                "content_block_delta",
+            )
+        )
+    frames.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+    frames.append(
+        sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": USAGE["output_tokens"]},
+            },
+            "message_delta",
+        )
+    )
+    frames.append(sse({"type": "message_stop"}, "message_stop"))
+    return frames

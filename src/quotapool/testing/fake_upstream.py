@@ -1,0 +1,448 @@
+"""A fake upstream that speaks the Codex backend, OpenAI and Anthropic APIs on loopback.
+
+A real HTTP server (aiohttp), scriptable per account or key: quota headers, 429s with reset
+times, 5xx, latency, slow or broken streams. Tests, the demo and the benchmarks use it.
+
+    fake = FakeUpstream()
+    fake.add("tok-a", name="alice")                  # a Codex account / API key
+    fake.account("tok-a").fail_next(usage_limit(fake.now() + 60))
+    with run_in_thread(fake) as base:                 # base = "http://127.0.0.1:PORT"
+        ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from quotapool.testing import events
+
+
+@dataclass
+class Failure:
+    """One scripted failure: an HTTP error, or an error as the first stream event."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    in_stream: bool = False
+    """Answer 200 and send the error as the first SSE event instead."""
+
+
+def usage_limit(resets_at: float, plan: str = "plus") -> Failure:
+    """The Codex 429 an exhausted ChatGPT account answers."""
+    seconds = max(0, int(resets_at - time.time()))
+    body = {
+        "error": {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": plan,
+            "resets_at": int(resets_at),
+            "resets_in_seconds": seconds,
+        }
+    }
+    return Failure(429, body)
+
+
+def rate_limited(retry_after: int = 20) -> Failure:
+    body = {
+        "error": {
+            "type": "rate_limit_exceeded",
+            "message": "Rate limit reached",
+            "code": "rate_limit_exceeded",
+        }
+    }
+    return Failure(429, body, {"retry-after": str(retry_after)})
+
+
+def server_error(status: int = 500) -> Failure:
+    return Failure(
+        status, {"error": {"type": "server_error", "message": "The server had an error"}}
+    )
+
+
+@dataclass
+class Account:
+    """How one credential (token or key) behaves."""
+
+    name: str
+    token: str
+    account_id: str | None = None
+    primary_used: float = 12.0
+    secondary_used: float = 30.0
+    latency: float = 0.0
+    """Seconds before the response starts."""
+    event_delay: float = 0.0
+    """Seconds between stream events."""
+    deltas: int = 5
+    """How many text deltas a streamed answer has."""
+    break_after: int | None = None
+    """Close the connection after this many stream events."""
+    failures: deque[Failure] = field(default_factory=deque)
+    always: Failure | None = None
+    """A failure answered to every request until cleared."""
+    served: int = 0
+
+    def fail_next(self, *failures: Failure) -> None:
+        self.failures.extend(failures)
+
+    def next_failure(self) -> Failure | None:
+        if self.failures:
+            return self.failures.popleft()
+        return self.always
+
+    @property
+    def text(self) -> str:
+        return f"Hi from {self.name}!"
+
+
+@dataclass
+class Seen:
+    """A request the fake received (for assertions)."""
+
+    path: str
+    account: str | None
+    model: str | None
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class FakeUpstream:
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.seen: list[Seen] = []
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        r = self.app.router
+        r.add_post("/backend-api/codex/responses", self._codex_responses)
+        r.add_get("/backend-api/codex/models", self._codex_models)
+        r.add_get("/backend-api/wham/usage", self._wham_usage)
+        r.add_post("/v1/responses", self._openai_responses)
+        r.add_post("/v1/chat/completions", self._chat)
+        r.add_get("/v1/models", self._models)
+        r.add_post("/v1/messages", self._messages)
+        r.add_get("/_fake/requests", self._requests)
+        r.add_post("/_fake/accounts/{token}", self._script)
+
+    def add(self, token: str, *, name: str | None = None, account_id: str | None = None) -> Account:
+        account = Account(name or token, token, account_id)
+        self.accounts[token] = account
+        return account
+
+    def account(self, token: str) -> Account:
+        return self.accounts[token]
+
+    def served_by(self) -> list[str | None]:
+        return [s.account for s in self.seen]
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _auth(self, request: web.Request) -> Account | None:
+        token = request.headers.get("x-api-key")
+        if token is None:
+            bearer = request.headers.get("authorization", "")
+            token = bearer.removeprefix("Bearer ").strip()
+        return self.accounts.get(token)
+
+    async def _enter(
+        self, request: web.Request, *, anthropic: bool = False
+    ) -> tuple[Account, dict[str, Any]]:
+        account = self._auth(request)
+        body: dict[str, Any] = {}
+        if request.can_read_body:
+            body = orjson.loads(await request.read())
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.seen.append(
+            Seen(request.path, account.name if account else None, body.get("model"), headers, body)
+        )
+        if account is None:
+            if anthropic:
+                err = {
+                    "type": "error",
+                    "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+                }
+                raise web.HTTPUnauthorized(body=orjson.dumps(err), content_type="application/json")
+            err = {"error": {"type": "invalid_api_key", "message": "Incorrect API key provided"}}
+            raise web.HTTPUnauthorized(body=orjson.dumps(err), content_type="application/json")
+        if account.latency:
+            await asyncio.sleep(account.latency)
+        account.served += 1
+        return account, body
+
+    def _quota_headers(self, account: Account, kind: str) -> dict[str, str]:
+        now = int(time.time())
+        if kind == "codex":
+            return {
+                "x-codex-primary-used-percent": f"{account.primary_used:g}",
+                "x-codex-primary-window-minutes": "300",
+                "x-codex-primary-reset-at": str(now + 3600),
+                "x-codex-secondary-used-percent": f"{account.secondary_used:g}",
+                "x-codex-secondary-window-minutes": "10080",
+                "x-codex-secondary-reset-at": str(now + 86400 * 3),
+            }
+        if kind == "anthropic":
+            reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60))
+            return {
+                "anthropic-ratelimit-requests-limit": "1000",
+                "anthropic-ratelimit-requests-remaining": "999",
+                "anthropic-ratelimit-requests-reset": reset,
+            }
+        return {
+            "x-ratelimit-limit-requests": "10000",
+            "x-ratelimit-remaining-requests": "9999",
+            "x-ratelimit-reset-requests": "6ms",
+        }
+
+    async def _failure(
+        self, request: web.Request, failure: Failure, stream: bool, kind: str
+    ) -> web.StreamResponse:
+        if failure.in_stream and stream:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            err = failure.body.get("error", failure.body)
+            if kind == "anthropic":
+                payload = {"type": "error", "error": err}
+            else:
+                payload = {"type": "error", "status": failure.status, "error": err}
+            await response.write(events.sse(payload, "error"))
+            await response.write_eof()
+            return response
+        return web.Response(
+            status=failure.status,
+            body=orjson.dumps(failure.body),
+            headers={"content-type": "application/json", **failure.headers},
+        )
+
+    async def _stream(
+        self, request: web.Request, account: Account, frames: list[bytes], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream", **headers})
+        await response.prepare(request)
+        for index, frame in enumerate(frames):
+            if account.break_after is not None and index >= account.break_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if account.event_delay:
+                await asyncio.sleep(account.event_delay)
+            await response.write(frame)
+        await response.write_eof()
+        return response
+
+    # --- Codex backend ------------------------------------------------------------------
+
+    async def _codex_responses(self, request: web.Request) -> web.StreamResponse:
+        account, body = await self._enter(request)
+        if request.headers.get("chatgpt-account-id") != account.account_id:
+            err = {
+                "error": {"type": "invalid_request_error", "message": "chatgpt-account-id mismatch"}
+            }
+            return web.json_response(err, status=403)
+        if body.get("stream") is not True or body.get("store") is not False:
+            detail = {"detail": "Stream must be set to true and store to false"}
+            return web.json_response(detail, status=400)
+        if (failure := account.next_failure()) is not None:
+            return await self._failure(request, failure, True, "codex")
+        frames = events.responses_stream(body, account.text, account.deltas)
+        return await self._stream(request, account, frames, self._quota_headers(account, "codex"))
+
+    async def _codex_models(self, request: web.Request) -> web.Response:
+        if self._auth(request) is None:
+            return web.json_response({"error": {"message": "unauthorized"}}, status=401)
+        return web.json_response({"models": []})
+
+    async def _wham_usage(self, request: web.Request) -> web.Response:
+        account = self._auth(request)
+        if account is None:
+            return web.json_response({"error": {"message": "unauthorized"}}, status=401)
+        now = int(time.time())
+        window = {
+            "limit_window_seconds": 18000,
+            "reset_after_seconds": 3600,
+            "reset_at": now + 3600,
+        }
+        weekly = {
+            "limit_window_seconds": 604800,
+            "reset_after_seconds": 259200,
+            "reset_at": now + 259200,
+        }
+        return web.json_response(
+            {
+                "plan_type": "plus",
+                "rate_limit": {
+                    "allowed": True,
+                    "limit_reached": False,
+                    "primary_window": {"used_percent": account.primary_used, **window},
+                    "secondary_window": {"used_percent": account.secondary_used, **weekly},
+                },
+            }
+        )
+
+    # --- OpenAI ---------------------------------------------------------------------------
+
+    async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
+        account, body = await self._enter(request)
+        stream = body.get("stream") is True
+        if (failure := account.next_failure()) is not None:
+            return await self._failure(request, failure, stream, "openai")
+        headers = self._quota_headers(account, "openai")
+        if stream:
+            return await self._stream(
+                request,
+                account,
+                events.responses_stream(body, account.text, account.deltas),
+                headers,
+            )
+        return web.json_response(events.response_object(body, account.text), headers=headers)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        account, body = await self._enter(request)
+        stream = body.get("stream") is True
+        if (failure := account.next_failure()) is not None:
+            return await self._failure(request, failure, stream, "openai")
+        headers = self._quota_headers(account, "openai")
+        if stream:
+            return await self._stream(
+                request, account, events.chat_stream(body, account.text, account.deltas), headers
+            )
+        return web.json_response(events.chat_completion(body, account.text), headers=headers)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+            for m in ("gpt-5.5", "gpt-4.1")
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    # --- Anthropic ------------------------------------------------------------------------
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        account, body = await self._enter(request, anthropic=True)
+        stream = body.get("stream") is True
+        if (failure := account.next_failure()) is not None:
+            return await self._failure(request, failure, stream, "anthropic")
+        headers = self._quota_headers(account, "anthropic")
+        if stream:
+            return await self._stream(
+                request,
+                account,
+                events.anthropic_stream(body, account.text, account.deltas),
+                headers,
+            )
+        return web.json_response(events.anthropic_message(body, account.text), headers=headers)
+
+    # --- control --------------------------------------------------------------------------
+
+    async def _requests(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"path": s.path, "account": s.account, "model": s.model} for s in self.seen]
+        )
+
+    async def _script(self, request: web.Request) -> web.Response:
+        """`POST /_fake/accounts/{token}` with `{"name": …, "usage_limit_seconds": 60, …}`."""
+        token = request.match_info["token"]
+        spec = await request.json()
+        account = self.accounts.get(token) or self.add(
+            token, name=spec.get("name"), account_id=spec.get("account_id")
+        )
+        for key in (
+            "primary_used",
+            "secondary_used",
+            "latency",
+            "event_delay",
+            "deltas",
+            "break_after",
+        ):
+            if key in spec:
+                setattr(account, key, spec[key])
+        if seconds := spec.get("usage_limit_seconds"):
+            account.fail_next(usage_limit(time.time() + seconds))
+        if spec.get("server_error"):
+            account.fail_next(server_error())
+        return web.json_response({"ok": True})
+
+
+@contextlib.asynccontextmanager
+async def serving(fake: FakeUpstream, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve `fake` on the running loop; yields its base URL."""
+    runner = web.AppRunner(fake.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.Server) and server.sockets
+    bound = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def run_in_thread(fake: FakeUpstream, port: int = 0) -> Iterator[str]:
+    """Serve `fake` from a thread with its own event loop; yields its base URL."""
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    base = ""
+
+    async def main() -> None:
+        nonlocal stop, loop, base
+        stop, loop = asyncio.Event(), asyncio.get_running_loop()
+        async with serving(fake, port=port) as url:
+            base = url
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="fake-upstream", daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("fake upstream did not start")
+    try:
+        yield base
+    finally:
+        assert loop is not None and stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+def main() -> None:
+    """`python -m quotapool.testing.fake_upstream --port 9100 --accounts 4` (for benchmarks)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument(
+        "--accounts", type=int, default=4, help="tokens tok-0..tok-N-1, accounts acct-0.."
+    )
+    parser.add_argument("--deltas", type=int, default=5)
+    args = parser.parse_args()
+    fake = FakeUpstream()
+    for i in range(args.accounts):
+        fake.add(f"tok-{i}", name=f"account-{i}", account_id=f"acct-{i}").deltas = args.deltas
+    fake.seen = _Discard()
+    web.run_app(fake.app, host=args.host, port=args.port, access_log=None, print=None)
+
+
+class _Discard(list[Seen]):
+    """Keeps nothing (long benchmark runs)."""
+
+    def append(self, item: Seen) -> None:
+        pass
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+if __name__ == "__main__":
+    main()

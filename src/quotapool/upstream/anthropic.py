@@ -1,0 +1,29 @@
+"""Anthropic API keys: `/v1/messages` passes through with `x-api-key`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.quota import QuotaReading
+from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+
+
+class AnthropicTransport:
+    kind = Kind.ANTHROPIC
+
+    def __init__(self, default_version: str) -> None:
+        self.default_version = default_version
+
+    def prepare(
+        self, request: ClientRequest, credential: Credential, secret: Secret
+    ) -> UpstreamCall:
+        headers = dict(request.headers)
+        headers["x-api-key"] = secret.token
+        headers.setdefault("anthropic-version", self.default_version)
+        headers["content-type"] = "application/json"
+        url = f"{credential.base_url}/v1/messages"
+        return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
+
+    def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        return None  # anthropic-ratelimit-* learning arrives with the accounts issue

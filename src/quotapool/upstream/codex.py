@@ -1,0 +1,42 @@
+"""ChatGPT accounts on the Codex backend: `{base}/codex/responses`, always streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.quota import QuotaReading
+from quotapool.domain.request import Route
+from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+from quotapool.upstream.chat_to_responses import chat_request_to_responses
+from quotapool.upstream.signals import parse_codex_headers
+
+
+class CodexTransport:
+    kind = Kind.CODEX
+
+    def prepare(
+        self, request: ClientRequest, credential: Credential, secret: Secret
+    ) -> UpstreamCall:
+        headers = dict(request.headers)
+        headers["authorization"] = f"Bearer {secret.token}"
+        if secret.account_id:
+            headers["chatgpt-account-id"] = secret.account_id
+        headers["content-type"] = "application/json"
+        headers["accept"] = "text/event-stream"
+        url = f"{credential.base_url}/codex/responses"
+        if request.route is Route.CHAT:
+            body = orjson.dumps(chat_request_to_responses(request.payload))
+            return UpstreamCall(url, headers, body, Relay.CHAT_FROM_RESPONSES)
+        payload = request.payload
+        if payload.get("stream") is True and payload.get("store") is False:
+            return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
+        # The Codex backend only streams and never stores: ask for that, adapt the answer.
+        body = orjson.dumps({**payload, "stream": True, "store": False})
+        relay = Relay.PASSTHROUGH if request.stream else Relay.RESPONSES_FROM_STREAM
+        return UpstreamCall(url, headers, body, relay)
+
+    def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        return parse_codex_headers(headers, now)

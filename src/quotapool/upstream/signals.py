@@ -1,0 +1,155 @@
+"""Quota signals from upstream headers and error bodies, parsed into domain values. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+
+from quotapool.domain.quota import QuotaReading, QuotaWindow
+from quotapool.domain.state import Status
+
+MIN_LIMIT_SECONDS = 1.0
+"""A limit always lasts at least this long, so a bad hint cannot cause a retry storm."""
+DEFAULT_RATE_LIMIT_SECONDS = 30.0
+DEFAULT_QUOTA_SECONDS = 3600.0
+
+QUOTA_ERRORS = frozenset({"insufficient_quota", "usage_not_included", "quota_exceeded"})
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def parse_duration(text: str) -> float | None:
+    """OpenAI reset durations: `6ms`, `20s`, `1m30s`, `2h0m5s`; plain numbers are seconds."""
+    if (plain := _float(text)) is not None:
+        return plain
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        return None
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds or an HTTP date, returned as an epoch time."""
+    if not value:
+        return None
+    if (seconds := _float(value)) is not None:
+        return now + max(seconds, 0.0)
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _rfc3339(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _codex_window(headers: Mapping[str, str], which: str, now: float) -> QuotaWindow | None:
+    used = _float(headers.get(f"x-codex-{which}-used-percent"))
+    if used is None:
+        return None
+    resets_at = _float(headers.get(f"x-codex-{which}-reset-at"))
+    if resets_at is None and (after := _float(headers.get(f"x-codex-{which}-reset-after-seconds"))):
+        resets_at = now + after
+    minutes = _float(headers.get(f"x-codex-{which}-window-minutes"))
+    return QuotaWindow(used, resets_at, int(minutes) if minutes is not None else None)
+
+
+def parse_codex_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
+    """`x-codex-primary-*` (5 h) and `x-codex-secondary-*` (weekly) windows."""
+    primary = _codex_window(headers, "primary", now)
+    secondary = _codex_window(headers, "secondary", now)
+    if primary is None and secondary is None:
+        return None
+    return QuotaReading(primary, secondary)
+
+
+def _header_reset(headers: Mapping[str, str], now: float) -> float | None:
+    """The latest reset any rate-limit header announces (the one that frees the credential)."""
+    times: list[float] = []
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        if (value := headers.get(name)) and (seconds := parse_duration(value)) is not None:
+            times.append(now + seconds)
+    for name in (
+        "anthropic-ratelimit-requests-reset",
+        "anthropic-ratelimit-tokens-reset",
+        "anthropic-ratelimit-input-tokens-reset",
+        "anthropic-ratelimit-output-tokens-reset",
+    ):
+        if (at := _rfc3339(headers.get(name))) is not None:
+            times.append(at)
+    return max(times) if times else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How to treat an upstream error for the credential that received it."""
+
+    failover: bool
+    """Try another credential (the client has seen nothing yet)."""
+    status: Status | None = None
+    """Set when the credential is out of quota or rate limited until `until`."""
+    until: float | None = None
+    reason: str = ""
+
+
+def _error_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(data, dict) and isinstance(err := data.get("error"), dict):
+        return err
+    return {}
+
+
+def _announced_reset(
+    err: Mapping[str, Any], headers: Mapping[str, str], now: float
+) -> float | None:
+    if isinstance(resets_at := err.get("resets_at"), int | float):
+        return float(resets_at)
+    if isinstance(resets_in := err.get("resets_in_seconds"), int | float):
+        return now + float(resets_in)
+    return parse_retry_after(headers.get("retry-after"), now) or _header_reset(headers, now)
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Verdict:
+    """Decide what an upstream error means for the credential and the request.
+
+    >>> classify_error(429, {"retry-after": "7"}, b"", now=100.0).until
+    107.0
+    """
+    if status in {429, 402}:
+        err = _error_object(body)
+        kind = str(err.get("type") or err.get("code") or "rate_limited")
+        quota = kind in QUOTA_ERRORS or status == 402
+        reset = _announced_reset(err, headers, now)
+        default = DEFAULT_QUOTA_SECONDS if quota else DEFAULT_RATE_LIMIT_SECONDS
+        until = max(reset if reset is not None else now + default, now + MIN_LIMIT_SECONDS)
+        limited = Status.QUOTA_EXCEEDED if quota else Status.RATE_LIMITED
+        return Verdict(True, limited, until, f"{status} {kind}")
+    if status in (401, 403):
+        return Verdict(True, reason=f"{status} credential rejected by upstream")
+    if status >= 500:
+        return Verdict(True, reason=f"upstream {status}")
+    return Verdict(False)
