@@ -1,0 +1,107 @@
+"""Shared harness: the fake upstream and quotapool, both real servers on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from quotapool.compose import Quotapool, build
+from quotapool.config import Settings
+from quotapool.server import run_in_thread as serve_pool
+from quotapool.store.request_log import recent
+from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
+
+CODEX = [("tok-a", "alpha", "acct-a"), ("tok-b", "bravo", "acct-b"), ("tok-c", "charlie", "acct-c")]
+
+
+@dataclass
+class Harness:
+    fake: FakeUpstream
+    upstream: str
+    base: str
+    qp: Quotapool
+
+    def openai(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base}/v1", api_key="client-key", max_retries=0, **kwargs)
+
+    def anthropic(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.base, api_key="client-key", max_retries=0)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30)
+
+    def rows(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The last `count` request-log rows, waiting for the batched writer."""
+        assert self.qp.request_log is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = recent(self.qp.request_log.engine, 1000)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows[-count:]
+            time.sleep(0.05)
+
+    def state(self, name: str) -> Any:
+        return self.qp.pool.snapshot().state(name)
+
+
+def codex_credentials(accounts: list[tuple[str, str, str]] = CODEX) -> list[dict[str, Any]]:
+    return [{"kind": "codex", "name": n, "api_key": t, "account_id": a} for t, n, a in accounts]
+
+
+HarnessFactory = Callable[..., Harness]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
+    """`harness(credentials=[...], **settings)`; by default three Codex accounts."""
+    stack: list[Any] = []
+
+    def make(credentials: list[dict[str, Any]] | None = None, **settings: Any) -> Harness:
+        fake = FakeUpstream()
+        for token, name, account in CODEX:
+            fake.add(token, name=name, account_id=account)
+        fake.add("sk-openai", name="openai-key")
+        fake.add("sk-ant", name="anthropic-key")
+        upstream_cm = run_in_thread(fake)
+        upstream = upstream_cm.__enter__()
+        stack.append(upstream_cm)
+        creds = codex_credentials() if credentials is None else credentials
+        for cred in creds:
+            if cred["kind"] != "codex":
+                cred.setdefault("base_url", upstream + ("/v1" if cred["kind"] == "openai" else ""))
+        config = Settings(
+            home=tmp_path,
+            port=0,
+            codex_base_url=f"{upstream}/backend-api",
+            credentials=creds,  # type: ignore[arg-type]
+            **settings,
+        )
+        qp = build(config)
+        proxy_cm = serve_pool(qp)
+        base = proxy_cm.__enter__()
+        stack.append(proxy_cm)
+        return Harness(fake, upstream, base, qp)
+
+    yield make
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def h(harness: HarnessFactory) -> Harness:
+    """Three Codex accounts, an OpenAI key (gpt-4.1) and an Anthropic key."""
+    creds = codex_credentials() + [
+        {"kind": "openai", "name": "openai-key", "api_key": "sk-openai", "models": ["gpt-4.1"]},
+        {"kind": "anthropic", "name": "anthropic-key", "api_key": "sk-ant"},
+    ]
+    for cred in creds[:3]:
+        cred["models"] = ["gpt-5.5"]
+    return harness(credentials=creds)
