@@ -88,7 +88,11 @@ def _tour(console: Console, base: str, fake: FakeUpstream) -> None:
             response = client.post("/v1/responses", json={"model": model, "input": "hello"})
             tried = " → ".join(s.account or "-" for s in fake.seen[seen:])
             body = response.json()
-            answer = body["output"][0]["content"][0]["text"] if response.status_code == 200 else body["error"]["message"]
+            answer = (
+                body["output"][0]["content"][0]["text"]
+                if response.status_code == 200
+                else body["error"]["message"]
+            )
             route = response.headers.get("x-quotapool-route", "").split("credential=")[-1]
             table.add_row(str(i), model, tried, route, answer)
     console.print(table)

@@ -108,10 +108,16 @@ class Dispatcher:
                 now=now,
                 rng=self.rng,
             )
-            record.decisions.append(choice.explain())
             if isinstance(choice, Rejection):
+                record.decisions.append(choice.explain())
                 await self._reject(choice, dialect, send, record, base, last_failure, now)
                 return
+            if last_failure is not None and record.attempts >= self.settings.max_attempts:
+                status, body, upstream_headers = last_failure
+                record.status = status
+                await send_body(send, status, body, base + upstream_headers)
+                return
+            record.decisions.append(choice.explain())
             credential = choice.credential
             record.attempts += 1
             record.credential = credential.name
@@ -120,9 +126,8 @@ class Dispatcher:
                     request, credential, self.secrets[credential.id]
                 )
             except TranslationError as exc:
-                await self._send_error(
-                    send, record, base, error(dialect, 400, str(exc), param=exc.param)
-                )
+                bad = error(dialect, 400, str(exc), param=exc.param)
+                await self._send_error(send, record, base, bad)
                 return
             headers = self._headers(base, choice)
             failure = await self._attempt(call, credential, request, dialect, send, record, headers)
@@ -130,11 +135,6 @@ class Dispatcher:
                 return
             last_failure = failure
             exclude = exclude | {credential.id}
-            if record.attempts >= self.settings.max_attempts:
-                status, body, upstream_headers = failure
-                await send_body(send, status, body, headers + upstream_headers)
-                record.status = status
-                return
 
     def _headers(self, base: Headers, decision: Decision) -> Headers:
         headers = list(base)

@@ -93,6 +93,8 @@ class Account:
     always: Failure | None = None
     """A failure answered to every request until cleared."""
     served: int = 0
+    aborted: int = 0
+    """Streams the client (quotapool) walked away from."""
 
     def fail_next(self, *failures: Failure) -> None:
         self.failures.extend(failures)
@@ -228,15 +230,19 @@ class FakeUpstream:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", **headers})
         await response.prepare(request)
-        for index, frame in enumerate(frames):
-            if account.break_after is not None and index >= account.break_after:
-                assert request.transport is not None
-                request.transport.close()
-                return response
-            if account.event_delay:
-                await asyncio.sleep(account.event_delay)
-            await response.write(frame)
-        await response.write_eof()
+        try:
+            for index, frame in enumerate(frames):
+                if account.break_after is not None and index >= account.break_after:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
+                if account.event_delay:
+                    await asyncio.sleep(account.event_delay)
+                await response.write(frame)
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            account.aborted += 1
+            raise
         return response
 
     # --- Codex backend ------------------------------------------------------------------
