@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,19 @@ class Harness:
     upstream: str
     base: str
     qp: Quotapool
+    clients: list[Any] = field(default_factory=list)
 
     def openai(self, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base}/v1", api_key="client-key", max_retries=0, **kwargs)
+        client = openai.OpenAI(
+            base_url=f"{self.base}/v1", api_key="client-key", max_retries=0, **kwargs
+        )
+        self.clients.append(client)
+        return client
 
     def anthropic(self) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.base, api_key="client-key", max_retries=0)
+        client = anthropic.Anthropic(base_url=self.base, api_key="client-key", max_retries=0)
+        self.clients.append(client)
+        return client
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=30)
@@ -63,6 +70,7 @@ HarnessFactory = Callable[..., Harness]
 def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
     """`harness(credentials=[...], **settings)`; by default three Codex accounts."""
     stack: list[Any] = []
+    made: list[Harness] = []
 
     def make(credentials: list[dict[str, Any]] | None = None, **settings: Any) -> Harness:
         fake = FakeUpstream()
@@ -88,9 +96,13 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         proxy_cm = serve_pool(qp)
         base = proxy_cm.__enter__()
         stack.append(proxy_cm)
-        return Harness(fake, upstream, base, qp)
+        made.append(Harness(fake, upstream, base, qp))
+        return made[-1]
 
     yield make
+    for each in made:
+        for client in each.clients:
+            client.close()
     for cm in reversed(stack):
         cm.__exit__(None, None, None)
 

@@ -43,7 +43,12 @@ def test_stream_failover_is_invisible_to_the_client(h: Harness) -> None:
 
 def test_server_error_and_refused_connection_fail_over(harness: HarnessFactory) -> None:
     creds = [
-        {"kind": "openai", "name": "dead", "api_key": "sk-openai", "base_url": "http://127.0.0.1:9/v1"},
+        {
+            "kind": "openai",
+            "name": "dead",
+            "api_key": "sk-openai",
+            "base_url": "http://127.0.0.1:9/v1",
+        },
         {"kind": "openai", "name": "flaky", "api_key": "sk-openai"},
         {"kind": "openai", "name": "good", "api_key": "sk-openai"},
     ]
@@ -124,9 +129,12 @@ def test_client_errors_are_not_failed_over(h: Harness) -> None:
 def test_broken_stream_ends_with_an_error_event(h: Harness) -> None:
     for token in ("tok-a", "tok-b", "tok-c"):
         h.fake.account(token).break_after = 6
-    with h.http() as http, http.stream(
-        "POST", "/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
-    ) as response:
+    with (
+        h.http() as http,
+        http.stream(
+            "POST", "/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
+        ) as response,
+    ):
         body = b"".join(response.iter_bytes())
     assert response.status_code == 200
     assert body.count(b"event: response.output_text.delta") == 2
@@ -151,9 +159,12 @@ def test_unknown_model_is_a_clear_404(h: Harness, harness: HarnessFactory) -> No
 def test_client_disconnect_cancels_the_upstream(h: Harness) -> None:
     account = h.fake.account("tok-a")
     account.event_delay, account.deltas = 0.1, 100
-    with httpx.Client(base_url=h.base, timeout=10) as http, http.stream(
-        "POST", "/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
-    ) as response:
+    with (
+        httpx.Client(base_url=h.base, timeout=10) as http,
+        http.stream(
+            "POST", "/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
+        ) as response,
+    ):
         next(response.iter_bytes())
     deadline = time.time() + 5
     while h.state("alpha").in_flight and time.time() < deadline:

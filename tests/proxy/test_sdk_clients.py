@@ -74,14 +74,21 @@ def test_chat_tool_call_translated(h: Harness) -> None:
     ]
     messages = [{"role": "user", "content": "weather?"}]
     completion = client.chat.completions.create(
-        model="gpt-5.5", messages=messages, tools=tools, tool_choice="required"  # type: ignore[arg-type]
+        model="gpt-5.5",
+        messages=messages,
+        tools=tools,
+        tool_choice="required",  # type: ignore[arg-type]
     )
     call = completion.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert completion.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "weather"  # type: ignore[union-attr]
     assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
     stream = client.chat.completions.create(
-        model="gpt-5.5", messages=messages, tools=tools, tool_choice="required", stream=True  # type: ignore[arg-type]
+        model="gpt-5.5",
+        messages=messages,
+        tools=tools,
+        tool_choice="required",
+        stream=True,  # type: ignore[arg-type]
     )
     arguments = "".join(
         c.choices[0].delta.tool_calls[0].function.arguments or ""  # type: ignore[index, union-attr]
@@ -102,7 +109,10 @@ def test_chat_passthrough_to_openai_key(h: Harness) -> None:
     stream = client.chat.completions.create(
         model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi from openai-key!"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        == "Hi from openai-key!"
+    )
 
 
 def test_responses_passthrough_to_openai_key(h: Harness) -> None:

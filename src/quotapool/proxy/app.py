@@ -173,8 +173,6 @@ class ProxyApp:
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-        elif kind == "websocket":
-            await self._refuse_websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -192,22 +190,6 @@ class ProxyApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """426 tells the Codex CLI to fall back to HTTP at once."""
-        await receive()  # websocket.connect
-        if "websocket.http.response" in scope.get("extensions", {}):
-            body = error(Dialect.OPENAI, 426, "WebSocket transport is not enabled; use HTTP.").body
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 426,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008})
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         request_id = f"qp-{self._id_prefix}-{next(self._ids):x}"
@@ -217,6 +199,11 @@ class ProxyApp:
         if endpoint is None:
             known = ", ".join(sorted(ENDPOINTS))
             await _send_error(send, base, error(dialect, 404, f"No route {path}. Routes: {known}."))
+            return
+        if endpoint.route is Route.RESPONSES and _wants_websocket(scope):
+            # 426 makes the Codex CLI fall back to HTTP at once (503 would make it retry).
+            message = "The WebSocket transport is not enabled here; use HTTP (POST)."
+            await _send_error(send, base, error(dialect, 426, message))
             return
         if scope["method"] not in endpoint.methods:
             allowed = ", ".join(endpoint.methods)
@@ -317,6 +304,12 @@ class _DisconnectWatch:
     def stop(self) -> None:
         self.done = True
         self._watcher.cancel()
+
+
+def _wants_websocket(scope: Scope) -> bool:
+    return any(
+        name == b"upgrade" and value.lower() == b"websocket" for name, value in scope["headers"]
+    )
 
 
 def _dialect_for(path: str) -> Dialect:

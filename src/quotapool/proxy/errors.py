@@ -35,6 +35,7 @@ _OPENAI_TYPES = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    426: "invalid_request_error",
     429: "rate_limit_exceeded",
     502: "upstream_error",
     503: "service_unavailable",

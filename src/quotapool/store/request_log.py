@@ -72,5 +72,5 @@ def recent(engine: Engine, last: int) -> list[dict[str, Any]]:
     """The newest `last` records, oldest first."""
     query = select(requests).order_by(requests.c.id.desc()).limit(last)
     with engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(query)]
+        rows = [{str(k): v for k, v in row._mapping.items()} for row in connection.execute(query)]
     return rows[::-1]

@@ -1,0 +1,56 @@
+"""The `quotapool` command: requests log, demo, serve errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from quotapool.cli.main import app
+from quotapool.testing.fake_upstream import usage_limit
+from tests.conftest import Harness
+
+runner = CliRunner()
+
+
+def test_requests_shows_where_and_why(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(h.qp.dispatcher.clock.now() + 300))
+    client = h.openai()
+    client.responses.create(model="gpt-5.5", input="hi")
+    client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    h.rows(2)
+    monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
+    result = runner.invoke(app, ["requests", "--last", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.output.splitlines())
+    assert first["credential"] == "bravo" and first["attempts"] == 2
+    assert first["input_tokens"] == 1234 and first["cached_tokens"] == 1000
+    assert first["ttfb_ms"] > 0 and first["latency_ms"] >= first["ttfb_ms"]
+    tried, served = first["decision"]
+    assert tried["selected"] == "alpha" and served["selected"] == "bravo"
+    assert {
+        "credential": "alpha",
+        "reason": "already tried for this request",
+        "until": None,
+    } in served["excluded"]
+    assert second["credential"] == "openai-key" and second["path"] == "/v1/chat/completions"
+    table = runner.invoke(app, ["requests"], env={"COLUMNS": "250"})
+    assert table.exit_code == 0
+    assert "bravo" in table.output and "round_robin" in table.output
+
+
+def test_demo_runs_its_tour(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--port", "0", "--duration", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "bob → carol" in result.output
+    assert "Hi from carol!" in result.output
+
+
+def test_serve_with_a_bad_config_exits_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("port = 'nope'")
+    result = runner.invoke(app, ["serve", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "invalid configuration" in result.output and "Traceback" not in result.output

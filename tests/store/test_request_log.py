@@ -1,0 +1,83 @@
+"""The request log contract, on SQLite (WAL) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from quotapool.store.request_log import RequestLog, recent
+from quotapool.store.sql.db import make_engine, migrate
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        schema = f"qp_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(POSTGRES)
+        with admin.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        engine = make_engine(f"{POSTGRES}?options=-csearch_path%3D{schema}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+    if request.param == "postgresql":
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def row(i: int) -> dict[str, object]:
+    return {
+        "request_id": f"r{i}",
+        "at": 1000.0 + i,
+        "route": "responses",
+        "path": "/v1/responses",
+        "model": "gpt-5.5",
+        "credential": "a",
+        "status": 200,
+        "stream": False,
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "cached_tokens": 0,
+        "ttfb_ms": 1.0,
+        "latency_ms": 2.0,
+        "attempts": 1,
+        "decision": "[]",
+        "error": None,
+    }
+
+
+def test_batched_writes_and_recent(engine: Engine) -> None:
+    log = RequestLog(engine, batch_size=7)
+
+    async def scenario() -> None:
+        for i in range(20):
+            log.submit(row(i))
+        await log.flush()
+
+    asyncio.run(scenario())
+    rows = recent(engine, 5)
+    assert [r["request_id"] for r in rows] == ["r15", "r16", "r17", "r18", "r19"]
+    migrate(engine)  # idempotent
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'log.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_queue_is_bounded_and_never_blocks(tmp_path: Path) -> None:
+    log = RequestLog(make_engine(f"sqlite:///{tmp_path / 'l.db'}"), max_queued=10)
+    for i in range(25):
+        log.submit(row(i))
+    assert log.dropped == 15

@@ -1,0 +1,121 @@
+"""Quota signals: durations, Retry-After, Codex headers, error classification."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from quotapool.domain.quota import QuotaWindow
+from quotapool.domain.state import Status
+from quotapool.upstream.signals import (
+    classify_error,
+    parse_codex_headers,
+    parse_duration,
+    parse_retry_after,
+)
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("6ms", 0.006),
+        ("20s", 20.0),
+        ("1m30s", 90.0),
+        ("2h0m5s", 7205.0),
+        ("1.5", 1.5),
+        ("soon", None),
+        ("5x", None),
+    ],
+)
+def test_parse_duration(text: str, seconds: float | None) -> None:
+    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_retry_after_seconds_and_date() -> None:
+    assert parse_retry_after("7", NOW) == NOW + 7
+    assert parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT", NOW) == 1792567680.0
+    assert parse_retry_after("garbage", NOW) is None and parse_retry_after(None, NOW) is None
+
+
+def test_codex_headers() -> None:
+    reading = parse_codex_headers(
+        {
+            "x-codex-primary-used-percent": "42.5",
+            "x-codex-primary-window-minutes": "300",
+            "x-codex-primary-reset-at": str(int(NOW) + 60),
+            "x-codex-secondary-used-percent": "10",
+            "x-codex-secondary-reset-after-seconds": "3600",
+        },
+        NOW,
+    )
+    assert reading is not None
+    assert reading.primary == QuotaWindow(42.5, NOW + 60, 300)
+    assert reading.secondary == QuotaWindow(10.0, NOW + 3600, None)
+    assert parse_codex_headers({}, NOW) is None
+
+
+def body(**error: object) -> bytes:
+    return orjson.dumps({"error": error})
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "payload", "failover", "state", "until"),
+    [
+        (
+            429,
+            {},
+            body(type="usage_limit_reached", resets_at=NOW + 900),
+            True,
+            Status.RATE_LIMITED,
+            NOW + 900,
+        ),
+        (
+            429,
+            {},
+            body(type="usage_limit_reached", resets_in_seconds=120),
+            True,
+            Status.RATE_LIMITED,
+            NOW + 120,
+        ),
+        (
+            429,
+            {"retry-after": "3"},
+            body(type="rate_limit_exceeded"),
+            True,
+            Status.RATE_LIMITED,
+            NOW + 3,
+        ),
+        (429, {"x-ratelimit-reset-requests": "1m"}, b"", True, Status.RATE_LIMITED, NOW + 60),
+        (
+            429,
+            {"anthropic-ratelimit-tokens-reset": "2027-01-15T08:00:30Z"},
+            b"",
+            True,
+            Status.RATE_LIMITED,
+            1800000030.0,
+        ),
+        (429, {}, b"not json", True, Status.RATE_LIMITED, NOW + 30),
+        (429, {}, body(type="insufficient_quota"), True, Status.QUOTA_EXCEEDED, NOW + 3600),
+        (429, {}, body(code="usage_not_included"), True, Status.QUOTA_EXCEEDED, NOW + 3600),
+        (429, {"retry-after": "0"}, b"", True, Status.RATE_LIMITED, NOW + 1),
+        (500, {}, b"", True, None, None),
+        (503, {}, b"", True, None, None),
+        (401, {}, b"", True, None, None),
+        (400, {}, body(type="invalid_request_error"), False, None, None),
+        (404, {}, b"", False, None, None),
+    ],
+)
+def test_classify_error(
+    status: int,
+    headers: dict[str, str],
+    payload: bytes,
+    failover: bool,
+    state: Status | None,
+    until: float | None,
+) -> None:
+    verdict = classify_error(status, headers, payload, NOW)
+    assert verdict.failover is failover
+    assert verdict.status is state
+    assert verdict.until == (pytest.approx(until) if until is not None else None)
