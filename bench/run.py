@@ -1,0 +1,260 @@
+"""Direct-to-upstream vs through quotapool, in one run, on one machine.
+
+The fake upstream and the load generator share one core, quotapool gets the other (taskset),
+so every quotapool figure is per proxy core. quotapool runs in its real configuration: request
+log on (SQLite), decision explanations on, the default strategy, 4 credentials.
+
+    python bench/run.py                 # full run (~2 minutes)
+    python bench/run.py --quick         # short durations, for a smoke check
+    python bench/run.py --memory 200000 # also: RSS over N requests
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import aiohttp
+
+HERE = Path(__file__).parent
+PROXY_CPU, LOAD_CPU = "0", "1"
+BODIES = {
+    "chat": {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]},
+    "responses": {"model": "gpt-5.5", "input": "hi"},
+}
+PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextmanager
+def process(args: list[str], port: int, cpu: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["taskset", "-c", cpu, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class Result:
+    target: str
+    api: str
+    mode: str
+    concurrency: int
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    ttfb_p50_ms: float | None = None
+    cpu_ms_per_request: float | None = None
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNIT[unit]
+
+
+def wrk(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tuple[int, float, float, float]:
+    """requests, req/s, p50 ms, p99 ms — from wrk with a POST script."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    payload = json.dumps(body).replace("\\", "\\\\").replace('"', '\\"')
+    script.write_text(f'wrk.method = "POST"\nwrk.body = "{payload}"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer tok-0"\n')
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    script.unlink()
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    return total, rps, p50, p99
+
+
+async def _streams(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tuple[int, float, list[float], list[float]]:
+    ttfbs: list[float] = []
+    totals: list[float] = []
+    deadline = time.perf_counter() + seconds
+    payload = json.dumps({**body, "stream": True}).encode()
+    headers = {"content-type": "application/json", "authorization": "Bearer tok-0"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            async with session.post(url, data=payload, headers=headers) as response:
+                assert response.status == 200, response.status
+                first = True
+                async for _chunk in response.content.iter_any():
+                    if first:
+                        ttfbs.append(time.perf_counter() - start)
+                        first = False
+            totals.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return len(totals), len(totals) / elapsed, ttfbs, totals
+
+
+def streams(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tuple[int, float, float, float, float]:
+    """Streams with an asyncio client (on the load core): count, streams/s, ttfb p50, total p50/p99 (ms)."""
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    count, rate, ttfbs, totals = asyncio.run(_streams(url, body, concurrency, seconds))
+    q = statistics.quantiles(totals, n=100)
+    return count, rate, statistics.median(ttfbs) * 1000, statistics.median(totals) * 1000, q[98] * 1000
+
+
+def write_config(home: Path, upstream: str, accounts: int) -> None:
+    lines = ['[routing]\nstrategy = "round_robin"\n']
+    for i in range(accounts):
+        lines.append(f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n')
+    (home / "quotapool.toml").write_text("\n".join(lines))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    upstream_port, proxy_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    proxy = f"http://127.0.0.1:{proxy_port}"
+    home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
+    write_config(home, upstream, 4)
+    python = sys.executable
+    results: list[Result] = []
+    memory: dict[str, Any] = {}
+    fake_cmd = [python, "-m", "quotapool.testing.fake_upstream", "--port", str(upstream_port), "--accounts", "4", "--deltas", str(args.deltas)]
+    qp_cmd = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
+    env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
+    with process(fake_cmd, upstream_port, LOAD_CPU), process(qp_cmd, proxy_port, PROXY_CPU, env) as qp:
+        rss_start = rss_mb(qp.pid)
+        for api in ("chat", "responses"):
+            body = BODIES[api]
+            for concurrency in (1, 16, 64):
+                for target, base in (("direct", upstream), ("quotapool", proxy)):
+                    wrk(base + PATHS[api], body, concurrency, 1)  # warm up connections
+                    cpu0 = cpu_seconds(qp.pid)
+                    total, rps, p50, p99 = wrk(base + PATHS[api], body, concurrency, args.seconds)
+                    cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / total if target == "quotapool" else None
+                    results.append(Result(target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu))
+                    print(f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms", flush=True)
+            for concurrency in (1, 16):
+                for target, base in (("direct", upstream), ("quotapool", proxy)):
+                    cpu0 = cpu_seconds(qp.pid)
+                    count, rate, ttfb, p50, p99 = streams(base + PATHS[api], body, concurrency, args.seconds)
+                    cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / count if target == "quotapool" else None
+                    results.append(Result(target, api, "stream", concurrency, count, rate, p50, p99, ttfb, cpu))
+                    print(f"{api:9} stream     c={concurrency:<3} {target:9} {rate:8.0f} streams/s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms", flush=True)
+        rss_end = rss_mb(qp.pid)
+        if args.memory:
+            memory = memory_run(proxy, qp.pid, args.memory)
+    shutil.rmtree(home, ignore_errors=True)
+    return {"results": [asdict(r) for r in results], "rss_mb": {"start": rss_start, "end": rss_end}, "memory": memory}
+
+
+def memory_run(proxy: str, pid: int, requests: int) -> dict[str, Any]:
+    """Send `requests` requests in wrk runs and sample RSS between them."""
+    samples = [rss_mb(pid)]
+    sent = 0
+    while sent < requests:
+        total, *_ = wrk(proxy + PATHS["chat"], BODIES["chat"], 16, 5)
+        sent += total
+        samples.append(rss_mb(pid))
+    print(f"memory: {sent} requests, RSS {samples[0]:.1f} → {samples[-1]:.1f} MB (max {max(samples):.1f})", flush=True)
+    return {"requests": sent, "rss_samples_mb": samples, "growth_mb": samples[-1] - samples[1] if len(samples) > 1 else 0.0}
+
+
+def table(data: dict[str, Any]) -> str:
+    rows = data["results"]
+    out = [
+        "| API | mode | c | direct req/s | quotapool req/s | ratio | direct p50 | quotapool p50 | added p50 | quotapool p99 | added TTFB p50 | proxy CPU/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for direct, qp in zip(rows[::2], rows[1::2], strict=True):
+        ttfb = f"{qp['ttfb_p50_ms'] - direct['ttfb_p50_ms']:+.2f} ms" if qp["ttfb_p50_ms"] is not None else "-"
+        out.append(
+            f"| {qp['api']} | {qp['mode']} | {qp['concurrency']} | {direct['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / direct['rps']:.2f} "
+            f"| {direct['p50_ms']:.2f} ms | {qp['p50_ms']:.2f} ms | {qp['p50_ms'] - direct['p50_ms']:+.2f} ms | {qp['p99_ms']:.2f} ms | {ttfb} | {qp['cpu_ms_per_request']:.3f} ms |"
+        )
+    rss = data["rss_mb"]
+    out.append(f"\nquotapool RSS: {rss['start']:.1f} MB at start, {rss['end']:.1f} MB after the run.")
+    if data["memory"]:
+        m = data["memory"]
+        out.append(f"Memory run: {m['requests']:,} requests, RSS growth after warm-up {m['growth_mb']:+.1f} MB.")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--quick", action="store_true", help="1 s per measurement")
+    parser.add_argument("--deltas", type=int, default=20, help="text deltas per streamed answer")
+    parser.add_argument("--memory", type=int, default=0, help="also send N requests and sample RSS")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds = 1.0
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (bench/run.sh does it)")
+    data = run(args)
+    data["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(data, indent=2))
+    markdown = table(data)
+    (args.out / "latest.md").write_text(markdown + "\n")
+    print("\n" + markdown)
+
+
+if __name__ == "__main__":
+    main()
