@@ -166,9 +166,10 @@ def write_config(home: Path, upstream: str, accounts: int) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    upstream_port, proxy_port = free_port(), free_port()
+    upstream_port, proxy_port, floor_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     proxy = f"http://127.0.0.1:{proxy_port}"
+    floor = f"http://127.0.0.1:{floor_port}"
     home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
     write_config(home, upstream, 4)
     python = sys.executable
@@ -176,13 +177,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     memory: dict[str, Any] = {}
     fake_cmd = [python, "-m", "quotapool.testing.fake_upstream", "--port", str(upstream_port), "--accounts", "4", "--deltas", str(args.deltas)]
     qp_cmd = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
+    floor_cmd = [python, str(HERE / "floor.py"), upstream, str(floor_port)]
     env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
-    with process(fake_cmd, upstream_port, LOAD_CPU), process(qp_cmd, proxy_port, PROXY_CPU, env) as qp:
+    with (
+        process(fake_cmd, upstream_port, LOAD_CPU),
+        process(floor_cmd, floor_port, PROXY_CPU),
+        process(qp_cmd, proxy_port, PROXY_CPU, env) as qp,
+    ):
         rss_start = rss_mb(qp.pid)
         for api in ("chat", "responses"):
             body = BODIES[api]
             for concurrency in (1, 16, 64):
-                for target, base in (("direct", upstream), ("quotapool", proxy)):
+                for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
                     wrk(base + PATHS[api], body, concurrency, 1)  # warm up connections
                     cpu0 = cpu_seconds(qp.pid)
                     total, rps, p50, p99 = wrk(base + PATHS[api], body, concurrency, args.seconds)
@@ -190,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results.append(Result(target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu))
                     print(f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms", flush=True)
             for concurrency in (1, 16):
-                for target, base in (("direct", upstream), ("quotapool", proxy)):
+                for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
                     cpu0 = cpu_seconds(qp.pid)
                     count, rate, ttfb, p50, p99 = streams(base + PATHS[api], body, concurrency, args.seconds)
                     cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / count if target == "quotapool" else None
@@ -218,13 +224,13 @@ def memory_run(proxy: str, pid: int, requests: int) -> dict[str, Any]:
 def table(data: dict[str, Any]) -> str:
     rows = data["results"]
     out = [
-        "| API | mode | c | direct req/s | quotapool req/s | ratio | direct p50 | quotapool p50 | added p50 | quotapool p99 | added TTFB p50 | proxy CPU/req |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| API | mode | c | direct /s | bare floor /s | quotapool /s | vs floor | direct p50 | quotapool p50 | added p50 | quotapool p99 | added TTFB p50 | proxy CPU/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for direct, qp in zip(rows[::2], rows[1::2], strict=True):
+    for direct, floor, qp in zip(rows[::3], rows[1::3], rows[2::3], strict=True):
         ttfb = f"{qp['ttfb_p50_ms'] - direct['ttfb_p50_ms']:+.2f} ms" if qp["ttfb_p50_ms"] is not None else "-"
         out.append(
-            f"| {qp['api']} | {qp['mode']} | {qp['concurrency']} | {direct['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / direct['rps']:.2f} "
+            f"| {qp['api']} | {qp['mode']} | {qp['concurrency']} | {direct['rps']:,.0f} | {floor['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / floor['rps']:.0%} "
             f"| {direct['p50_ms']:.2f} ms | {qp['p50_ms']:.2f} ms | {qp['p50_ms'] - direct['p50_ms']:+.2f} ms | {qp['p99_ms']:.2f} ms | {ttfb} | {qp['cpu_ms_per_request']:.3f} ms |"
         )
     rss = data["rss_mb"]
