@@ -200,15 +200,16 @@ class ProxyApp:
             known = ", ".join(sorted(ENDPOINTS))
             await _send_error(send, base, error(dialect, 404, f"No route {path}. Routes: {known}."))
             return
-        if endpoint.route is Route.RESPONSES and _wants_websocket(scope):
+        method = scope["method"]
+        if method == "GET" and endpoint.route is Route.RESPONSES and _wants_websocket(scope):
             # 426 makes the Codex CLI fall back to HTTP at once (503 would make it retry).
             message = "The WebSocket transport is not enabled here; use HTTP (POST)."
             await _send_error(send, base, error(dialect, 426, message))
             return
-        if scope["method"] not in endpoint.methods:
+        if method not in endpoint.methods:
             allowed = ", ".join(endpoint.methods)
             base.append((b"allow", allowed.encode()))
-            message = f"{scope['method']} is not supported on {path}; use {allowed}."
+            message = f"{method} is not supported on {path}; use {allowed}."
             await _send_error(send, base, error(dialect, 405, message))
             return
         client = scope.get("client")
