@@ -23,10 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import aiohttp
 
@@ -69,8 +70,15 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def process(args: list[str], port: int, cpu: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["taskset", "-c", cpu, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def process(
+    args: list[str], port: int, cpu: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        ["taskset", "-c", cpu, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_port(port)
         yield proc
@@ -104,14 +112,32 @@ def _ms(text: str) -> float:
     return float(number) * _UNIT[unit]
 
 
-def wrk(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tuple[int, float, float, float]:
+def wrk(
+    url: str, body: dict[str, Any], concurrency: int, seconds: float
+) -> tuple[int, float, float, float]:
     """requests, req/s, p50 ms, p99 ms — from wrk with a POST script."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     payload = json.dumps(body).replace("\\", "\\\\").replace('"', '\\"')
-    script.write_text(f'wrk.method = "POST"\nwrk.body = "{payload}"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer tok-0"\n')
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = "{payload}"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer tok-0"\n'
+    )
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     script.unlink()
     if "Non-2xx" in out:
@@ -123,7 +149,9 @@ def wrk(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tup
     return total, rps, p50, p99
 
 
-async def _streams(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tuple[int, float, list[float], list[float]]:
+async def _streams(
+    url: str, body: dict[str, Any], concurrency: int, seconds: float
+) -> tuple[int, float, list[float], list[float]]:
     ttfbs: list[float] = []
     totals: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -150,18 +178,28 @@ async def _streams(url: str, body: dict[str, Any], concurrency: int, seconds: fl
     return len(totals), len(totals) / elapsed, ttfbs, totals
 
 
-def streams(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> tuple[int, float, float, float, float]:
+def streams(
+    url: str, body: dict[str, Any], concurrency: int, seconds: float
+) -> tuple[int, float, float, float, float]:
     """Streams with an asyncio client (on the load core): count, streams/s, ttfb p50, total p50/p99 (ms)."""
     os.sched_setaffinity(0, {int(LOAD_CPU)})
     count, rate, ttfbs, totals = asyncio.run(_streams(url, body, concurrency, seconds))
     q = statistics.quantiles(totals, n=100)
-    return count, rate, statistics.median(ttfbs) * 1000, statistics.median(totals) * 1000, q[98] * 1000
+    return (
+        count,
+        rate,
+        statistics.median(ttfbs) * 1000,
+        statistics.median(totals) * 1000,
+        q[98] * 1000,
+    )
 
 
 def write_config(home: Path, upstream: str, accounts: int) -> None:
     lines = ['[routing]\nstrategy = "round_robin"\n']
     for i in range(accounts):
-        lines.append(f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n')
+        lines.append(
+            f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n'
+        )
     (home / "quotapool.toml").write_text("\n".join(lines))
 
 
@@ -175,7 +213,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     python = sys.executable
     results: list[Result] = []
     memory: dict[str, Any] = {}
-    fake_cmd = [python, "-m", "quotapool.testing.fake_upstream", "--port", str(upstream_port), "--accounts", "4", "--deltas", str(args.deltas)]
+    fake_cmd = [
+        python,
+        "-m",
+        "quotapool.testing.fake_upstream",
+        "--port",
+        str(upstream_port),
+        "--accounts",
+        "4",
+        "--deltas",
+        str(args.deltas),
+    ]
     qp_cmd = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
     floor_cmd = [python, str(HERE / "floor.py"), upstream, str(floor_port)]
     env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
@@ -192,21 +240,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     wrk(base + PATHS[api], body, concurrency, 1)  # warm up connections
                     cpu0 = cpu_seconds(qp.pid)
                     total, rps, p50, p99 = wrk(base + PATHS[api], body, concurrency, args.seconds)
-                    cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / total if target == "quotapool" else None
-                    results.append(Result(target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu))
-                    print(f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms", flush=True)
+                    cpu = (
+                        (cpu_seconds(qp.pid) - cpu0) * 1000 / total
+                        if target == "quotapool"
+                        else None
+                    )
+                    results.append(
+                        Result(
+                            target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu
+                        )
+                    )
+                    print(
+                        f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms",
+                        flush=True,
+                    )
             for concurrency in (1, 16):
                 for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
                     cpu0 = cpu_seconds(qp.pid)
-                    count, rate, ttfb, p50, p99 = streams(base + PATHS[api], body, concurrency, args.seconds)
-                    cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / count if target == "quotapool" else None
-                    results.append(Result(target, api, "stream", concurrency, count, rate, p50, p99, ttfb, cpu))
-                    print(f"{api:9} stream     c={concurrency:<3} {target:9} {rate:8.0f} streams/s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms", flush=True)
+                    count, rate, ttfb, p50, p99 = streams(
+                        base + PATHS[api], body, concurrency, args.seconds
+                    )
+                    cpu = (
+                        (cpu_seconds(qp.pid) - cpu0) * 1000 / count
+                        if target == "quotapool"
+                        else None
+                    )
+                    results.append(
+                        Result(target, api, "stream", concurrency, count, rate, p50, p99, ttfb, cpu)
+                    )
+                    print(
+                        f"{api:9} stream     c={concurrency:<3} {target:9} {rate:8.0f} streams/s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms",
+                        flush=True,
+                    )
         rss_end = rss_mb(qp.pid)
         if args.memory:
             memory = memory_run(proxy, qp.pid, args.memory)
     shutil.rmtree(home, ignore_errors=True)
-    return {"results": [asdict(r) for r in results], "rss_mb": {"start": rss_start, "end": rss_end}, "memory": memory}
+    return {
+        "results": [asdict(r) for r in results],
+        "rss_mb": {"start": rss_start, "end": rss_end},
+        "memory": memory,
+    }
 
 
 def memory_run(proxy: str, pid: int, requests: int) -> dict[str, Any]:
@@ -217,8 +291,15 @@ def memory_run(proxy: str, pid: int, requests: int) -> dict[str, Any]:
         total, *_ = wrk(proxy + PATHS["chat"], BODIES["chat"], 16, 5)
         sent += total
         samples.append(rss_mb(pid))
-    print(f"memory: {sent} requests, RSS {samples[0]:.1f} → {samples[-1]:.1f} MB (max {max(samples):.1f})", flush=True)
-    return {"requests": sent, "rss_samples_mb": samples, "growth_mb": samples[-1] - samples[1] if len(samples) > 1 else 0.0}
+    print(
+        f"memory: {sent} requests, RSS {samples[0]:.1f} → {samples[-1]:.1f} MB (max {max(samples):.1f})",
+        flush=True,
+    )
+    return {
+        "requests": sent,
+        "rss_samples_mb": samples,
+        "growth_mb": samples[-1] - samples[1] if len(samples) > 1 else 0.0,
+    }
 
 
 def table(data: dict[str, Any]) -> str:
@@ -228,21 +309,31 @@ def table(data: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for direct, floor, qp in zip(rows[::3], rows[1::3], rows[2::3], strict=True):
-        ttfb = f"{qp['ttfb_p50_ms'] - direct['ttfb_p50_ms']:+.2f} ms" if qp["ttfb_p50_ms"] is not None else "-"
+        ttfb = (
+            f"{qp['ttfb_p50_ms'] - direct['ttfb_p50_ms']:+.2f} ms"
+            if qp["ttfb_p50_ms"] is not None
+            else "-"
+        )
         out.append(
             f"| {qp['api']} | {qp['mode']} | {qp['concurrency']} | {direct['rps']:,.0f} | {floor['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / floor['rps']:.0%} "
             f"| {direct['p50_ms']:.2f} ms | {qp['p50_ms']:.2f} ms | {qp['p50_ms'] - direct['p50_ms']:+.2f} ms | {qp['p99_ms']:.2f} ms | {ttfb} | {qp['cpu_ms_per_request']:.3f} ms |"
         )
     rss = data["rss_mb"]
-    out.append(f"\nquotapool RSS: {rss['start']:.1f} MB at start, {rss['end']:.1f} MB after the run.")
+    out.append(
+        f"\nquotapool RSS: {rss['start']:.1f} MB at start, {rss['end']:.1f} MB after the run."
+    )
     if data["memory"]:
         m = data["memory"]
-        out.append(f"Memory run: {m['requests']:,} requests, RSS growth after warm-up {m['growth_mb']:+.1f} MB.")
+        out.append(
+            f"Memory run: {m['requests']:,} requests, RSS growth after warm-up {m['growth_mb']:+.1f} MB."
+        )
     return "\n".join(out)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--quick", action="store_true", help="1 s per measurement")
     parser.add_argument("--deltas", type=int, default=20, help="text deltas per streamed answer")
@@ -254,7 +345,12 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (bench/run.sh does it)")
     data = run(args)
-    data["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU}
+    data["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "proxy_cpu": PROXY_CPU,
+        "load_cpu": LOAD_CPU,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(data, indent=2))
     markdown = table(data)
