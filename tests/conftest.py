@@ -85,6 +85,7 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         for cred in creds:
             if cred["kind"] != "codex":
                 cred.setdefault("base_url", upstream + ("/v1" if cred["kind"] == "openai" else ""))
+        settings.setdefault("routing", {"strategy": "round_robin"})
         config = Settings(
             home=tmp_path,
             port=0,

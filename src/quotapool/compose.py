@@ -10,15 +10,17 @@ import aiohttp
 
 from quotapool import __version__
 from quotapool.clock import Clock, SystemClock
-from quotapool.config import ConfigError, Settings
+from quotapool.config import ConfigError, RoutingConfig, Settings
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.models import CodexModels, model_ids, openai_models
+from quotapool.routing.base import RoutingPolicy, Strategy
 from quotapool.routing.filters import available
-from quotapool.routing.registry import get_strategy
+from quotapool.routing.pricing import DEFAULT_PRICES
+from quotapool.routing.registry import build_strategy
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.request_log import RequestLog
 from quotapool.store.sql.db import make_engine, migrate
@@ -49,10 +51,31 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
                 models=frozenset(entry.models),
                 weight=entry.weight,
                 priority=entry.priority,
+                plan=entry.plan,
+                policy=entry.policy,
+                model_map=tuple(entry.model_map.items()),
+                prices=tuple(entry.prices.items()),
             )
         )
         secrets[entry.name] = Secret(entry.secret(), entry.account_id)
     return tuple(credentials), secrets
+
+
+def routing_from(config: RoutingConfig) -> tuple[Strategy, RoutingPolicy]:
+    """The strategy chain and the policy data the pure core reads."""
+    strategy = build_strategy(
+        config.strategy,
+        budget_safe=config.budget_safe,
+        prefer_earlier_reset=config.prefer_earlier_reset,
+    )
+    policy = RoutingPolicy(
+        budget_threshold=config.budget_threshold,
+        reset_bucket_seconds=config.reset_bucket_seconds,
+        latency_min_samples=config.latency_min_samples,
+        pinned=config.pinned,
+        pricing={**DEFAULT_PRICES, **config.pricing},
+    )
+    return strategy, policy
 
 
 @dataclass
@@ -77,11 +100,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
     }
     routing = settings.routing
+    strategy, policy = routing_from(routing)
     dispatcher = Dispatcher(
         pool=pool,
         transports=transports,
         secrets=secrets,
-        strategy=get_strategy(routing.strategy),
+        strategy=strategy,
+        policy=policy,
+        gated_models=routing.gated_models,
         clock=clock,
         rng=random.Random(routing.seed),
         settings=DispatchSettings(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from quotapool.domain.credential import Kind
+from quotapool.domain.credential import Kind, Policy
 
 DEFAULT_HOME = Path("~/.quotapool")
 CONFIG_FILE_NAME = "quotapool.toml"
@@ -38,6 +38,13 @@ class CredentialConfig(BaseModel):
     models: tuple[str, ...] = ()
     weight: float = Field(default=1.0, gt=0)
     priority: int = 0
+    plan: str | None = None
+    """Codex accounts: the ChatGPT plan (free, plus, pro…), which sets capacity."""
+    policy: Policy = Policy.NORMAL
+    model_map: dict[str, str] = {}
+    """Requested model → model sent to this credential's upstream."""
+    prices: dict[str, float] = {}
+    """Model → USD per million tokens on this credential (overrides routing.pricing)."""
 
     @model_validator(mode="after")
     def _check(self) -> CredentialConfig:
@@ -62,13 +69,36 @@ class CredentialConfig(BaseModel):
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    strategy: str = "round_robin"
+    strategy: str = "capacity_weighted"
     max_attempts: int = Field(default=3, ge=1, le=20)
     """Credentials tried for one request before giving up (failover bound)."""
     route_header: bool = True
     """Send `x-quotapool-route: <strategy>; credential=<name>` on every response."""
     seed: int | None = None
     """Seed of the routing RNG (reproducible runs); random when unset."""
+    budget_safe: bool = True
+    budget_threshold: float = Field(default=95.0, gt=0, le=100)
+    """Prefer credentials below this percent of their 5-hour window while any exist."""
+    prefer_earlier_reset: bool = False
+    reset_bucket_seconds: float = Field(default=3600.0, gt=0)
+    latency_min_samples: int = Field(default=3, ge=1)
+    pinned: str | None = None
+    """The credential `single` uses."""
+    pricing: dict[str, float] = {}
+    """Model → USD per million tokens, for least_cost (added to the built-in table)."""
+    gated_models: dict[str, str] = {}
+    """Model → name of the additional quota it is served from (e.g. a "spark" limit)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> RoutingConfig:
+        from quotapool.routing.registry import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            known = ", ".join(sorted(STRATEGIES))
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of: {known}")
+        if self.strategy == "single" and not self.pinned:
+            raise ValueError("strategy 'single' needs routing.pinned = <credential name>")
+        return self
 
 
 class Settings(BaseSettings):

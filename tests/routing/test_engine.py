@@ -13,10 +13,10 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.reducer import apply
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import CredentialState, Status
-from quotapool.routing.base import Decision, Rejection
+from quotapool.routing.base import Decision, Rejection, RoutingPolicy
 from quotapool.routing.engine import select
-from quotapool.routing.filters import exclusion
-from quotapool.routing.registry import STRATEGIES, get_strategy
+from quotapool.routing.filters import exclusion, mismatch
+from quotapool.routing.registry import STRATEGIES, build_strategy, get_strategy
 
 RNG = random.Random(0)
 RR = get_strategy("round_robin")
@@ -153,12 +153,22 @@ def test_never_picks_an_ineligible_credential(
         for i, (kind, serves, priority, _) in enumerate(entries)
     )
     pool = PoolSnapshot(credentials, {f"c{i}": e[3] for i, e in enumerate(entries)})
-    choice = pick(pool, now=now, strategy=strategy)
-    eligible = [c for c in credentials if exclusion(c, pool.state(c.id), RESPONSES, now) is None]
-    if isinstance(choice, Decision):
+    policy = RoutingPolicy(pinned="c0")
+    choice = select(
+        RESPONSES, pool, strategy=build_strategy(strategy), now=now, rng=RNG, policy=policy
+    )
+    reasons = {c.id: exclusion(c, pool.state(c.id), RESPONSES, now) for c in credentials}
+    eligible = [c for c in credentials if reasons[c.id] is None]
+    if isinstance(choice, Decision) and choice.reason.startswith("last resort"):
+        # Only when every matching credential is merely backing off.
+        matching = [c for c in credentials if mismatch(c, RESPONSES) is None]
+        assert not eligible and matching
+        assert all(reasons[c.id].reason.startswith("error backoff") for c in matching)  # type: ignore[union-attr]
+    elif isinstance(choice, Decision):
         assert choice.credential in eligible
-        assert choice.credential.priority == max(c.priority for c in eligible)
+        if strategy != "single":
+            assert choice.credential.priority == max(c.priority for c in eligible)
     else:
-        assert not eligible
+        assert not eligible or strategy == "single"
         if choice.retry_at is not None:
             assert choice.retry_at > now

@@ -17,7 +17,31 @@ class Kind(StrEnum):
     """An Anthropic API key."""
 
 
-@dataclass(frozen=True, slots=True)
+class Policy(StrEnum):
+    """How eagerly a credential is spent, within its priority tier."""
+
+    BURN_FIRST = "burn_first"
+    NORMAL = "normal"
+    PRESERVE = "preserve"
+
+
+POLICY_RANK = {Policy.BURN_FIRST: 0, Policy.NORMAL: 1, Policy.PRESERVE: 2}
+
+PLAN_CAPACITY: dict[str, float] = {
+    "free": 1_134,
+    "plus": 7_560,
+    "team": 7_560,
+    "business": 7_560,
+    "edu": 7_560,
+    "prolite": 37_800,
+    "pro": 50_400,
+    "enterprise": 50_400,
+}
+"""Weekly credits by ChatGPT plan; what capacity_weighted multiplies by."""
+DEFAULT_CAPACITY = PLAN_CAPACITY["plus"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Credential:
     """A credential as routing sees it: no secret, so it can be logged and explained."""
 
@@ -33,6 +57,30 @@ class Credential:
     weight: float = 1.0
     priority: int = 0
     """Higher tiers are used first; lower tiers only when no higher one is eligible."""
+    plan: str | None = None
+    """ChatGPT plan (free, plus, pro…) of a Codex account; decides its capacity."""
+    policy: Policy = Policy.NORMAL
+    model_map: tuple[tuple[str, str], ...] = ()
+    """Requested model → model actually sent upstream (e.g. a cheaper equivalent)."""
+    prices: tuple[tuple[str, float], ...] = ()
+    """Model → USD per million tokens on this credential, overriding the pricing table."""
 
     def serves(self, model: str) -> bool:
         return not self.models or model in self.models
+
+    def sent_model(self, model: str) -> str:
+        for requested, sent in self.model_map:
+            if requested == model:
+                return sent
+        return model
+
+    def price(self, model: str) -> float | None:
+        for priced, usd in self.prices:
+            if priced == model:
+                return usd
+        return None
+
+    @property
+    def capacity(self) -> float:
+        """Relative size of the credential: plan credits × weight."""
+        return PLAN_CAPACITY.get(self.plan or "", DEFAULT_CAPACITY) * self.weight

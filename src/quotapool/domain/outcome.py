@@ -14,6 +14,8 @@ class Started:
 
     credential_id: str
     at: float
+    profile: str = ""
+    """The rotation profile the selection counts toward."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,11 @@ class Served:
     credential_id: str
     at: float
     quota: QuotaReading | None = None
+    model: str = ""
+    ttfb_ms: float | None = None
+    """Upstream time to first byte; feeds least_latency (never 0 for a proxied request)."""
+    gated: bool = False
+    """Served from an additional quota: says nothing about the standard windows' limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,8 @@ class Limited:
     until: float
     reason: str
     quota: QuotaReading | None = None
+    model: str | None = None
+    """Set when only this model is limited (a gated model's own quota): a model cooldown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +63,14 @@ class Abandoned:
     at: float
 
 
-Outcome = Started | Served | Limited | Failed | Abandoned
+@dataclass(frozen=True, slots=True)
+class StatusSet:
+    """An operator paused, resumed or deactivated the credential."""
+
+    credential_id: str
+    at: float
+    status: Status
+    reason: str = ""
+
+
+Outcome = Started | Served | Limited | Failed | Abandoned | StatusSet

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +29,5 @@ class QuotaReading:
 
     primary: QuotaWindow | None = None
     secondary: QuotaWindow | None = None
+    additional: Mapping[str, QuotaWindow] = field(default_factory=lambda: MappingProxyType({}))
+    """Additional (gated) limits by name."""

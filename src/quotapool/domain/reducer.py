@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import TypeVar
 
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Outcome, Served, Started
+from quotapool.domain.outcome import (
+    Abandoned,
+    Failed,
+    Limited,
+    Outcome,
+    Served,
+    Started,
+    StatusSet,
+)
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaReading
-from quotapool.domain.state import LIMITED, CredentialState, Status
+from quotapool.domain.state import LIMITED, CredentialState, Latency, Status
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
+LATENCY_ALPHA = 0.3
+"""Weight of the newest sample in the latency average."""
+
+V = TypeVar("V")
 
 
 def backoff_seconds(consecutive_failures: int) -> float:
     """5 s after the first failure, doubling, at most 5 minutes."""
     exponent = min(consecutive_failures - 1, 16)
     return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2.0**exponent)
+
+
+def _set(mapping: Mapping[str, V], key: str, value: V) -> Mapping[str, V]:
+    return {**mapping, key: value}
 
 
 def _with_quota(state: CredentialState, quota: QuotaReading | None) -> CredentialState:
@@ -26,46 +44,77 @@ def _with_quota(state: CredentialState, quota: QuotaReading | None) -> Credentia
         state,
         primary=quota.primary or state.primary,
         secondary=quota.secondary or state.secondary,
+        additional={**state.additional, **quota.additional}
+        if quota.additional
+        else state.additional,
     )
+
+
+def _latency(state: CredentialState, model: str, ttfb_ms: float | None) -> Mapping[str, Latency]:
+    if ttfb_ms is None or ttfb_ms <= 0:
+        return state.latency
+    seen = state.latency.get(model)
+    if seen is None:
+        return _set(state.latency, model, Latency(ttfb_ms, 1))
+    ewma = seen.ewma_ms + LATENCY_ALPHA * (ttfb_ms - seen.ewma_ms)
+    return _set(state.latency, model, Latency(ewma, seen.samples + 1))
 
 
 def _release(state: CredentialState) -> int:
     return max(0, state.in_flight - 1)
 
 
+def _served(state: CredentialState, outcome: Served) -> CredentialState:
+    healed = state.status in LIMITED and not outcome.gated
+    return _with_quota(
+        replace(
+            state,
+            in_flight=_release(state),
+            served=state.served + 1,
+            consecutive_failures=0,
+            backoff_until=0.0,
+            status=Status.ACTIVE if healed else state.status,
+            until=None if healed else state.until,
+            reason="" if healed else state.reason,
+            latency=_latency(state, outcome.model, outcome.ttfb_ms),
+        ),
+        outcome.quota,
+    )
+
+
+def _limited(state: CredentialState, outcome: Limited) -> CredentialState:
+    until = max(outcome.until, outcome.at)
+    if outcome.model is not None:  # only this model's own quota is out
+        cooldowns = _set(state.model_cooldowns, outcome.model, until)
+        return _with_quota(
+            replace(state, in_flight=_release(state), model_cooldowns=cooldowns), outcome.quota
+        )
+    return _with_quota(
+        replace(
+            state,
+            in_flight=_release(state),
+            status=outcome.status,
+            until=until,
+            reason=outcome.reason,
+        ),
+        outcome.quota,
+    )
+
+
 def _next_state(snapshot: PoolSnapshot, outcome: Outcome) -> CredentialState:
     state = snapshot.state(outcome.credential_id)
     match outcome:
-        case Started():
+        case Started(profile=profile):
             return replace(
-                state, in_flight=state.in_flight + 1, last_selected=snapshot.sequence + 1
+                state,
+                in_flight=state.in_flight + 1,
+                last_selected=snapshot.sequence + 1,
+                rotations=_set(state.rotations, profile, state.rotations.get(profile, 0) + 1),
             )
-        case Served(quota=quota):
-            healed = state.status in LIMITED
-            return _with_quota(
-                replace(
-                    state,
-                    in_flight=_release(state),
-                    served=state.served + 1,
-                    consecutive_failures=0,
-                    backoff_until=0.0,
-                    status=Status.ACTIVE if healed else state.status,
-                    until=None if healed else state.until,
-                    reason="" if healed else state.reason,
-                ),
-                quota,
-            )
-        case Limited(at=at, status=status, until=until, reason=reason, quota=quota):
-            return _with_quota(
-                replace(
-                    state,
-                    in_flight=_release(state),
-                    status=status,
-                    until=max(until, at),
-                    reason=reason,
-                ),
-                quota,
-            )
+        case Served():
+            return _served(state, outcome)
+        case Limited():
+            return _limited(state, outcome)
         case Failed(at=at, reason=reason):
             failures = state.consecutive_failures + 1
             return replace(
@@ -78,6 +127,8 @@ def _next_state(snapshot: PoolSnapshot, outcome: Outcome) -> CredentialState:
             )
         case Abandoned():
             return replace(state, in_flight=_release(state))
+        case StatusSet(status=status, reason=reason):
+            return replace(state, status=status, until=None, reason=reason)
 
 
 def apply(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:

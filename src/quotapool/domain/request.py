@@ -30,7 +30,14 @@ class RouteRequest:
     model: str
     exclude: frozenset[str] = frozenset()
     """Credentials already tried for this request (failover never retries one)."""
+    additional_limit: str | None = None
+    """Set when the model is served from an additional (gated) quota of that name."""
 
     @property
     def kinds(self) -> frozenset[Kind]:
         return SERVED_BY[self.route]
+
+    @property
+    def profile(self) -> str:
+        """Rotation counters are kept per profile: one per model."""
+        return self.model

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 from quotapool.domain.quota import QuotaWindow
 
@@ -19,6 +21,22 @@ class Status(StrEnum):
 
 LIMITED = frozenset({Status.RATE_LIMITED, Status.QUOTA_EXCEEDED})
 """Statuses that end by themselves at `until`."""
+OUT_OF_SERVICE = frozenset({Status.PAUSED, Status.REAUTH_REQUIRED, Status.DEACTIVATED})
+"""Statuses only an operator (or a new login) ends."""
+
+EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Exponentially weighted time to first byte of one (credential, model)."""
+
+    ewma_ms: float
+    samples: int
+
+
+def _empty() -> Mapping[str, object]:
+    return EMPTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +55,17 @@ class CredentialState:
     """Pool sequence number of its last selection (0 = never)."""
     served: int = 0
     primary: QuotaWindow | None = None
+    """The 5-hour window of a Codex account."""
     secondary: QuotaWindow | None = None
+    """The weekly window of a Codex account."""
+    additional: Mapping[str, QuotaWindow] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Additional (gated) quotas by limit name, independent of the standard windows."""
+    model_cooldowns: Mapping[str, float] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Model → time until which this credential must not serve that model."""
+    rotations: Mapping[str, int] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Profile → times selected (round_robin's counters)."""
+    latency: Mapping[str, Latency] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Model → measured time to first byte."""
 
     def limited_at(self, now: float) -> bool:
         """Rate limited or out of quota at `now` (ends by itself at `until`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -28,7 +28,7 @@ from quotapool.proxy.relay import (
     first_event_failure,
     stream_events,
 )
-from quotapool.routing.base import Decision, Rejection, Strategy
+from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
 from quotapool.routing.engine import select
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import ClientRequest, Relay, Secret, Transport, UpstreamCall
@@ -80,6 +80,8 @@ class Dispatcher:
         transports: Mapping[Kind, Transport],
         secrets: Mapping[str, Secret],
         strategy: Strategy,
+        policy: RoutingPolicy,
+        gated_models: Mapping[str, str],
         clock: Clock,
         rng: random.Random,
         settings: DispatchSettings,
@@ -88,6 +90,8 @@ class Dispatcher:
         self.transports = transports
         self.secrets = secrets
         self.strategy = strategy
+        self.policy = policy
+        self.gated_models = gated_models
         self.clock = clock
         self.rng = rng
         self.settings = settings
@@ -99,14 +103,16 @@ class Dispatcher:
         """Answer `request`; every attempt and its outcome land in `record`."""
         exclude: frozenset[str] = frozenset()
         last_failure: tuple[int, bytes, Headers] | None = None
+        gate = self.gated_models.get(request.model)
         while True:
             now = self.clock.now()
             choice = select(
-                RouteRequest(request.route, request.model, exclude),
+                RouteRequest(request.route, request.model, exclude, gate),
                 self.pool.snapshot(),
                 strategy=self.strategy,
                 now=now,
                 rng=self.rng,
+                policy=self.policy,
             )
             if isinstance(choice, Rejection):
                 record.decisions.append(choice.explain())
@@ -123,7 +129,7 @@ class Dispatcher:
             record.credential = credential.name
             try:
                 call = self.transports[credential.kind].prepare(
-                    request, credential, self.secrets[credential.id]
+                    _for(request, credential), credential, self.secrets[credential.id]
                 )
             except TranslationError as exc:
                 bad = error(dialect, 400, str(exc), param=exc.param)
@@ -200,23 +206,26 @@ class Dispatcher:
         client got its answer (success, a client error, or a stream that broke mid-way)."""
         assert self.session is not None, "dispatcher used before start-up"
         pool, clock, cid = self.pool, self.clock, credential.id
-        pool.apply(Started(cid, clock.now()))
+        pool.apply(Started(cid, clock.now(), request.model))
         transport = self.transports[credential.kind]
+        gated = request.model if request.model in self.gated_models else None
+        sent = clock.monotonic()
         try:
             async with self.session.post(
                 call.url, data=call.body, headers=call.headers
             ) as response:
                 now = clock.now()
+                ttfb_ms = (clock.monotonic() - sent) * 1000.0
                 quota = transport.quota(response.headers, now)
                 if response.status >= 400:
                     body = await response.read()
                     verdict = classify_error(response.status, response.headers, body, now)
                     upstream = _upstream_headers(response, keep_content_type=True)
                     if verdict.failover:
-                        self._mark(cid, verdict, now, quota)
+                        self._mark(cid, verdict, now, quota, gated)
                         record.error = verdict.reason
                         return response.status, body, upstream
-                    pool.apply(Served(cid, now, quota))
+                    pool.apply(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
                     record.status = response.status
                     record.error = body[:2000].decode(errors="replace")
                     await send_body(send, response.status, body, headers + upstream)
@@ -231,13 +240,15 @@ class Dispatcher:
                 )
                 outcome = await self._relay(call, request, response, sink)
                 if isinstance(outcome, StreamFailure):
-                    self._mark(cid, outcome.verdict, clock.now(), quota)
+                    self._mark(cid, outcome.verdict, clock.now(), quota, gated)
                     record.error = outcome.verdict.reason
                     return outcome.status, outcome.body, []
                 if isinstance(outcome, str):
                     pool.apply(Failed(cid, clock.now(), outcome))
                 else:
-                    pool.apply(Served(cid, clock.now(), quota))
+                    pool.apply(
+                        Served(cid, clock.now(), quota, request.model, ttfb_ms, gated is not None)
+                    )
                 return None
         except TRANSPORT_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -249,9 +260,12 @@ class Dispatcher:
             pool.apply(Abandoned(cid, clock.now()))
             raise
 
-    def _mark(self, cid: str, verdict: Verdict, now: float, quota: Any) -> None:
+    def _mark(self, cid: str, verdict: Verdict, now: float, quota: Any, gated: str | None) -> None:
+        """Record a failure; a gated model's limit cools down only that model."""
         if verdict.status is not None and verdict.until is not None:
-            self.pool.apply(Limited(cid, now, verdict.status, verdict.until, verdict.reason, quota))
+            self.pool.apply(
+                Limited(cid, now, verdict.status, verdict.until, verdict.reason, quota, gated)
+            )
         else:
             self.pool.apply(Failed(cid, now, verdict.reason))
 
@@ -286,6 +300,15 @@ class Dispatcher:
         if (failure := await first_event_failure(events, self.clock.now())) is not None:
             return failure
         return await stream_events(events, adapter, request.route, sink)
+
+
+def _for(request: ClientRequest, credential: Credential) -> ClientRequest:
+    """The request as this credential sends it (its model map may rename the model)."""
+    sent = credential.sent_model(request.model)
+    if sent == request.model:
+        return request
+    payload = {**request.payload, "model": sent}
+    return replace(request, body=orjson.dumps(payload), payload=payload, model=sent)
 
 
 def _include_usage(request: ClientRequest) -> bool:

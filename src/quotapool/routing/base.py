@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from quotapool.domain.credential import Credential
@@ -28,26 +28,60 @@ class Exclusion:
     """When the reason ends by itself, if it does."""
 
 
-class Strategy(Protocol):
-    """Picks one of the eligible candidates (never empty) and says why.
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    """The routing knobs from configuration, as plain data the pure core can read."""
 
-    Strategies are pure: everything they read comes from their arguments.
+    budget_threshold: float = 95.0
+    """budget-safe: prefer credentials below this primary-window use (percent)."""
+    reset_bucket_seconds: float = 3600.0
+    """prefer_earlier_reset: resets within one bucket count as equally early."""
+    latency_min_samples: int = 3
+    """least_latency: samples needed before a credential's average is trusted."""
+    pinned: str | None = None
+    """single: the one credential (by name) to use."""
+    pricing: Mapping[str, float] = field(default_factory=dict)
+    """least_cost: USD per million tokens by model."""
+    in_flight_penalty: float = 2.5
+    """Each request in flight counts as this many percent of used quota."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a strategy may read: nothing else (no clock, no global RNG)."""
+
+    request: RouteRequest
+    snapshot: PoolSnapshot
+    now: float
+    rng: random.Random
+    policy: RoutingPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """A strategy's answer: the winner, why it won, and who a modifier set aside."""
+
+    winner: Candidate
+    reason: str
+    excluded: tuple[Exclusion, ...] = ()
+
+
+class Strategy(Protocol):
+    """Picks one of the eligible candidates (never empty) and says why; None when none of
+    them is acceptable (the request is then rejected).
+
+    Strategies are pure: everything they read comes from their arguments. Modifiers are
+    strategies that narrow the candidates and delegate to the strategy they wrap.
 
     >>> class First:
     ...     name = "first"
-    ...     def pick(self, request, candidates, snapshot, rng):
-    ...         return candidates[0], "first eligible"
+    ...     def pick(self, candidates, ctx):
+    ...         return Pick(candidates[0], "first eligible")
     """
 
     name: str
 
-    def pick(
-        self,
-        request: RouteRequest,
-        candidates: Sequence[Candidate],
-        snapshot: PoolSnapshot,
-        rng: random.Random,
-    ) -> tuple[Candidate, str]: ...
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""`select(request, snapshot, *, now, rng) -> Decision | Rejection`. Pure."""
+"""`select(request, snapshot, *, strategy, now, rng) -> Decision | Rejection`. Pure."""
 
 from __future__ import annotations
 
@@ -6,8 +6,18 @@ import random
 
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import RouteRequest
-from quotapool.routing.base import Candidate, Decision, Exclusion, Rejection, Strategy
+from quotapool.routing.base import (
+    Candidate,
+    Context,
+    Decision,
+    Exclusion,
+    Rejection,
+    RoutingPolicy,
+    Strategy,
+)
 from quotapool.routing.filters import comes_back_at, exclusion, mismatch
+
+DEFAULT_POLICY = RoutingPolicy()
 
 
 def select(
@@ -17,36 +27,51 @@ def select(
     strategy: Strategy,
     now: float,
     rng: random.Random,
+    policy: RoutingPolicy = DEFAULT_POLICY,
 ) -> Decision | Rejection:
     """Choose the credential for `request`, or say why none can serve it.
 
-    Only the highest priority tier with an eligible credential is considered.
+    When every matching credential is in error backoff, the least recently failed one is
+    tried anyway (a pool that only backs off would never find out it recovered).
     """
     candidates: list[Candidate] = []
     excluded: list[Exclusion] = []
+    backing_off: list[Candidate] = []
     for credential in snapshot.credentials:
         state = snapshot.state(credential.id)
         why = exclusion(credential, state, request, now)
         if why is None:
             candidates.append(Candidate(credential, state))
-        else:
-            excluded.append(why)
+            continue
+        excluded.append(why)
+        if why.reason.startswith("error backoff"):
+            backing_off.append(Candidate(credential, state))
     if not candidates:
+        if backing_off and len(backing_off) == sum(
+            1
+            for c in snapshot.credentials
+            if mismatch(c, request) is None and c.id not in request.exclude
+        ):
+            winner = min(backing_off, key=lambda c: (c.state.last_failure_at, c.credential.id))
+            return Decision(
+                winner.credential,
+                strategy.name,
+                "last resort: every candidate is backing off; least recently failed",
+                (winner.credential.name,),
+                tuple(e for e in excluded if e.credential != winner.credential.name),
+            )
         return _reject(request, snapshot, strategy.name, tuple(excluded), now)
-    top = max(c.credential.priority for c in candidates)
-    tier = [c for c in candidates if c.credential.priority == top]
-    excluded.extend(
-        Exclusion(c.credential.name, f"lower priority tier ({c.credential.priority} < {top})")
-        for c in candidates
-        if c.credential.priority != top
-    )
-    winner, reason = strategy.pick(request, tier, snapshot, rng)
+    ctx = Context(request, snapshot, now, rng, policy)
+    pick = strategy.pick(candidates, ctx)
+    if pick is None:
+        return _reject(request, snapshot, strategy.name, tuple(excluded), now, no_pick=True)
+    chosen = {e.credential for e in pick.excluded}
     return Decision(
-        credential=winner.credential,
+        credential=pick.winner.credential,
         strategy=strategy.name,
-        reason=reason,
-        candidates=tuple(c.credential.name for c in tier),
-        excluded=tuple(excluded),
+        reason=pick.reason,
+        candidates=tuple(c.credential.name for c in candidates if c.credential.name not in chosen),
+        excluded=tuple(excluded) + pick.excluded,
     )
 
 
@@ -56,6 +81,8 @@ def _reject(
     strategy: str,
     excluded: tuple[Exclusion, ...],
     now: float,
+    *,
+    no_pick: bool = False,
 ) -> Rejection:
     matching = [c for c in snapshot.credentials if mismatch(c, request) is None]
     if not matching:
@@ -66,12 +93,15 @@ def _reject(
             retry_at=None,
             no_match=True,
         )
-    resets = [t for c in matching if (t := comes_back_at(snapshot.state(c.id), now)) is not None]
-    retry_at = min(resets) if resets else None
+    if no_pick:
+        return Rejection(strategy, "the pinned credential is unavailable", excluded, None, False)
+    resets = [
+        t for c in matching if (t := comes_back_at(snapshot.state(c.id), request, now)) is not None
+    ]
     return Rejection(
         strategy,
         "every credential that serves this model is unavailable",
         excluded,
-        retry_at=retry_at,
+        retry_at=min(resets) if resets else None,
         no_match=False,
     )

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from quotapool.domain.credential import Credential
 from quotapool.domain.request import RouteRequest
-from quotapool.domain.state import CredentialState, Status
+from quotapool.domain.state import OUT_OF_SERVICE, CredentialState, Status
 from quotapool.routing.base import Exclusion
-
-_OUT_OF_SERVICE = frozenset({Status.PAUSED, Status.REAUTH_REQUIRED, Status.DEACTIVATED})
 
 
 def mismatch(credential: Credential, request: RouteRequest) -> str | None:
@@ -22,10 +20,16 @@ def mismatch(credential: Credential, request: RouteRequest) -> str | None:
 def available(state: CredentialState, now: float) -> bool:
     """Not paused, not limited, not backing off at `now` (whatever the request)."""
     return (
-        state.status not in _OUT_OF_SERVICE
+        state.status not in OUT_OF_SERVICE
         and not state.limited_at(now)
         and state.backoff_until <= now
     )
+
+
+def _limit_applies(state: CredentialState, request: RouteRequest, now: float) -> bool:
+    # A gated model has its own quota: the standard window being exhausted does not stop it.
+    bypass = request.additional_limit is not None and state.status is Status.QUOTA_EXCEEDED
+    return state.limited_at(now) and not bypass
 
 
 def exclusion(
@@ -37,11 +41,15 @@ def exclusion(
         return Exclusion(name, "already tried for this request")
     if (why := mismatch(credential, request)) is not None:
         return Exclusion(name, why)
-    if state.status in _OUT_OF_SERVICE:
-        return Exclusion(name, state.status.value)
-    if state.limited_at(now):
+    if state.status in OUT_OF_SERVICE:
+        detail = f": {state.reason}" if state.reason else ""
+        return Exclusion(name, f"{state.status.value}{detail}")
+    if _limit_applies(state, request, now):
         detail = f": {state.reason}" if state.reason else ""
         return Exclusion(name, f"{state.status.value}{detail}", state.until)
+    cooldown = state.model_cooldowns.get(request.model, 0.0)
+    if cooldown > now:
+        return Exclusion(name, f"cooling down for {request.model}", cooldown)
     if state.backoff_until > now:
         failures = state.consecutive_failures
         return Exclusion(
@@ -50,10 +58,11 @@ def exclusion(
     return None
 
 
-def comes_back_at(state: CredentialState, now: float) -> float | None:
+def comes_back_at(state: CredentialState, request: RouteRequest, now: float) -> float | None:
     """When a credential that is out now becomes eligible by itself; None if it won't."""
-    if state.status in _OUT_OF_SERVICE:
+    if state.status in OUT_OF_SERVICE:
         return None
-    times = [t for t in (state.until if state.limited_at(now) else None, state.backoff_until) if t]
-    later = [t for t in times if t > now]
+    limit = state.until if _limit_applies(state, request, now) else None
+    cooldown = state.model_cooldowns.get(request.model)
+    later = [t for t in (limit, cooldown, state.backoff_until) if t is not None and t > now]
     return max(later) if later else None

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-from quotapool.domain.pool import PoolSnapshot
-from quotapool.domain.request import RouteRequest
-from quotapool.routing.base import Candidate
+from quotapool.routing.base import Candidate, Context, Pick
 
 
 class FillFirst:
     name = "fill_first"
 
-    def pick(
-        self,
-        request: RouteRequest,
-        candidates: Sequence[Candidate],
-        snapshot: PoolSnapshot,
-        rng: random.Random,
-    ) -> tuple[Candidate, str]:
-        best = min(candidates, key=lambda c: c.credential.id)
-        return best, "first eligible credential by id"
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
+        winner = min(candidates, key=lambda c: c.credential.id)
+        return Pick(winner, "first eligible credential by id")

@@ -1,28 +1,29 @@
-"""round_robin: the least recently selected candidate; ties by pool order."""
+"""round_robin: smooth weighted rotation, counters per profile (one profile per model).
+
+Stride scheduling: the candidate with the fewest selections per unit of weight goes next, so
+weights 2:1 give A, B, A, A, B, A… and equal weights a plain rotation.
+"""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-from quotapool.domain.pool import PoolSnapshot
-from quotapool.domain.request import RouteRequest
-from quotapool.routing.base import Candidate
+from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.strategies._common import recency
 
 
 class RoundRobin:
     name = "round_robin"
 
-    def pick(
-        self,
-        request: RouteRequest,
-        candidates: Sequence[Candidate],
-        snapshot: PoolSnapshot,
-        rng: random.Random,
-    ) -> tuple[Candidate, str]:
-        best = min(candidates, key=lambda c: c.state.last_selected)
-        last = best.state.last_selected
-        when = (
-            "never selected" if last == 0 else f"selected {snapshot.sequence - last + 1} picks ago"
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
+        profile = ctx.request.profile
+
+        def turn(c: Candidate) -> tuple[float, int, str]:
+            return (c.state.rotations.get(profile, 0) / c.credential.weight, *recency(c))
+
+        winner = min(candidates, key=turn)
+        count = winner.state.rotations.get(profile, 0)
+        return Pick(
+            winner,
+            f"its turn: {count} selection(s) for {profile} at weight {winner.credential.weight:g}",
         )
-        return best, f"least recently selected ({when})"

@@ -1,0 +1,102 @@
+"""Modifiers: strategies that narrow the candidates, then delegate to the one they wrap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from quotapool.domain.credential import POLICY_RANK
+from quotapool.routing.base import Candidate, Context, Exclusion, Pick, Strategy
+from quotapool.routing.usage import primary_used, resets_at
+
+
+def _narrowed(
+    inner: Strategy,
+    candidates: Sequence[Candidate],
+    ctx: Context,
+    keep: Callable[[Candidate], bool],
+    why: Callable[[Candidate], str],
+) -> Pick | None:
+    kept = [c for c in candidates if keep(c)]
+    if not kept or len(kept) == len(candidates):
+        return inner.pick(candidates, ctx)
+    pick = inner.pick(kept, ctx)
+    if pick is None:
+        return None
+    dropped = tuple(Exclusion(c.credential.name, why(c)) for c in candidates if not keep(c))
+    return replace(pick, excluded=dropped + pick.excluded)
+
+
+class PriorityTiers:
+    """Only the highest priority tier with an eligible credential is considered."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        top = max(c.credential.priority for c in candidates)
+        return _narrowed(
+            self.inner,
+            candidates,
+            ctx,
+            lambda c: c.credential.priority == top,
+            lambda c: f"lower priority tier ({c.credential.priority} < {top})",
+        )
+
+
+class PolicyTiers:
+    """Within a tier: burn_first before normal before preserve."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        best = min(POLICY_RANK[c.credential.policy] for c in candidates)
+        return _narrowed(
+            self.inner,
+            candidates,
+            ctx,
+            lambda c: POLICY_RANK[c.credential.policy] == best,
+            lambda c: f"policy {c.credential.policy.value} waits while others can serve",
+        )
+
+
+class BudgetSafe:
+    """Prefer credentials below the budget threshold whenever any exist (seed 002)."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        threshold = ctx.policy.budget_threshold
+        return _narrowed(
+            self.inner,
+            candidates,
+            ctx,
+            lambda c: primary_used(c, ctx) < threshold,
+            lambda c: f"over budget ({primary_used(c, ctx):.0f}% ≥ {threshold:g}% of 5 h window)",
+        )
+
+
+class PreferEarlierReset:
+    """Keep only candidates whose weekly quota resets in the earliest bucket."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        size = ctx.policy.reset_bucket_seconds
+        buckets = {
+            c.credential.id: (r // size if (r := resets_at(c, ctx)) else None) for c in candidates
+        }
+        known = [b for b in buckets.values() if b is not None]
+        if not known:
+            return self.inner.pick(candidates, ctx)
+        first = min(known)
+        return _narrowed(
+            self.inner,
+            candidates,
+            ctx,
+            lambda c: buckets[c.credential.id] == first,
+            lambda c: "a quota resetting earlier is used first",
+        )

@@ -1,0 +1,30 @@
+"""Small helpers the strategies share."""
+
+from __future__ import annotations
+
+from quotapool.routing.base import Candidate
+
+
+def recency(candidate: Candidate) -> tuple[int, str]:
+    """Tie-breaker: least recently selected first, then by id (deterministic)."""
+    return candidate.state.last_selected, candidate.credential.id
+
+
+def weighted_draw(
+    candidates: list[tuple[Candidate, float]], roll: float
+) -> tuple[Candidate, float, float]:
+    """The candidate whose share of the total weight contains `roll` (in [0, 1)).
+
+    Returns the winner, its weight and the total.
+    """
+    total = sum(weight for _, weight in candidates)
+    point = roll * total
+    for candidate, weight in candidates:
+        point -= weight
+        if point < 0:
+            return candidate, weight, total
+    return candidates[-1][0], candidates[-1][1], total
+
+
+def percent(value: float) -> str:
+    return f"{value:.0f}%"

@@ -1,0 +1,18 @@
+"""failover: the configured order; the next credential only when the earlier ones are out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quotapool.routing.base import Candidate, Context, Pick
+
+
+class Failover:
+    name = "failover"
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
+        order = {c.id: i for i, c in enumerate(ctx.snapshot.credentials)}
+        winner = min(candidates, key=lambda c: order[c.credential.id])
+        return Pick(
+            winner, f"first available in configured order (#{order[winner.credential.id] + 1})"
+        )

@@ -1,0 +1,16 @@
+"""least_busy: the fewest requests in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.strategies._common import recency
+
+
+class LeastBusy:
+    name = "least_busy"
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
+        winner = min(candidates, key=lambda c: (c.state.in_flight, *recency(c)))
+        return Pick(winner, f"fewest in flight ({winner.state.in_flight})")

@@ -1,0 +1,32 @@
+"""least_latency: lowest average time to first byte for this model.
+
+A credential with fewer than `latency_min_samples` measurements is tried first (exploration),
+so a new or unused credential gets measured instead of being ignored forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.strategies._common import recency
+
+
+class LeastLatency:
+    name = "least_latency"
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
+        model, needed = ctx.request.model, ctx.policy.latency_min_samples
+        unmeasured = [
+            c for c in candidates if (s := c.state.latency.get(model)) is None or s.samples < needed
+        ]
+        if unmeasured:
+            winner = min(unmeasured, key=recency)
+            seen = winner.state.latency.get(model)
+            samples = seen.samples if seen else 0
+            return Pick(winner, f"exploring: {samples} of {needed} latency samples for {model}")
+        winner = min(candidates, key=lambda c: (c.state.latency[model].ewma_ms, *recency(c)))
+        stat = winner.state.latency[model]
+        return Pick(
+            winner, f"lowest time to first byte: {stat.ewma_ms:.0f} ms over {stat.samples} requests"
+        )
