@@ -50,7 +50,7 @@ def run_demo(console: Console, *, port: int, tour: bool, duration: float | None)
             port=port,
             codex_base_url=f"{upstream}/backend-api",
             credentials=credentials,
-            routing={"strategy": "round_robin"},  # type: ignore[arg-type]
+            routing={"strategy": "round_robin"},
         )
         with serve_pool(build(settings)) as base:
             console.print(
