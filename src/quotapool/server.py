@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
-from quotapool.compose import Quotapool, build
-from quotapool.config import Settings
+from quotapool.compose import Quotapool, build, routing_from
+from quotapool.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Config:
@@ -30,9 +35,21 @@ def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Con
     )
 
 
-def serve(settings: Settings) -> None:
-    """Run until interrupted."""
-    uvicorn.Server(uvicorn_config(build(settings))).run()
+def serve(settings: Settings, config_file: Path | None = None) -> None:
+    """Run until interrupted. SIGHUP re-reads the routing section of the configuration."""
+    pool = build(settings)
+
+    def reload(_signum: int, _frame: object) -> None:
+        try:
+            routing = load_settings(config_file).routing
+        except ConfigError as exc:
+            log.error("routing not reloaded, the configuration is invalid: %s", exc)
+            return
+        pool.dispatcher.use_routing(*routing_from(routing), routing.gated_models)
+        log.warning("routing reloaded: strategy %s", routing.strategy)
+
+    signal.signal(signal.SIGHUP, reload)
+    uvicorn.Server(uvicorn_config(pool)).run()
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ def serve(
         )
     console.print(f"quotapool listening on http://{settings.host}:{settings.port}")
     try:
-        run(settings)
+        run(settings, config)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -87,14 +87,21 @@ def _tokens(row: dict[str, Any]) -> str:
     return f"{row['input_tokens']}/{row['output_tokens']} ({row['cached_tokens']} cached)"
 
 
+def _scores(decision: dict[str, Any]) -> str:
+    if "scores" not in decision:
+        return ""
+    values = ", ".join(f"{name}={value:g}" for name, value in decision["scores"].items())
+    return f"; {decision['ranked_by']}: {values}"
+
+
 def _why(row: dict[str, Any]) -> str:
     decisions = orjson.loads(row["decision"]) if row["decision"] else []
     steps = []
     for decision in decisions:
         if decision["selected"]:
             skipped = ", ".join(f"{e['credential']}: {e['reason']}" for e in decision["excluded"])
-            step = f"{decision['strategy']} → {decision['selected']} ({decision['reason']})"
-            steps.append(step + (f"; skipped {skipped}" if skipped else ""))
+            step = f"{decision['strategy']} → {decision['selected']} ({decision['reason']}{_scores(decision)})"
+            steps.append(step + (f"; not eligible: {skipped}" if skipped else ""))
         else:
             steps.append(f"rejected: {decision['reason']}")
     return " | ".join(steps)

@@ -97,6 +97,12 @@ class Dispatcher:
         self.settings = settings
         self.session: aiohttp.ClientSession | None = None
 
+    def use_routing(
+        self, strategy: Strategy, policy: RoutingPolicy, gated_models: Mapping[str, str]
+    ) -> None:
+        """Switch strategy and policy while running; requests in flight finish as they began."""
+        self.strategy, self.policy, self.gated_models = strategy, policy, gated_models
+
     async def serve(
         self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
     ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from quotapool.domain.credential import Credential
 from quotapool.domain.pool import PoolSnapshot
@@ -13,8 +13,9 @@ from quotapool.domain.request import RouteRequest
 from quotapool.domain.state import CredentialState
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """An eligible credential and its state (a tuple: made for every credential, every pick)."""
+
     credential: Credential
     state: CredentialState
 
@@ -64,6 +65,8 @@ class Pick:
     winner: Candidate
     reason: str
     excluded: tuple[Exclusion, ...] = ()
+    scores: tuple[str, dict[str, float]] | None = None
+    """What the strategy ranked by, and each candidate's value (why the others lost)."""
 
 
 class Strategy(Protocol):
@@ -94,13 +97,14 @@ class Decision:
     """Why the winner won, in the strategy's words."""
     candidates: tuple[str, ...]
     excluded: tuple[Exclusion, ...]
+    scores: tuple[str, dict[str, float]] | None = None
 
     @property
     def route_header(self) -> str:
         return f"{self.strategy}; credential={self.credential.name}"
 
     def explain(self) -> dict[str, Any]:
-        return {
+        explained: dict[str, Any] = {
             "strategy": self.strategy,
             "selected": self.credential.name,
             "reason": self.reason,
@@ -110,6 +114,9 @@ class Decision:
                 for e in self.excluded
             ],
         }
+        if self.scores is not None:
+            explained["ranked_by"], explained["scores"] = self.scores
+        return explained
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ def select(
         reason=pick.reason,
         candidates=tuple(c.credential.name for c in candidates if c.credential.name not in chosen),
         excluded=tuple(excluded) + pick.excluded,
+        scores=pick.scores,
     )
 
 

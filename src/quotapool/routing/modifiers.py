@@ -62,19 +62,23 @@ class PolicyTiers:
 
 
 class BudgetSafe:
-    """Prefer credentials below the budget threshold whenever any exist (seed 002)."""
+    """Prefer credentials below the budget threshold whenever any exist (seed 002).
+
+    Measured on what the upstream reported, not on in-flight estimates: a burst alone must not
+    push a fill_first pool off its account."""
 
     def __init__(self, inner: Strategy) -> None:
         self.inner, self.name = inner, inner.name
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
         threshold = ctx.policy.budget_threshold
+        used = {c.credential.id: primary_used(c, ctx, in_flight=False) for c in candidates}
         return _narrowed(
             self.inner,
             candidates,
             ctx,
-            lambda c: primary_used(c, ctx) < threshold,
-            lambda c: f"over budget ({primary_used(c, ctx):.0f}% ≥ {threshold:g}% of 5 h window)",
+            lambda c: used[c.credential.id] < threshold,
+            lambda c: f"over budget ({used[c.credential.id]:.0f}% ≥ {threshold:g}% of 5 h window)",
         )
 
 

@@ -18,10 +18,12 @@ def _windows(candidate: Candidate, ctx: Context) -> tuple[QuotaWindow | None, Qu
     return state.primary, state.secondary
 
 
-def primary_used(candidate: Candidate, ctx: Context) -> float:
-    """Percent of the short window used, counting requests in flight."""
+def primary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) -> float:
+    """Percent of the short window used; by default counting requests in flight as used."""
     window = _windows(candidate, ctx)[0]
     used = window.used_at(ctx.now) if window else 0.0
+    if not in_flight:
+        return used
     return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
 
 

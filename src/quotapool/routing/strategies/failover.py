@@ -11,8 +11,13 @@ class Failover:
     name = "failover"
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
-        order = {c.id: i for i, c in enumerate(ctx.snapshot.credentials)}
+        order = {c.id: i + 1 for i, c in enumerate(ctx.snapshot.credentials)}
         winner = min(candidates, key=lambda c: order[c.credential.id])
         return Pick(
-            winner, f"first available in configured order (#{order[winner.credential.id] + 1})"
+            winner,
+            f"first available in configured order (#{order[winner.credential.id]})",
+            scores=(
+                "order",
+                {c.credential.name: float(order[c.credential.id]) for c in candidates},
+            ),
         )

@@ -13,4 +13,5 @@ class LeastBusy:
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
         winner = min(candidates, key=lambda c: (c.state.in_flight, *recency(c)))
-        return Pick(winner, f"fewest in flight ({winner.state.in_flight})")
+        scores = ("in flight", {c.credential.name: float(c.state.in_flight) for c in candidates})
+        return Pick(winner, f"fewest in flight ({winner.state.in_flight})", scores=scores)

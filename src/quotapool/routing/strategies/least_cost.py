@@ -21,9 +21,15 @@ class LeastCost:
     name = "least_cost"
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
-        winner = min(candidates, key=lambda c: (price(c, ctx), *recency(c)))
-        usd = price(winner, ctx)
+        prices = {c.credential.name: price(c, ctx) for c in candidates}
+        winner = min(candidates, key=lambda c: (prices[c.credential.name], *recency(c)))
+        usd = prices[winner.credential.name]
         sent = winner.credential.sent_model(ctx.request.model)
         if math.isinf(usd):
             return Pick(winner, f"no price known for {sent}; least recently selected")
-        return Pick(winner, f"cheapest: {sent} at ${usd:g} per million tokens")
+        known = {name: p for name, p in prices.items() if not math.isinf(p)}
+        return Pick(
+            winner,
+            f"cheapest: {sent} at ${usd:g} per million tokens",
+            scores=("USD per million tokens", known),
+        )

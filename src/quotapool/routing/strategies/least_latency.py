@@ -25,8 +25,11 @@ class LeastLatency:
             seen = winner.state.latency.get(model)
             samples = seen.samples if seen else 0
             return Pick(winner, f"exploring: {samples} of {needed} latency samples for {model}")
-        winner = min(candidates, key=lambda c: (c.state.latency[model].ewma_ms, *recency(c)))
+        averages = {c.credential.name: c.state.latency[model].ewma_ms for c in candidates}
+        winner = min(candidates, key=lambda c: (averages[c.credential.name], *recency(c)))
         stat = winner.state.latency[model]
         return Pick(
-            winner, f"lowest time to first byte: {stat.ewma_ms:.0f} ms over {stat.samples} requests"
+            winner,
+            f"lowest time to first byte: {stat.ewma_ms:.0f} ms over {stat.samples} requests",
+            scores=("time to first byte, ms", averages),
         )

@@ -15,9 +15,13 @@ class ResetDrain:
     name = "reset_drain"
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
-        winner = min(candidates, key=lambda c: (resets_at(c, ctx) or math.inf, *recency(c)))
-        reset = resets_at(winner, ctx)
+        resets = {c.credential.name: resets_at(c, ctx) for c in candidates}
+        winner = min(candidates, key=lambda c: (resets[c.credential.name] or math.inf, *recency(c)))
+        reset = resets[winner.credential.name]
         if reset is None:
             return Pick(winner, "no reset time known; least recently selected")
         when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return Pick(winner, f"its weekly quota resets soonest ({when})")
+        known = {name: r for name, r in resets.items() if r is not None}
+        return Pick(
+            winner, f"its weekly quota resets soonest ({when})", scores=("resets at", known)
+        )

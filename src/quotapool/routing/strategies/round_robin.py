@@ -26,4 +26,5 @@ class RoundRobin:
         return Pick(
             winner,
             f"its turn: {count} selection(s) for {profile} at weight {winner.credential.weight:g}",
+            scores=("selections per weight", {c.credential.name: turn(c)[0] for c in candidates}),
         )

@@ -13,11 +13,16 @@ class UsageWeighted:
     name = "usage_weighted"
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
+        weekly = {c.credential.id: secondary_used(c, ctx) for c in candidates}
         winner = min(
-            candidates, key=lambda c: (secondary_used(c, ctx), primary_used(c, ctx), *recency(c))
+            candidates, key=lambda c: (weekly[c.credential.id], primary_used(c, ctx), *recency(c))
         )
         return Pick(
             winner,
-            f"least used: weekly {percent(secondary_used(winner, ctx))}, "
+            f"least used: weekly {percent(weekly[winner.credential.id])}, "
             f"5 h {percent(primary_used(winner, ctx))}",
+            scores=(
+                "weekly used %",
+                {c.credential.name: weekly[c.credential.id] for c in candidates},
+            ),
         )

@@ -18,4 +18,5 @@ class Weighted:
         return Pick(
             winner,
             f"weighted draw: weight {weight:g} of {total:g} ({percent(100 * weight / total)})",
+            scores=("weight", {c.credential.name: c.credential.weight for c in candidates}),
         )
