@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -64,6 +64,12 @@ class Credential:
     """Requested model → model actually sent upstream (e.g. a cheaper equivalent)."""
     prices: tuple[tuple[str, float], ...] = ()
     """Model → USD per million tokens on this credential, overriding the pricing table."""
+    capacity: float = field(init=False)
+    """Relative size of the credential: plan credits × weight."""
+
+    def __post_init__(self) -> None:
+        capacity = PLAN_CAPACITY.get(self.plan or "", DEFAULT_CAPACITY) * self.weight
+        object.__setattr__(self, "capacity", capacity)
 
     def serves(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -79,8 +85,3 @@ class Credential:
             if priced == model:
                 return usd
         return None
-
-    @property
-    def capacity(self) -> float:
-        """Relative size of the credential: plan credits × weight."""
-        return PLAN_CAPACITY.get(self.plan or "", DEFAULT_CAPACITY) * self.weight

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from quotapool.domain.credential import Credential
 from quotapool.domain.state import CredentialState
 
-_FRESH = CredentialState()
+FRESH = CredentialState()
+"""The state of a credential nothing has happened to yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class PoolSnapshot:
     """Counts selections; rotation strategies compare `last_selected` against it."""
 
     def state(self, credential_id: str) -> CredentialState:
-        return self.states.get(credential_id, _FRESH)
+        return self.states.get(credential_id, FRESH)
 
     def by_id(self, credential_id: str) -> Credential | None:
         for credential in self.credentials:

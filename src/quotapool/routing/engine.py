@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
-from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.pool import FRESH, PoolSnapshot
 from quotapool.domain.request import RouteRequest
+from quotapool.domain.state import Status
 from quotapool.routing.base import (
     Candidate,
     Context,
@@ -18,6 +19,7 @@ from quotapool.routing.base import (
 from quotapool.routing.filters import comes_back_at, exclusion, mismatch
 
 DEFAULT_POLICY = RoutingPolicy()
+ACTIVE = Status.ACTIVE
 
 
 def select(
@@ -37,8 +39,21 @@ def select(
     candidates: list[Candidate] = []
     excluded: list[Exclusion] = []
     backing_off: list[Candidate] = []
+    states, fresh = snapshot.states, FRESH
+    model, kinds, tried = request.model, request.kinds, request.exclude
     for credential in snapshot.credentials:
-        state = snapshot.state(credential.id)
+        state = states.get(credential.id, fresh)
+        # Fast path for the common case: an active, healthy credential that serves the request.
+        if (
+            state.status is ACTIVE
+            and state.backoff_until <= now
+            and credential.kind in kinds
+            and (not credential.models or model in credential.models)
+            and credential.id not in tried
+            and (not state.model_cooldowns or state.model_cooldowns.get(model, 0.0) <= now)
+        ):
+            candidates.append(Candidate(credential, state))
+            continue
         why = exclusion(credential, state, request, now)
         if why is None:
             candidates.append(Candidate(credential, state))

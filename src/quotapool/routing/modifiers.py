@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 
-from quotapool.domain.credential import POLICY_RANK
+from quotapool.domain.credential import POLICY_RANK, Credential
 from quotapool.routing.base import Candidate, Context, Exclusion, Pick, Strategy
 from quotapool.routing.usage import primary_used, resets_at
 
@@ -27,6 +28,15 @@ def _narrowed(
     return replace(pick, excluded=dropped + pick.excluded)
 
 
+@lru_cache(maxsize=16)
+def _uniform(credentials: tuple[Credential, ...]) -> tuple[bool, bool]:
+    """Whether every credential shares one priority, and one policy (then tiers are no-ops)."""
+    return (
+        len({c.priority for c in credentials}) <= 1,
+        len({c.policy for c in credentials}) <= 1,
+    )
+
+
 class PriorityTiers:
     """Only the highest priority tier with an eligible credential is considered."""
 
@@ -34,6 +44,8 @@ class PriorityTiers:
         self.inner, self.name = inner, inner.name
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        if _uniform(ctx.snapshot.credentials)[0]:
+            return self.inner.pick(candidates, ctx)
         top = max(c.credential.priority for c in candidates)
         return _narrowed(
             self.inner,
@@ -51,6 +63,8 @@ class PolicyTiers:
         self.inner, self.name = inner, inner.name
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        if _uniform(ctx.snapshot.credentials)[1]:
+            return self.inner.pick(candidates, ctx)
         best = min(POLICY_RANK[c.credential.policy] for c in candidates)
         return _narrowed(
             self.inner,

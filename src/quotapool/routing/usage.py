@@ -10,18 +10,22 @@ from quotapool.domain.quota import QuotaWindow
 from quotapool.routing.base import Candidate, Context
 
 
-def _windows(candidate: Candidate, ctx: Context) -> tuple[QuotaWindow | None, QuotaWindow | None]:
+def _window(candidate: Candidate, ctx: Context, short: bool) -> QuotaWindow | None:
     state = candidate.state
     if (limit := ctx.request.additional_limit) is not None:
-        window = state.additional.get(limit)
-        return window, window
-    return state.primary, state.secondary
+        return state.additional.get(limit)
+    return state.primary if short else state.secondary
+
+
+def _used(window: QuotaWindow | None, now: float) -> float:
+    if window is None or (window.resets_at is not None and now >= window.resets_at):
+        return 0.0  # never trust a reading past the reset it announced
+    return window.used_percent
 
 
 def primary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) -> float:
     """Percent of the short window used; by default counting requests in flight as used."""
-    window = _windows(candidate, ctx)[0]
-    used = window.used_at(ctx.now) if window else 0.0
+    used = _used(_window(candidate, ctx, True), ctx.now)
     if not in_flight:
         return used
     return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
@@ -29,14 +33,13 @@ def primary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) 
 
 def secondary_used(candidate: Candidate, ctx: Context) -> float:
     """Percent of the long (weekly) window used, counting requests in flight."""
-    window = _windows(candidate, ctx)[1]
-    used = window.used_at(ctx.now) if window else 0.0
+    used = _used(_window(candidate, ctx, False), ctx.now)
     return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
 
 
 def resets_at(candidate: Candidate, ctx: Context) -> float | None:
     """When the long window resets (the quota that expires unused if not spent)."""
-    window = _windows(candidate, ctx)[1]
+    window = _window(candidate, ctx, False)
     if window is None or window.resets_at is None or window.resets_at <= ctx.now:
         return None
     return window.resets_at

@@ -24,7 +24,7 @@ class CapacityWeighted:
             winner = min(candidates, key=lambda c: (secondary_used(c, ctx), c.credential.id))
             return Pick(winner, "every candidate is spent; least used weekly window")
         winner, weight, total = weighted_draw(weighted, ctx.rng.random())
-        scores = ("weight", {c.credential.name: round(w, 1) for c, w in weighted})
+        scores = ("weight", {c.credential.name: w for c, w in weighted})
         return Pick(
             winner,
             f"weighted draw: capacity {winner.credential.capacity:,.0f} × "

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quotapool.routing.base import Candidate, Context, Pick
-from quotapool.routing.strategies._common import recency
 
 
 class RoundRobin:
@@ -17,14 +16,17 @@ class RoundRobin:
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
         profile = ctx.request.profile
-
-        def turn(c: Candidate) -> tuple[float, int, str]:
-            return (c.state.rotations.get(profile, 0) / c.credential.weight, *recency(c))
-
-        winner = min(candidates, key=turn)
+        turns = {
+            c.credential.name: c.state.rotations.get(profile, 0) / c.credential.weight
+            for c in candidates
+        }
+        winner = min(
+            candidates,
+            key=lambda c: (turns[c.credential.name], c.state.last_selected, c.credential.id),
+        )
         count = winner.state.rotations.get(profile, 0)
         return Pick(
             winner,
             f"its turn: {count} selection(s) for {profile} at weight {winner.credential.weight:g}",
-            scores=("selections per weight", {c.credential.name: turn(c)[0] for c in candidates}),
+            scores=("selections per weight", turns),
         )

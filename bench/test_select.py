@@ -1,0 +1,55 @@
+"""One routing decision, with its explanation, at 4, 100 and 1,000 credentials.
+
+.venv/bin/pytest bench/test_select.py --benchmark-only -p no:randomly
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.quota import QuotaWindow
+from quotapool.domain.request import Route, RouteRequest
+from quotapool.domain.state import CredentialState, Status
+from quotapool.routing.engine import select
+from quotapool.routing.registry import build_strategy
+
+NOW = 1_800_000_000.0
+
+
+def pool(size: int) -> PoolSnapshot:
+    """A realistic pool: usage spread over the windows, a tenth rate limited."""
+    rng = random.Random(size)
+    credentials = tuple(
+        Credential(f"c{i}", f"c{i}", Kind.CODEX, "http://x", plan="plus") for i in range(size)
+    )
+    states = {}
+    for i in range(size):
+        state = CredentialState(
+            primary=QuotaWindow(rng.uniform(0, 100), NOW + 3600, 300),
+            secondary=QuotaWindow(rng.uniform(0, 100), NOW + 86400, 10080),
+            in_flight=rng.randint(0, 3),
+            last_selected=rng.randint(0, 1000),
+        )
+        if i % 10 == 0:
+            state = CredentialState(
+                Status.RATE_LIMITED, until=NOW + 600, reason="429 usage_limit_reached"
+            )
+        states[f"c{i}"] = state
+    return PoolSnapshot(credentials, states, 1000)
+
+
+@pytest.mark.parametrize("size", [4, 100, 1000])
+@pytest.mark.parametrize("strategy", ["capacity_weighted", "round_robin", "fill_first"])
+def test_select_with_explanation(benchmark: Any, size: int, strategy: str) -> None:
+    snapshot, chain, rng = pool(size), build_strategy(strategy), random.Random(0)
+    request = RouteRequest(Route.RESPONSES, "gpt-5.5")
+
+    def decide() -> dict[str, Any]:
+        return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain()
+
+    assert benchmark(decide)["selected"]
