@@ -195,7 +195,7 @@ def streams(
 
 
 def write_config(home: Path, upstream: str, accounts: int) -> None:
-    lines = ['[routing]\nstrategy = "round_robin"\n']
+    lines = []  # the default strategy
     for i in range(accounts):
         lines.append(
             f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n'
