@@ -5,12 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from quotapool.domain.quota import QuotaWindow
+from quotapool.domain.quota import Credits, QuotaWindow
 from quotapool.domain.state import Status
 from quotapool.upstream.signals import (
     classify_error,
+    parse_anthropic_headers,
     parse_codex_headers,
     parse_duration,
+    parse_openai_headers,
     parse_retry_after,
 )
 
@@ -119,3 +121,59 @@ def test_classify_error(
     assert verdict.failover is failover
     assert verdict.status is state
     assert verdict.until == (pytest.approx(until) if until is not None else None)
+
+
+def test_codex_credits() -> None:
+    reading = parse_codex_headers(
+        {
+            "x-codex-credits-has-credits": "True",
+            "x-codex-credits-unlimited": "false",
+            "x-codex-credits-balance": "12.5",
+        },
+        NOW,
+    )
+    assert reading is not None and reading.credits == Credits(True, False, 12.5)
+
+
+def test_openai_rate_limits_become_the_busiest_window() -> None:
+    reading = parse_openai_headers(
+        {
+            "x-ratelimit-limit-requests": "100",
+            "x-ratelimit-remaining-requests": "90",
+            "x-ratelimit-reset-requests": "6s",
+            "x-ratelimit-limit-tokens": "1000",
+            "x-ratelimit-remaining-tokens": "250",
+            "x-ratelimit-reset-tokens": "1m30s",
+        },
+        NOW,
+    )
+    assert reading is not None and reading.primary == QuotaWindow(75.0, NOW + 90)
+    assert parse_openai_headers({"x-ratelimit-limit-requests": "0"}, NOW) is None
+
+
+def test_anthropic_limits_and_unified_windows() -> None:
+    reading = parse_anthropic_headers(
+        {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "40",
+            "anthropic-ratelimit-requests-reset": "2027-01-15T08:00:30Z",
+            "anthropic-ratelimit-unified-5h-utilization": "0.42",
+            "anthropic-ratelimit-unified-5h-reset": str(int(NOW) + 100),
+            "anthropic-ratelimit-unified-7d-utilization": "0.9",
+            "anthropic-ratelimit-unified-7d-reset": str(int(NOW) + 5000),
+        },
+        NOW,
+    )
+    assert reading is not None
+    assert reading.primary == QuotaWindow(42.0, NOW + 100, 300)
+    assert reading.secondary == QuotaWindow(90.0, NOW + 5000, 10080)
+    plain = parse_anthropic_headers(
+        {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "40",
+        },
+        NOW,
+    )
+    assert (
+        plain is not None and plain.primary == QuotaWindow(20.0, None) and plain.secondary is None
+    )

@@ -24,6 +24,15 @@ class QuotaWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Credits:
+    """Codex credits beyond the plan's windows (`x-codex-credits-*`)."""
+
+    has_credits: bool
+    unlimited: bool = False
+    balance: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaReading:
     """What one upstream response told us about a credential's headroom."""
 
@@ -31,3 +40,4 @@ class QuotaReading:
     secondary: QuotaWindow | None = None
     additional: Mapping[str, QuotaWindow] = field(default_factory=lambda: MappingProxyType({}))
     """Additional (gated) limits by name."""
+    credits: Credits | None = None

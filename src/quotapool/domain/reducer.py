@@ -44,6 +44,7 @@ def _with_quota(state: CredentialState, quota: QuotaReading | None) -> Credentia
         state,
         primary=quota.primary or state.primary,
         secondary=quota.secondary or state.secondary,
+        credits=quota.credits or state.credits,
         additional={**state.additional, **quota.additional}
         if quota.additional
         else state.additional,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from quotapool.domain.quota import QuotaWindow
+from quotapool.domain.quota import Credits, QuotaWindow
 
 
 class Status(StrEnum):
@@ -55,9 +55,10 @@ class CredentialState:
     """Pool sequence number of its last selection (0 = never)."""
     served: int = 0
     primary: QuotaWindow | None = None
-    """The 5-hour window of a Codex account."""
+    """The 5-hour window of a Codex account; for API keys the most used rate-limit window."""
     secondary: QuotaWindow | None = None
     """The weekly window of a Codex account."""
+    credits: Credits | None = None
     additional: Mapping[str, QuotaWindow] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Additional (gated) quotas by limit name, independent of the standard windows."""
     model_cooldowns: Mapping[str, float] = field(default_factory=_empty)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+from quotapool.upstream.signals import parse_anthropic_headers
 
 
 class AnthropicTransport:
@@ -26,4 +27,4 @@ class AnthropicTransport:
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
-        return None  # anthropic-ratelimit-* learning arrives with the accounts issue
+        return parse_anthropic_headers(headers, now)

@@ -8,6 +8,7 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+from quotapool.upstream.signals import parse_openai_headers
 
 _PATHS = {Route.RESPONSES: "/responses", Route.CHAT: "/chat/completions"}
 
@@ -25,4 +26,4 @@ class OpenAITransport:
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
-        return None  # x-ratelimit-* learning arrives with the accounts issue
+        return parse_openai_headers(headers, now)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.domain.quota import QuotaReading, QuotaWindow
+from quotapool.domain.quota import Credits, QuotaReading, QuotaWindow
 from quotapool.domain.state import Status
 
 MIN_LIMIT_SECONDS = 1.0
@@ -75,10 +75,75 @@ def _codex_window(headers: Mapping[str, str], which: str, now: float) -> QuotaWi
     return QuotaWindow(used, resets_at, int(minutes) if minutes is not None else None)
 
 
+def _credits(headers: Mapping[str, str]) -> Credits | None:
+    has = headers.get("x-codex-credits-has-credits")
+    if has is None:
+        return None
+    unlimited = headers.get("x-codex-credits-unlimited", "").lower() == "true"
+    return Credits(has.lower() == "true", unlimited, _float(headers.get("x-codex-credits-balance")))
+
+
 def parse_codex_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
-    """`x-codex-primary-*` (5 h) and `x-codex-secondary-*` (weekly) windows."""
+    """`x-codex-primary-*` (5 h) and `x-codex-secondary-*` (weekly) windows, and credits."""
     primary = _codex_window(headers, "primary", now)
     secondary = _codex_window(headers, "secondary", now)
+    credits = _credits(headers)
+    if primary is None and secondary is None and credits is None:
+        return None
+    return QuotaReading(primary, secondary, credits=credits)
+
+
+def _remaining_window(
+    limit: str | None, remaining: str | None, resets_at: float | None
+) -> QuotaWindow | None:
+    total, left = _float(limit), _float(remaining)
+    if not total or left is None:
+        return None
+    return QuotaWindow(max(0.0, 100.0 * (total - left) / total), resets_at)
+
+
+def _most_used(*windows: QuotaWindow | None) -> QuotaWindow | None:
+    known = [w for w in windows if w is not None]
+    return max(known, key=lambda w: w.used_percent) if known else None
+
+
+def parse_openai_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
+    """`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` as the key's busiest window."""
+    windows = []
+    for kind in ("requests", "tokens"):
+        raw = headers.get(f"x-ratelimit-reset-{kind}")
+        reset = parse_duration(raw) if raw else None
+        windows.append(
+            _remaining_window(
+                headers.get(f"x-ratelimit-limit-{kind}"),
+                headers.get(f"x-ratelimit-remaining-{kind}"),
+                now + reset if reset is not None else None,
+            )
+        )
+    primary = _most_used(*windows)
+    return QuotaReading(primary) if primary is not None else None
+
+
+def parse_anthropic_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
+    """`anthropic-ratelimit-*` limits; the unified 5 h / 7 d utilization of subscriptions."""
+    windows = [
+        _remaining_window(
+            headers.get(f"anthropic-ratelimit-{kind}-limit"),
+            headers.get(f"anthropic-ratelimit-{kind}-remaining"),
+            _rfc3339(headers.get(f"anthropic-ratelimit-{kind}-reset")),
+        )
+        for kind in ("requests", "tokens", "input-tokens", "output-tokens")
+    ]
+    unified = []
+    for window, minutes in (("5h", 300), ("7d", 10080)):
+        used = _float(headers.get(f"anthropic-ratelimit-unified-{window}-utilization"))
+        reset = _float(headers.get(f"anthropic-ratelimit-unified-{window}-reset"))
+        if reset is None:
+            reset = _rfc3339(headers.get(f"anthropic-ratelimit-unified-{window}-reset"))
+        percent = None if used is None else used * 100.0 if used <= 1.0 else used
+        unified.append(QuotaWindow(percent, reset, minutes) if percent is not None else None)
+    primary = _most_used(unified[0], *windows)
+    secondary = unified[1]
     if primary is None and secondary is None:
         return None
     return QuotaReading(primary, secondary)
