@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 HERE = Path(__file__).parent
+RESULTS = HERE / "results"
 PROXY_CPU, LOAD_CPU = "0", "1"
 BODIES = {
     "chat": {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]},
@@ -73,11 +74,10 @@ def rss_mb(pid: int) -> float:
 def process(
     args: list[str], port: int, cpu: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
+    name = Path(args[2] if args[1] == "-m" else args[1]).name
+    log = (RESULTS / f"{name}.log").open("wb")  # read it when a figure looks wrong
     proc = subprocess.Popen(
-        ["taskset", "-c", cpu, *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        ["taskset", "-c", cpu, *args], env={**os.environ, **(env or {})}, stdout=log, stderr=log
     )
     try:
         wait_port(port)
@@ -88,6 +88,7 @@ def process(
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @dataclass
@@ -104,11 +105,11 @@ class Result:
     cpu_ms_per_request: float | None = None
 
 
-_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()  # type: ignore[union-attr]
     return float(number) * _UNIT[unit]
 
 
@@ -144,8 +145,8 @@ def wrk(
         raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
     return total, rps, p50, p99
 
 
@@ -340,6 +341,7 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=0, help="also send N requests and sample RSS")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
     if args.quick:
         args.seconds = 1.0
     if shutil.which("wrk") is None:

@@ -73,4 +73,21 @@ class StatusSet:
     reason: str = ""
 
 
-Outcome = Started | Served | Limited | Failed | Abandoned | StatusSet
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Headroom learned outside a request (the usage poller, a stream's rate-limit event)."""
+
+    credential_id: str
+    at: float
+    quota: QuotaReading
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """The credential's token was renewed: auth failures are forgiven."""
+
+    credential_id: str
+    at: float
+
+
+Outcome = Started | Served | Limited | Failed | Abandoned | StatusSet | Observed | Refreshed

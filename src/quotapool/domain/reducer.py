@@ -10,7 +10,9 @@ from quotapool.domain.outcome import (
     Abandoned,
     Failed,
     Limited,
+    Observed,
     Outcome,
+    Refreshed,
     Served,
     Started,
     StatusSet,
@@ -130,6 +132,17 @@ def _next_state(snapshot: PoolSnapshot, outcome: Outcome) -> CredentialState:
             return replace(state, in_flight=_release(state))
         case StatusSet(status=status, reason=reason):
             return replace(state, status=status, until=None, reason=reason)
+        case Observed(quota=quota):
+            return _with_quota(state, quota)
+        case Refreshed():
+            back = state.status is Status.REAUTH_REQUIRED
+            return replace(
+                state,
+                consecutive_failures=0,
+                backoff_until=0.0,
+                status=Status.ACTIVE if back else state.status,
+                reason="" if back else state.reason,
+            )
 
 
 def apply(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:

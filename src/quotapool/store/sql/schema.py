@@ -30,3 +30,40 @@ requests = Table(
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("identity", String(256), unique=True, doc="codex: chatgpt account id + user id"),
+    Column("email", String(256)),
+    Column("plan", String(32)),
+    Column("account_id", String(128), doc="codex: sent as chatgpt-account-id"),
+    Column("base_url", String(512)),
+    Column("models", Text, doc="JSON list; empty = any model"),
+    Column("weight", Float, nullable=False, default=1.0),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("policy", String(16), nullable=False, default="normal"),
+    Column("status", String(32), nullable=False, default="active"),
+    Column("status_reason", Text),
+    Column("secret", Text, nullable=False, doc="Fernet token of the JSON secrets; never plaintext"),
+    Column("expires_at", Float, doc="access token expiry"),
+    Column("last_refresh", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+usage_history = Table(
+    "usage_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("credential", String(128), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("window", String(64), nullable=False, doc="primary | secondary | additional:<name>"),
+    Column("used_percent", Float, nullable=False),
+    Column("resets_at", Float),
+    Column("source", String(32), nullable=False, doc="headers | poll | stream | error"),
+    Index("ix_usage_history_credential_at", "credential", "at"),
+)

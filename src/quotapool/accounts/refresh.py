@@ -1,0 +1,129 @@
+"""Keeping Codex access tokens fresh: before expiry and after a 401, one refresh at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from quotapool.accounts import oauth
+from quotapool.accounts.jwt import TokenError, claims
+from quotapool.clock import Clock
+from quotapool.domain.outcome import Refreshed, StatusSet
+from quotapool.domain.state import Status
+from quotapool.store.accounts import AccountStore, Tokens
+from quotapool.store.base import PoolStore
+from quotapool.upstream.base import Secret
+
+log = logging.getLogger(__name__)
+
+REFRESH_AHEAD_SECONDS = 300.0
+"""Refresh when the access token has less than this left."""
+RETRY_BASE_SECONDS = 15.0
+RETRY_MAX_SECONDS = 600.0
+
+
+@dataclass
+class TokenState:
+    """What the refresher knows about one account's tokens (kept in memory)."""
+
+    account_row_id: str
+    tokens: Tokens
+    expires_at: float | None
+    account_id: str | None
+    retry_at: float = 0.0
+    failures: int = 0
+
+
+def expiry(access_token: str) -> float | None:
+    try:
+        exp = claims(access_token).get("exp")
+    except TokenError:
+        return None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+class TokenRefresher:
+    """Single-flight per account: concurrent callers await the same refresh.
+
+    `invalid_grant` (and the other permanent refusals) marks the account reauth_required; a
+    transient failure backs off and leaves the account in the pool while its token is valid."""
+
+    def __init__(
+        self,
+        *,
+        store: AccountStore,
+        pool: PoolStore,
+        secrets: MutableMapping[str, Secret],
+        clock: Clock,
+        auth_base_url: str,
+        session: Callable[[], aiohttp.ClientSession],
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.secrets = secrets
+        self.clock = clock
+        self.auth_base_url = auth_base_url
+        self.session = session
+        self.accounts: dict[str, TokenState] = {}
+        self._flights: dict[str, asyncio.Future[bool]] = {}
+        self.refreshes = 0
+        """Refresh calls made (for tests and metrics)."""
+
+    def track(self, credential_id: str, state: TokenState) -> None:
+        self.accounts[credential_id] = state
+
+    def due(self, credential_id: str) -> bool:
+        state = self.accounts.get(credential_id)
+        if state is None or state.expires_at is None:
+            return False
+        now = self.clock.now()
+        return state.expires_at - now < REFRESH_AHEAD_SECONDS and now >= state.retry_at
+
+    def expired(self, credential_id: str) -> bool:
+        state = self.accounts.get(credential_id)
+        return bool(state and state.expires_at is not None and state.expires_at <= self.clock.now())
+
+    async def refresh(self, credential_id: str) -> bool:
+        """Refresh now (joining a refresh already running). True when the token is new."""
+        flight = self._flights.get(credential_id)
+        if flight is None:
+            flight = asyncio.ensure_future(self._refresh(credential_id))
+            self._flights[credential_id] = flight
+            flight.add_done_callback(lambda _f: self._flights.pop(credential_id, None))
+        return await asyncio.shield(flight)
+
+    async def _refresh(self, credential_id: str) -> bool:
+        state = self.accounts[credential_id]
+        if not state.tokens.refresh_token:
+            return False
+        self.refreshes += 1
+        now = self.clock.now()
+        try:
+            fresh = await oauth.refresh(self.session(), self.auth_base_url, state.tokens.refresh_token)
+        except oauth.OAuthError as exc:
+            if exc.permanent:
+                reason = f"refresh refused: {exc.code}; run `quotapool accounts login` again"
+                self.pool.apply(StatusSet(credential_id, now, Status.REAUTH_REQUIRED, reason))
+                await asyncio.to_thread(
+                    self.store.set_status_by_id, state.account_row_id, Status.REAUTH_REQUIRED.value, reason, now
+                )
+                log.warning("account %s needs a new login: %s", credential_id, exc.code)
+                return False
+            state.failures += 1
+            state.retry_at = now + min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (state.failures - 1))
+            log.warning("token refresh for %s failed (%s); retrying after %.0f s", credential_id, exc, state.retry_at - now)
+            return False
+        tokens = Tokens(
+            fresh.access_token,
+            fresh.refresh_token or state.tokens.refresh_token,
+            fresh.id_token or state.tokens.id_token,
+        )
+        state.tokens, state.expires_at, state.failures, state.retry_at = tokens, expiry(tokens.access_token or ""), 0, 0.0
+        self.secrets[credential_id] = Secret(fresh.access_token, state.account_id)
+        await asyncio.to_thread(self.store.save_tokens, state.account_row_id, tokens, state.expires_at, now)
+        self.pool.apply(Refreshed(credential_id, self.clock.now()))
+        return True
