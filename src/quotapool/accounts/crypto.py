@@ -19,7 +19,9 @@ def load_or_create_key(home: Path, *, create: bool = True) -> bytes:
     path = home / KEY_FILE_NAME
     if not path.exists():
         if not create:
-            raise KeyFileError(f"key file {path} is missing; secrets in the database cannot be read")
+            raise KeyFileError(
+                f"key file {path} is missing; secrets in the database cannot be read"
+            )
         home.mkdir(parents=True, exist_ok=True)
         key = Fernet.generate_key()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -30,7 +32,9 @@ def load_or_create_key(home: Path, *, create: bool = True) -> bytes:
     try:
         Fernet(key)
     except ValueError:
-        raise KeyFileError(f"key file {path} does not hold a valid key (32 url-safe base64 bytes)") from None
+        raise KeyFileError(
+            f"key file {path} does not hold a valid key (32 url-safe base64 bytes)"
+        ) from None
     return key
 
 

@@ -67,7 +67,9 @@ def read_all(paths: Iterable[Path]) -> tuple[list[CodexLogin], list[ImportProble
     problems: list[ImportProblem] = []
     files = auth_files(paths)
     if not files:
-        problems.append(ImportProblem(Path(" ".join(str(p) for p in paths)), "no auth.json files found"))
+        problems.append(
+            ImportProblem(Path(" ".join(str(p) for p in paths)), "no auth.json files found")
+        )
     for path in files:
         try:
             login = read_auth_file(path)

@@ -19,7 +19,9 @@ CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 CALLBACK_PORT = 1455
 REDIRECT_URI = f"http://localhost:{CALLBACK_PORT}/auth/callback"
 SCOPE = "openid profile email offline_access"
-REAUTH_ERRORS = frozenset({"invalid_grant", "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"})
+REAUTH_ERRORS = frozenset(
+    {"invalid_grant", "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"}
+)
 
 
 class OAuthError(Exception):
@@ -83,35 +85,54 @@ def code_from_redirect(pasted: str, state: str) -> str:
     if "error" in query:
         raise OAuthError(f"the login failed: {query['error'][0]}", query["error"][0])
     if query.get("state", [state])[0] != state:
-        raise OAuthError("the pasted URL belongs to another login attempt (state mismatch); start again")
+        raise OAuthError(
+            "the pasted URL belongs to another login attempt (state mismatch); start again"
+        )
     if not query.get("code"):
-        raise OAuthError("the pasted URL has no ?code=…; paste the whole address the browser ended on")
+        raise OAuthError(
+            "the pasted URL has no ?code=…; paste the whole address the browser ended on"
+        )
     return query["code"][0]
 
 
-async def _token_request(session: aiohttp.ClientSession, auth_base: str, form: dict[str, str]) -> TokenSet:
+async def _token_request(
+    session: aiohttp.ClientSession, auth_base: str, form: dict[str, str]
+) -> TokenSet:
     try:
         async with session.post(f"{auth_base}/oauth/token", data=form) as response:
             payload: Any = await response.json(content_type=None)
             status = response.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise OAuthError(f"token endpoint unreachable or unreadable: {type(exc).__name__}") from None
+        raise OAuthError(
+            f"token endpoint unreachable or unreadable: {type(exc).__name__}"
+        ) from None
     if status != 200 or not isinstance(payload, dict) or "access_token" not in payload:
         error = payload.get("error") if isinstance(payload, dict) else None
         code = error.get("code") if isinstance(error, dict) else error
         description = payload.get("error_description") if isinstance(payload, dict) else None
-        message = f"token endpoint answered {status}: {code or 'error'}" + (f" ({description})" if description else "")
+        message = f"token endpoint answered {status}: {code or 'error'}" + (
+            f" ({description})" if description else ""
+        )
         raise OAuthError(message, code, permanent=code in REAUTH_ERRORS)
     return TokenSet(payload["access_token"], payload.get("refresh_token"), payload.get("id_token"))
 
 
 async def refresh(session: aiohttp.ClientSession, auth_base: str, refresh_token: str) -> TokenSet:
-    form = {"grant_type": "refresh_token", "client_id": CLIENT_ID, "refresh_token": refresh_token, "scope": "openid profile email"}
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": CLIENT_ID,
+        "refresh_token": refresh_token,
+        "scope": "openid profile email",
+    }
     return await _token_request(session, auth_base, form)
 
 
 async def exchange_code(
-    session: aiohttp.ClientSession, auth_base: str, code: str, verifier: str, redirect_uri: str = REDIRECT_URI
+    session: aiohttp.ClientSession,
+    auth_base: str,
+    code: str,
+    verifier: str,
+    redirect_uri: str = REDIRECT_URI,
 ) -> TokenSet:
     form = {
         "grant_type": "authorization_code",
@@ -147,11 +168,15 @@ async def wait_for_callback(state: str, port: int = CALLBACK_PORT, timeout: floa
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise OAuthError(f"port {port} is busy ({exc.strerror}); use --manual and paste the redirect URL") from None
+        raise OAuthError(
+            f"port {port} is busy ({exc.strerror}); use --manual and paste the redirect URL"
+        ) from None
     try:
         return await asyncio.wait_for(arrived, timeout)
     except TimeoutError:
-        raise OAuthError(f"no browser callback within {timeout:.0f} s; try --device or --manual") from None
+        raise OAuthError(
+            f"no browser callback within {timeout:.0f} s; try --device or --manual"
+        ) from None
     finally:
         await runner.cleanup()
 
@@ -195,7 +220,9 @@ async def device_wait(
     body = {"device_auth_id": device.device_auth_id, "user_code": device.user_code}
     waited = 0.0
     while waited < timeout:
-        async with session.post(f"{auth_base}/api/accounts/deviceauth/token", json=body) as response:
+        async with session.post(
+            f"{auth_base}/api/accounts/deviceauth/token", json=body
+        ) as response:
             if response.status == 200:
                 grant: Any = await response.json(content_type=None)
                 return await exchange_code(

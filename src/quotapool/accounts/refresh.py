@@ -103,27 +103,47 @@ class TokenRefresher:
         self.refreshes += 1
         now = self.clock.now()
         try:
-            fresh = await oauth.refresh(self.session(), self.auth_base_url, state.tokens.refresh_token)
+            fresh = await oauth.refresh(
+                self.session(), self.auth_base_url, state.tokens.refresh_token
+            )
         except oauth.OAuthError as exc:
             if exc.permanent:
                 reason = f"refresh refused: {exc.code}; run `quotapool accounts login` again"
                 self.pool.apply(StatusSet(credential_id, now, Status.REAUTH_REQUIRED, reason))
                 await asyncio.to_thread(
-                    self.store.set_status_by_id, state.account_row_id, Status.REAUTH_REQUIRED.value, reason, now
+                    self.store.set_status_by_id,
+                    state.account_row_id,
+                    Status.REAUTH_REQUIRED.value,
+                    reason,
+                    now,
                 )
                 log.warning("account %s needs a new login: %s", credential_id, exc.code)
                 return False
             state.failures += 1
-            state.retry_at = now + min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (state.failures - 1))
-            log.warning("token refresh for %s failed (%s); retrying after %.0f s", credential_id, exc, state.retry_at - now)
+            state.retry_at = now + min(
+                RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (state.failures - 1)
+            )
+            log.warning(
+                "token refresh for %s failed (%s); retrying after %.0f s",
+                credential_id,
+                exc,
+                state.retry_at - now,
+            )
             return False
         tokens = Tokens(
             fresh.access_token,
             fresh.refresh_token or state.tokens.refresh_token,
             fresh.id_token or state.tokens.id_token,
         )
-        state.tokens, state.expires_at, state.failures, state.retry_at = tokens, expiry(tokens.access_token or ""), 0, 0.0
+        state.tokens, state.expires_at, state.failures, state.retry_at = (
+            tokens,
+            expiry(tokens.access_token or ""),
+            0,
+            0.0,
+        )
         self.secrets[credential_id] = Secret(fresh.access_token, state.account_id)
-        await asyncio.to_thread(self.store.save_tokens, state.account_row_id, tokens, state.expires_at, now)
+        await asyncio.to_thread(
+            self.store.save_tokens, state.account_row_id, tokens, state.expires_at, now
+        )
         self.pool.apply(Refreshed(credential_id, self.clock.now()))
         return True

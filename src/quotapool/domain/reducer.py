@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import TypeVar
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 from quotapool.domain.outcome import (
     Abandoned,
@@ -39,18 +39,31 @@ def _set(mapping: Mapping[str, V], key: str, value: V) -> Mapping[str, V]:
     return {**mapping, key: value}
 
 
+_FIELDS = tuple(f.name for f in fields(CredentialState))
+
+
+def _evolve(state: CredentialState, changes: dict[str, Any]) -> CredentialState:
+    """`dataclasses.replace` without its per-call introspection (this runs twice a request)."""
+    values = {name: changes[name] if name in changes else getattr(state, name) for name in _FIELDS}
+    return CredentialState(**values)
+
+
+def _quota_changes(state: CredentialState, quota: QuotaReading) -> dict[str, Any]:
+    additional = state.additional
+    if quota.additional:
+        additional = {**additional, **quota.additional}
+    return {
+        "primary": quota.primary or state.primary,
+        "secondary": quota.secondary or state.secondary,
+        "credits": quota.credits or state.credits,
+        "additional": additional,
+    }
+
+
 def _with_quota(state: CredentialState, quota: QuotaReading | None) -> CredentialState:
     if quota is None:
         return state
-    return replace(
-        state,
-        primary=quota.primary or state.primary,
-        secondary=quota.secondary or state.secondary,
-        credits=quota.credits or state.credits,
-        additional={**state.additional, **quota.additional}
-        if quota.additional
-        else state.additional,
-    )
+    return _evolve(state, _quota_changes(state, quota))
 
 
 def _latency(state: CredentialState, model: str, ttfb_ms: float | None) -> Mapping[str, Latency]:
@@ -68,21 +81,18 @@ def _release(state: CredentialState) -> int:
 
 
 def _served(state: CredentialState, outcome: Served) -> CredentialState:
-    healed = state.status in LIMITED and not outcome.gated
-    return _with_quota(
-        replace(
-            state,
-            in_flight=_release(state),
-            served=state.served + 1,
-            consecutive_failures=0,
-            backoff_until=0.0,
-            status=Status.ACTIVE if healed else state.status,
-            until=None if healed else state.until,
-            reason="" if healed else state.reason,
-            latency=_latency(state, outcome.model, outcome.ttfb_ms),
-        ),
-        outcome.quota,
-    )
+    changes: dict[str, Any] = {
+        "in_flight": _release(state),
+        "served": state.served + 1,
+        "latency": _latency(state, outcome.model, outcome.ttfb_ms),
+    }
+    if state.consecutive_failures or state.backoff_until:
+        changes.update(consecutive_failures=0, backoff_until=0.0)
+    if state.status in LIMITED and not outcome.gated:
+        changes.update(status=Status.ACTIVE, until=None, reason="")
+    if (quota := outcome.quota) is not None:
+        changes.update(_quota_changes(state, quota))
+    return _evolve(state, changes)
 
 
 def _limited(state: CredentialState, outcome: Limited) -> CredentialState:
@@ -108,11 +118,15 @@ def _next_state(snapshot: PoolSnapshot, outcome: Outcome) -> CredentialState:
     state = snapshot.state(outcome.credential_id)
     match outcome:
         case Started(profile=profile):
-            return replace(
+            return _evolve(
                 state,
-                in_flight=state.in_flight + 1,
-                last_selected=snapshot.sequence + 1,
-                rotations=_set(state.rotations, profile, state.rotations.get(profile, 0) + 1),
+                {
+                    "in_flight": state.in_flight + 1,
+                    "last_selected": snapshot.sequence + 1,
+                    "rotations": _set(
+                        state.rotations, profile, state.rotations.get(profile, 0) + 1
+                    ),
+                },
             )
         case Served():
             return _served(state, outcome)

@@ -32,7 +32,11 @@ class Tokens:
         return "Tokens(***)"
 
     def sealed(self, box: SecretBox) -> str:
-        fields = {k: v for k in ("access_token", "refresh_token", "id_token", "api_key") if (v := getattr(self, k))}
+        fields = {
+            k: v
+            for k in ("access_token", "refresh_token", "id_token", "api_key")
+            if (v := getattr(self, k))
+        }
         return box.seal(orjson.dumps(fields).decode())
 
     @classmethod
@@ -117,7 +121,11 @@ class AccountStore:
 
     def get(self, name: str) -> AccountRow:
         with self.engine.connect() as connection:
-            found = connection.execute(select(accounts).where(accounts.c.name == name)).mappings().first()
+            found = (
+                connection.execute(select(accounts).where(accounts.c.name == name))
+                .mappings()
+                .first()
+            )
         if found is None:
             known = ", ".join(r.name for r in self.all()) or "none"
             raise AccountError(f"no account named {name!r} (accounts: {known})")
@@ -126,7 +134,9 @@ class AccountStore:
     def version(self) -> tuple[int, float]:
         """Changes whenever any account is added, changed or removed."""
         with self.engine.connect() as connection:
-            count, latest = connection.execute(select(func.count(), func.max(accounts.c.updated_at))).one()
+            count, latest = connection.execute(
+                select(func.count(), func.max(accounts.c.updated_at))
+            ).one()
         return int(count), float(latest or 0.0)
 
     def save_logins(self, logins: Sequence[CodexLogin], now: float) -> list[tuple[str, bool]]:
@@ -138,7 +148,9 @@ class AccountStore:
             taken = {r["name"] for r in connection.execute(select(accounts.c.name)).mappings()}
             for login in logins:
                 existing = connection.execute(
-                    select(accounts.c.id, accounts.c.name).where(accounts.c.identity == login.identity)
+                    select(accounts.c.id, accounts.c.name).where(
+                        accounts.c.identity == login.identity
+                    )
                 ).first()
                 values = {
                     "email": login.email,
@@ -149,7 +161,9 @@ class AccountStore:
                     "updated_at": now,
                 }
                 if existing is not None:
-                    connection.execute(update(accounts).where(accounts.c.id == existing.id).values(**values))
+                    connection.execute(
+                        update(accounts).where(accounts.c.id == existing.id).values(**values)
+                    )
                     results.append((existing.name, False))
                     continue
                 name = _unique_name(login.email or login.account_id, login.account_id, taken)
@@ -208,21 +222,34 @@ class AccountStore:
         self.get(name)
         with self.engine.begin() as connection:
             connection.execute(
-                update(accounts).where(accounts.c.name == name).values(status=status, status_reason=reason, updated_at=now)
+                update(accounts)
+                .where(accounts.c.name == name)
+                .values(status=status, status_reason=reason, updated_at=now)
             )
 
-    def set_status_by_id(self, account_id: str, status: str, reason: str | None, now: float) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(accounts).where(accounts.c.id == account_id).values(status=status, status_reason=reason, updated_at=now)
-            )
-
-    def save_tokens(self, account_id: str, tokens: Tokens, expires_at: float | None, now: float) -> None:
+    def set_status_by_id(
+        self, account_id: str, status: str, reason: str | None, now: float
+    ) -> None:
         with self.engine.begin() as connection:
             connection.execute(
                 update(accounts)
                 .where(accounts.c.id == account_id)
-                .values(secret=tokens.sealed(self.box), expires_at=expires_at, last_refresh=now, updated_at=now)
+                .values(status=status, status_reason=reason, updated_at=now)
+            )
+
+    def save_tokens(
+        self, account_id: str, tokens: Tokens, expires_at: float | None, now: float
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(
+                    secret=tokens.sealed(self.box),
+                    expires_at=expires_at,
+                    last_refresh=now,
+                    updated_at=now,
+                )
             )
 
     def remove(self, name: str) -> None:

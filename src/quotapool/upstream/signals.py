@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ def _float(value: str | None) -> float | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def parse_duration(text: str) -> float | None:
     """OpenAI reset durations: `6ms`, `20s`, `1m30s`, `2h0m5s`; plain numbers are seconds."""
     if (plain := _float(text)) is not None:
@@ -109,6 +111,8 @@ def _most_used(*windows: QuotaWindow | None) -> QuotaWindow | None:
 
 def parse_openai_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
     """`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` as the key's busiest window."""
+    if "x-ratelimit-limit-requests" not in headers and "x-ratelimit-limit-tokens" not in headers:
+        return None
     windows = []
     for kind in ("requests", "tokens"):
         raw = headers.get(f"x-ratelimit-reset-{kind}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quotapool.routing.base import Candidate, Context, Pick
-from quotapool.routing.strategies._common import percent, weighted_draw
+from quotapool.routing.strategies._common import weighted_draw
 from quotapool.routing.usage import secondary_used
 
 
@@ -25,10 +25,7 @@ class CapacityWeighted:
             return Pick(winner, "every candidate is spent; least used weekly window")
         winner, weight, total = weighted_draw(weighted, ctx.rng.random())
         scores = ("weight", {c.credential.name: w for c, w in weighted})
+        share = round(100 * weight / total)
         return Pick(
-            winner,
-            f"weighted draw: capacity {winner.credential.capacity:,.0f} × "
-            f"{percent(100 - secondary_used(winner, ctx))} weekly left = "
-            f"{weight:,.0f} of {total:,.0f} ({percent(100 * weight / total)})",
-            scores=scores,
+            winner, f"weighted draw: {share}% of the weight (capacity × weekly left)", scores=scores
         )
