@@ -16,7 +16,7 @@ import pytest
 from quotapool.compose import Quotapool, build
 from quotapool.config import Settings
 from quotapool.server import run_in_thread as serve_pool
-from quotapool.store.request_log import recent
+from quotapool.store.batch import recent
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
 
 CODEX = [("tok-a", "alpha", "acct-a"), ("tok-b", "bravo", "acct-b"), ("tok-c", "charlie", "acct-c")]
@@ -86,6 +86,8 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
             if cred["kind"] != "codex":
                 cred.setdefault("base_url", upstream + ("/v1" if cred["kind"] == "openai" else ""))
         settings.setdefault("routing", {"strategy": "round_robin"})
+        settings.setdefault("usage_poll_interval", 0)  # tests that want the poller turn it on
+        settings.setdefault("auth_base_url", upstream)
         config = Settings(
             home=tmp_path,
             port=0,

@@ -7,23 +7,32 @@ import random
 from dataclasses import dataclass, field
 
 import aiohttp
+from sqlalchemy import Engine
 
 from quotapool import __version__
+from quotapool.accounts.crypto import KEY_FILE_NAME, SecretBox, load_or_create_key
+from quotapool.accounts.live import LiveAccounts
+from quotapool.accounts.usage_poller import UsagePoller
 from quotapool.clock import Clock, SystemClock
 from quotapool.config import ConfigError, RoutingConfig, Settings
 from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.state import Status
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
-from quotapool.proxy.models import CodexModels, model_ids, openai_models
+from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
 from quotapool.routing.base import RoutingPolicy, Strategy
 from quotapool.routing.filters import available
 from quotapool.routing.pricing import DEFAULT_PRICES
 from quotapool.routing.registry import build_strategy
+from quotapool.store.accounts import AccountStore
+from quotapool.store.batch import BatchWriter
 from quotapool.store.memory import MemoryPoolStore
-from quotapool.store.request_log import RequestLog
 from quotapool.store.sql.db import make_engine, migrate
+from quotapool.store.sql.schema import usage_history
+from quotapool.store.usage_history import UsageHistory
 from quotapool.tasks import TaskSet
 from quotapool.upstream.anthropic import AnthropicTransport
 from quotapool.upstream.base import Secret, Transport
@@ -86,14 +95,46 @@ class Quotapool:
     app: ProxyApp
     dispatcher: Dispatcher
     pool: MemoryPoolStore
-    request_log: RequestLog | None
+    request_log: BatchWriter | None
+    accounts: LiveAccounts
     tasks: TaskSet = field(default_factory=TaskSet)
 
 
+def open_accounts(settings: Settings, engine: Engine, *, create_key: bool = True) -> AccountStore:
+    """The account store, with the key file (created on first run) that seals its secrets."""
+    home = settings.resolved_home
+    box = SecretBox(load_or_create_key(home, create=create_key), home / KEY_FILE_NAME)
+    return AccountStore(engine, box)
+
+
 def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
+    """Wire everything; raises ConfigError or KeyFileError with a message saying what to fix."""
     clock = clock or SystemClock()
-    credentials, secrets = credentials_from(settings)
-    pool = MemoryPoolStore(PoolSnapshot(credentials))
+    configured, secrets = credentials_from(settings)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    store = open_accounts(settings, engine)
+    tasks = TaskSet()
+    session_holder: list[aiohttp.ClientSession] = []
+    accounts = LiveAccounts(
+        store=store,
+        box=store.box,
+        codex_base_url=settings.codex_base_url,
+        configured=configured,
+        secrets=secrets,
+        clock=clock,
+        auth_base_url=settings.auth_base_url.rstrip("/"),
+        session=lambda: session_holder[0],
+        tasks=tasks,
+    )
+    credentials, statuses = accounts.load()
+    history = BatchWriter(engine, usage_history)
+    initial = PoolSnapshot(tuple(credentials))
+    pool = MemoryPoolStore(initial, observer=UsageHistory(history))
+    for credential_id, (status, reason) in statuses.items():
+        if status is not Status.ACTIVE:
+            pool.apply(StatusSet(credential_id, clock.now(), status, reason))
+    refresher = accounts.attach(pool)
     transports: dict[Kind, Transport] = {
         Kind.CODEX: CodexTransport(),
         Kind.OPENAI: OpenAITransport(),
@@ -113,39 +154,51 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         settings=DispatchSettings(
             routing.max_attempts, settings.sse_keepalive_seconds, routing.route_header
         ),
+        refresher=refresher,
+        on_unauthorized=accounts.on_unauthorized,
     )
-    engine = make_engine(settings.resolved_database_url)
-    request_log = RequestLog(engine) if settings.request_log else None
-    tasks = TaskSet()
-    listed = openai_models(model_ids(credentials, settings.codex_models))
+    request_log = BatchWriter(engine) if settings.request_log else None
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
+    poller = UsagePoller(
+        pool=pool,
+        secrets=secrets,
+        clock=clock,
+        session=lambda: session_holder[0],
+        interval=settings.usage_poll_interval,
+        on_unauthorized=accounts.on_unauthorized,
+    )
 
     async def models(dialect: Dialect) -> bytes:
         if dialect is Dialect.CODEX and dispatcher.session is not None:
             return await codex_models.fetch(dispatcher.session)
-        return listed
+        return openai_models(model_ids(pool.snapshot().credentials, settings.codex_models))
 
     def ready() -> bool:
         snapshot, now = pool.snapshot(), clock.now()
         return any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
 
     async def startup() -> None:
-        migrate(engine)
         timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
         )
-        dispatcher.session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
             timeout=timeout,
             headers={"user-agent": f"quotapool/{__version__}"},
             skip_auto_headers=("Content-Type",),
         )
+        session_holder.append(session)
+        dispatcher.session = session
         if request_log is not None:
             tasks.spawn(request_log.run(), "request-log-writer")
+        tasks.spawn(history.run(), "usage-history-writer")
+        tasks.spawn(accounts.watch(settings.accounts_watch_interval), "accounts-watch")
+        if settings.usage_poll_interval > 0:
+            tasks.spawn(poller.run(), "usage-poller")
         log.info(
             "quotapool %s: %d credential(s), strategy %s",
             __version__,
-            len(credentials),
+            len(pool.snapshot().credentials),
             routing.strategy,
         )
 
@@ -160,10 +213,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         submit=request_log.submit if request_log is not None else (lambda _record: None),
         models=models,
         ready=ready,
+        pool_view=lambda: pool_view(pool.snapshot(), clock.now()),
         now=clock.now,
         max_body_bytes=settings.max_body_bytes,
         allow_remote=settings.allow_remote,
         on_startup=startup,
         on_shutdown=shutdown,
     )
-    return Quotapool(settings, app, dispatcher, pool, request_log, tasks)
+    return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL of the request log; SQLite under `home` by default."""
     codex_base_url: str = "https://chatgpt.com/backend-api"
+    auth_base_url: str = "https://auth.openai.com"
+    """The ChatGPT OAuth server (token refresh, logins)."""
+    usage_poll_interval: float = Field(default=60.0, ge=0)
+    """Seconds between two polls of the same Codex account's usage (0 turns polling off)."""
+    accounts_watch_interval: float = Field(default=2.0, gt=0)
+    """How often a running server checks the database for account changes from the CLI."""
     codex_models: tuple[str, ...] = ("gpt-5.5", "gpt-5.4", "gpt-5.3-codex", "gpt-5.4-mini")
     """Models listed for Codex accounts by `/v1/models`."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)

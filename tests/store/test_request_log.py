@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from quotapool.store.request_log import RequestLog, recent
+from quotapool.store.batch import BatchWriter, recent
 from quotapool.store.sql.db import make_engine, migrate
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -57,7 +57,7 @@ def row(i: int) -> dict[str, object]:
 
 
 def test_batched_writes_and_recent(engine: Engine) -> None:
-    log = RequestLog(engine, batch_size=7)
+    log = BatchWriter(engine, batch_size=7)
 
     async def scenario() -> None:
         for i in range(20):
@@ -77,7 +77,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_queue_is_bounded_and_never_blocks(tmp_path: Path) -> None:
-    log = RequestLog(make_engine(f"sqlite:///{tmp_path / 'l.db'}"), max_queued=10)
+    log = BatchWriter(make_engine(f"sqlite:///{tmp_path / 'l.db'}"), max_queued=10)
     for i in range(25):
         log.submit(row(i))
     assert log.dropped == 15

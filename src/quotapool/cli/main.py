@@ -114,7 +114,7 @@ def requests(
     config: ConfigOption = None,
 ) -> None:
     """Recent requests: where each went, what it cost, and why it was routed there."""
-    from quotapool.store.request_log import recent
+    from quotapool.store.batch import recent
     from quotapool.store.sql.db import make_engine, migrate
 
     settings = _settings(config)

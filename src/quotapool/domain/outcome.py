@@ -80,6 +80,8 @@ class Observed:
     credential_id: str
     at: float
     quota: QuotaReading
+    source: str = "poll"
+    """Where it was read: "poll" (wham/usage) or "stream" (a codex.rate_limits event)."""
 
 
 @dataclass(frozen=True, slots=True)

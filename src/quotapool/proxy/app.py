@@ -61,6 +61,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
     "/health": Endpoint(("GET",), Dialect.OPENAI),
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
+    "/quotapool/pool": Endpoint(("GET",), Dialect.OPENAI),
 }
 
 
@@ -149,6 +150,7 @@ class ProxyApp:
         submit: Callable[[dict[str, Any]], None],
         models: Callable[[Dialect], Awaitable[bytes]],
         ready: Callable[[], bool],
+        pool_view: Callable[[], bytes],
         now: Callable[[], float],
         max_body_bytes: int,
         allow_remote: bool,
@@ -159,6 +161,7 @@ class ProxyApp:
         self._submit = submit
         self._models = models
         self._ready = ready
+        self._pool_view = pool_view
         self._now = now
         self._limit = max_body_bytes
         self._allow_remote = allow_remote
@@ -233,6 +236,8 @@ class ProxyApp:
             ready = self._ready()
             body = b'{"status":"ready"}' if ready else b'{"status":"no eligible credential"}'
             await send_body(send, 200 if ready else 503, body, base)
+        elif path == "/quotapool/pool":
+            await send_body(send, 200, self._pool_view(), base)
         else:
             await send_body(send, 200, await self._models(dialect), base)
 

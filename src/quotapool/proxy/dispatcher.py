@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -52,6 +52,16 @@ _SKIP_RESPONSE_HEADERS = frozenset(
 )
 
 
+class Refresher(Protocol):
+    """Keeps access tokens fresh (see quotapool.accounts.refresh)."""
+
+    def due(self, credential_id: str) -> bool: ...
+
+    def expired(self, credential_id: str) -> bool: ...
+
+    async def refresh(self, credential_id: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchSettings:
     max_attempts: int
@@ -85,8 +95,12 @@ class Dispatcher:
         clock: Clock,
         rng: random.Random,
         settings: DispatchSettings,
+        refresher: Refresher | None = None,
+        on_unauthorized: Callable[[str], None] = lambda _credential_id: None,
     ) -> None:
         self.pool = pool
+        self.refresher = refresher
+        self.on_unauthorized = on_unauthorized
         self.transports = transports
         self.secrets = secrets
         self.strategy = strategy
@@ -133,6 +147,9 @@ class Dispatcher:
             credential = choice.credential
             record.attempts += 1
             record.credential = credential.name
+            if not await self._token_ready(credential.id):
+                exclude = exclude | {credential.id}
+                continue
             try:
                 call = self.transports[credential.kind].prepare(
                     _for(request, credential), credential, self.secrets[credential.id]
@@ -147,6 +164,18 @@ class Dispatcher:
                 return
             last_failure = failure
             exclude = exclude | {credential.id}
+
+    async def _token_ready(self, credential_id: str) -> bool:
+        """Refresh an access token that is about to expire; False if it cannot be used."""
+        refresher = self.refresher
+        if refresher is None or not refresher.due(credential_id):
+            return True
+        await refresher.refresh(credential_id)
+        if refresher.expired(credential_id):
+            reason = "access token expired and could not be refreshed"
+            self.pool.apply(Failed(credential_id, self.clock.now(), reason))
+            return False
+        return True
 
     def _headers(self, base: Headers, decision: Decision) -> Headers:
         headers = list(base)
@@ -227,6 +256,8 @@ class Dispatcher:
                     body = await response.read()
                     verdict = classify_error(response.status, response.headers, body, now)
                     upstream = _upstream_headers(response, keep_content_type=True)
+                    if response.status == 401:
+                        self.on_unauthorized(cid)
                     if verdict.failover:
                         self._mark(cid, verdict, now, quota, gated)
                         record.error = verdict.reason

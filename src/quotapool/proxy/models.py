@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiohttp
 import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.quota import QuotaWindow
+from quotapool.domain.state import LIMITED
 from quotapool.routing.filters import available
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import Secret
@@ -65,3 +69,39 @@ class CodexModels:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("codex models from %s failed: %s", credential.name, type(exc).__name__)
         return b'{"models":[]}'
+
+
+def _window(window: QuotaWindow | None, now: float) -> dict[str, Any] | None:
+    if window is None:
+        return None
+    return {
+        "used_percent": window.used_at(now),
+        "resets_at": window.resets_at,
+        "window_minutes": window.window_minutes,
+    }
+
+
+def pool_view(snapshot: PoolSnapshot, now: float) -> bytes:
+    """`GET /quotapool/pool`: every credential's live state (no secrets)."""
+    rows = []
+    for credential in snapshot.credentials:
+        state = snapshot.state(credential.id)
+        limited = state.limited_at(now)
+        rows.append(
+            {
+                "name": credential.name,
+                "kind": credential.kind.value,
+                "plan": credential.plan,
+                "status": state.status.value
+                if limited or state.status not in LIMITED
+                else "active",
+                "until": state.until if limited else None,
+                "reason": state.reason or None,
+                "backoff_until": state.backoff_until if state.backoff_until > now else None,
+                "in_flight": state.in_flight,
+                "served": state.served,
+                "primary": _window(state.primary, now),
+                "secondary": _window(state.secondary, now),
+            }
+        )
+    return orjson.dumps({"now": now, "credentials": rows})

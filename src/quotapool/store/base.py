@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from quotapool.domain.outcome import Outcome
 from quotapool.domain.pool import PoolSnapshot
@@ -16,9 +16,3 @@ class PoolStore(Protocol):
     def apply(self, outcome: Outcome) -> PoolSnapshot:
         """Fold `outcome` into the state with the pure reducer; return the new snapshot."""
         ...
-
-
-class RequestLogSink(Protocol):
-    """Takes finished request records without blocking the hot path."""
-
-    def submit(self, record: dict[str, Any]) -> None: ...

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from quotapool.domain import reducer
+from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Outcome
 from quotapool.domain.pool import PoolSnapshot
+
+Observer = Callable[[Outcome, PoolSnapshot], None]
 
 
 class MemoryPoolStore:
     """The snapshot lives in this process; `apply` runs on the event loop, so it is atomic."""
 
-    def __init__(self, initial: PoolSnapshot) -> None:
+    def __init__(self, initial: PoolSnapshot, observer: Observer | None = None) -> None:
         self._snapshot = initial
+        self.observer = observer
+        """Told of every outcome after it is applied (e.g. to record usage history)."""
 
     def snapshot(self) -> PoolSnapshot:
         return self._snapshot
 
     def apply(self, outcome: Outcome) -> PoolSnapshot:
-        self._snapshot = reducer.apply(self._snapshot, outcome)
+        self._snapshot = snapshot = reducer.apply(self._snapshot, outcome)
+        if self.observer is not None:
+            self.observer(outcome, snapshot)
+        return snapshot
+
+    def reconfigure(self, credentials: Sequence[Credential]) -> PoolSnapshot:
+        """Swap the credential set (accounts added, changed or removed); states of the
+        credentials that remain are kept."""
+        ids = {c.id for c in credentials}
+        states = {k: v for k, v in self._snapshot.states.items() if k in ids}
+        self._snapshot = PoolSnapshot(tuple(credentials), states, self._snapshot.sequence)
         return self._snapshot

@@ -1,4 +1,6 @@
-"""The request log: records queue in memory; a background writer inserts them in batches."""
+"""Batched writes: rows queue in memory; a background writer inserts them off the event loop.
+
+Used for the request log and the usage history."""
 
 from __future__ import annotations
 
@@ -8,25 +10,27 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 
 from quotapool.store.sql.schema import requests
 
 log = logging.getLogger(__name__)
 
 
-class RequestLog:
+class BatchWriter:
     """`submit` never blocks or touches the database; `run` writes batches off the event loop."""
 
     def __init__(
         self,
         engine: Engine,
+        table: Table = requests,
         *,
         flush_interval: float = 0.25,
         batch_size: int = 500,
         max_queued: int = 100_000,
     ) -> None:
         self.engine = engine
+        self.table = table
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.dropped = 0
@@ -46,7 +50,7 @@ class RequestLog:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         with self.engine.begin() as connection:
-            connection.execute(insert(requests), batch)
+            connection.execute(insert(self.table), batch)
 
     async def flush(self) -> None:
         """Write everything queued so far."""
@@ -54,7 +58,7 @@ class RequestLog:
             try:
                 await asyncio.to_thread(self._write, batch)
             except Exception:
-                log.exception("request log: could not write %d records", len(batch))
+                log.exception("%s: could not write %d rows", self.table.name, len(batch))
 
     async def run(self) -> None:
         """Flush every `flush_interval`, or sooner when a batch fills; flush on cancel."""

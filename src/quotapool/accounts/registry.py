@@ -1,0 +1,50 @@
+"""Accounts from the database as pool credentials, secrets and token states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from quotapool.accounts.crypto import SecretBox
+from quotapool.accounts.refresh import TokenState
+from quotapool.domain.credential import Credential, Kind, Policy
+from quotapool.domain.state import Status
+from quotapool.store.accounts import AccountRow
+from quotapool.upstream.base import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedAccount:
+    credential: Credential
+    secret: Secret
+    status: Status
+    status_reason: str
+    tokens: TokenState | None
+    """Codex accounts: what the refresher needs."""
+
+
+def load(rows: Sequence[AccountRow], box: SecretBox, codex_base_url: str) -> list[LoadedAccount]:
+    """Decrypt and map each row (raises KeyFileError if the key does not fit)."""
+    loaded = []
+    for row in rows:
+        tokens = row.tokens(box)
+        credential = Credential(
+            id=row.id,
+            name=row.name,
+            kind=row.kind,
+            base_url=(row.base_url or codex_base_url).rstrip("/"),
+            models=frozenset(row.models),
+            weight=row.weight,
+            priority=row.priority,
+            plan=row.plan,
+            policy=Policy(row.policy),
+        )
+        if row.kind is Kind.CODEX:
+            secret = Secret(tokens.access_token or "", row.account_id)
+            state = TokenState(row.id, tokens, row.expires_at, row.account_id)
+        else:
+            secret, state = Secret(tokens.api_key or ""), None
+        loaded.append(
+            LoadedAccount(credential, secret, Status(row.status), row.status_reason or "", state)
+        )
+    return loaded

@@ -1,0 +1,95 @@
+"""Polls `GET {codex_base_url}/wham/usage` for every Codex account, spread over the interval."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from quotapool.clock import Clock
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.outcome import Observed
+from quotapool.domain.state import OUT_OF_SERVICE
+from quotapool.store.base import PoolStore
+from quotapool.upstream.base import Secret
+from quotapool.upstream.signals import parse_wham_usage
+
+log = logging.getLogger(__name__)
+BACKOFF_MAX_SECONDS = 3600.0
+
+
+class UsagePoller:
+    """Each account is polled once per `interval`; polls are spaced `interval / accounts` apart
+    so they never come in bursts. Paused and reauth-required accounts are skipped; a 401/403
+    backs that account off (doubling) and asks for a token refresh on 401."""
+
+    def __init__(
+        self,
+        *,
+        pool: PoolStore,
+        secrets: Mapping[str, Secret],
+        clock: Clock,
+        session: Callable[[], aiohttp.ClientSession],
+        interval: float,
+        on_unauthorized: Callable[[str], None],
+    ) -> None:
+        self.pool = pool
+        self.secrets = secrets
+        self.clock = clock
+        self.session = session
+        self.interval = interval
+        self.on_unauthorized = on_unauthorized
+        self._skip_until: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+
+    def _due(self) -> list[Credential]:
+        snapshot, now = self.pool.snapshot(), self.clock.now()
+        return [
+            c
+            for c in snapshot.credentials
+            if c.kind is Kind.CODEX
+            and snapshot.state(c.id).status not in OUT_OF_SERVICE
+            and self._skip_until.get(c.id, 0.0) <= now
+        ]
+
+    async def run(self) -> None:
+        while True:
+            accounts = self._due()
+            if not accounts:
+                await asyncio.sleep(self.interval)
+                continue
+            gap = self.interval / len(accounts)
+            for credential in accounts:
+                await self.poll(credential)
+                await asyncio.sleep(gap)
+
+    async def poll(self, credential: Credential) -> None:
+        secret = self.secrets.get(credential.id)
+        if secret is None:
+            return
+        headers = {"authorization": f"Bearer {secret.token}"}
+        if secret.account_id:
+            headers["chatgpt-account-id"] = secret.account_id
+        try:
+            async with self.session().get(
+                f"{credential.base_url}/wham/usage", headers=headers
+            ) as response:
+                status = response.status
+                payload = await response.json(content_type=None) if status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.info("usage poll of %s failed: %s", credential.name, type(exc).__name__)
+            return
+        now = self.clock.now()
+        if status in (401, 403):
+            failures = self._failures[credential.id] = self._failures.get(credential.id, 0) + 1
+            self._skip_until[credential.id] = now + min(
+                BACKOFF_MAX_SECONDS, self.interval * 2**failures
+            )
+            if status == 401:
+                self.on_unauthorized(credential.id)
+            return
+        self._failures.pop(credential.id, None)
+        if (quota := parse_wham_usage(payload, now)) is not None:
+            self.pool.apply(Observed(credential.id, now, quota, "poll"))

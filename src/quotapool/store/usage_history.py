@@ -1,0 +1,55 @@
+"""Every quota observation, kept as history (window, used %, reset, source) when it changes."""
+
+from __future__ import annotations
+
+from quotapool.domain.outcome import Limited, Observed, Outcome, Served
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.quota import QuotaReading, QuotaWindow
+from quotapool.store.batch import BatchWriter
+
+
+def _windows(quota: QuotaReading) -> list[tuple[str, QuotaWindow]]:
+    found = [
+        (name, w) for name, w in (("primary", quota.primary), ("secondary", quota.secondary)) if w
+    ]
+    found.extend((f"additional:{name}", w) for name, w in quota.additional.items())
+    return found
+
+
+class UsageHistory:
+    """A pool observer: queues a history row whenever a credential's reading changes."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self.writer = writer
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def __call__(self, outcome: Outcome, snapshot: PoolSnapshot) -> None:
+        match outcome:
+            case Served(quota=QuotaReading() as quota):
+                source = "headers"
+            case Limited(quota=QuotaReading() as quota):
+                source = "error"
+            case Observed(quota=quota, source=source):
+                pass
+            case _:
+                return
+        credential = snapshot.by_id(outcome.credential_id)
+        if credential is None:
+            return
+        for window_name, window in _windows(quota):
+            key = (credential.id, window_name)
+            # Resets announced as "in N seconds" drift with every response: compare by minute.
+            value = (window.used_percent, int((window.resets_at or 0) // 60))
+            if self._last.get(key) == value:
+                continue
+            self._last[key] = value
+            self.writer.submit(
+                {
+                    "credential": credential.name,
+                    "at": outcome.at,
+                    "window": window_name,
+                    "used_percent": window.used_percent,
+                    "resets_at": window.resets_at,
+                    "source": source,
+                }
+            )
