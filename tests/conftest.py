@@ -72,7 +72,11 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
     stack: list[Any] = []
     made: list[Harness] = []
 
-    def make(credentials: list[dict[str, Any]] | None = None, **settings: Any) -> Harness:
+    def make(
+        credentials: list[dict[str, Any]] | None = None,
+        before_start: Callable[[FakeUpstream, str], None] | None = None,
+        **settings: Any,
+    ) -> Harness:
         fake = FakeUpstream()
         for token, name, account in CODEX:
             fake.add(token, name=name, account_id=account)
@@ -81,6 +85,8 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         upstream_cm = run_in_thread(fake)
         upstream = upstream_cm.__enter__()
         stack.append(upstream_cm)
+        if before_start is not None:
+            before_start(fake, upstream)
         creds = codex_credentials() if credentials is None else credentials
         for cred in creds:
             if cred["kind"] != "codex":

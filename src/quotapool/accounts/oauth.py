@@ -99,7 +99,10 @@ async def _token_request(
     session: aiohttp.ClientSession, auth_base: str, form: dict[str, str]
 ) -> TokenSet:
     try:
-        async with session.post(f"{auth_base}/oauth/token", data=form) as response:
+        form_type = {"content-type": "application/x-www-form-urlencoded"}
+        async with session.post(
+            f"{auth_base}/oauth/token", data=form, headers=form_type
+        ) as response:
             payload: Any = await response.json(content_type=None)
             status = response.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

@@ -12,9 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from quotapool.accounts.crypto import KeyFileError
+from quotapool.cli.accounts import app as accounts_app
 from quotapool.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.add_typer(accounts_app, name="accounts")
 console = Console()
 ConfigOption = Annotated[
     Path | None,
@@ -59,7 +62,7 @@ def serve(
     console.print(f"quotapool listening on http://{settings.host}:{settings.port}")
     try:
         run(settings, config)
-    except ConfigError as exc:
+    except (ConfigError, KeyFileError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 

@@ -13,8 +13,9 @@ import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Served, Started
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served, Started
 from quotapool.domain.request import RouteRequest
+from quotapool.domain.state import Status
 from quotapool.proxy.asgi import Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
 from quotapool.proxy.record import Record
@@ -171,11 +172,12 @@ class Dispatcher:
         if refresher is None or not refresher.due(credential_id):
             return True
         await refresher.refresh(credential_id)
-        if refresher.expired(credential_id):
+        if not refresher.expired(credential_id):
+            return True
+        if self.pool.snapshot().state(credential_id).status is Status.ACTIVE:
             reason = "access token expired and could not be refreshed"
             self.pool.apply(Failed(credential_id, self.clock.now(), reason))
-            return False
-        return True
+        return False  # (a refused refresh has already marked it reauth_required)
 
     def _headers(self, base: Headers, decision: Decision) -> Headers:
         headers = list(base)
@@ -274,6 +276,7 @@ class Dispatcher:
                     headers + _upstream_headers(response, keep_content_type=passthrough),
                     lambda: (clock.now() - record.at) * 1000.0,
                     clock.now,
+                    lambda quota: pool.apply(Observed(cid, clock.now(), quota, "stream")),
                 )
                 outcome = await self._relay(call, request, response, sink)
                 if isinstance(outcome, StreamFailure):

@@ -10,11 +10,17 @@ from typing import Any
 import aiohttp
 import orjson
 
+from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
 from quotapool.proxy.record import Record
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter
-from quotapool.upstream.signals import QUOTA_ERRORS, Verdict, classify_error
+from quotapool.upstream.signals import (
+    QUOTA_ERRORS,
+    Verdict,
+    classify_error,
+    parse_rate_limits_event,
+)
 from quotapool.upstream.sse import KEEPALIVE, SSEFramer, event_data
 from quotapool.upstream.usage import merge, parse_usage, usage_in_event
 
@@ -83,6 +89,14 @@ class Sink:
     headers: Headers
     elapsed_ms: Callable[[], float]
     now: Callable[[], float]
+    observe: Callable[[QuotaReading], object] = lambda _quota: None
+    """Told of headroom announced inside the stream (`codex.rate_limits` events)."""
+
+    def rate_limits(self, event: bytes) -> None:
+        if b"codex.rate_limits" in event:
+            quota = parse_rate_limits_event(_payload(event_data(event)[1]), self.now())
+            if quota is not None:
+                self.observe(quota)
 
 
 def _payload(data: bytes) -> Any:
@@ -156,6 +170,7 @@ async def stream_events(
                     continue
             else:
                 out = event
+                sink.rate_limits(event)
                 if b'"usage"' in event:
                     usage = usage_in_event(_payload(event_data(event)[1]))
                     record.usage = merge(record.usage, usage)
@@ -180,6 +195,7 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
     while (event := await events.next()) is not None:
         if not isinstance(event, bytes):
             continue
+        sink.rate_limits(event)
         payload = _payload(event_data(event)[1])
         if not isinstance(payload, dict):
             continue

@@ -228,9 +228,13 @@ class FakeUpstream:
                     "type": "error",
                     "error": {"type": "authentication_error", "message": "invalid x-api-key"},
                 }
-                raise web.HTTPUnauthorized(body=orjson.dumps(err), content_type="application/json")
+                raise web.HTTPUnauthorized(
+                    text=orjson.dumps(err).decode(), content_type="application/json"
+                )
             err = {"error": {"type": "invalid_api_key", "message": "Incorrect API key provided"}}
-            raise web.HTTPUnauthorized(body=orjson.dumps(err), content_type="application/json")
+            raise web.HTTPUnauthorized(
+                text=orjson.dumps(err).decode(), content_type="application/json"
+            )
         if account.latency:
             await asyncio.sleep(account.latency)
         account.served += 1
@@ -472,7 +476,7 @@ class FakeUpstream:
 
     async def _device_token(self, request: web.Request) -> web.Response:
         body = await request.json()
-        account = self.devices.get(body.get("user_code"))
+        account = self.devices.get(body.get("user_code")) or self.login_as
         if account is None:
             return web.json_response({"error": "authorization_pending"}, status=403)
         verifier = uuid.uuid4().hex
