@@ -10,11 +10,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from quotapool.accounts import oauth
 from quotapool.cli.main import app
 from quotapool.domain.state import Status
+from quotapool.store.sql.schema import usage_history
 from quotapool.testing.fake_upstream import FakeUpstream
 from tests.conftest import Harness, HarnessFactory
 
@@ -177,8 +179,22 @@ def test_usage_poller_learns_headroom_and_backs_off(
     with httpx.Client(base_url=h.base) as http:
         view = {c["name"]: c for c in http.get("/quotapool/pool").json()["credentials"]}
     assert view["alpha@example.com"]["secondary"]["used_percent"] == 77.0
-    rows = h.rows(0)
-    assert rows == []  # polling is not a request
+    assert h.rows(0) == []  # polling is not a request
+    engine = h.qp.accounts.store.engine
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        with engine.connect() as connection:
+            history = connection.execute(select(usage_history)).mappings().all()
+        if any(
+            r["credential"] == "alpha@example.com" and r["used_percent"] == 77.0 for r in history
+        ):
+            break
+        time.sleep(0.1)
+    alpha = [
+        r for r in history if r["credential"] == "alpha@example.com" and r["window"] == "secondary"
+    ]
+    assert alpha and alpha[-1]["used_percent"] == 77.0 and alpha[-1]["source"] == "poll"
+    assert sum(r["used_percent"] == 77.0 for r in alpha) == 1  # unchanged readings are not stored again
 
 
 def test_manual_login_flow(

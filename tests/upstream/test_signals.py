@@ -13,7 +13,9 @@ from quotapool.upstream.signals import (
     parse_codex_headers,
     parse_duration,
     parse_openai_headers,
+    parse_rate_limits_event,
     parse_retry_after,
+    parse_wham_usage,
 )
 
 NOW = 1_800_000_000.0
@@ -177,3 +179,44 @@ def test_anthropic_limits_and_unified_windows() -> None:
     assert (
         plain is not None and plain.primary == QuotaWindow(20.0, None) and plain.secondary is None
     )
+
+
+def test_wham_usage() -> None:
+    payload = {
+        "plan_type": "plus",
+        "rate_limit": {
+            "primary_window": {
+                "used_percent": 12,
+                "limit_window_seconds": 18000,
+                "reset_after_seconds": 60,
+            },
+            "secondary_window": {
+                "used_percent": 30.5,
+                "limit_window_seconds": 604800,
+                "reset_at": NOW + 999,
+            },
+        },
+        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
+    }
+    reading = parse_wham_usage(payload, NOW)
+    assert reading is not None
+    assert reading.primary == QuotaWindow(12.0, NOW + 60, 300)
+    assert reading.secondary == QuotaWindow(30.5, NOW + 999, 10080)
+    assert reading.credits == Credits(False, False, 0.0)
+    assert parse_wham_usage({"detail": "nope"}, NOW) is None
+
+
+def test_codex_rate_limits_event() -> None:
+    event = {
+        "type": "codex.rate_limits",
+        "rate_limits": {
+            "primary": {"used_percent": 99, "window_minutes": 300, "resets_in_seconds": 30}
+        },
+    }
+    reading = parse_rate_limits_event(event, NOW)
+    assert (
+        reading is not None
+        and reading.primary == QuotaWindow(99.0, NOW + 30, 300)
+        and reading.secondary is None
+    )
+    assert parse_rate_limits_event({"type": "codex.rate_limits"}, NOW) is None
