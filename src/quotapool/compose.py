@@ -28,6 +28,7 @@ from quotapool.routing.filters import available
 from quotapool.routing.pricing import DEFAULT_PRICES
 from quotapool.routing.registry import build_strategy
 from quotapool.store.accounts import AccountStore
+from quotapool.store.affinity import MemoryAffinityStore
 from quotapool.store.batch import BatchWriter
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.sql.db import make_engine, migrate
@@ -154,9 +155,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         settings=DispatchSettings(
             routing.max_attempts, settings.sse_keepalive_seconds, routing.route_header
         ),
+        affinity=MemoryAffinityStore(ttl=routing.affinity_ttl_seconds),
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
     )
+    dispatcher.sticky = routing.session_affinity
     request_log = BatchWriter(engine) if settings.request_log else None
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(

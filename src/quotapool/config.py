@@ -76,6 +76,9 @@ class RoutingConfig(BaseModel):
     """Send `x-quotapool-route: <strategy>; credential=<name>` on every response."""
     seed: int | None = None
     """Seed of the routing RNG (reproducible runs); random when unset."""
+    session_affinity: bool = True
+    """Keep a conversation on the account that holds its prompt cache while it is healthy."""
+    affinity_ttl_seconds: float = Field(default=1800.0, gt=0)
     budget_safe: bool = True
     budget_threshold: float = Field(default=95.0, gt=0, le=100)
     """Prefer credentials below this percent of their 5-hour window while any exist."""

@@ -61,7 +61,7 @@ def test_expired_token_is_refreshed_once_for_twenty_concurrent_requests(pool: Ha
             base_url=f"{h.base}/v1", api_key="k", max_retries=0
         ) as client:
             responses = await asyncio.gather(
-                *(client.responses.create(model="gpt-5.5", input="x") for _ in range(20))
+                *(client.responses.create(model="gpt-5.5", input=f"x{i}") for i in range(20))
             )
         return [r.output_text for r in responses]
 
@@ -77,7 +77,7 @@ def test_invalid_grant_marks_reauth_and_traffic_moves(pool: Harness, tmp_path: P
     h = pool
     h.fake.account("tok-a").refresh_error = "invalid_grant"
     client = h.openai()
-    served = {client.responses.create(model="gpt-5.5", input="x").output_text for _ in range(6)}
+    served = {client.responses.create(model="gpt-5.5", input=f"x{i}").output_text for i in range(6)}
     assert served == {"Hi from bravo!", "Hi from charlie!"}
     state = h.qp.pool.snapshot().state(names(h)["alpha"])
     assert state.status is Status.REAUTH_REQUIRED and "invalid_grant" in state.reason
@@ -105,7 +105,7 @@ def test_transient_refresh_failure_keeps_a_still_valid_account(
     )
     h.fake.account("tok-a").refresh_error = "server_error"
     client = h.openai()
-    served = [client.responses.create(model="gpt-5.5", input="x").output_text for _ in range(6)]
+    served = [client.responses.create(model="gpt-5.5", input=f"x{i}").output_text for i in range(6)]
     assert served.count("Hi from alpha!") == 2  # still valid for 2 minutes: stays in the pool
     assert h.fake.account("tok-a").refreshes == 1  # and the failed refresh backs off
     assert h.qp.pool.snapshot().state(names(h)["alpha"]).status is Status.ACTIVE
@@ -118,7 +118,7 @@ def test_a_401_from_upstream_triggers_a_refresh(pool: Harness) -> None:
     bravo_token = h.qp.dispatcher.secrets[ids["bravo"]].token
     del h.fake.accounts[bravo_token]  # the upstream no longer accepts bravo's token
     client = h.openai()
-    texts = [client.responses.create(model="gpt-5.5", input="x").output_text for _ in range(3)]
+    texts = [client.responses.create(model="gpt-5.5", input=f"x{i}").output_text for i in range(3)]
     assert all(t.startswith("Hi from") for t in texts)  # the client never saw the 401
     [failed_over] = [row for row in h.rows(3) if row["attempts"] == 2]
     assert json.loads(failed_over["decision"])[0]["selected"] == "bravo@example.com"
@@ -142,7 +142,7 @@ def test_pause_and_resume_reach_a_running_server(pool: Harness, tmp_path: Path) 
         time.sleep(0.05)
     client = h.openai()
     assert "Hi from bravo!" not in {
-        client.responses.create(model="gpt-5.5", input="x").output_text for _ in range(4)
+        client.responses.create(model="gpt-5.5", input=f"x{i}").output_text for i in range(4)
     }
     assert runner.invoke(app, ["accounts", "resume", "bravo@example.com"], env=env).exit_code == 0
     while (
@@ -151,7 +151,8 @@ def test_pause_and_resume_reach_a_running_server(pool: Harness, tmp_path: Path) 
     ):
         time.sleep(0.05)
     assert "Hi from bravo!" in {
-        client.responses.create(model="gpt-5.5", input="x").output_text for _ in range(4)
+        client.responses.create(model="gpt-5.5", input=f"new conversation {i}").output_text
+        for i in range(4)
     }
 
 
@@ -194,7 +195,9 @@ def test_usage_poller_learns_headroom_and_backs_off(
         r for r in history if r["credential"] == "alpha@example.com" and r["window"] == "secondary"
     ]
     assert alpha and alpha[-1]["used_percent"] == 77.0 and alpha[-1]["source"] == "poll"
-    assert sum(r["used_percent"] == 77.0 for r in alpha) == 1  # unchanged readings are not stored again
+    assert (
+        sum(r["used_percent"] == 77.0 for r in alpha) == 1
+    )  # unchanged readings are not stored again
 
 
 def test_manual_login_flow(

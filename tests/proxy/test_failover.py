@@ -24,8 +24,8 @@ def test_usage_limit_on_first_account_is_served_by_second(h: Harness) -> None:
     assert state.status is Status.RATE_LIMITED
     assert state.until == pytest.approx(int(resets_at), abs=1)
     # The limited account is skipped by the next decisions, with the reason explained.
-    for _ in range(4):
-        client.responses.create(model="gpt-5.5", input="hi")
+    for i in range(4):
+        client.responses.create(model="gpt-5.5", input=f"conversation {i}")
     assert "alpha" not in h.fake.served_by()[-4:]
     rows = h.rows(5)
     first = rows[0]
@@ -103,7 +103,7 @@ def test_limited_account_comes_back_by_itself_after_reset(harness: HarnessFactor
     client = h.openai()
     assert client.responses.create(model="gpt-5.5", input="hi").output_text == "Hi from bravo!"
     time.sleep(2)
-    assert client.responses.create(model="gpt-5.5", input="hi").output_text == "Hi from alpha!"
+    assert client.responses.create(model="gpt-5.5", input="another").output_text == "Hi from alpha!"
 
 
 def test_failover_is_bounded_by_max_attempts(harness: HarnessFactory) -> None:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +34,10 @@ def served(h: Harness, count: int) -> list[str]:
     client = h.openai()
     names = []
     for _ in range(count):
-        response = client.responses.with_raw_response.create(model="gpt-5.5", input="hi")
+        # A new conversation each time (identical ones would stay on their account).
+        response = client.responses.with_raw_response.create(
+            model="gpt-5.5", input=f"hi {uuid.uuid4()}"
+        )
         names.append(response.headers["x-quotapool-route"].split("credential=")[1])
     return names
 
@@ -93,8 +97,8 @@ def test_concurrent_requests_stay_fair_and_consistent(
         ) as client:
             responses = await asyncio.gather(
                 *(
-                    client.responses.with_raw_response.create(model="gpt-5.5", input="hi")
-                    for _ in range(60)
+                    client.responses.with_raw_response.create(model="gpt-5.5", input=f"hi {i}")
+                    for i in range(60)
                 )
             )
         return [r.headers["x-quotapool-route"].split("credential=")[1] for r in responses]

@@ -86,7 +86,7 @@ def _tour(console: Console, base: str, fake: FakeUpstream) -> None:
                 fake.account("tok-bob").fail_next(usage_limit(time.time() + 600))
             model = "gpt-4.1" if i == 6 else "gpt-5.5"
             seen = len(fake.seen)
-            response = client.post("/v1/responses", json={"model": model, "input": "hello"})
+            response = client.post("/v1/responses", json={"model": model, "input": f"question {i}"})
             tried = " → ".join(s.account or "-" for s in fake.seen[seen:])
             body = response.json()
             answer = (

@@ -32,6 +32,11 @@ class RouteRequest:
     """Credentials already tried for this request (failover never retries one)."""
     additional_limit: str | None = None
     """Set when the model is served from an additional (gated) quota of that name."""
+    affinity: str | None = None
+    """The credential this conversation is bound to (warm prompt cache): kept while healthy."""
+    owner: str | None = None
+    """The credential that owns the conversation's previous response: the only one that may
+    serve it (no other account knows that response id)."""
 
     @property
     def kinds(self) -> frozenset[Kind]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import itertools
 import logging
@@ -42,6 +43,9 @@ _DROP_REQUEST_HEADERS = frozenset(
         "cookie",
     }
 )
+
+
+_CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +136,15 @@ def parse_request(
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))
-    forwarded = {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in headers
-        if name.decode("latin-1") not in _DROP_REQUEST_HEADERS
-    }
-    return ClientRequest(route, body, payload, model, stream, forwarded)
+    forwarded: dict[str, str] = {}
+    client = hashlib.blake2b(digest_size=8)
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1")
+        if name in _CLIENT_CREDENTIALS:
+            client.update(raw_value)
+        if name not in _DROP_REQUEST_HEADERS:
+            forwarded[name] = raw_value.decode("latin-1")
+    return ClientRequest(route, body, payload, model, stream, forwarded, client.hexdigest())
 
 
 class ProxyApp:

@@ -29,14 +29,18 @@ from quotapool.proxy.relay import (
     first_event_failure,
     stream_events,
 )
+from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
 from quotapool.routing.engine import select
+from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import ClientRequest, Relay, Secret, Transport, UpstreamCall
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter, TranslationError
 from quotapool.upstream.signals import Verdict, classify_error
-from quotapool.upstream.usage import parse_usage
+from quotapool.upstream.usage import Usage, parse_usage
 
+BRIEF_OUTAGE_SECONDS = 60.0
+"""A bound account back within this long keeps its conversations (a stand-in is not persisted)."""
 _SKIP_RESPONSE_HEADERS = frozenset(
     {
         b"content-length",
@@ -96,11 +100,15 @@ class Dispatcher:
         clock: Clock,
         rng: random.Random,
         settings: DispatchSettings,
+        affinity: AffinityStore | None = None,
         refresher: Refresher | None = None,
         on_unauthorized: Callable[[str], None] = lambda _credential_id: None,
     ) -> None:
         self.pool = pool
         self.refresher = refresher
+        self.affinity = affinity if affinity is not None else MemoryAffinityStore()
+        self.sticky = True
+        """Soft session affinity on (hard ownership of response ids always applies)."""
         self.on_unauthorized = on_unauthorized
         self.transports = transports
         self.secrets = secrets
@@ -125,10 +133,13 @@ class Dispatcher:
         exclude: frozenset[str] = frozenset()
         last_failure: tuple[int, bytes, Headers] | None = None
         gate = self.gated_models.get(request.model)
+        key = affinity_key(request.headers, request.payload, request.client)
+        owner = self._owner(request)
+        bound = self.affinity.bound(key, self.clock.now()) if self.sticky else None
         while True:
             now = self.clock.now()
             choice = select(
-                RouteRequest(request.route, request.model, exclude, gate),
+                RouteRequest(request.route, request.model, exclude, gate, bound, owner),
                 self.pool.snapshot(),
                 strategy=self.strategy,
                 now=now,
@@ -162,9 +173,41 @@ class Dispatcher:
             headers = self._headers(base, choice)
             failure = await self._attempt(call, credential, request, dialect, send, record, headers)
             if failure is None:
+                self._remember(key, bound, credential.id, record)
                 return
             last_failure = failure
             exclude = exclude | {credential.id}
+
+    def _owner(self, request: ClientRequest) -> str | None:
+        """The account that must serve a continuation: of its response id or its turn state."""
+        previous = request.payload.get("previous_response_id")
+        if isinstance(previous, str) and (owner := self.affinity.owner(previous)):
+            return owner
+        if turn_state := request.headers.get("x-codex-turn-state"):
+            return self.affinity.owner(f"turn-state:{turn_state}")
+        return None
+
+    def _remember(self, key: str, bound: str | None, served_by: str, record: Record) -> None:
+        """Own what the account produced; bind the conversation to it unless it was only a
+        stand-in for a brief outage of its own account (then it returns to its warm cache)."""
+        now = self.clock.now()
+        if record.response_id:
+            self.affinity.own(record.response_id, served_by)
+        if record.turn_state:
+            self.affinity.own(f"turn-state:{record.turn_state}", served_by)
+        if bound is not None and bound != served_by:
+            back = self._comes_back(bound, now)
+            if back is not None and back - now <= BRIEF_OUTAGE_SECONDS:
+                return
+        self.affinity.bind(key, served_by, now)
+
+    def _comes_back(self, credential_id: str, now: float) -> float | None:
+        state = self.pool.snapshot().state(credential_id)
+        ends = [
+            t for t in (state.until if state.limited_at(now) else None, state.backoff_until) if t
+        ]
+        later = [t for t in ends if t > now]
+        return max(later) if later else None
 
     async def _token_ready(self, credential_id: str) -> bool:
         """Refresh an access token that is about to expire; False if it cannot be used."""
@@ -207,7 +250,8 @@ class Dispatcher:
                 code="model_not_found",
             )
         elif rejection.retry_at is not None:
-            response = pool_exhausted(dialect, rejection.retry_at, now, detail)
+            reason = rejection.message[:1].upper() + rejection.message[1:]
+            response = pool_exhausted(dialect, rejection.retry_at, now, detail, reason)
         elif last_failure is not None:
             status, body, upstream_headers = last_failure
             await send_body(send, status, body, base + upstream_headers)
@@ -253,6 +297,7 @@ class Dispatcher:
             ) as response:
                 now = clock.now()
                 ttfb_ms = (clock.monotonic() - sent) * 1000.0
+                record.turn_state = response.headers.get("x-codex-turn-state")
                 quota = transport.quota(response.headers, now)
                 if response.status >= 400:
                     body = await response.read()
@@ -320,8 +365,8 @@ class Dispatcher:
         still fail over, the reason a started stream broke, or None."""
         if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
             body = await response.read()
-            if b'"usage"' in body:
-                sink.record.usage = _body_usage(body)
+            if b'"usage"' in body or b'"id"' in body:
+                sink.record.usage, sink.record.response_id = _body_fields(body)
             sink.record.status = response.status
             sink.record.ttfb_ms = sink.elapsed_ms()
             await send_body(sink.send, response.status, body, sink.headers)
@@ -356,9 +401,14 @@ def _include_usage(request: ClientRequest) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _body_usage(body: bytes) -> Any:
+def _body_fields(body: bytes) -> tuple[Usage | None, str | None]:
+    """Usage and response id of a JSON answer."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
-    return parse_usage(payload.get("usage")) if isinstance(payload, dict) else None
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    response_id = payload.get("id")
+    usage = parse_usage(payload.get("usage"))
+    return usage, response_id if isinstance(response_id, str) else None

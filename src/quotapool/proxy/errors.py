@@ -66,13 +66,12 @@ def error(
     return ErrorResponse(status, orjson.dumps(body))
 
 
-def pool_exhausted(dialect: Dialect, retry_at: float, now: float, detail: str) -> ErrorResponse:
+def pool_exhausted(
+    dialect: Dialect, retry_at: float, now: float, detail: str, reason: str
+) -> ErrorResponse:
     """429 with Retry-After; Codex routes get the `usage_limit_reached` body the CLI reads."""
     seconds = max(1, math.ceil(retry_at - now))
-    message = (
-        f"Every credential in the pool is rate limited or out of quota ({detail}). "
-        f"The soonest one is back in {seconds} s; try again then."
-    )
+    message = f"{reason} ({detail}). The soonest one is back in {seconds} s; try again then."
     retry = ((b"retry-after", str(seconds).encode()),)
     if dialect is Dialect.ANTHROPIC:
         response = error(dialect, 429, message)

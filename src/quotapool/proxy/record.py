@@ -20,10 +20,12 @@ class Record:
         "model",
         "path",
         "request_id",
+        "response_id",
         "route",
         "status",
         "stream",
         "ttfb_ms",
+        "turn_state",
         "usage",
     )
 
@@ -42,6 +44,9 @@ class Record:
         self.attempts = 0
         self.decisions: list[dict[str, Any]] = []
         self.error: str | None = None
+        self.response_id: str | None = None
+        """The upstream's response id (its account owns it); not logged."""
+        self.turn_state: str | None = None
 
     def row(self) -> dict[str, Any]:
         usage = self.usage

@@ -106,6 +106,12 @@ def _payload(data: bytes) -> Any:
         return None
 
 
+def _response_id(payload: Any) -> str | None:
+    response = payload.get("response") if isinstance(payload, dict) else None
+    found = response.get("id") if isinstance(response, dict) else None
+    return found if isinstance(found, str) else None
+
+
 def event_failure(payload: Any, now: float) -> StreamFailure | None:
     """A stream event that means the credential failed: a rate limit or an upstream error."""
     if not isinstance(payload, dict) or payload.get("type") not in ("error", "response.failed"):
@@ -171,6 +177,8 @@ async def stream_events(
             else:
                 out = event
                 sink.rate_limits(event)
+                if record.response_id is None and b'"response.created"' in event:
+                    record.response_id = _response_id(_payload(event_data(event)[1]))
                 if b'"usage"' in event:
                     usage = usage_in_event(_payload(event_data(event)[1]))
                     record.usage = merge(record.usage, usage)
@@ -210,6 +218,8 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
         return _incomplete()
     if not final.get("output"):
         final["output"] = items
+    if isinstance(response_id := final.get("id"), str):
+        sink.record.response_id = response_id
     sink.record.usage = parse_usage(final.get("usage"))
     await _send_json(final, sink)
     return None

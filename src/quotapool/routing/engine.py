@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from quotapool.domain.pool import FRESH, PoolSnapshot
 from quotapool.domain.request import RouteRequest
@@ -36,6 +37,8 @@ def select(
     When every matching credential is in error backoff, the least recently failed one is
     tried anyway (a pool that only backs off would never find out it recovered).
     """
+    if request.owner is not None:
+        return _owned(request, snapshot, strategy.name, now)
     candidates: list[Candidate] = []
     excluded: list[Exclusion] = []
     backing_off: list[Candidate] = []
@@ -91,6 +94,31 @@ def select(
     )
 
 
+def _owned(
+    request: RouteRequest, snapshot: PoolSnapshot, strategy: str, now: float
+) -> Decision | Rejection:
+    """A continuation of a response only its account knows: that account or nobody."""
+    others = tuple(
+        Exclusion(c.name, "the previous response belongs to another account")
+        for c in snapshot.credentials
+        if c.id != request.owner
+    )
+    owner = snapshot.by_id(request.owner or "")
+    if owner is None:
+        message = "the account that produced previous_response_id is no longer in the pool"
+        return Rejection(strategy, message, others, None, False)
+    state = snapshot.state(owner.id)
+    why = exclusion(owner, state, replace(request, exclude=frozenset()), now)
+    if why is None:
+        return Decision(owner, strategy, "owns previous_response_id", (owner.name,), others)
+    message = (
+        f"the previous response (previous_response_id) belongs to {owner.name}, which is "
+        "unavailable; resend the whole conversation without previous_response_id to go on "
+        "with another account"
+    )
+    return Rejection(strategy, message, (why,), comes_back_at(state, request, now), False)
+
+
 def _reject(
     request: RouteRequest,
     snapshot: PoolSnapshot,
@@ -116,7 +144,7 @@ def _reject(
     ]
     return Rejection(
         strategy,
-        "every credential that serves this model is unavailable",
+        "every credential that serves this model is rate limited, out of quota or backing off",
         excluded,
         retry_at=min(resets) if resets else None,
         no_match=False,

@@ -37,6 +37,30 @@ def _uniform(credentials: tuple[Credential, ...]) -> tuple[bool, bool]:
     )
 
 
+class Sticky:
+    """Keep a conversation on the account that holds its prompt cache while that account is
+    eligible and within budget (or nothing better is); otherwise let the strategy re-bind it."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
+        bound = ctx.request.affinity
+        if bound is not None:
+            threshold = ctx.policy.budget_threshold
+            for candidate in candidates:
+                if candidate.credential.id != bound:
+                    continue
+                if primary_used(candidate, ctx, in_flight=False) < threshold or all(
+                    primary_used(c, ctx, in_flight=False) >= threshold for c in candidates
+                ):
+                    return Pick(
+                        candidate, "session affinity: the conversation stays on its account"
+                    )
+                break
+        return self.inner.pick(candidates, ctx)
+
+
 class PriorityTiers:
     """Only the highest priority tier with an eligible credential is considered."""
 

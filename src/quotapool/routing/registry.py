@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from quotapool.routing.base import Strategy
-from quotapool.routing.modifiers import BudgetSafe, PolicyTiers, PreferEarlierReset, PriorityTiers
+from quotapool.routing.modifiers import (
+    BudgetSafe,
+    PolicyTiers,
+    PreferEarlierReset,
+    PriorityTiers,
+    Sticky,
+)
 from quotapool.routing.strategies.capacity_weighted import CapacityWeighted
 from quotapool.routing.strategies.failover import Failover
 from quotapool.routing.strategies.fill_first import FillFirst
@@ -45,7 +51,7 @@ def get_strategy(name: str) -> Strategy:
 def build_strategy(
     name: str, *, budget_safe: bool = True, prefer_earlier_reset: bool = False
 ) -> Strategy:
-    """The named strategy wrapped in its modifiers, outermost first:
+    """The named strategy wrapped in its modifiers, outermost first: session affinity →
     priority tiers → policy tiers → budget-safe → prefer-earlier-reset → strategy."""
     strategy = get_strategy(name)
     if name == Single.name:  # pinned means pinned: no tier or budget may move it
@@ -54,4 +60,4 @@ def build_strategy(
         strategy = PreferEarlierReset(strategy)
     if budget_safe:
         strategy = BudgetSafe(strategy)
-    return PriorityTiers(PolicyTiers(strategy))
+    return Sticky(PriorityTiers(PolicyTiers(strategy)))

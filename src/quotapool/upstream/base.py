@@ -34,6 +34,8 @@ class ClientRequest:
     stream: bool
     headers: Mapping[str, str]
     """Client headers, lower-case, already stripped of hop-by-hop and client credentials."""
+    client: str = ""
+    """A digest of the client's own credential: tells clients apart without keeping it."""
 
 
 @dataclass(frozen=True, slots=True)

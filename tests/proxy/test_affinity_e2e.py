@@ -1,0 +1,115 @@
+"""Conversations stay on their account through the real server."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from quotapool.testing.fake_upstream import usage_limit
+from tests.conftest import Harness, HarnessFactory, codex_credentials
+
+FIVE = [(f"tok-{n}", n, f"acct-{n}") for n in ("a1", "a2", "a3", "a4", "a5")]
+
+
+def test_fifty_threads_ten_turns_each_stay_on_one_account(harness: HarnessFactory) -> None:
+    def add(fake: object, _upstream: str) -> None:
+        for token, name, account in FIVE:
+            fake.add(token, name=name, account_id=account)  # type: ignore[attr-defined]
+
+    h = harness(
+        credentials=codex_credentials(FIVE),
+        before_start=add,
+        routing={"strategy": "capacity_weighted"},
+    )
+    served: dict[int, set[str]] = defaultdict(set)
+
+    def thread(n: int) -> None:
+        with httpx.Client(base_url=h.base, timeout=30) as http:
+            for turn in range(10):
+                response = http.post(
+                    "/backend-api/codex/responses",
+                    headers={"session-id": f"thread-{n}"},
+                    json={
+                        "model": "gpt-5.5",
+                        "input": f"turn {turn}",
+                        "stream": True,
+                        "store": False,
+                    },
+                )
+                assert response.status_code == 200
+                served[n].add(response.headers["x-quotapool-route"].split("credential=")[1])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(thread, range(50)))
+    assert all(len(accounts) == 1 for accounts in served.values())
+    assert len({next(iter(a)) for a in served.values()}) == 5  # threads spread over the pool
+
+
+def test_budget_pressure_moves_a_thread_once(h: Harness) -> None:
+    def turn(http: httpx.Client, n: int) -> str:
+        response = http.post(
+            "/v1/responses",
+            headers={"thread-id": "T"},
+            json={"model": "gpt-5.5", "input": f"turn {n}"},
+        )
+        return response.headers["x-quotapool-route"].split("credential=")[1]
+
+    with h.http() as http:
+        first = turn(http, 0)
+        token = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}[first]
+        h.fake.account(token).primary_used = 97.0  # learned from this answer's headers
+        assert turn(http, 1) == first
+        moved = [turn(http, n) for n in range(2, 8)]
+    assert moved[0] != first and len(set(moved)) == 1  # moved once, then stays
+
+
+def test_previous_response_id_goes_to_its_owner_or_fails_clearly(h: Harness) -> None:
+    client = h.openai()
+    first = client.responses.create(model="gpt-5.5", input="start")
+    owner = first.output_text.removeprefix("Hi from ").rstrip("!")
+    for n in range(4):
+        follow = client.responses.create(
+            model="gpt-5.5", input=f"more {n}", previous_response_id=first.id
+        )
+        assert follow.output_text == f"Hi from {owner}!"
+    token = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}[owner]
+    h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 120))
+    client.responses.create(model="gpt-5.5", input="someone else now")  # pool learns the limit
+    for _ in range(3):
+        try:
+            client.responses.create(
+                model="gpt-5.5", input="continue", previous_response_id=first.id
+            )
+        except openai.RateLimitError as exc:
+            assert f"(previous_response_id) belongs to {owner}" in str(exc)
+            break
+    else:
+        pytest.fail("a continuation of a limited owner must not go to another account")
+
+
+def test_a_brief_outage_does_not_move_the_thread(h: Harness) -> None:
+    def turn(http: httpx.Client, n: int) -> str:
+        response = http.post(
+            "/v1/responses",
+            headers={"session-id": "S"},
+            json={"model": "gpt-5.5", "input": f"t{n}"},
+        )
+        return response.headers["x-quotapool-route"].split("credential=")[1]
+
+    with h.http() as http:
+        home = turn(http, 0)
+        token = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}[home]
+        h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 1.0))
+        stand_in = turn(http, 1)
+        assert stand_in != home
+        import time
+
+        time.sleep(1.2)
+        assert turn(http, 2) == home  # back to its warm cache
+    decisions = json.loads(h.rows(3)[-1]["decision"])
+    assert "affinity" in decisions[-1]["reason"]
