@@ -113,3 +113,28 @@ def test_a_brief_outage_does_not_move_the_thread(h: Harness) -> None:
         assert turn(http, 2) == home  # back to its warm cache
     decisions = json.loads(h.rows(3)[-1]["decision"])
     assert "affinity" in decisions[-1]["reason"]
+
+
+def test_compact_routes_like_its_conversation_without_tool_fields(h: Harness) -> None:
+    with h.http() as http:
+        turn = http.post(
+            "/v1/responses", headers={"session-id": "C"}, json={"model": "gpt-5.5", "input": "hi"}
+        )
+        home = turn.headers["x-quotapool-route"].split("credential=")[1]
+        body = {
+            "model": "gpt-5.5",
+            "input": [],
+            "tools": [{"type": "web_search"}],
+            "tool_choice": "auto",
+            "parallel_tool_calls": True,
+            "instructions": "keep",
+        }
+        compact = http.post(
+            "/backend-api/codex/responses/compact", headers={"session-id": "C"}, json=body
+        )
+    assert compact.status_code == 200, compact.text
+    assert compact.json()["output"][0]["encrypted_content"] == f"compacted by {home}"
+    seen = h.fake.seen[-1]
+    assert seen.path == "/backend-api/codex/responses/compact"
+    assert seen.body == {"model": "gpt-5.5", "input": [], "instructions": "keep"}
+    assert h.rows(2)[-1]["route"] == "compact"

@@ -12,12 +12,15 @@ class Route(StrEnum):
     """The client API a request came in on."""
 
     RESPONSES = "responses"
+    COMPACT = "compact"
+    """`/responses/compact`: routed like a response, tool-only fields removed."""
     CHAT = "chat"
     MESSAGES = "messages"
 
 
 SERVED_BY: dict[Route, frozenset[Kind]] = {
     Route.RESPONSES: frozenset({Kind.CODEX, Kind.OPENAI}),
+    Route.COMPACT: frozenset({Kind.CODEX, Kind.OPENAI}),
     Route.CHAT: frozenset({Kind.OPENAI, Kind.CODEX}),
     Route.MESSAGES: frozenset({Kind.ANTHROPIC}),
 }

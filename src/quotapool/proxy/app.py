@@ -46,6 +46,8 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
+TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+"""Stripped from compaction requests: compaction never calls tools."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,8 @@ class Endpoint:
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/responses": Endpoint(("POST",), Dialect.OPENAI, Route.RESPONSES),
     "/backend-api/codex/responses": Endpoint(("POST",), Dialect.CODEX, Route.RESPONSES),
+    "/v1/responses/compact": Endpoint(("POST",), Dialect.OPENAI, Route.COMPACT),
+    "/backend-api/codex/responses/compact": Endpoint(("POST",), Dialect.CODEX, Route.COMPACT),
     "/v1/chat/completions": Endpoint(("POST",), Dialect.OPENAI, Route.CHAT),
     "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
     "/v1/models": Endpoint(("GET",), Dialect.OPENAI),
@@ -133,6 +137,9 @@ def parse_request(
                 param="model",
             )
         )
+    if route is Route.COMPACT and TOOL_FIELDS & payload.keys():
+        payload = {k: v for k, v in payload.items() if k not in TOOL_FIELDS}
+        body = orjson.dumps(payload)
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))

@@ -143,6 +143,8 @@ class FakeUpstream:
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         r = self.app.router
         r.add_post("/backend-api/codex/responses", self._codex_responses)
+        r.add_post("/backend-api/codex/responses/compact", self._compact)
+        r.add_post("/v1/responses/compact", self._compact)
         r.add_get("/backend-api/codex/models", self._codex_models)
         r.add_get("/backend-api/wham/usage", self._wham_usage)
         r.add_post("/v1/responses", self._openai_responses)
@@ -320,6 +322,15 @@ class FakeUpstream:
             return await self._failure(request, failure, True, "codex")
         frames = events.responses_stream(body, account.text, account.deltas)
         return await self._stream(request, account, frames, self._quota_headers(account, "codex"))
+
+    async def _compact(self, request: web.Request) -> web.StreamResponse:
+        account, body = await self._enter(request)
+        if (failure := account.next_failure()) is not None:
+            return await self._failure(request, failure, False, "openai")
+        summary = {"type": "compaction", "encrypted_content": f"compacted by {account.name}"}
+        return web.json_response(
+            {"output": [summary], "usage": {"input_tokens": 10, "output_tokens": 2}}
+        )
 
     async def _codex_models(self, request: web.Request) -> web.Response:
         if self._auth(request) is None:

@@ -27,6 +27,8 @@ class CodexTransport:
         headers["content-type"] = "application/json"
         headers["accept"] = "text/event-stream"
         url = f"{credential.base_url}/codex/responses"
+        if request.route is Route.COMPACT:
+            return UpstreamCall(f"{url}/compact", headers, request.body, Relay.PASSTHROUGH)
         if request.route is Route.CHAT:
             body = orjson.dumps(chat_request_to_responses(request.payload))
             return UpstreamCall(url, headers, body, Relay.CHAT_FROM_RESPONSES)

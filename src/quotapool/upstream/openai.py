@@ -10,7 +10,11 @@ from quotapool.domain.request import Route
 from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
 from quotapool.upstream.signals import parse_openai_headers
 
-_PATHS = {Route.RESPONSES: "/responses", Route.CHAT: "/chat/completions"}
+_PATHS = {
+    Route.RESPONSES: "/responses",
+    Route.COMPACT: "/responses/compact",
+    Route.CHAT: "/chat/completions",
+}
 
 
 class OpenAITransport:
