@@ -89,17 +89,17 @@ class BadRequest(Exception):
 
 async def read_body(scope: Scope, receive: Receive, limit: int, dialect: Dialect) -> bytes:
     """The whole request body, refusing (413) past `limit` bytes without buffering it all."""
-    too_large = BadRequest(
-        error(
-            dialect,
-            413,
+
+    def too_large() -> BadRequest:
+        message = (
             f"Request body is larger than the {limit} byte limit; "
-            "raise max_body_bytes in quotapool.toml if this is intended.",
+            "raise max_body_bytes in quotapool.toml if this is intended."
         )
-    )
+        return BadRequest(error(dialect, 413, message))
+
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise too_large
+            raise too_large()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -109,7 +109,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int, dialect: Dialect
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -300,19 +300,30 @@ class ProxyApp:
             self._submit(record.row())
 
 
+WATCH_AFTER_SECONDS = 1.0
+"""Requests still running after this long start watching for the client going away (most
+finish sooner, and a watcher task per request would cost a quarter of the throughput)."""
+
+
 class _DisconnectWatch:
     """Cancels the serving task when the client goes away, so the upstream call is cancelled."""
 
-    __slots__ = ("_handler", "_watcher", "disconnected", "done")
+    __slots__ = ("_handler", "_receive", "_timer", "_watcher", "disconnected", "done")
 
     def __init__(self, receive: Receive) -> None:
         self._handler = asyncio.current_task()
+        self._receive = receive
         self.disconnected = False
         self.done = False
-        self._watcher = asyncio.ensure_future(self._watch(receive))
+        self._watcher: asyncio.Future[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, self._start)
 
-    async def _watch(self, receive: Receive) -> None:
-        message: Message = await receive()
+    def _start(self) -> None:
+        if not self.done:
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        message: Message = await self._receive()
         if message["type"] == "http.disconnect" and not self.done and self._handler is not None:
             self.disconnected = True
             self._handler.cancel()
@@ -323,7 +334,9 @@ class _DisconnectWatch:
 
     def stop(self) -> None:
         self.done = True
-        self._watcher.cancel()
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 def _wants_websocket(scope: Scope) -> bool:
