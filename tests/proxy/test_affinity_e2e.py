@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,21 +51,24 @@ def test_fifty_threads_ten_turns_each_stay_on_one_account(harness: HarnessFactor
     assert len({next(iter(a)) for a in served.values()}) == 5  # threads spread over the pool
 
 
-def test_budget_pressure_moves_a_thread_once(h: Harness) -> None:
-    def turn(http: httpx.Client, n: int) -> str:
-        response = http.post(
-            "/v1/responses",
-            headers={"thread-id": "T"},
-            json={"model": "gpt-5.5", "input": f"turn {n}"},
-        )
-        return response.headers["x-quotapool-route"].split("credential=")[1]
+def turn(http: httpx.Client, n: int, headers: dict[str, str]) -> str:
+    """One turn of a conversation; returns the account that served it."""
+    response = http.post(
+        "/v1/responses", headers=headers, json={"model": "gpt-5.5", "input": f"turn {n}"}
+    )
+    return response.headers["x-quotapool-route"].split("credential=")[1]
 
+
+TOKENS = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}
+
+
+def test_budget_pressure_moves_a_thread_once(h: Harness) -> None:
+    thread = {"thread-id": "T"}
     with h.http() as http:
-        first = turn(http, 0)
-        token = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}[first]
-        h.fake.account(token).primary_used = 97.0  # learned from this answer's headers
-        assert turn(http, 1) == first
-        moved = [turn(http, n) for n in range(2, 8)]
+        first = turn(http, 0, thread)
+        h.fake.account(TOKENS[first]).primary_used = 97.0  # learned from this answer's headers
+        assert turn(http, 1, thread) == first
+        moved = [turn(http, n, thread) for n in range(2, 8)]
     assert moved[0] != first and len(set(moved)) == 1  # moved once, then stays
 
 
@@ -77,8 +81,7 @@ def test_previous_response_id_goes_to_its_owner_or_fails_clearly(h: Harness) -> 
             model="gpt-5.5", input=f"more {n}", previous_response_id=first.id
         )
         assert follow.output_text == f"Hi from {owner}!"
-    token = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}[owner]
-    h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 120))
+    h.fake.account(TOKENS[owner]).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 120))
     client.responses.create(model="gpt-5.5", input="someone else now")  # pool learns the limit
     for _ in range(3):
         try:
@@ -93,24 +96,13 @@ def test_previous_response_id_goes_to_its_owner_or_fails_clearly(h: Harness) -> 
 
 
 def test_a_brief_outage_does_not_move_the_thread(h: Harness) -> None:
-    def turn(http: httpx.Client, n: int) -> str:
-        response = http.post(
-            "/v1/responses",
-            headers={"session-id": "S"},
-            json={"model": "gpt-5.5", "input": f"t{n}"},
-        )
-        return response.headers["x-quotapool-route"].split("credential=")[1]
-
+    session = {"session-id": "S"}
     with h.http() as http:
-        home = turn(http, 0)
-        token = {"alpha": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}[home]
-        h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 1.0))
-        stand_in = turn(http, 1)
-        assert stand_in != home
-        import time
-
+        home = turn(http, 0, session)
+        h.fake.account(TOKENS[home]).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 1.0))
+        assert turn(http, 1, session) != home  # a stand-in serves during the outage
         time.sleep(1.2)
-        assert turn(http, 2) == home  # back to its warm cache
+        assert turn(http, 2, session) == home  # back to its warm cache
     decisions = json.loads(h.rows(3)[-1]["decision"])
     assert "affinity" in decisions[-1]["reason"]
 

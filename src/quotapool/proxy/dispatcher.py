@@ -14,7 +14,7 @@ import orjson
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served, Started
-from quotapool.domain.request import RouteRequest
+from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.proxy.asgi import Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
@@ -173,7 +173,7 @@ class Dispatcher:
             headers = self._headers(base, choice)
             failure = await self._attempt(call, credential, request, dialect, send, record, headers)
             if failure is None:
-                self._remember(key, bound, credential.id, record)
+                self._remember(key, bound, credential.id, record, request.route)
                 return
             last_failure = failure
             exclude = exclude | {credential.id}
@@ -187,11 +187,13 @@ class Dispatcher:
             return self.affinity.owner(f"turn-state:{turn_state}")
         return None
 
-    def _remember(self, key: str, bound: str | None, served_by: str, record: Record) -> None:
+    def _remember(
+        self, key: str, bound: str | None, served_by: str, record: Record, route: Route
+    ) -> None:
         """Own what the account produced; bind the conversation to it unless it was only a
         stand-in for a brief outage of its own account (then it returns to its warm cache)."""
         now = self.clock.now()
-        if record.response_id:
+        if record.response_id and route is Route.RESPONSES:  # ids a client can continue from
             self.affinity.own(record.response_id, served_by)
         if record.turn_state:
             self.affinity.own(f"turn-state:{record.turn_state}", served_by)

@@ -219,13 +219,7 @@ class AccountStore:
             )
 
     def set_status(self, name: str, status: str, reason: str | None, now: float) -> None:
-        self.get(name)
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(accounts)
-                .where(accounts.c.name == name)
-                .values(status=status, status_reason=reason, updated_at=now)
-            )
+        self.set_status_by_id(self.get(name).id, status, reason, now)
 
     def set_status_by_id(
         self, account_id: str, status: str, reason: str | None, now: float

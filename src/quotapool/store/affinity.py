@@ -25,7 +25,7 @@ class MemoryAffinityStore:
     """LRU-bounded maps; soft bindings expire `ttl` seconds after their last use."""
 
     def __init__(
-        self, *, ttl: float = 1800.0, max_bindings: int = 100_000, max_owned: int = 200_000
+        self, *, ttl: float = 1800.0, max_bindings: int = 50_000, max_owned: int = 50_000
     ) -> None:
         self.ttl = ttl
         self._bindings: OrderedDict[str, tuple[str, float]] = OrderedDict()

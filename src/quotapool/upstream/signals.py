@@ -224,26 +224,31 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, now: fl
     return Verdict(False)
 
 
-def _wham_window(window: Any, now: float) -> QuotaWindow | None:
-    if not isinstance(window, dict) or not isinstance(
-        used := window.get("used_percent"), int | float
-    ):
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _json_window(window: Any, now: float) -> QuotaWindow | None:
+    """A window object from wham/usage (`reset_at`, `limit_window_seconds`) or from a
+    `codex.rate_limits` event (`resets_at`, `resets_in_seconds`, `window_minutes`)."""
+    if not isinstance(window, dict) or (used := _number(window.get("used_percent"))) is None:
         return None
-    resets_at = window.get("reset_at")
-    if not isinstance(resets_at, int | float):
-        after = window.get("reset_after_seconds")
-        resets_at = now + after if isinstance(after, int | float) else None
-    seconds = window.get("limit_window_seconds")
-    minutes = int(seconds // 60) if isinstance(seconds, int | float) else None
-    return QuotaWindow(float(used), float(resets_at) if resets_at is not None else None, minutes)
+    resets_at = _number(window.get("reset_at", window.get("resets_at")))
+    if resets_at is None:
+        after = _number(window.get("reset_after_seconds", window.get("resets_in_seconds")))
+        resets_at = now + after if after is not None else None
+    minutes = _number(window.get("window_minutes"))
+    if minutes is None and (seconds := _number(window.get("limit_window_seconds"))) is not None:
+        minutes = seconds // 60
+    return QuotaWindow(used, resets_at, int(minutes) if minutes is not None else None)
 
 
 def parse_wham_usage(payload: Any, now: float) -> QuotaReading | None:
     """`GET /backend-api/wham/usage`: the account's 5-hour and weekly windows, and credits."""
     if not isinstance(payload, dict) or not isinstance(limits := payload.get("rate_limit"), dict):
         return None
-    primary = _wham_window(limits.get("primary_window"), now)
-    secondary = _wham_window(limits.get("secondary_window"), now)
+    primary = _json_window(limits.get("primary_window"), now)
+    secondary = _json_window(limits.get("secondary_window"), now)
     credits = None
     if isinstance(raw := payload.get("credits"), dict) and "has_credits" in raw:
         balance = raw.get("balance")
@@ -254,21 +259,6 @@ def parse_wham_usage(payload: Any, now: float) -> QuotaReading | None:
     return QuotaReading(primary, secondary, credits=credits)
 
 
-def _event_window(window: Any, now: float) -> QuotaWindow | None:
-    if not isinstance(window, dict) or not isinstance(
-        used := window.get("used_percent"), int | float
-    ):
-        return None
-    resets_at = window.get("resets_at")
-    if not isinstance(resets_at, int | float):
-        after = window.get("resets_in_seconds", window.get("reset_after_seconds"))
-        resets_at = now + after if isinstance(after, int | float) else None
-    minutes = window.get("window_minutes")
-    return QuotaWindow(
-        float(used), resets_at, int(minutes) if isinstance(minutes, int | float) else None
-    )
-
-
 def parse_rate_limits_event(payload: Any, now: float) -> QuotaReading | None:
     """A `codex.rate_limits` stream event: `{"rate_limits": {"primary": {…}, "secondary": {…}}}`."""
     if not isinstance(payload, dict):
@@ -276,8 +266,8 @@ def parse_rate_limits_event(payload: Any, now: float) -> QuotaReading | None:
     limits = payload.get("rate_limits", payload)
     if not isinstance(limits, dict):
         return None
-    primary = _event_window(limits.get("primary"), now)
-    secondary = _event_window(limits.get("secondary"), now)
+    primary = _json_window(limits.get("primary"), now)
+    secondary = _json_window(limits.get("secondary"), now)
     if primary is None and secondary is None:
         return None
     return QuotaReading(primary, secondary)
