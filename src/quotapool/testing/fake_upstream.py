@@ -14,131 +14,43 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
 import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from quotapool.testing import events
+from quotapool.testing.fake_auth import FakeAuth
+from quotapool.testing.fake_model import (
+    Account,
+    Failure,
+    Seen,
+    expired,
+    rate_limited,
+    server_error,
+    usage_limit,
+)
 
-
-@dataclass
-class Failure:
-    """One scripted failure: an HTTP error, or an error as the first stream event."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    in_stream: bool = False
-    """Answer 200 and send the error as the first SSE event instead."""
-
-
-def usage_limit(resets_at: float, plan: str = "plus") -> Failure:
-    """The Codex 429 an exhausted ChatGPT account answers."""
-    seconds = max(0, int(resets_at - time.time()))
-    body = {
-        "error": {
-            "type": "usage_limit_reached",
-            "message": "The usage limit has been reached",
-            "plan_type": plan,
-            "resets_at": int(resets_at),
-            "resets_in_seconds": seconds,
-        }
-    }
-    return Failure(429, body)
-
-
-def rate_limited(retry_after: int = 20) -> Failure:
-    body = {
-        "error": {
-            "type": "rate_limit_exceeded",
-            "message": "Rate limit reached",
-            "code": "rate_limit_exceeded",
-        }
-    }
-    return Failure(429, body, {"retry-after": str(retry_after)})
-
-
-def server_error(status: int = 500) -> Failure:
-    return Failure(
-        status, {"error": {"type": "server_error", "message": "The server had an error"}}
-    )
-
-
-@dataclass
-class Account:
-    """How one credential (token or key) behaves."""
-
-    name: str
-    token: str
-    account_id: str | None = None
-    primary_used: float = 12.0
-    secondary_used: float = 30.0
-    latency: float = 0.0
-    """Seconds before the response starts."""
-    event_delay: float = 0.0
-    """Seconds between stream events."""
-    deltas: int = 5
-    """How many text deltas a streamed answer has."""
-    break_after: int | None = None
-    """Close the connection after this many stream events."""
-    failures: deque[Failure] = field(default_factory=deque)
-    always: Failure | None = None
-    """A failure answered to every request until cleared."""
-    served: int = 0
-    refreshes: int = 0
-    refresh_error: str | None = None
-    """Answer refresh requests with this OAuth error (e.g. "invalid_grant")."""
-    refresh_delay: float = 0.0
-    usage_status: int = 200
-    """Status `/wham/usage` answers for this account."""
-    usage_polls: int = 0
-    aborted: int = 0
-    """Streams the client (quotapool) walked away from."""
-
-    def fail_next(self, *failures: Failure) -> None:
-        self.failures.extend(failures)
-
-    def next_failure(self) -> Failure | None:
-        if self.failures:
-            return self.failures.popleft()
-        return self.always
-
-    @property
-    def text(self) -> str:
-        return f"Hi from {self.name}!"
-
-
-@dataclass
-class Seen:
-    """A request the fake received (for assertions)."""
-
-    path: str
-    account: str | None
-    model: str | None
-    headers: dict[str, str]
-    body: dict[str, Any]
+__all__ = [
+    "Account",
+    "Failure",
+    "FakeUpstream",
+    "rate_limited",
+    "run_in_thread",
+    "server_error",
+    "serving",
+    "usage_limit",
+]
 
 
 class FakeUpstream:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self.refresh_tokens: dict[str, Account] = {}
-        self.codes: dict[str, tuple[Account, str | None]] = {}
-        """Authorization code → (account, PKCE challenge)."""
-        self.devices: dict[str, Account | None] = {}
-        """Device user code → the account that approved it (None while pending)."""
-        self.login_as: Account | None = None
-        """The account a browser or device login signs in as."""
+        self.auth = FakeAuth(self.accounts)
         self.seen: list[Seen] = []
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         r = self.app.router
@@ -151,10 +63,7 @@ class FakeUpstream:
         r.add_post("/v1/chat/completions", self._chat)
         r.add_get("/v1/models", self._models)
         r.add_post("/v1/messages", self._messages)
-        r.add_post("/oauth/token", self._oauth_token)
-        r.add_get("/oauth/authorize", self._oauth_authorize)
-        r.add_post("/api/accounts/deviceauth/usercode", self._device_usercode)
-        r.add_post("/api/accounts/deviceauth/token", self._device_token)
+        self.auth.routes(r)
         r.add_get("/_fake/requests", self._requests)
         r.add_post("/_fake/accounts/{token}", self._script)
 
@@ -163,38 +72,17 @@ class FakeUpstream:
         self.accounts[token] = account
         return account
 
-    def issue_tokens(
-        self, account: Account, ttl: float = 3600.0, *, email: str | None = None, plan: str = "plus"
-    ) -> dict[str, str]:
-        """Fresh id/access/refresh tokens (JWT-shaped) for `account`; the access token works at once."""
-        now = int(time.time())
-        auth = {
-            "chatgpt_account_id": account.account_id,
-            "chatgpt_plan_type": plan,
-            "chatgpt_user_id": f"user-{account.name}",
-        }
-        email = email or f"{account.name}@example.com"
-        id_token = fake_jwt({"email": email, "exp": now + 3600, AUTH: auth})
-        access = fake_jwt({"exp": now + ttl, "jti": uuid.uuid4().hex, AUTH: auth})
-        refresh = f"rt_{uuid.uuid4().hex}"
-        self.accounts[access] = account
-        self.refresh_tokens[refresh] = account
-        account.token = access
-        return {
-            "id_token": id_token,
-            "access_token": access,
-            "refresh_token": refresh,
-            "account_id": account.account_id or "",
-        }
-
     def auth_json(self, account: Account, ttl: float = 3600.0, **identity: str) -> dict[str, Any]:
         """A Codex `auth.json` for `account`, as `codex login` writes it."""
-        return {
-            "auth_mode": "chatgpt",
-            "OPENAI_API_KEY": None,
-            "tokens": self.issue_tokens(account, ttl, **identity),
-            "last_refresh": "2026-11-22T00:00:00Z",
-        }
+        return self.auth.auth_json(account, ttl, **identity)
+
+    @property
+    def login_as(self) -> Account | None:
+        return self.auth.login_as
+
+    @login_as.setter
+    def login_as(self, account: Account | None) -> None:
+        self.auth.login_as = account
 
     def account(self, token: str) -> Account:
         return self.accounts[token]
@@ -209,7 +97,7 @@ class FakeUpstream:
         if token is None:
             bearer = request.headers.get("authorization", "")
             token = bearer.removeprefix("Bearer ").strip()
-        if token.count(".") == 2 and _expired(token):
+        if token.count(".") == 2 and expired(token):
             return None  # an expired access token is refused, as upstream does
         return self.accounts.get(token)
 
@@ -420,88 +308,6 @@ class FakeUpstream:
             )
         return web.json_response(events.anthropic_message(body, account.text), headers=headers)
 
-    # --- OAuth -----------------------------------------------------------------------------
-
-    async def _oauth_token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        grant = form.get("grant_type")
-        if grant == "refresh_token":
-            account = self.refresh_tokens.get(str(form.get("refresh_token")))
-            if account is None:
-                return web.json_response(
-                    {"error": "invalid_grant", "error_description": "unknown refresh token"},
-                    status=400,
-                )
-            account.refreshes += 1
-            if account.refresh_delay:
-                await asyncio.sleep(account.refresh_delay)
-            if account.refresh_error:
-                return web.json_response(
-                    {"error": account.refresh_error},
-                    status=400 if account.refresh_error == "invalid_grant" else 500,
-                )
-            tokens = self.issue_tokens(account)
-            return web.json_response({**tokens, "token_type": "Bearer", "expires_in": 3600})
-        if grant == "authorization_code":
-            found = self.codes.pop(str(form.get("code")), None)
-            if found is None:
-                return web.json_response(
-                    {"error": "invalid_grant", "error_description": "unknown code"}, status=400
-                )
-            account, challenge = found
-            verifier = str(form.get("code_verifier", ""))
-            digest = (
-                base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-                .rstrip(b"=")
-                .decode()
-            )
-            if challenge is not None and digest != challenge:
-                return web.json_response(
-                    {"error": "invalid_grant", "error_description": "PKCE mismatch"}, status=400
-                )
-            return web.json_response(
-                {**self.issue_tokens(account), "token_type": "Bearer", "expires_in": 3600}
-            )
-        return web.json_response({"error": "unsupported_grant_type"}, status=400)
-
-    async def _oauth_authorize(self, request: web.Request) -> web.Response:
-        """Signs in as `login_as` at once and redirects back, like a user clicking through."""
-        if self.login_as is None:
-            return web.Response(status=400, text="no fake login configured")
-        code = uuid.uuid4().hex
-        self.codes[code] = (self.login_as, request.query.get("code_challenge"))
-        target = (
-            f"{request.query['redirect_uri']}?code={code}&state={request.query.get('state', '')}"
-        )
-        raise web.HTTPFound(target)
-
-    async def _device_usercode(self, request: web.Request) -> web.Response:
-        user_code = f"{uuid.uuid4().hex[:4]}-{uuid.uuid4().hex[:4]}".upper()
-        self.devices[user_code] = None
-        return web.json_response(
-            {"device_auth_id": f"dev_{user_code}", "user_code": user_code, "interval": "0.2"}
-        )
-
-    def approve_device(self, user_code: str, account: Account) -> None:
-        self.devices[user_code] = account
-
-    async def _device_token(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        account = self.devices.get(body.get("user_code")) or self.login_as
-        if account is None:
-            return web.json_response({"error": "authorization_pending"}, status=403)
-        verifier = uuid.uuid4().hex
-        challenge = (
-            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-            .rstrip(b"=")
-            .decode()
-        )
-        code = uuid.uuid4().hex
-        self.codes[code] = (account, challenge)
-        return web.json_response(
-            {"authorization_code": code, "code_challenge": challenge, "code_verifier": verifier}
-        )
-
     # --- control --------------------------------------------------------------------------
 
     async def _requests(self, request: web.Request) -> web.Response:
@@ -599,27 +405,6 @@ class _Discard(list[Seen]):
 
     def append(self, item: Seen) -> None:
         pass
-
-
-AUTH = "https://api.openai.com/auth"
-
-
-def _expired(token: str) -> bool:
-    try:
-        payload = token.split(".")[1]
-        exp = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("exp")
-    except (ValueError, orjson.JSONDecodeError):
-        return False
-    return isinstance(exp, int | float) and exp < time.time()
-
-
-def fake_jwt(claims: dict[str, Any]) -> str:
-    """A JWT-shaped token (unsigned: quotapool reads claims, the real upstream verifies)."""
-
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.{part({'sig': 'fake'})}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,130 @@
+"""The fake upstream's accounts and the failures they can be scripted with."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass
+class Failure:
+    """One scripted failure: an HTTP error, or an error as the first stream event."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    in_stream: bool = False
+    """Answer 200 and send the error as the first SSE event instead."""
+
+
+def usage_limit(resets_at: float, plan: str = "plus") -> Failure:
+    """The Codex 429 an exhausted ChatGPT account answers."""
+    seconds = max(0, int(resets_at - time.time()))
+    body = {
+        "error": {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": plan,
+            "resets_at": int(resets_at),
+            "resets_in_seconds": seconds,
+        }
+    }
+    return Failure(429, body)
+
+
+def rate_limited(retry_after: int = 20) -> Failure:
+    body = {
+        "error": {
+            "type": "rate_limit_exceeded",
+            "message": "Rate limit reached",
+            "code": "rate_limit_exceeded",
+        }
+    }
+    return Failure(429, body, {"retry-after": str(retry_after)})
+
+
+def server_error(status: int = 500) -> Failure:
+    return Failure(
+        status, {"error": {"type": "server_error", "message": "The server had an error"}}
+    )
+
+
+@dataclass
+class Account:
+    """How one credential (token or key) behaves."""
+
+    name: str
+    token: str
+    account_id: str | None = None
+    primary_used: float = 12.0
+    secondary_used: float = 30.0
+    latency: float = 0.0
+    """Seconds before the response starts."""
+    event_delay: float = 0.0
+    """Seconds between stream events."""
+    deltas: int = 5
+    """How many text deltas a streamed answer has."""
+    break_after: int | None = None
+    """Close the connection after this many stream events."""
+    failures: deque[Failure] = field(default_factory=deque)
+    always: Failure | None = None
+    """A failure answered to every request until cleared."""
+    served: int = 0
+    refreshes: int = 0
+    refresh_error: str | None = None
+    """Answer refresh requests with this OAuth error (e.g. "invalid_grant")."""
+    refresh_delay: float = 0.0
+    usage_status: int = 200
+    """Status `/wham/usage` answers for this account."""
+    usage_polls: int = 0
+    aborted: int = 0
+    """Streams the client (quotapool) walked away from."""
+
+    def fail_next(self, *failures: Failure) -> None:
+        self.failures.extend(failures)
+
+    def next_failure(self) -> Failure | None:
+        if self.failures:
+            return self.failures.popleft()
+        return self.always
+
+    @property
+    def text(self) -> str:
+        return f"Hi from {self.name}!"
+
+
+@dataclass
+class Seen:
+    """A request the fake received (for assertions)."""
+
+    path: str
+    account: str | None
+    model: str | None
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+AUTH = "https://api.openai.com/auth"
+
+
+def expired(token: str) -> bool:
+    try:
+        payload = token.split(".")[1]
+        exp = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("exp")
+    except (ValueError, orjson.JSONDecodeError):
+        return False
+    return isinstance(exp, int | float) and exp < time.time()
+
+
+def fake_jwt(claims: dict[str, Any]) -> str:
+    """A JWT-shaped token (unsigned: quotapool reads claims, the real upstream verifies)."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.{part({'sig': 'fake'})}"
