@@ -10,7 +10,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, select
 
 from quotapool.store.sql.schema import requests
 
@@ -50,7 +50,14 @@ class BatchWriter:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         with self.engine.begin() as connection:
-            connection.execute(insert(self.table), batch)
+            connection.exec_driver_sql(self._insert(batch[0]), batch)
+
+    def _insert(self, row: dict[str, Any]) -> str:
+        """A plain driver-level INSERT: Core's per-row processing costs more than the write."""
+        named = ":{}" if self.engine.dialect.name == "sqlite" else "%({})s"
+        columns = ", ".join(row)
+        values = ", ".join(named.format(column) for column in row)
+        return f"INSERT INTO {self.table.name} ({columns}) VALUES ({values})"
 
     async def flush(self) -> None:
         """Write everything queued so far."""
