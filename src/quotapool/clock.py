@@ -23,19 +23,3 @@ class SystemClock:
 
     now = staticmethod(time.time)
     monotonic = staticmethod(time.perf_counter)
-
-
-class ManualClock:
-    """A clock that moves only when told to; for tests and the simulator."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = start
-
-    def now(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds

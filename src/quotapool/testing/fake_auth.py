@@ -129,9 +129,6 @@ class FakeAuth:
             {"device_auth_id": f"dev_{user_code}", "user_code": user_code, "interval": "0.2"}
         )
 
-    def approve_device(self, user_code: str, account: Account) -> None:
-        self.devices[user_code] = account
-
     async def _device_token(self, request: web.Request) -> web.Response:
         body = await request.json()
         account = self.devices.get(body.get("user_code")) or self.login_as
