@@ -156,10 +156,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             routing.max_attempts, settings.sse_keepalive_seconds, routing.route_header
         ),
         affinity=MemoryAffinityStore(ttl=routing.affinity_ttl_seconds),
+        sticky=routing.session_affinity,
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
     )
-    dispatcher.sticky = routing.session_affinity
     request_log = BatchWriter(engine) if settings.request_log else None
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(

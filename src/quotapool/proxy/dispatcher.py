@@ -101,13 +101,14 @@ class Dispatcher:
         rng: random.Random,
         settings: DispatchSettings,
         affinity: AffinityStore | None = None,
+        sticky: bool = True,
         refresher: Refresher | None = None,
         on_unauthorized: Callable[[str], None] = lambda _credential_id: None,
     ) -> None:
         self.pool = pool
         self.refresher = refresher
         self.affinity = affinity if affinity is not None else MemoryAffinityStore()
-        self.sticky = True
+        self.sticky = sticky
         """Soft session affinity on (hard ownership of response ids always applies)."""
         self.on_unauthorized = on_unauthorized
         self.transports = transports
