@@ -1,0 +1,136 @@
+"""The real Codex CLI (npm @openai/codex, installed by scripts/test) against quotapool.
+
+Every request the CLI makes outside loopback is sent to a dead proxy on 127.0.0.1:9, so the
+test never leaves the machine.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from quotapool.testing.fake_upstream import usage_limit
+from tests.conftest import Harness, HarnessFactory
+
+CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
+
+API_KEY_MODE = """
+model = "gpt-5.5"
+model_provider = "qp"
+[features]
+apps = false
+[model_providers.qp]
+name = "qp"
+base_url = "{base}/v1"
+wire_api = "responses"
+env_key = "QP_KEY"
+{websockets}
+"""
+CHATGPT_MODE = """
+model = "gpt-5.5"
+model_provider = "pool"
+cli_auth_credentials_store = "file"
+[features]
+apps = false
+[model_providers.pool]
+name = "openai"
+base_url = "{base}/backend-api/codex"
+wire_api = "responses"
+requires_openai_auth = true
+{websockets}
+"""
+
+
+def codex(
+    h: Harness, home: Path, config: str, prompt: str = "say hi", *, websockets: bool = False
+) -> subprocess.CompletedProcess[str]:
+    if not CODEX.exists():
+        pytest.fail(f"the Codex CLI is missing at {CODEX}: run ./scripts/test, which installs it")
+    home.mkdir(parents=True, exist_ok=True)
+    flag = "supports_websockets = true" if websockets else ""
+    (home / "config.toml").write_text(config.format(base=h.base, websockets=flag))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "CODEX_HOME": str(home),
+        "QP_KEY": "client-key",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    return subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", prompt],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=home,
+        env=env,
+    )
+
+
+def chatgpt_login(h: Harness, home: Path) -> None:
+    """The CLI's own auth.json (its token is replaced by the pool's upstream)."""
+    account = h.fake.add("client-token", name="client", account_id="acct-client")
+    data = h.fake.auth_json(account)
+    data["last_refresh"] = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "auth.json").write_text(json.dumps(data))
+
+
+def test_api_key_mode_over_http(h: Harness, tmp_path: Path) -> None:
+    result = codex(h, tmp_path / "codex", API_KEY_MODE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hi from alpha!"
+    seen = h.fake.seen[-1]
+    assert (
+        seen.path == "/backend-api/codex/responses"
+        and seen.headers["authorization"] != "Bearer client-key"
+    )
+    assert seen.body["prompt_cache_key"] and seen.headers["session-id"]
+
+
+def test_chatgpt_mode_over_http(h: Harness, tmp_path: Path) -> None:
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("Hi from ")
+    assert h.fake.seen[-1].headers["chatgpt-account-id"] in {"acct-a", "acct-b", "acct-c"}
+
+
+def test_websocket_request_falls_back_to_http(h: Harness, tmp_path: Path) -> None:
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE, websockets=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("Hi from ")
+
+
+def test_a_429_on_the_first_account_is_invisible(h: Harness, tmp_path: Path) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 900))
+    result = codex(h, tmp_path / "codex", API_KEY_MODE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hi from bravo!"
+    assert [s.account for s in h.fake.seen[-2:]] == ["alpha", "bravo"]
+
+
+def test_every_account_exhausted_shows_the_usage_limit(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    h = harness()
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).always = usage_limit(time.time() + 3 * 3600)
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).lower()
+    assert "usage limit" in output, output[-2000:]
+    assert "try again" in output, output[-2000:]  # with the reset time the pool announced
