@@ -23,6 +23,7 @@ from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
+from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy, Strategy
 from quotapool.routing.filters import available
 from quotapool.routing.pricing import DEFAULT_PRICES
@@ -222,5 +223,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         allow_remote=settings.allow_remote,
         on_startup=startup,
         on_shutdown=shutdown,
+        websocket=WebSocketBridge(dispatcher),
     )
     return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)

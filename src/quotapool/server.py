@@ -16,6 +16,8 @@ from quotapool.compose import Quotapool, build, routing_from
 from quotapool.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
+WS_MAX_BYTES = 256 * 1024 * 1024
+"""WebSocket frames can carry whole images (image_generation outputs)."""
 
 
 def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Config:
@@ -26,7 +28,8 @@ def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Con
         port=sock_port if sock_port is not None else settings.port,
         loop="uvloop",
         http="httptools",
-        ws="none",
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_BYTES,
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,

@@ -105,12 +105,27 @@ def test_chatgpt_mode_over_http(h: Harness, tmp_path: Path) -> None:
     assert h.fake.seen[-1].headers["chatgpt-account-id"] in {"acct-a", "acct-b", "acct-c"}
 
 
-def test_websocket_request_falls_back_to_http(h: Harness, tmp_path: Path) -> None:
+def test_chatgpt_mode_over_websocket(h: Harness, tmp_path: Path) -> None:
     home = tmp_path / "codex"
     chatgpt_login(h, home)
     result = codex(h, home, CHATGPT_MODE, websockets=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("Hi from ")
+    frames = [s for s in h.fake.seen if s.body.get("type") == "response.create"]
+    assert frames and len({s.account for s in frames}) == 1  # every frame on one account
+
+
+def test_no_upstream_websocket_sends_the_cli_to_http(h: Harness, tmp_path: Path) -> None:
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).ws_refuse = 426
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE, websockets=True)
+    assert result.returncode == 0, result.stderr
+    assert (
+        h.fake.seen[-1].path == "/backend-api/codex/responses"
+        and h.fake.seen[-1].body.get("stream") is True
+    )
 
 
 def test_a_429_on_the_first_account_is_invisible(h: Harness, tmp_path: Path) -> None:

@@ -83,16 +83,3 @@ async def test_remote_clients_are_refused_without_client_keys(tmp_path: object) 
         response = await client.post("/v1/responses", json={"model": "m", "input": "x"})
     assert response.status_code == 403
     assert "allow_remote" in response.json()["error"]["message"]
-
-
-def test_websocket_upgrade_is_answered_426(h: Harness) -> None:
-    headers = {
-        "connection": "Upgrade",
-        "upgrade": "websocket",
-        "sec-websocket-version": "13",
-        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-    }
-    with h.http() as http:
-        response = http.get("/v1/responses", headers=headers)
-    assert response.status_code == 426
-    assert "use HTTP" in response.json()["error"]["message"]

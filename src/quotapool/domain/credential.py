@@ -72,7 +72,8 @@ class Credential:
         object.__setattr__(self, "capacity", capacity)
 
     def serves(self, model: str) -> bool:
-        return not self.models or model in self.models
+        """True for a model it lists; any model when it lists none; "" (not known yet) too."""
+        return not self.models or not model or model in self.models
 
     def sent_model(self, model: str) -> str:
         for requested, sent in self.model_map:

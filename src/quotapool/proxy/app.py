@@ -19,6 +19,7 @@ from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
 from quotapool.proxy.record import Record
+from quotapool.proxy.ws import refuse
 from quotapool.upstream.base import ClientRequest
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
+_REMOTE_REFUSED = (
+    "quotapool serves only loopback clients until client API keys are configured. "
+    "To serve other hosts behind your own access control, set allow_remote = true "
+    "(or QUOTAPOOL_ALLOW_REMOTE=true)."
+)
 TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 """Stripped from compaction requests: compaction never calls tools."""
 
@@ -143,6 +149,12 @@ def parse_request(
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))
+    forwarded, client = client_headers(headers)
+    return ClientRequest(route, body, payload, model, stream, forwarded, client)
+
+
+def client_headers(headers: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], str]:
+    """Headers to forward upstream, and a digest of the client's own credential."""
     forwarded: dict[str, str] = {}
     client = hashlib.blake2b(digest_size=8)
     for raw_name, raw_value in headers:
@@ -151,7 +163,12 @@ def parse_request(
             client.update(raw_value)
         if name not in _DROP_REQUEST_HEADERS:
             forwarded[name] = raw_value.decode("latin-1")
-    return ClientRequest(route, body, payload, model, stream, forwarded, client.hexdigest())
+    return forwarded, client.hexdigest()
+
+
+WebSocketHandler = Callable[
+    [Scope, Receive, Send, dict[str, str], str, Record, Headers], Awaitable[None]
+]
 
 
 class ProxyApp:
@@ -170,7 +187,9 @@ class ProxyApp:
         allow_remote: bool,
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
+        websocket: WebSocketHandler | None = None,
     ) -> None:
+        self._websocket_bridge = websocket
         self._serve = serve
         self._submit = submit
         self._models = models
@@ -190,6 +209,8 @@ class ProxyApp:
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -206,6 +227,40 @@ class ProxyApp:
                 await self._shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        request_id = f"qp-{self._id_prefix}-{next(self._ids):x}"
+        base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
+        record = Record(request_id, self._now(), Route.WEBSOCKET.value, path)
+        endpoint = ENDPOINTS.get(path.rstrip("/"))
+        client = scope.get("client")
+        try:
+            if (
+                self._websocket_bridge is None
+                or endpoint is None
+                or endpoint.route is not Route.RESPONSES
+            ):
+                await receive()
+                await refuse(
+                    scope,
+                    send,
+                    record,
+                    base,
+                    error(Dialect.CODEX, 404, f"No WebSocket route {path}."),
+                )
+            elif not self._allow_remote and client and not is_loopback(client[0]):
+                await receive()
+                await refuse(scope, send, record, base, error(Dialect.CODEX, 403, _REMOTE_REFUSED))
+            else:
+                forwarded, digest = client_headers(scope["headers"])
+                await self._websocket_bridge(scope, receive, send, forwarded, digest, record, base)
+        except Exception as exc:  # a bug must cost one session, never the server
+            log.exception("websocket %s failed", request_id)
+            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+        finally:
+            record.latency_ms = (self._now() - record.at) * 1000.0
+            self._submit(record.row())
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -231,12 +286,7 @@ class ProxyApp:
             return
         client = scope.get("client")
         if not self._allow_remote and client and not is_loopback(client[0]):
-            message = (
-                "quotapool serves only loopback clients until client API keys are configured. "
-                "To serve other hosts behind your own access control, set allow_remote = true "
-                "(or QUOTAPOOL_ALLOW_REMOTE=true)."
-            )
-            await _send_error(send, base, error(dialect, 403, message))
+            await _send_error(send, base, error(dialect, 403, _REMOTE_REFUSED))
             return
         if endpoint.route is None:
             await self._own(path, dialect, send, base)

@@ -75,6 +75,10 @@ class Account:
     always: Failure | None = None
     """A failure answered to every request until cleared."""
     served: int = 0
+    ws_refuse: int | None = None
+    """Refuse WebSocket upgrades with this HTTP status (426: no WebSocket; 429: limited)."""
+    response_ids: set[str] = field(default_factory=set)
+    """Responses this account produced (only it can continue them)."""
     refreshes: int = 0
     refresh_error: str | None = None
     """Answer refresh requests with this OAuth error (e.g. "invalid_grant")."""

@@ -55,6 +55,7 @@ class FakeUpstream:
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         r = self.app.router
         r.add_post("/backend-api/codex/responses", self._codex_responses)
+        r.add_get("/backend-api/codex/responses", self._codex_websocket)
         r.add_post("/backend-api/codex/responses/compact", self._compact)
         r.add_post("/v1/responses/compact", self._compact)
         r.add_get("/backend-api/codex/models", self._codex_models)
@@ -210,6 +211,62 @@ class FakeUpstream:
             return await self._failure(request, failure, True, "codex")
         frames = events.responses_stream(body, account.text, account.deltas)
         return await self._stream(request, account, frames, self._quota_headers(account, "codex"))
+
+    async def _codex_websocket(self, request: web.Request) -> web.StreamResponse:
+        """The Codex WebSocket transport: one `response.create` per message, events as frames."""
+        account = self._auth(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.seen.append(
+            Seen(
+                request.path, account.name if account else None, None, headers, {"websocket": True}
+            )
+        )
+        if account is None:
+            return web.json_response({"error": {"message": "unauthorized"}}, status=401)
+        if account.ws_refuse is not None:
+            failure = usage_limit(time.time() + 600) if account.ws_refuse == 429 else None
+            body = failure.body if failure else {"error": {"message": "websocket unavailable"}}
+            return web.json_response(body, status=account.ws_refuse)
+        socket = web.WebSocketResponse(max_msg_size=0)
+        socket.headers.update(self._quota_headers(account, "codex"))
+        await socket.prepare(request)
+        async for message in socket:
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            body = orjson.loads(message.data)
+            self.seen.append(Seen(request.path, account.name, body.get("model"), headers, body))
+            account.served += 1
+            for frame in self._ws_frames(account, body):
+                await socket.send_str(frame)
+        return socket
+
+    def _ws_frames(self, account: Account, body: dict[str, Any]) -> list[str]:
+        previous = body.get("previous_response_id")
+        if previous and previous not in account.response_ids:
+            error = {
+                "type": "invalid_request_error",
+                "code": "previous_response_not_found",
+                "message": f"Previous response with id '{previous}' not found.",
+            }
+            return [orjson.dumps({"type": "error", "status": 400, "error": error}).decode()]
+        if (failure := account.next_failure()) is not None:
+            return [
+                orjson.dumps(
+                    {
+                        "type": "error",
+                        "status": failure.status,
+                        "error": failure.body.get("error", failure.body),
+                    }
+                ).decode()
+            ]
+        text = "" if body.get("generate") is False else account.text
+        frames = events.responses_stream(body, text, account.deltas if text else 0)
+        payloads = [frame.split(b"data: ", 1)[1].strip() for frame in frames]
+        if body.get("generate") is False:  # prewarm: created and completed, no output
+            payloads = [payloads[0], payloads[-1]]
+        created = orjson.loads(payloads[0])
+        account.response_ids.add(created["response"]["id"])
+        return [p.decode() for p in payloads]
 
     async def _compact(self, request: web.Request) -> web.StreamResponse:
         account, body = await self._enter(request)

@@ -1,0 +1,269 @@
+"""The Codex WebSocket transport: one client socket bridged to one account's upstream socket.
+
+The prewarm, the turn and its tool follow-ups (chained by `previous_response_id`) travel over
+one client connection, so they all reach the one account that knows those response ids. The
+account is chosen, and failed over, before the client's upgrade is accepted; an upstream without
+WebSocket support makes the proxy answer 426, which sends the Codex CLI to HTTP at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+
+from quotapool.domain.credential import Credential
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served, Started
+from quotapool.domain.request import Route, RouteRequest
+from quotapool.proxy.asgi import Headers, Receive, Scope, Send
+from quotapool.proxy.dispatcher import Dispatcher
+from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
+from quotapool.proxy.record import Record
+from quotapool.routing.affinity import affinity_key
+from quotapool.routing.base import Rejection
+from quotapool.routing.engine import select
+from quotapool.upstream.signals import classify_error, parse_codex_headers, parse_rate_limits_event
+from quotapool.upstream.usage import merge, usage_in_event
+
+log = logging.getLogger(__name__)
+
+NO_WEBSOCKET = frozenset({404, 405, 426, 501})
+"""Upstream answers that mean "no WebSocket here": the client is told to use HTTP."""
+_HANDSHAKE_HEADERS = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
+
+
+class _Refused:
+    """The client was answered without a socket."""
+
+
+REFUSED = _Refused()
+
+
+class WebSocketBridge:
+    """Serves `GET /v1/responses` and `/backend-api/codex/responses` upgrades."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        forwarded: dict[str, str],
+        client: str,
+        record: Record,
+        base: Headers,
+    ) -> None:
+        await receive()  # websocket.connect
+        d = self.dispatcher
+        headers = {k: v for k, v in forwarded.items() if k not in _HANDSHAKE_HEADERS}
+        key = affinity_key(headers, {}, client)
+        bound = d.affinity.bound(key, d.clock.now()) if d.sticky else None
+        turn_state = headers.get("x-codex-turn-state")
+        owner = d.affinity.owner(f"turn-state:{turn_state}") if turn_state else None
+        exclude: frozenset[str] = frozenset()
+        while True:
+            now = d.clock.now()
+            choice = select(
+                RouteRequest(Route.WEBSOCKET, "", exclude, None, bound, owner),
+                d.pool.snapshot(),
+                strategy=d.strategy,
+                now=now,
+                rng=d.rng,
+                policy=d.policy,
+            )
+            record.decisions.append(choice.explain())
+            if isinstance(choice, Rejection):
+                await self._refuse_rejection(choice, scope, send, record, base, now)
+                return
+            credential = choice.credential
+            record.attempts += 1
+            record.credential = credential.name
+            if record.attempts > d.settings.max_attempts or not await d._token_ready(credential.id):
+                exclude = exclude | {credential.id}
+                if record.attempts > d.settings.max_attempts:
+                    message = "no account accepted the WebSocket; use HTTP"
+                    await refuse(scope, send, record, base, error(Dialect.CODEX, 503, message))
+                    return
+                continue
+            upstream = await self._connect(credential, headers, scope, send, record, base)
+            if upstream is None:
+                exclude = exclude | {credential.id}
+                continue
+            if isinstance(upstream, _Refused):
+                return
+            accepted = [*base, (b"x-quotapool-route", choice.route_header.encode())]
+            upstream_headers = getattr(upstream, "_response", None)
+            if upstream_headers is not None:
+                accepted += [
+                    (k.lower().encode(), v.encode())
+                    for k, v in upstream_headers.headers.items()
+                    if k.lower().startswith("x-codex-")
+                ]
+            await send({"type": "websocket.accept", "headers": accepted})
+            record.status = 101
+            record.ttfb_ms = (d.clock.now() - record.at) * 1000.0
+            d.affinity.bind(key, credential.id, d.clock.now())
+            await self._pump(credential, upstream, receive, send, record)
+            return
+
+    async def _connect(
+        self,
+        credential: Credential,
+        headers: dict[str, str],
+        scope: Scope,
+        send: Send,
+        record: Record,
+        base: Headers,
+    ) -> aiohttp.ClientWebSocketResponse | _Refused | None:
+        """The upstream socket; None to try another account; REFUSED when the client got 426."""
+        d, cid = self.dispatcher, credential.id
+        assert d.session is not None
+        secret = d.secrets[cid]
+        upstream_headers = {**headers, "authorization": f"Bearer {secret.token}"}
+        if secret.account_id:
+            upstream_headers["chatgpt-account-id"] = secret.account_id
+        d.pool.apply(Started(cid, d.clock.now()))
+        try:
+            upstream = await d.session.ws_connect(
+                f"{credential.base_url}/codex/responses",
+                headers=upstream_headers,
+                max_msg_size=0,
+                autoclose=True,
+                autoping=True,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            now = d.clock.now()
+            if exc.status in NO_WEBSOCKET:
+                d.pool.apply(Abandoned(cid, now))
+                message = "The upstream has no WebSocket transport here; use HTTP (POST)."
+                await refuse(scope, send, record, base, error(Dialect.CODEX, 426, message))
+                return REFUSED
+            if exc.status == 401:
+                d.on_unauthorized(cid)
+            verdict = classify_error(exc.status, exc.headers or {}, b"", now)
+            if verdict.status is not None and verdict.until is not None:
+                limited = Limited(cid, now, verdict.status, verdict.until, verdict.reason)
+                d.pool.apply(limited)
+            else:
+                d.pool.apply(Failed(cid, now, verdict.reason or f"handshake {exc.status}"))
+            record.error = verdict.reason
+            return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            d.pool.apply(Failed(cid, d.clock.now(), f"websocket: {type(exc).__name__}"))
+            return None
+        response = getattr(upstream, "_response", None)
+        if response is not None and (quota := parse_codex_headers(response.headers, d.clock.now())):
+            d.pool.apply(Observed(cid, d.clock.now(), quota, "headers"))
+        return upstream
+
+    async def _pump(
+        self,
+        credential: Credential,
+        upstream: aiohttp.ClientWebSocketResponse,
+        receive: Receive,
+        send: Send,
+        record: Record,
+    ) -> None:
+        d, cid = self.dispatcher, credential.id
+
+        async def client_to_upstream() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if (text := message.get("text")) is not None:
+                    await upstream.send_str(text)
+                elif (data := message.get("bytes")) is not None:
+                    await upstream.send_bytes(data)
+
+        async def upstream_to_client() -> None:
+            async for message in upstream:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self._observe(cid, message.data, record)
+                    await send({"type": "websocket.send", "text": message.data})
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    await send({"type": "websocket.send", "bytes": message.data})
+
+        pumps = [
+            asyncio.ensure_future(client_to_upstream()),
+            asyncio.ensure_future(upstream_to_client()),
+        ]
+        try:
+            done, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            await upstream.close()
+        if pumps[1] in done:  # the upstream ended the session: end the client's
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": upstream.close_code or 1000})
+        d.pool.apply(Served(cid, d.clock.now()))
+
+    def _observe(self, cid: str, data: str, record: Record) -> None:
+        """Learn from events in passing: response ids, usage, rate limits."""
+        d = self.dispatcher
+        if '"response.created"' not in data and '"usage"' not in data and "rate_limits" not in data:
+            return
+        try:
+            payload: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type")
+        if kind == "response.created" and isinstance(response := payload.get("response"), dict):
+            if isinstance(response_id := response.get("id"), str):
+                d.affinity.own(response_id, cid)
+        elif kind == "codex.rate_limits":
+            if (quota := parse_rate_limits_event(payload, d.clock.now())) is not None:
+                d.pool.apply(Observed(cid, d.clock.now(), quota, "stream"))
+        elif '"usage"' in data:
+            record.usage = merge(record.usage, usage_in_event(payload))
+
+    async def _refuse_rejection(
+        self,
+        rejection: Rejection,
+        scope: Scope,
+        send: Send,
+        record: Record,
+        base: Headers,
+        now: float,
+    ) -> None:
+        detail = (
+            "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
+        )
+        if rejection.retry_at is not None:
+            reason = rejection.message[:1].upper() + rejection.message[1:]
+            response = pool_exhausted(Dialect.CODEX, rejection.retry_at, now, detail, reason)
+        else:
+            response = error(Dialect.CODEX, 503, f"No account can take this WebSocket ({detail}).")
+        await refuse(scope, send, record, base, response)
+
+
+async def refuse(
+    scope: Scope, send: Send, record: Record, base: Headers, response: ErrorResponse
+) -> None:
+    """Answer an upgrade with a plain HTTP response (the client never gets a socket)."""
+    record.status, record.error = response.status, response.body.decode()
+    if "websocket.http.response" in scope.get("extensions", {}):
+        headers = [*base, *response.headers, (b"content-type", b"application/json")]
+        await send(
+            {"type": "websocket.http.response.start", "status": response.status, "headers": headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": response.body})
+    else:
+        await send({"type": "websocket.close", "code": 1013 if response.status == 429 else 1011})

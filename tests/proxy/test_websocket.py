@@ -1,0 +1,149 @@
+"""The WebSocket transport: one client socket, one account, failover before the upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from quotapool.testing.fake_upstream import usage_limit
+from tests.conftest import Harness
+
+HEADERS = {
+    "session-id": "ws-thread",
+    "openai-beta": "responses_websockets=2026-02-06",
+    "originator": "codex_exec",
+}
+
+
+async def exchange(
+    socket: aiohttp.ClientWebSocketResponse, message: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Send one response.create; collect events until the response completes or fails."""
+    await socket.send_str(json.dumps({"type": "response.create", **message}))
+    events = []
+    async for frame in socket:
+        event = json.loads(frame.data)
+        events.append(event)
+        if event["type"] in ("response.completed", "response.failed", "error"):
+            return events
+    return events
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_prewarm_turn_and_tool_follow_up_stay_on_one_account(h: Harness) -> None:
+    async def session() -> tuple[list[list[dict[str, Any]]], str]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses", headers=HEADERS) as socket,
+        ):
+            route = socket._response.headers["x-quotapool-route"]
+            base = {"model": "gpt-5.5", "stream": True, "store": False}
+            prewarm = await exchange(socket, {**base, "input": [], "generate": False})
+            tools = [{"type": "function", "name": "shell", "parameters": {"type": "object"}}]
+            turn = await exchange(
+                socket,
+                {
+                    **base,
+                    "input": "run it",
+                    "tools": tools,
+                    "tool_choice": "required",
+                    "previous_response_id": prewarm[0]["response"]["id"],
+                },
+            )
+            call = next(e["item"] for e in turn if e["type"] == "response.output_item.done")
+            output = {"type": "function_call_output", "call_id": call["call_id"], "output": "ok"}
+            follow = await exchange(
+                socket,
+                {**base, "input": [output], "previous_response_id": turn[0]["response"]["id"]},
+            )
+            return [prewarm, turn, follow], route
+
+    (prewarm, turn, follow), route = run(session())
+    assert [e["type"] for e in prewarm] == ["response.created", "response.completed"]
+    assert all(events[-1]["type"] == "response.completed" for events in (turn, follow))
+    frames = [s for s in h.fake.seen if s.body.get("type") == "response.create"]
+    assert len(frames) == 3 and len({s.account for s in frames}) == 1
+    assert route.endswith(f"credential={frames[0].account}")
+    assert frames[0].headers["session-id"] == "ws-thread" and frames[0].headers[
+        "authorization"
+    ].startswith("Bearer ")
+    row = h.rows(1)[0]
+    assert row["route"] == "websocket" and row["status"] == 101 and row["output_tokens"] == 7
+
+
+def test_handshake_429_fails_over_before_the_upgrade(h: Harness) -> None:
+    h.fake.account("tok-a").ws_refuse = 429
+
+    async def session() -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses", headers=HEADERS) as socket,
+        ):
+            return await exchange(socket, {"model": "gpt-5.5", "input": "hi"})
+
+    events = run(session())
+    assert events[-1]["type"] == "response.completed"
+    assert [s.account for s in h.fake.seen[:2]] == ["alpha", "bravo"]
+    assert h.state("alpha").until is not None
+
+
+def test_no_upstream_websocket_is_426(h: Harness) -> None:
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).ws_refuse = 426
+
+    async def session() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{h.base}/v1/responses"):
+            pass
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        run(session())
+    assert refused.value.status == 426
+
+
+def test_every_account_out_is_429_before_the_upgrade(h: Harness) -> None:
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 300))
+    with h.http() as http:
+        for _ in range(3):
+            http.post("/v1/responses", json={"model": "gpt-5.5", "input": f"x{_}"})
+
+    async def session() -> None:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses"),
+        ):
+            pass
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        run(session())
+    assert refused.value.status == 429 and int(refused.value.headers["retry-after"]) > 200
+
+
+def test_large_frames_pass(h: Harness) -> None:
+    image = "A" * (24 * 1024 * 1024)
+
+    async def session() -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses", max_msg_size=0) as socket,
+        ):
+            return await exchange(
+                socket,
+                {
+                    "model": "gpt-5.5",
+                    "input": [
+                        {"type": "input_image", "image_url": f"data:image/png;base64,{image}"}
+                    ],
+                },
+            )
+
+    events = run(session())
+    assert events[-1]["type"] == "response.completed"
+    assert len(h.fake.seen[-1].body["input"][0]["image_url"]) > len(image)
