@@ -149,3 +149,28 @@ def test_every_account_exhausted_shows_the_usage_limit(
     output = (result.stdout + result.stderr).lower()
     assert "usage limit" in output, output[-2000:]
     assert "try again" in output, output[-2000:]  # with the reset time the pool announced
+
+
+def test_a_tool_turn_stays_on_one_account_over_websocket(h: Harness, tmp_path: Path) -> None:
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).tool_call = (
+            "exec_command",
+            json.dumps({"cmd": "echo quotapool-tool"}),
+        )
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE, "run the tool", websockets=True)
+    assert result.returncode == 0, result.stderr
+    frames = [s for s in h.fake.seen if s.body.get("type") == "response.create"]
+    assert len({s.account for s in frames}) == 1  # prewarm, turn and follow-up: one account
+    follow_ups = [
+        f
+        for f in frames
+        if any(
+            i.get("type") == "function_call_output"
+            for i in f.body.get("input", [])
+            if isinstance(i, dict)
+        )
+    ]
+    assert follow_ups and follow_ups[-1].body.get("previous_response_id")
+    assert result.stdout.strip().startswith("Hi from ")

@@ -130,3 +130,26 @@ def test_compact_routes_like_its_conversation_without_tool_fields(h: Harness) ->
     assert seen.path == "/backend-api/codex/responses/compact"
     assert seen.body == {"model": "gpt-5.5", "input": [], "instructions": "keep"}
     assert h.rows(2)[-1]["route"] == "compact"
+
+
+def test_turn_state_is_owned_by_its_account(h: Harness) -> None:
+    with h.http() as http:
+        first = http.post(
+            "/backend-api/codex/responses",
+            json={"model": "gpt-5.5", "input": "a", "stream": True, "store": False},
+        )
+        turn_state = first.headers["x-codex-turn-state"]  # returned to the client
+        owner = first.headers["x-quotapool-route"].split("credential=")[1]
+        for n in range(4):
+            follow = http.post(
+                "/backend-api/codex/responses",
+                headers={"x-codex-turn-state": turn_state},
+                json={
+                    "model": "gpt-5.5",
+                    "input": f"follow-up {n}",
+                    "stream": True,
+                    "store": False,
+                },
+            )
+            assert follow.headers["x-quotapool-route"].endswith(f"credential={owner}")
+    assert h.fake.seen[-1].headers["x-codex-turn-state"] == turn_state  # forwarded upstream

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+CALL_ARGUMENTS = "__fake_call_arguments"
+"""Set by the fake upstream on a body to script a tool call's arguments."""
 USAGE = {"input_tokens": 1234, "cached_tokens": 1000, "output_tokens": 7}
 
 
@@ -68,7 +70,7 @@ def _output_items(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
                 "status": "completed",
                 "call_id": _id("call"),
                 "name": tool.get("name"),
-                "arguments": '{"city": "Paris"}',
+                "arguments": body.get(CALL_ARGUMENTS, '{"city": "Paris"}'),
             }
         ]
     content = [{"type": "output_text", "text": text, "annotations": []}]

@@ -75,6 +75,8 @@ class Account:
     always: Failure | None = None
     """A failure answered to every request until cleared."""
     served: int = 0
+    tool_call: tuple[str, str] | None = None
+    """Answer the next request offering this tool (name, JSON arguments) with a call to it."""
     ws_refuse: int | None = None
     """Refuse WebSocket upgrades with this HTTP status (426: no WebSocket; 429: limited)."""
     response_ids: set[str] = field(default_factory=set)
@@ -111,6 +113,8 @@ class Seen:
     model: str | None
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""
+    """The body (or WebSocket message) exactly as it arrived."""
 
 
 AUTH = "https://api.openai.com/auth"

@@ -106,13 +106,11 @@ class FakeUpstream:
         self, request: web.Request, *, anthropic: bool = False
     ) -> tuple[Account, dict[str, Any]]:
         account = self._auth(request)
-        body: dict[str, Any] = {}
-        if request.can_read_body:
-            body = orjson.loads(await request.read())
+        raw = await request.read() if request.can_read_body else b""
+        body: dict[str, Any] = orjson.loads(raw) if raw else {}
         headers = {k.lower(): v for k, v in request.headers.items()}
-        self.seen.append(
-            Seen(request.path, account.name if account else None, body.get("model"), headers, body)
-        )
+        name = account.name if account else None
+        self.seen.append(Seen(request.path, name, body.get("model"), headers, body, raw))
         if account is None:
             if anthropic:
                 err = {
@@ -209,8 +207,12 @@ class FakeUpstream:
             return web.json_response(detail, status=400)
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, True, "codex")
-        frames = events.responses_stream(body, account.text, account.deltas)
-        return await self._stream(request, account, frames, self._quota_headers(account, "codex"))
+        frames = events.responses_stream(
+            self._scripted(account, body), account.text, account.deltas
+        )
+        headers = self._quota_headers(account, "codex")
+        headers["x-codex-turn-state"] = f"ts-{account.name}-{account.served}"
+        return await self._stream(request, account, frames, headers)
 
     async def _codex_websocket(self, request: web.Request) -> web.StreamResponse:
         """The Codex WebSocket transport: one `response.create` per message, events as frames."""
@@ -234,11 +236,31 @@ class FakeUpstream:
             if message.type != web.WSMsgType.TEXT:
                 continue
             body = orjson.loads(message.data)
-            self.seen.append(Seen(request.path, account.name, body.get("model"), headers, body))
+            raw = message.data.encode()
+            self.seen.append(
+                Seen(request.path, account.name, body.get("model"), headers, body, raw)
+            )
             account.served += 1
             for frame in self._ws_frames(account, body):
                 await socket.send_str(frame)
         return socket
+
+    @staticmethod
+    def _scripted(account: Account, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as the fake answers it: a scripted tool call forces that tool once."""
+        if account.tool_call is None or body.get("generate") is False:
+            return body
+        name, arguments = account.tool_call
+        tool = next((t for t in body.get("tools") or [] if t.get("name") == name), None)
+        if tool is None:
+            return body
+        account.tool_call = None
+        return {
+            **body,
+            "tools": [tool],
+            "tool_choice": "required",
+            events.CALL_ARGUMENTS: arguments,
+        }
 
     def _ws_frames(self, account: Account, body: dict[str, Any]) -> list[str]:
         previous = body.get("previous_response_id")
@@ -260,7 +282,9 @@ class FakeUpstream:
                 ).decode()
             ]
         text = "" if body.get("generate") is False else account.text
-        frames = events.responses_stream(body, text, account.deltas if text else 0)
+        frames = events.responses_stream(
+            self._scripted(account, body), text, account.deltas if text else 0
+        )
         payloads = [frame.split(b"data: ", 1)[1].strip() for frame in frames]
         if body.get("generate") is False:  # prewarm: created and completed, no output
             payloads = [payloads[0], payloads[-1]]
