@@ -84,8 +84,9 @@ def chatgpt_login(h: Harness, home: Path) -> None:
     (home / "auth.json").write_text(json.dumps(data))
 
 
-def test_api_key_mode_over_http(h: Harness, tmp_path: Path) -> None:
-    result = codex(h, tmp_path / "codex", API_KEY_MODE)
+@pytest.mark.parametrize("websockets", [False, True], ids=["http", "websocket"])
+def test_api_key_mode(h: Harness, tmp_path: Path, websockets: bool) -> None:
+    result = codex(h, tmp_path / "codex", API_KEY_MODE, websockets=websockets)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Hi from alpha!"
     seen = h.fake.seen[-1]

@@ -147,3 +147,30 @@ def test_large_frames_pass(h: Harness) -> None:
     events = run(session())
     assert events[-1]["type"] == "response.completed"
     assert len(h.fake.seen[-1].body["input"][0]["image_url"]) > len(image)
+
+
+def test_a_429_inside_the_socket_moves_the_next_socket(h: Harness) -> None:
+    async def session() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(
+                f"{h.base}/backend-api/codex/responses", headers=HEADERS
+            ) as socket:
+                first = await exchange(socket, {"model": "gpt-5.5", "input": [], "generate": False})
+            async with http.ws_connect(
+                f"{h.base}/backend-api/codex/responses", headers=HEADERS
+            ) as socket:
+                second = await exchange(socket, {"model": "gpt-5.5", "input": "hi"})
+            return first, second
+
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 600))
+        h.fake.account(token).failures[0].in_stream = True
+    h.fake.account("tok-b").failures.clear()
+    h.fake.account("tok-c").failures.clear()
+    first, second = run(session())
+    assert (
+        first[-1]["type"] == "error" and first[-1]["status"] == 429
+    )  # the CLI tolerates this on a prewarm
+    assert second[-1]["type"] == "response.completed"
+    frames = [s.account for s in h.fake.seen if s.body.get("type") == "response.create"]
+    assert frames == ["alpha", "bravo"]

@@ -23,6 +23,7 @@ from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
 from quotapool.proxy.record import Record
+from quotapool.proxy.relay import event_failure
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.routing.engine import select
@@ -216,7 +217,8 @@ class WebSocketBridge:
     def _observe(self, cid: str, data: str, record: Record) -> None:
         """Learn from events in passing: response ids, usage, rate limits."""
         d = self.dispatcher
-        if '"response.created"' not in data and '"usage"' not in data and "rate_limits" not in data:
+        interesting = ('"response.created"', '"usage"', "rate_limits", '"error"')
+        if not any(marker in data for marker in interesting):
             return
         try:
             payload: Any = orjson.loads(data)
@@ -228,6 +230,12 @@ class WebSocketBridge:
         if kind == "response.created" and isinstance(response := payload.get("response"), dict):
             if isinstance(response_id := response.get("id"), str):
                 d.affinity.own(response_id, cid)
+        elif kind == "error" and (failure := event_failure(payload, d.clock.now())) is not None:
+            # The client sees the error (the CLI opens a new socket after a prewarm 429); the
+            # pool learns it, so that new socket goes to another account.
+            verdict, now = failure.verdict, d.clock.now()
+            if verdict.status is not None and verdict.until is not None:
+                d.pool.apply(Limited(cid, now, verdict.status, verdict.until, verdict.reason))
         elif kind == "codex.rate_limits":
             if (quota := parse_rate_limits_event(payload, d.clock.now())) is not None:
                 d.pool.apply(Observed(cid, d.clock.now(), quota, "stream"))
