@@ -174,3 +174,29 @@ def test_a_429_inside_the_socket_moves_the_next_socket(h: Harness) -> None:
     assert second[-1]["type"] == "response.completed"
     frames = [s.account for s in h.fake.seen if s.body.get("type") == "response.create"]
     assert frames == ["alpha", "bravo"]
+
+
+def test_image_generation_turns_go_upstream_over_http(h: Harness) -> None:
+    async def session() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses", headers=HEADERS) as socket,
+        ):
+            image = await exchange(
+                socket,
+                {"model": "gpt-5.5", "input": "draw", "tools": [{"type": "image_generation"}]},
+            )
+            plain = await exchange(socket, {"model": "gpt-5.5", "input": "thanks"})
+            return image, plain
+
+    image, plain = run(session())
+    assert image[-1]["type"] == "response.completed" and plain[-1]["type"] == "response.completed"
+    over_http = [
+        s
+        for s in h.fake.seen
+        if s.path == "/backend-api/codex/responses" and not s.body.get("websocket")
+    ]
+    http_posts = [s for s in over_http if "type" not in s.body]
+    assert len(http_posts) == 1 and http_posts[0].body["tools"] == [{"type": "image_generation"}]
+    frames = [s for s in over_http if s.body.get("type") == "response.create"]
+    assert len(frames) == 1 and frames[0].account == http_posts[0].account  # one account throughout

@@ -57,7 +57,8 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Abandoned:
-    """The client went away before the upstream finished; says nothing about health."""
+    """The request or session ended without a verdict on the credential's health (the client
+    went away, a WebSocket session closed)."""
 
     credential_id: str
     at: float

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from quotapool.domain.credential import Credential
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served, Started
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Started
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
@@ -28,6 +28,7 @@ from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.routing.engine import select
 from quotapool.upstream.signals import classify_error, parse_codex_headers, parse_rate_limits_event
+from quotapool.upstream.sse import SSEFramer, event_data
 from quotapool.upstream.usage import merge, usage_in_event
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class WebSocketBridge:
             record.status = 101
             record.ttfb_ms = (d.clock.now() - record.at) * 1000.0
             d.affinity.bind(key, credential.id, d.clock.now())
-            await self._pump(credential, upstream, receive, send, record)
+            await self._pump(credential, upstream, headers, receive, send, record)
             return
 
     async def _connect(
@@ -174,36 +175,21 @@ class WebSocketBridge:
         self,
         credential: Credential,
         upstream: aiohttp.ClientWebSocketResponse,
+        headers: dict[str, str],
         receive: Receive,
         send: Send,
         record: Record,
     ) -> None:
-        d, cid = self.dispatcher, credential.id
-
-        async def client_to_upstream() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                if (text := message.get("text")) is not None:
-                    await upstream.send_str(text)
-                elif (data := message.get("bytes")) is not None:
-                    await upstream.send_bytes(data)
-
-        async def upstream_to_client() -> None:
-            async for message in upstream:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    self._observe(cid, message.data, record)
-                    await send({"type": "websocket.send", "text": message.data})
-                elif message.type == aiohttp.WSMsgType.BINARY:
-                    await send({"type": "websocket.send", "bytes": message.data})
-
+        """Relay both ways until either side closes, then close the other."""
+        d = self.dispatcher
         pumps = [
-            asyncio.ensure_future(client_to_upstream()),
-            asyncio.ensure_future(upstream_to_client()),
+            asyncio.ensure_future(
+                self._client_to_upstream(credential, upstream, headers, receive, send, record)
+            ),
+            asyncio.ensure_future(self._upstream_to_client(credential.id, upstream, send, record)),
         ]
         try:
-            done, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in pumps:
                 task.cancel()
@@ -212,7 +198,84 @@ class WebSocketBridge:
         if pumps[1] in done:  # the upstream ended the session: end the client's
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": upstream.close_code or 1000})
-        d.pool.apply(Served(cid, d.clock.now()))
+        # The session's end says nothing about health (limits seen inside it stay recorded).
+        d.pool.apply(Abandoned(credential.id, d.clock.now()))
+
+    async def _client_to_upstream(
+        self,
+        credential: Credential,
+        upstream: aiohttp.ClientWebSocketResponse,
+        headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+        record: Record,
+    ) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if (text := message.get("text")) is not None:
+                if (over_http := _image_generation_request(text)) is not None:
+                    await self._over_http(credential, headers, over_http, send, record)
+                else:
+                    await upstream.send_str(text)
+            elif (data := message.get("bytes")) is not None:
+                await upstream.send_bytes(data)
+
+    async def _upstream_to_client(
+        self, cid: str, upstream: aiohttp.ClientWebSocketResponse, send: Send, record: Record
+    ) -> None:
+        async for message in upstream:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self._observe(cid, message.data, record)
+                await send({"type": "websocket.send", "text": message.data})
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await send({"type": "websocket.send", "bytes": message.data})
+
+    async def _over_http(
+        self,
+        credential: Credential,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        send: Send,
+        record: Record,
+    ) -> None:
+        """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
+        d = self.dispatcher
+        assert d.session is not None
+        secret = d.secrets[credential.id]
+        http_headers = {**headers, "authorization": f"Bearer {secret.token}"}
+        http_headers["content-type"] = "application/json"
+        http_headers["accept"] = "text/event-stream"
+        if secret.account_id:
+            http_headers["chatgpt-account-id"] = secret.account_id
+        url = f"{credential.base_url}/codex/responses"
+        try:
+            async with d.session.post(
+                url, data=orjson.dumps(body), headers=http_headers
+            ) as response:
+                if response.status >= 400:
+                    failure = {
+                        "type": "error",
+                        "status": response.status,
+                        "error": _error_of(await response.read()),
+                    }
+                    await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
+                    return
+                framer = SSEFramer()
+                async for chunk in response.content.iter_any():
+                    for event in framer.feed(chunk):
+                        data = event_data(event)[1].decode()
+                        if data:
+                            self._observe(credential.id, data, record)
+                            await send({"type": "websocket.send", "text": data})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = {
+                "type": "error",
+                "status": 502,
+                "error": {"type": "upstream_error", "message": type(exc).__name__},
+            }
+            await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
 
     def _observe(self, cid: str, data: str, record: Record) -> None:
         """Learn from events in passing: response ids, usage, rate limits."""
@@ -260,6 +323,32 @@ class WebSocketBridge:
         else:
             response = error(Dialect.CODEX, 503, f"No account can take this WebSocket ({detail}).")
         await refuse(scope, send, record, base, response)
+
+
+def _image_generation_request(text: str) -> dict[str, Any] | None:
+    """A `response.create` offering the image_generation tool, as an HTTP body (seed 002:
+    those turns go upstream over HTTP, where large image outputs are handled best)."""
+    if '"image_generation"' not in text:
+        return None
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "response.create":
+        return None
+    tools = message.get("tools") or []
+    if not any(isinstance(t, dict) and t.get("type") == "image_generation" for t in tools):
+        return None
+    body = {k: v for k, v in message.items() if k not in ("type", "generate")}
+    return {**body, "stream": True, "store": False}
+
+
+def _error_of(body: bytes) -> Any:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {"type": "upstream_error", "message": body[:500].decode(errors="replace")}
+    return payload.get("error", payload) if isinstance(payload, dict) else payload
 
 
 async def refuse(
