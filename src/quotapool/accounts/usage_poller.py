@@ -14,6 +14,7 @@ from quotapool.domain.outcome import Observed
 from quotapool.domain.state import OUT_OF_SERVICE
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import Secret
+from quotapool.upstream.codex import codex_auth
 from quotapool.upstream.signals import parse_wham_usage
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,7 @@ class UsagePoller:
         secret = self.secrets.get(credential.id)
         if secret is None:
             return
-        headers = {"authorization": f"Bearer {secret.token}"}
-        if secret.account_id:
-            headers["chatgpt-account-id"] = secret.account_id
+        headers = codex_auth(secret)
         try:
             async with self.session().get(
                 f"{credential.base_url}/wham/usage", headers=headers

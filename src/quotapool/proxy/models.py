@@ -17,6 +17,7 @@ from quotapool.domain.state import LIMITED
 from quotapool.routing.filters import available
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import Secret
+from quotapool.upstream.codex import codex_auth
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,7 @@ class CodexModels:
             ):
                 continue
             secret = self.secrets[credential.id]
-            headers = {"authorization": f"Bearer {secret.token}"}
-            if secret.account_id:
-                headers["chatgpt-account-id"] = secret.account_id
+            headers = codex_auth(secret)
             url = f"{credential.base_url}/codex/models"
             try:
                 async with session.get(

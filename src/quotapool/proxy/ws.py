@@ -27,6 +27,7 @@ from quotapool.proxy.relay import event_failure
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.routing.engine import select
+from quotapool.upstream.codex import codex_auth
 from quotapool.upstream.signals import classify_error, parse_codex_headers, parse_rate_limits_event
 from quotapool.upstream.sse import SSEFramer, event_data
 from quotapool.upstream.usage import merge, usage_in_event
@@ -133,10 +134,7 @@ class WebSocketBridge:
         """The upstream socket; None to try another account; REFUSED when the client got 426."""
         d, cid = self.dispatcher, credential.id
         assert d.session is not None
-        secret = d.secrets[cid]
-        upstream_headers = {**headers, "authorization": f"Bearer {secret.token}"}
-        if secret.account_id:
-            upstream_headers["chatgpt-account-id"] = secret.account_id
+        upstream_headers = codex_auth(d.secrets[cid], headers)
         d.pool.apply(Started(cid, d.clock.now()))
         try:
             upstream = await d.session.ws_connect(
@@ -243,12 +241,9 @@ class WebSocketBridge:
         """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
         d = self.dispatcher
         assert d.session is not None
-        secret = d.secrets[credential.id]
-        http_headers = {**headers, "authorization": f"Bearer {secret.token}"}
+        http_headers = codex_auth(d.secrets[credential.id], headers)
         http_headers["content-type"] = "application/json"
         http_headers["accept"] = "text/event-stream"
-        if secret.account_id:
-            http_headers["chatgpt-account-id"] = secret.account_id
         url = f"{credential.base_url}/codex/responses"
         try:
             async with d.session.post(

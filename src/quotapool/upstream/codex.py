@@ -14,16 +14,22 @@ from quotapool.upstream.chat_to_responses import chat_request_to_responses
 from quotapool.upstream.signals import parse_codex_headers
 
 
+def codex_auth(secret: Secret, headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`headers` with the account's credentials: its access token and ChatGPT account id."""
+    merged = dict(headers or {})
+    merged["authorization"] = f"Bearer {secret.token}"
+    if secret.account_id:
+        merged["chatgpt-account-id"] = secret.account_id
+    return merged
+
+
 class CodexTransport:
     kind = Kind.CODEX
 
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
     ) -> UpstreamCall:
-        headers = dict(request.headers)
-        headers["authorization"] = f"Bearer {secret.token}"
-        if secret.account_id:
-            headers["chatgpt-account-id"] = secret.account_id
+        headers = codex_auth(secret, request.headers)
         headers["content-type"] = "application/json"
         headers["accept"] = "text/event-stream"
         url = f"{credential.base_url}/codex/responses"
