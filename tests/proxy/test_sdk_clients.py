@@ -155,3 +155,25 @@ def test_every_response_has_request_id_and_route(h: Harness) -> None:
         assert response.headers["x-quotapool-route"].startswith("round_robin; credential=")
         bad = http.post("/v1/responses", content=b"{")
         assert bad.headers["x-quotapool-request-id"].startswith("qp-")
+
+
+def test_chat_stream_tokens_are_logged_without_changing_what_the_client_sees(h: Harness) -> None:
+    client = h.openai()
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
+    assert all(c.choices and c.usage is None for c in chunks)  # no usage chunk it did not ask for
+    assert h.fake.seen[-1].body["stream_options"] == {"include_usage": True}
+    row = h.rows(1)[0]
+    assert row["input_tokens"] == 1234 and row["output_tokens"] == 7
+    asked = list(
+        client.chat.completions.create(
+            model="gpt-4.1",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert asked[-1].usage is not None and asked[-1].usage.completion_tokens == 7

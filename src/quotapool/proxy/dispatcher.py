@@ -387,7 +387,9 @@ class Dispatcher:
                 return await collect_chat(events, adapter, sink)
         if (failure := await first_event_failure(events, self.clock.now())) is not None:
             return failure
-        return await stream_events(events, adapter, request.route, sink)
+        return await stream_events(
+            events, adapter, request.route, sink, hide_usage=call.hide_usage_chunk
+        )
 
 
 def _for(request: ClientRequest, credential: Credential) -> ClientRequest:

@@ -158,6 +158,8 @@ async def stream_events(
     adapter: ChatStreamAdapter | None,
     route: Route,
     sink: Sink,
+    *,
+    hide_usage: bool = False,
 ) -> str | None:
     """Relay events to the client as they come. Returns the reason if the upstream broke."""
     send, record = sink.send, sink.record
@@ -180,8 +182,10 @@ async def stream_events(
                 if record.response_id is None and b'"response.created"' in event:
                     record.response_id = _response_id(_payload(event_data(event)[1]))
                 if b'"usage"' in event:
-                    usage = usage_in_event(_payload(event_data(event)[1]))
-                    record.usage = merge(record.usage, usage)
+                    payload = _payload(event_data(event)[1])
+                    record.usage = merge(record.usage, usage_in_event(payload))
+                    if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
+                        continue
             await send({"type": "http.response.body", "body": out, "more_body": True})
     except TRANSPORT_ERRORS as exc:
         reason = f"upstream stream broken: {type(exc).__name__}"

@@ -55,6 +55,8 @@ class UpstreamCall:
     headers: dict[str, str]
     body: bytes
     relay: Relay
+    hide_usage_chunk: bool = False
+    """Usage was asked for on the client's behalf (to log tokens): keep its chunk from it."""
 
 
 class Transport(Protocol):

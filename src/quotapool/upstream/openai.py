@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import orjson
+
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
@@ -27,6 +29,17 @@ class OpenAITransport:
         headers["authorization"] = f"Bearer {secret.token}"
         headers["content-type"] = "application/json"
         url = credential.base_url + _PATHS[request.route]
+        payload = request.payload
+        options = payload.get("stream_options")
+        if (
+            request.route is Route.CHAT
+            and request.stream
+            and not (isinstance(options, dict) and options.get("include_usage"))
+        ):
+            # Without usage the request log has no tokens: ask for it, hide it from the client.
+            extra = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            body = orjson.dumps({**payload, "stream_options": extra})
+            return UpstreamCall(url, headers, body, Relay.PASSTHROUGH, hide_usage_chunk=True)
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
