@@ -45,8 +45,14 @@ class Playbook:
         self.now = now
         return self
 
-    def decide(self, exclude: frozenset[str] = frozenset()) -> Decision | Rejection:
-        request = RouteRequest(Route.RESPONSES, self.model, exclude, self.gate)
+    def decide(
+        self,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        affinity: str | None = None,
+        owner: str | None = None,
+    ) -> Decision | Rejection:
+        request = RouteRequest(Route.RESPONSES, self.model, exclude, self.gate, affinity, owner)
         return select(
             request,
             self.pool,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection
@@ -47,18 +46,9 @@ def test_store_expires_refreshes_and_stays_bounded() -> None:
 def test_sticky_keeps_then_moves_over_budget() -> None:
     book = Playbook("round_robin", c("a"), c("b"), c("c"))
     book.usage("b", primary=40)
-    sticky = RouteRequest(Route.RESPONSES, "gpt-5.5", affinity="b")
-    from quotapool.routing.engine import select
 
     def pick() -> Decision | Rejection:
-        return select(
-            sticky,
-            book.pool,
-            strategy=book.strategy,
-            now=book.now,
-            rng=book.rng,
-            policy=book.policy,
-        )
+        return book.decide(affinity="b")
 
     decided = pick()
     assert (
@@ -76,12 +66,9 @@ def test_sticky_keeps_then_moves_over_budget() -> None:
 
 def test_owner_is_the_only_choice() -> None:
     book = Playbook("round_robin", c("a"), c("b"))
-    from quotapool.routing.engine import select
-
-    owned = RouteRequest(Route.RESPONSES, "gpt-5.5", owner="b")
-    decided = select(owned, book.pool, strategy=book.strategy, now=book.now, rng=book.rng)
+    decided = book.decide(owner="b")
     assert isinstance(decided, Decision) and decided.credential.id == "b"
     book.limited("b", until=2_000, status=Status.RATE_LIMITED)
-    rejected = select(owned, book.pool, strategy=book.strategy, now=book.now, rng=book.rng)
+    rejected = book.decide(owner="b")
     assert isinstance(rejected, Rejection) and rejected.retry_at == 2_000
     assert "(previous_response_id) belongs to b" in rejected.message

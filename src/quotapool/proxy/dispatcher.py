@@ -17,7 +17,7 @@ from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Serve
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.proxy.asgi import Headers, Send, send_body
-from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
+from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
     TRANSPORT_ERRORS,
@@ -32,6 +32,7 @@ from quotapool.proxy.relay import (
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
 from quotapool.routing.engine import select
+from quotapool.routing.filters import comes_back_at
 from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import ClientRequest, Relay, Secret, Transport, UpstreamCall
@@ -139,8 +140,9 @@ class Dispatcher:
         bound = self.affinity.bound(key, self.clock.now()) if self.sticky else None
         while True:
             now = self.clock.now()
+            routed = RouteRequest(request.route, request.model, exclude, gate, bound, owner)
             choice = select(
-                RouteRequest(request.route, request.model, exclude, gate, bound, owner),
+                routed,
                 self.pool.snapshot(),
                 strategy=self.strategy,
                 now=now,
@@ -160,7 +162,7 @@ class Dispatcher:
             credential = choice.credential
             record.attempts += 1
             record.credential = credential.name
-            if not await self._token_ready(credential.id):
+            if not await self.token_ready(credential.id):
                 exclude = exclude | {credential.id}
                 continue
             try:
@@ -174,7 +176,7 @@ class Dispatcher:
             headers = self._headers(base, choice)
             failure = await self._attempt(call, credential, request, dialect, send, record, headers)
             if failure is None:
-                self._remember(key, bound, credential.id, record, request.route)
+                self._remember(key, bound, credential.id, record, routed)
                 return
             last_failure = failure
             exclude = exclude | {credential.id}
@@ -189,30 +191,24 @@ class Dispatcher:
         return None
 
     def _remember(
-        self, key: str, bound: str | None, served_by: str, record: Record, route: Route
+        self, key: str, bound: str | None, served_by: str, record: Record, request: RouteRequest
     ) -> None:
         """Own what the account produced; bind the conversation to it unless it was only a
         stand-in for a brief outage of its own account (then it returns to its warm cache)."""
         now = self.clock.now()
-        if record.response_id and route is Route.RESPONSES:  # ids a client can continue from
+        if (
+            record.response_id and request.route is Route.RESPONSES
+        ):  # ids a client can continue from
             self.affinity.own(record.response_id, served_by)
         if record.turn_state:
             self.affinity.own(f"turn-state:{record.turn_state}", served_by)
         if bound is not None and bound != served_by:
-            back = self._comes_back(bound, now)
+            back = comes_back_at(self.pool.snapshot().state(bound), request, now)
             if back is not None and back - now <= BRIEF_OUTAGE_SECONDS:
                 return
         self.affinity.bind(key, served_by, now)
 
-    def _comes_back(self, credential_id: str, now: float) -> float | None:
-        state = self.pool.snapshot().state(credential_id)
-        ends = [
-            t for t in (state.until if state.limited_at(now) else None, state.backoff_until) if t
-        ]
-        later = [t for t in ends if t > now]
-        return max(later) if later else None
-
-    async def _token_ready(self, credential_id: str) -> bool:
+    async def token_ready(self, credential_id: str) -> bool:
         """Refresh an access token that is about to expire; False if it cannot be used."""
         refresher = self.refresher
         if refresher is None or not refresher.due(credential_id):
@@ -241,32 +237,12 @@ class Dispatcher:
         last_failure: tuple[int, bytes, Headers] | None,
         now: float,
     ) -> None:
-        detail = (
-            "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
-        )
-        if rejection.no_match:
-            response = error(
-                dialect,
-                404,
-                f"{rejection.message}. GET /v1/models lists the models this pool serves.",
-                param="model",
-                code="model_not_found",
-            )
-        elif rejection.retry_at is not None:
-            reason = rejection.message[:1].upper() + rejection.message[1:]
-            response = pool_exhausted(dialect, rejection.retry_at, now, detail, reason)
-        elif last_failure is not None:
+        if last_failure is not None and rejection.retry_at is None and not rejection.no_match:
             status, body, upstream_headers = last_failure
             await send_body(send, status, body, base + upstream_headers)
             record.status = status
             return
-        else:
-            response = error(
-                dialect,
-                503,
-                f"No credential can serve this request now ({detail}). "
-                "Resume a paused credential or add one to the pool.",
-            )
+        response = rejection_error(rejection, dialect, now)
         await self._send_error(send, record, base, response)
 
     async def _send_error(

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from quotapool.routing.base import Rejection
+
 
 class Dialect(Enum):
     """Which API's error shape a route speaks."""
@@ -64,6 +66,24 @@ def error(
         kind = _OPENAI_TYPES.get(status, "server_error")
         body = {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
     return ErrorResponse(status, orjson.dumps(body))
+
+
+def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> ErrorResponse:
+    """The client's answer when routing finds no credential: 404 when none serves the model,
+    429 + Retry-After when one comes back by itself, 503 otherwise."""
+    detail = "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
+    if rejection.no_match:
+        message = f"{rejection.message}. GET /v1/models lists the models this pool serves."
+        return error(dialect, 404, message, param="model", code="model_not_found")
+    if rejection.retry_at is not None:
+        reason = rejection.message[:1].upper() + rejection.message[1:]
+        return pool_exhausted(dialect, rejection.retry_at, now, detail, reason)
+    return error(
+        dialect,
+        503,
+        f"No credential can serve this request now ({detail}). "
+        "Resume a paused credential or add one to the pool.",
+    )
 
 
 def pool_exhausted(

@@ -21,7 +21,7 @@ from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Start
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
-from quotapool.proxy.errors import Dialect, ErrorResponse, error, pool_exhausted
+from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import event_failure
 from quotapool.routing.affinity import affinity_key
@@ -89,12 +89,12 @@ class WebSocketBridge:
             )
             record.decisions.append(choice.explain())
             if isinstance(choice, Rejection):
-                await self._refuse_rejection(choice, scope, send, record, base, now)
+                await refuse(scope, send, record, base, rejection_error(choice, Dialect.CODEX, now))
                 return
             credential = choice.credential
             record.attempts += 1
             record.credential = credential.name
-            if record.attempts > d.settings.max_attempts or not await d._token_ready(credential.id):
+            if record.attempts > d.settings.max_attempts or not await d.token_ready(credential.id):
                 exclude = exclude | {credential.id}
                 if record.attempts > d.settings.max_attempts:
                     message = "no account accepted the WebSocket; use HTTP"
@@ -299,25 +299,6 @@ class WebSocketBridge:
                 d.pool.apply(Observed(cid, d.clock.now(), quota, "stream"))
         elif '"usage"' in data:
             record.usage = merge(record.usage, usage_in_event(payload))
-
-    async def _refuse_rejection(
-        self,
-        rejection: Rejection,
-        scope: Scope,
-        send: Send,
-        record: Record,
-        base: Headers,
-        now: float,
-    ) -> None:
-        detail = (
-            "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
-        )
-        if rejection.retry_at is not None:
-            reason = rejection.message[:1].upper() + rejection.message[1:]
-            response = pool_exhausted(Dialect.CODEX, rejection.retry_at, now, detail, reason)
-        else:
-            response = error(Dialect.CODEX, 503, f"No account can take this WebSocket ({detail}).")
-        await refuse(scope, send, record, base, response)
 
 
 def _image_generation_request(text: str) -> dict[str, Any] | None:
