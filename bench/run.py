@@ -7,6 +7,7 @@ log on (SQLite), decision explanations on, the default strategy, 4 credentials.
     python bench/run.py                 # full run (~2 minutes)
     python bench/run.py --quick         # short durations, for a smoke check
     python bench/run.py --memory 200000 # also: RSS over N requests
+    python bench/run.py --litellm       # also: LiteLLM's proxy, side by side
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import aiohttp
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 PROXY_CPU, LOAD_CPU = "0", "1"
-BODIES = {
+BODIES: dict[str, dict[str, Any]] = {
     "chat": {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]},
     "responses": {"model": "gpt-5.5", "input": "hi"},
 }
@@ -72,9 +73,9 @@ def rss_mb(pid: int) -> float:
 
 @contextmanager
 def process(
-    args: list[str], port: int, cpu: str, env: dict[str, str] | None = None
+    args: list[str], port: int, cpu: str, env: dict[str, str] | None = None, name: str = ""
 ) -> Iterator[subprocess.Popen[bytes]]:
-    name = Path(args[2] if args[1] == "-m" else args[1]).name
+    name = name or Path(args[2] if args[1] == "-m" else args[1]).name
     log = (RESULTS / f"{name}.log").open("wb")  # read it when a figure looks wrong
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, *args], env={**os.environ, **(env or {})}, stdout=log, stderr=log
@@ -132,6 +133,8 @@ def wrk(
             f"-c{concurrency}",
             f"-d{max(1, round(seconds))}s",
             "--latency",
+            "--timeout",
+            "10s",
             "-s",
             str(script),
             url,
@@ -141,13 +144,34 @@ def wrk(
         check=True,
     ).stdout
     script.unlink()
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    return total, rps, p50, p99
+    found = [
+        re.search(pattern, out, re.M)
+        for pattern in (
+            r"(\d+) requests in",
+            r"Requests/sec:\s+([\d.]+)",
+            r"^\s+50%\s+(\S+)$",
+            r"^\s+99%\s+(\S+)$",
+        )
+    ]
+    if "Non-2xx" in out or "timeout" in out or not all(found):
+        raise RuntimeError(f"wrk saw errors or timeouts against {url}:\n{out}")
+    total, rps, p50, p99 = (m.group(1) for m in found if m is not None)
+    return int(total), float(rps), _ms(p50), _ms(p99)
+
+
+def non_stream(
+    target: str, url: str, api: str, concurrency: int, seconds: float, pid: int | None
+) -> Result:
+    """One wrk measurement after a 1 s warm-up; CPU per request of `pid` when given."""
+    wrk(url, BODIES[api], concurrency, 1)  # warm up connections
+    cpu0 = cpu_seconds(pid) if pid is not None else 0.0
+    total, rps, p50, p99 = wrk(url, BODIES[api], concurrency, seconds)
+    cpu = (cpu_seconds(pid) - cpu0) * 1000 / total if pid is not None else None
+    print(
+        f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms",
+        flush=True,
+    )
+    return Result(target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu)
 
 
 async def _streams(
@@ -238,22 +262,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             body = BODIES[api]
             for concurrency in (1, 16, 64):
                 for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
-                    wrk(base + PATHS[api], body, concurrency, 1)  # warm up connections
-                    cpu0 = cpu_seconds(qp.pid)
-                    total, rps, p50, p99 = wrk(base + PATHS[api], body, concurrency, args.seconds)
-                    cpu = (
-                        (cpu_seconds(qp.pid) - cpu0) * 1000 / total
-                        if target == "quotapool"
-                        else None
-                    )
+                    pid = qp.pid if target == "quotapool" else None
                     results.append(
-                        Result(
-                            target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu
-                        )
-                    )
-                    print(
-                        f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms",
-                        flush=True,
+                        non_stream(target, base + PATHS[api], api, concurrency, args.seconds, pid)
                     )
             for concurrency in (1, 16):
                 for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
@@ -276,12 +287,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_end = rss_mb(qp.pid)
         if args.memory:
             memory = memory_run(proxy, qp.pid, args.memory)
+        litellm = measure_litellm(home, upstream, args.seconds) if args.litellm else []
     shutil.rmtree(home, ignore_errors=True)
     return {
+        "litellm": [asdict(r) for r in litellm],
         "results": [asdict(r) for r in results],
         "rss_mb": {"start": rss_start, "end": rss_end},
         "memory": memory,
     }
+
+
+LITELLM = HERE / ".litellm"
+"""A venv of its own for LiteLLM (its dependencies stay out of quotapool's)."""
+LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network: its bundled price list
+    "LITELLM_LOG": "ERROR",
+    "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",  # loopback-only benchmark
+}
+
+
+def litellm_executable() -> str:
+    """LiteLLM's proxy in bench/.litellm, installed there on first use."""
+    executable = LITELLM / "bin" / "litellm"
+    if not executable.exists():
+        print("installing litellm[proxy] into bench/.litellm (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM)], check=True)
+        pip = [str(LITELLM / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "litellm[proxy]"], check=True)
+    return str(executable)
+
+
+def measure_litellm(home: Path, upstream: str, seconds: float) -> list[Result]:
+    """LiteLLM's proxy with 4 deployments of one model on the same fake upstream (as
+    quotapool's 4 credentials), on the proxy core: non-streaming rows only."""
+    deployments = "".join(
+        f"  - model_name: gpt-5.5\n    litellm_params:\n      model: openai/gpt-5.5\n"
+        f"      api_base: {upstream}/v1\n      api_key: tok-{i}\n"
+        for i in range(4)
+    )
+    config = home / "litellm.yaml"
+    config.write_text(f"model_list:\n{deployments}litellm_settings:\n  telemetry: false\n")
+    port = free_port()
+    command = [litellm_executable(), "--config", str(config), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--num_workers", "1"]
+    results: list[Result] = []
+    with process(command, port, PROXY_CPU, LITELLM_ENV, name="litellm") as proc:
+        for api in ("chat", "responses"):
+            url = f"http://127.0.0.1:{port}{PATHS[api]}"
+            for concurrency in (1, 16, 64):
+                try:
+                    results.append(non_stream("litellm", url, api, concurrency, seconds, proc.pid))
+                except RuntimeError as exc:  # timed out or failed: say so, go on
+                    print(f"litellm {api}: {exc}".splitlines()[0], flush=True)
+                    break
+    return results
 
 
 def memory_run(proxy: str, pid: int, requests: int) -> dict[str, Any]:
@@ -319,6 +378,23 @@ def table(data: dict[str, Any]) -> str:
             f"| {qp['api']} | {qp['mode']} | {qp['concurrency']} | {direct['rps']:,.0f} | {floor['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / floor['rps']:.0%} "
             f"| {direct['p50_ms']:.2f} ms | {qp['p50_ms']:.2f} ms | {qp['p50_ms'] - direct['p50_ms']:+.2f} ms | {qp['p99_ms']:.2f} ms | {ttfb} | {qp['cpu_ms_per_request']:.3f} ms |"
         )
+    if data["litellm"]:
+        quotapool = {
+            (r["api"], r["concurrency"]): r
+            for r in rows
+            if r["target"] == "quotapool" and r["mode"] == "non-stream"
+        }
+        out += [
+            "\nLiteLLM, same run, same core, 4 deployments on the same fake upstream:\n",
+            "| API | c | LiteLLM /s | quotapool /s | quotapool ÷ LiteLLM | LiteLLM p50 | LiteLLM CPU/req |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in data["litellm"]:
+            qp = quotapool[(r["api"], r["concurrency"])]
+            out.append(
+                f"| {r['api']} | {r['concurrency']} | {r['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / r['rps']:.0f}× "
+                f"| {r['p50_ms']:.2f} ms | {r['cpu_ms_per_request']:.2f} ms |"
+            )
     rss = data["rss_mb"]
     out.append(
         f"\nquotapool RSS: {rss['start']:.1f} MB at start, {rss['end']:.1f} MB after the run."
@@ -340,6 +416,9 @@ def main() -> None:
     parser.add_argument("--deltas", type=int, default=20, help="text deltas per streamed answer")
     parser.add_argument("--memory", type=int, default=0, help="also send N requests and sample RSS")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--litellm", action="store_true", help="also measure LiteLLM (installed in bench/.litellm)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.quick:

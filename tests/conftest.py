@@ -46,7 +46,8 @@ class Harness:
         return httpx.Client(base_url=self.base, timeout=30)
 
     def rows(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """The last `count` request-log rows, waiting for the batched writer."""
+        """The last `count` request-log rows, waiting for the batched writer: `count` must be
+        every request logged so far (a smaller count may return rows before the newest lands)."""
         assert self.qp.request_log is not None
         deadline = time.monotonic() + timeout
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from quotapool.testing.fake_model import Failure, server_error
 from tests.conftest import Harness
 
 
@@ -155,6 +156,25 @@ def test_every_response_has_request_id_and_route(h: Harness) -> None:
         assert response.headers["x-quotapool-route"].startswith("round_robin; credential=")
         bad = http.post("/v1/responses", content=b"{")
         assert bad.headers["x-quotapool-request-id"].startswith("qp-")
+
+
+def test_every_answer_has_exactly_one_content_type(h: Harness) -> None:
+    chat = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    with h.http() as http:
+        relayed = http.post("/v1/chat/completions", json=chat)  # an OpenAI key's JSON, as is
+        streamed = http.post("/v1/chat/completions", json={**chat, "stream": True})
+        translated = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"})
+        h.fake.account("sk-openai").fail_next(Failure(400, {"error": {"message": "no"}}))
+        refused = http.post("/v1/chat/completions", json=chat)  # the upstream's own 400
+        h.fake.account("sk-openai").fail_next(server_error(503))
+        backing_off = http.post("/v1/chat/completions", json=chat)  # quotapool's own 429
+    assert relayed.headers.get_list("content-type") == ["application/json; charset=utf-8"]
+    assert streamed.headers.get_list("content-type") == ["text/event-stream; charset=utf-8"]
+    assert translated.headers.get_list("content-type") == ["application/json"]
+    assert refused.status_code == 400
+    assert refused.headers.get_list("content-type") == ["application/json"]  # the upstream's
+    assert backing_off.status_code == 429
+    assert backing_off.headers.get_list("content-type") == ["application/json"]
 
 
 def test_chat_stream_tokens_are_logged_without_changing_what_the_client_sees(h: Harness) -> None:

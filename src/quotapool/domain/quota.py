@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+_NONE: Mapping[str, QuotaWindow] = MappingProxyType({})
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaWindow:
@@ -38,6 +40,6 @@ class QuotaReading:
 
     primary: QuotaWindow | None = None
     secondary: QuotaWindow | None = None
-    additional: Mapping[str, QuotaWindow] = field(default_factory=lambda: MappingProxyType({}))
+    additional: Mapping[str, QuotaWindow] = field(default_factory=lambda: _NONE)
     """Additional (gated) limits by name."""
     credits: Credits | None = None

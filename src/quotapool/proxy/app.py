@@ -153,16 +153,20 @@ def parse_request(
     return ClientRequest(route, body, payload, model, stream, forwarded, client)
 
 
+_DROP_RAW = frozenset(name.encode() for name in _DROP_REQUEST_HEADERS)
+_CLIENT_CREDENTIALS_RAW = frozenset(name.encode() for name in _CLIENT_CREDENTIALS)
+
+
 def client_headers(headers: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], str]:
     """Headers to forward upstream, and a digest of the client's own credential."""
     forwarded: dict[str, str] = {}
     client = hashlib.blake2b(digest_size=8)
-    for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1")
-        if name in _CLIENT_CREDENTIALS:
-            client.update(raw_value)
-        if name not in _DROP_REQUEST_HEADERS:
-            forwarded[name] = raw_value.decode("latin-1")
+    for name, value in headers:  # ASGI servers give lowercase names
+        if name in _DROP_RAW:
+            if name in _CLIENT_CREDENTIALS_RAW:
+                client.update(value)
+            continue
+        forwarded[name.decode("latin-1")] = value.decode("latin-1")
     return forwarded, client.hexdigest()
 
 
@@ -201,7 +205,13 @@ class ProxyApp:
         self._startup = on_startup
         self._shutdown = on_shutdown
         self._ids = itertools.count(1)
+        self._watches = DisconnectWatches()
         self._id_prefix = os.urandom(4).hex()
+
+    def _request_id(self) -> str:
+        """Fixed width, so ids sort in arrival order: the request log's unique index then grows
+        at its end instead of splitting pages all over (measured: fewer writes per row)."""
+        return f"qp-{self._id_prefix}-{next(self._ids):010x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -230,7 +240,7 @@ class ProxyApp:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        request_id = f"qp-{self._id_prefix}-{next(self._ids):x}"
+        request_id = self._request_id()
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
         record = Record(request_id, self._now(), Route.WEBSOCKET.value, path)
         endpoint = ENDPOINTS.get(path.rstrip("/"))
@@ -264,7 +274,7 @@ class ProxyApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        request_id = f"qp-{self._id_prefix}-{next(self._ids):x}"
+        request_id = self._request_id()
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
         endpoint = ENDPOINTS.get(path.rstrip("/") or "/")
         dialect = endpoint.dialect if endpoint else _dialect_for(path)
@@ -327,13 +337,14 @@ class ProxyApp:
         except asyncio.CancelledError:
             return  # the client left while sending its body
         record.model, record.stream = request.model, request.stream
-        watch = _DisconnectWatch(receive)
+        watch = self._watches.watch(receive)
         try:
             await self._serve(request, dialect, send, record, base)
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
-            watch.task_uncancel()
+            if watch.handler is not None:
+                watch.handler.uncancel()
             record.status, record.error = 499, "client disconnected"
         except Exception as exc:  # a bug must cost one request, never leak a traceback
             log.exception("request %s failed", request_id)
@@ -345,7 +356,7 @@ class ProxyApp:
                 )
                 await _send_error(send, base, error(dialect, 500, message))
         finally:
-            watch.stop()
+            self._watches.stop(watch)
             record.latency_ms = (self._now() - record.at) * 1000.0
             self._submit(record.row())
 
@@ -355,38 +366,56 @@ WATCH_AFTER_SECONDS = 1.0
 finish sooner, and a watcher task per request would cost a quarter of the throughput)."""
 
 
-class _DisconnectWatch:
-    """Cancels the serving task when the client goes away, so the upstream call is cancelled."""
+class DisconnectWatches:
+    """Cancels a request's task when its client goes away, so the upstream call is cancelled.
 
-    __slots__ = ("_handler", "_receive", "_timer", "_watcher", "disconnected", "done")
+    One timer sweeps the running requests; only those older than `WATCH_AFTER_SECONDS` get a
+    watcher task (a timer per request costs more than the watching)."""
 
-    def __init__(self, receive: Receive) -> None:
-        self._handler = asyncio.current_task()
-        self._receive = receive
+    def __init__(self, after: float = WATCH_AFTER_SECONDS) -> None:
+        self.after = after
+        self._running: dict[int, _Watch] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def watch(self, receive: Receive) -> _Watch:
+        loop = asyncio.get_running_loop()
+        watch = _Watch(asyncio.current_task(), receive, loop.time())
+        self._running[id(watch)] = watch
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.after / 2, self._start_due)
+        return watch
+
+    def stop(self, watch: _Watch) -> None:
+        del self._running[id(watch)]
+        watch.done = True
+        if watch.watcher is not None:
+            watch.watcher.cancel()
+
+    def _start_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() - self.after
+        for watch in self._running.values():
+            if watch.watcher is None and watch.started <= due:
+                watch.watcher = asyncio.ensure_future(watch.wait())
+        self._sweep = loop.call_later(self.after / 2, self._start_due) if self._running else None
+
+
+class _Watch:
+    __slots__ = ("disconnected", "done", "handler", "receive", "started", "watcher")
+
+    def __init__(self, handler: asyncio.Task[Any] | None, receive: Receive, started: float):
+        self.handler = handler
+        self.receive = receive
+        self.started = started
         self.disconnected = False
         self.done = False
-        self._watcher: asyncio.Future[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, self._start)
+        self.watcher: asyncio.Future[None] | None = None
 
-    def _start(self) -> None:
-        if not self.done:
-            self._watcher = asyncio.ensure_future(self._watch())
-
-    async def _watch(self) -> None:
-        message: Message = await self._receive()
-        if message["type"] == "http.disconnect" and not self.done and self._handler is not None:
+    async def wait(self) -> None:
+        message: Message = await self.receive()
+        if message["type"] == "http.disconnect" and not self.done and self.handler is not None:
             self.disconnected = True
-            self._handler.cancel()
-
-    def task_uncancel(self) -> None:
-        if self._handler is not None:
-            self._handler.uncancel()
-
-    def stop(self) -> None:
-        self.done = True
-        self._timer.cancel()
-        if self._watcher is not None:
-            self._watcher.cancel()
+            self.handler.cancel()
 
 
 def _wants_websocket(scope: Scope) -> bool:

@@ -16,9 +16,11 @@ SSE = b"text/event-stream; charset=utf-8"
 
 
 async def send_body(
-    send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON
+    send: Send, status: int, body: bytes, headers: Headers, content_type: bytes | None = JSON
 ) -> None:
-    headers.append((b"content-type", content_type))
+    """A whole response; `content_type=None` when `headers` already carry the upstream's."""
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

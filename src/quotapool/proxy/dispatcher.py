@@ -16,7 +16,7 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served, Started
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
-from quotapool.proxy.asgi import Headers, Send, send_body
+from quotapool.proxy.asgi import JSON, Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
@@ -56,6 +56,11 @@ _SKIP_RESPONSE_HEADERS = frozenset(
         b"strict-transport-security",
     }
 )
+
+
+_JSON_TYPE = (b"content-type", JSON)
+"""The content type of a failure quotapool describes itself (failure bodies are relayed with
+their own headers)."""
 
 
 class Refresher(Protocol):
@@ -150,19 +155,24 @@ class Dispatcher:
                 policy=self.policy,
             )
             if isinstance(choice, Rejection):
-                record.decisions.append(choice.explain())
+                record.decisions.append(choice)
                 await self._reject(choice, dialect, send, record, base, last_failure, now)
                 return
             if last_failure is not None and record.attempts >= self.settings.max_attempts:
                 status, body, upstream_headers = last_failure
                 record.status = status
-                await send_body(send, status, body, base + upstream_headers)
+                await send_body(send, status, body, base + upstream_headers, None)
                 return
-            record.decisions.append(choice.explain())
+            record.decisions.append(choice)
             credential = choice.credential
             record.attempts += 1
             record.credential = credential.name
-            if not await self.token_ready(credential.id):
+            refresher = self.refresher
+            if (
+                refresher is not None
+                and refresher.due(credential.id)
+                and not await self.token_ready(credential.id)
+            ):
                 exclude = exclude | {credential.id}
                 continue
             try:
@@ -239,7 +249,7 @@ class Dispatcher:
     ) -> None:
         if last_failure is not None and rejection.retry_at is None and not rejection.no_match:
             status, body, upstream_headers = last_failure
-            await send_body(send, status, body, base + upstream_headers)
+            await send_body(send, status, body, base + upstream_headers, None)
             record.status = status
             return
         response = rejection_error(rejection, dialect, now)
@@ -277,8 +287,10 @@ class Dispatcher:
                 now = clock.now()
                 ttfb_ms = (clock.monotonic() - sent) * 1000.0
                 record.turn_state = response.headers.get("x-codex-turn-state")
-                quota = transport.quota(response.headers, now)
+                # Headroom is read from the headers after the client has its answer (off the
+                # path to its first byte), except when it decides a failover.
                 if response.status >= 400:
+                    quota = transport.quota(response.headers, now)
                     body = await response.read()
                     verdict = classify_error(response.status, response.headers, body, now)
                     upstream = _upstream_headers(response, keep_content_type=True)
@@ -291,22 +303,27 @@ class Dispatcher:
                     pool.apply(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
                     record.status = response.status
                     record.error = body[:2000].decode(errors="replace")
-                    await send_body(send, response.status, body, headers + upstream)
+                    await send_body(send, response.status, body, headers + upstream, None)
                     return None
-                passthrough = call.relay is Relay.PASSTHROUGH
+                if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
+                    await _pass_json(response, send, record, headers, clock.now)
+                    quota = transport.quota(response.headers, now)
+                    pool.apply(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
+                    return None
                 sink = Sink(
                     send,
                     record,
-                    headers + _upstream_headers(response, keep_content_type=passthrough),
+                    headers + _upstream_headers(response, keep_content_type=False),
                     lambda: (clock.now() - record.at) * 1000.0,
                     clock.now,
                     lambda quota: pool.apply(Observed(cid, clock.now(), quota, "stream")),
                 )
                 outcome = await self._relay(call, request, response, sink)
+                quota = transport.quota(response.headers, now)
                 if isinstance(outcome, StreamFailure):
                     self._mark(cid, outcome.verdict, clock.now(), quota, gated)
                     record.error = outcome.verdict.reason
-                    return outcome.status, outcome.body, []
+                    return outcome.status, outcome.body, [_JSON_TYPE]
                 if isinstance(outcome, str):
                     pool.apply(Failed(cid, clock.now(), outcome))
                 else:
@@ -319,7 +336,7 @@ class Dispatcher:
             pool.apply(Failed(cid, clock.now(), reason))
             record.error = reason
             unreachable = f"upstream {credential.name} unreachable: {reason}"
-            return 502, error(dialect, 502, unreachable).body, []
+            return 502, error(dialect, 502, unreachable).body, [_JSON_TYPE]
         except asyncio.CancelledError:
             pool.apply(Abandoned(cid, clock.now()))
             raise
@@ -342,14 +359,6 @@ class Dispatcher:
     ) -> StreamFailure | str | None:
         """Send a 2xx upstream answer in the client's API shape. Returns a failure that can
         still fail over, the reason a started stream broke, or None."""
-        if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
-            body = await response.read()
-            if b'"usage"' in body or b'"id"' in body:
-                sink.record.usage, sink.record.response_id = _body_fields(body)
-            sink.record.status = response.status
-            sink.record.ttfb_ms = sink.elapsed_ms()
-            await send_body(sink.send, response.status, body, sink.headers)
-            return None
         events = UpstreamEvents(response.content, self.settings.keepalive_seconds)
         if call.relay is Relay.RESPONSES_FROM_STREAM:
             return await collect_response(events, sink)
@@ -366,6 +375,23 @@ class Dispatcher:
         return await stream_events(
             events, adapter, request.route, sink, hide_usage=call.hide_usage_chunk
         )
+
+
+async def _pass_json(
+    response: aiohttp.ClientResponse,
+    send: Send,
+    record: Record,
+    headers: Headers,
+    now: Callable[[], float],
+) -> None:
+    """A whole (non-stream) answer in the client's own API: sent as it came."""
+    body = await response.read()
+    record.status = response.status
+    record.ttfb_ms = (now() - record.at) * 1000.0
+    upstream = _upstream_headers(response, keep_content_type=True)
+    await send_body(send, response.status, body, headers + upstream, None)
+    if b'"usage"' in body or b'"id"' in body:  # for the log and for ownership, once it is sent
+        record.usage, record.response_id = _body_fields(body)
 
 
 def _for(request: ClientRequest, credential: Credential) -> ClientRequest:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from quotapool.routing.base import Decision, Rejection
 from quotapool.upstream.usage import Usage
 
 
@@ -42,7 +43,8 @@ class Record:
         self.ttfb_ms: float | None = None
         self.latency_ms: float | None = None
         self.attempts = 0
-        self.decisions: list[dict[str, Any]] = []
+        self.decisions: list[Decision | Rejection] = []
+        """Every routing decision of the request, explained when the row is written."""
         self.error: str | None = None
         self.response_id: str | None = None
         """The upstream's response id (its account owns it); not logged."""
@@ -65,6 +67,10 @@ class Record:
             "ttfb_ms": self.ttfb_ms,
             "latency_ms": self.latency_ms,
             "attempts": self.attempts,
-            "decision": orjson.dumps(self.decisions).decode() if self.decisions else None,
+            "decision": (
+                orjson.dumps([d.explain() for d in self.decisions]).decode()
+                if self.decisions
+                else None
+            ),
             "error": self.error,
         }

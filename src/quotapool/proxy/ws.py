@@ -87,7 +87,7 @@ class WebSocketBridge:
                 rng=d.rng,
                 policy=d.policy,
             )
-            record.decisions.append(choice.explain())
+            record.decisions.append(choice)
             if isinstance(choice, Rejection):
                 await refuse(scope, send, record, base, rejection_error(choice, Dialect.CODEX, now))
                 return

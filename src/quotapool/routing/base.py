@@ -47,9 +47,10 @@ class RoutingPolicy:
     """Each request in flight counts as this many percent of used quota."""
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Everything a strategy may read: nothing else (no clock, no global RNG)."""
+class Context(NamedTuple):
+    """Everything a strategy may read: nothing else (no clock, no global RNG).
+
+    Made once per decision (a tuple: a frozen dataclass costs three times as much to build)."""
 
     request: RouteRequest
     snapshot: PoolSnapshot
@@ -58,8 +59,7 @@ class Context:
     policy: RoutingPolicy
 
 
-@dataclass(frozen=True, slots=True)
-class Pick:
+class Pick(NamedTuple):
     """A strategy's answer: the winner, why it won, and who a modifier set aside."""
 
     winner: Candidate
@@ -87,9 +87,8 @@ class Strategy(Protocol):
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Which credential serves a request, and the whole explanation."""
+class Decision(NamedTuple):
+    """Which credential serves a request, and the whole explanation (a tuple: one per request)."""
 
     credential: Credential
     strategy: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from functools import lru_cache
 
 from quotapool.domain.credential import POLICY_RANK, Credential
@@ -15,17 +14,23 @@ def _narrowed(
     inner: Strategy,
     candidates: Sequence[Candidate],
     ctx: Context,
-    keep: Callable[[Candidate], bool],
-    why: Callable[[Candidate], str],
+    keep: Sequence[bool],
+    why: Callable[[int], str],
 ) -> Pick | None:
-    kept = [c for c in candidates if keep(c)]
+    """Delegate with the candidates `keep` marks (all of them if it marks none); the others
+    are explained by `why(their index)`."""
+    kept = [c for c, wanted in zip(candidates, keep, strict=True) if wanted]
     if not kept or len(kept) == len(candidates):
         return inner.pick(candidates, ctx)
     pick = inner.pick(kept, ctx)
     if pick is None:
         return None
-    dropped = tuple(Exclusion(c.credential.name, why(c)) for c in candidates if not keep(c))
-    return replace(pick, excluded=dropped + pick.excluded)
+    dropped = tuple(
+        Exclusion(c.credential.name, why(i))
+        for i, (c, wanted) in enumerate(zip(candidates, keep, strict=True))
+        if not wanted
+    )
+    return pick._replace(excluded=dropped + pick.excluded)
 
 
 @lru_cache(maxsize=16)
@@ -70,13 +75,14 @@ class PriorityTiers:
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
         if _uniform(ctx.snapshot.credentials)[0]:
             return self.inner.pick(candidates, ctx)
-        top = max(c.credential.priority for c in candidates)
+        priorities = [c.credential.priority for c in candidates]
+        top = max(priorities)
         return _narrowed(
             self.inner,
             candidates,
             ctx,
-            lambda c: c.credential.priority == top,
-            lambda c: f"lower priority tier ({c.credential.priority} < {top})",
+            [p == top for p in priorities],
+            lambda i: f"lower priority tier ({priorities[i]} < {top})",
         )
 
 
@@ -89,13 +95,16 @@ class PolicyTiers:
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
         if _uniform(ctx.snapshot.credentials)[1]:
             return self.inner.pick(candidates, ctx)
-        best = min(POLICY_RANK[c.credential.policy] for c in candidates)
+        ranks = [POLICY_RANK[c.credential.policy] for c in candidates]
+        best = min(ranks)
         return _narrowed(
             self.inner,
             candidates,
             ctx,
-            lambda c: POLICY_RANK[c.credential.policy] == best,
-            lambda c: f"policy {c.credential.policy.value} waits while others can serve",
+            [rank == best for rank in ranks],
+            lambda i: (
+                f"policy {candidates[i].credential.policy.value} waits while others can serve"
+            ),
         )
 
 
@@ -110,13 +119,15 @@ class BudgetSafe:
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
         threshold = ctx.policy.budget_threshold
-        used = {c.credential.id: primary_used(c, ctx, in_flight=False) for c in candidates}
+        used = [primary_used(c, ctx, in_flight=False) for c in candidates]
+        if max(used) < threshold:
+            return self.inner.pick(candidates, ctx)
         return _narrowed(
             self.inner,
             candidates,
             ctx,
-            lambda c: used[c.credential.id] < threshold,
-            lambda c: f"over budget ({used[c.credential.id]:.0f}% ≥ {threshold:g}% of 5 h window)",
+            [u < threshold for u in used],
+            lambda i: f"over budget ({used[i]:.0f}% ≥ {threshold:g}% of 5 h window)",
         )
 
 
@@ -128,10 +139,8 @@ class PreferEarlierReset:
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None:
         size = ctx.policy.reset_bucket_seconds
-        buckets = {
-            c.credential.id: (r // size if (r := resets_at(c, ctx)) else None) for c in candidates
-        }
-        known = [b for b in buckets.values() if b is not None]
+        buckets = [r // size if (r := resets_at(c, ctx)) else None for c in candidates]
+        known = [b for b in buckets if b is not None]
         if not known:
             return self.inner.pick(candidates, ctx)
         first = min(known)
@@ -139,6 +148,6 @@ class PreferEarlierReset:
             self.inner,
             candidates,
             ctx,
-            lambda c: buckets[c.credential.id] == first,
-            lambda c: "a quota resetting earlier is used first",
+            [b == first for b in buckets],
+            lambda _i: "a quota resetting earlier is used first",
         )

@@ -17,13 +17,17 @@ def _windows(quota: QuotaReading) -> list[tuple[str, QuotaWindow]]:
 
 
 class UsageHistory:
-    """A pool observer: queues a history row whenever a credential's reading changes."""
+    """A pool observer: queues a history row whenever a credential's reading changes by a
+    whole percent or its window resets (an API key's `remaining` moves on every response;
+    a row per request would double the database writes and tell a chart nothing)."""
 
     def __init__(self, writer: BatchWriter) -> None:
         self.writer = writer
-        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+        self._last: dict[tuple[str, str], tuple[int, int]] = {}
 
     def __call__(self, outcome: Outcome, snapshot: PoolSnapshot) -> None:
+        if getattr(outcome, "quota", None) is None:
+            return  # most outcomes (every Started) carry no reading
         match outcome:
             case Served(quota=QuotaReading() as quota):
                 source = "headers"
@@ -39,7 +43,7 @@ class UsageHistory:
         for window_name, window in _windows(quota):
             key = (credential.id, window_name)
             # Resets announced as "in N seconds" drift with every response: compare by minute.
-            value = (window.used_percent, int((window.resets_at or 0) // 60))
+            value = (int(window.used_percent), int((window.resets_at or 0) // 60))
             if self._last.get(key) == value:
                 continue
             self._last[key] = value

@@ -109,23 +109,25 @@ def _most_used(*windows: QuotaWindow | None) -> QuotaWindow | None:
     return max(known, key=lambda w: w.used_percent) if known else None
 
 
+_OPENAI_LIMITS = tuple(
+    (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in ("requests", "tokens")
+)
+
+
 def parse_openai_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
     """`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` as the key's busiest window."""
-    if "x-ratelimit-limit-requests" not in headers and "x-ratelimit-limit-tokens" not in headers:
-        return None
-    windows = []
-    for kind in ("requests", "tokens"):
-        raw = headers.get(f"x-ratelimit-reset-{kind}")
-        reset = parse_duration(raw) if raw else None
-        windows.append(
-            _remaining_window(
-                headers.get(f"x-ratelimit-limit-{kind}"),
-                headers.get(f"x-ratelimit-remaining-{kind}"),
-                now + reset if reset is not None else None,
-            )
+    busiest: QuotaWindow | None = None
+    for limit, remaining, reset in _OPENAI_LIMITS:
+        if (total := headers.get(limit)) is None:
+            continue
+        after = parse_duration(raw) if (raw := headers.get(reset)) else None
+        window = _remaining_window(
+            total, headers.get(remaining), now + after if after is not None else None
         )
-    primary = _most_used(*windows)
-    return QuotaReading(primary) if primary is not None else None
+        if window is not None and (busiest is None or window.used_percent > busiest.used_percent):
+            busiest = window
+    return QuotaReading(busiest) if busiest is not None else None
 
 
 def parse_anthropic_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
