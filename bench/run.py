@@ -41,6 +41,11 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SETTLE_SECONDS = 0.5
+"""Pause after each wrk run: wrk drops its connections with requests in flight, and a target
+still serving those while the next run opens 64 new connections answers some of the new ones
+hundreds of ms late (TCP retransmits of the first requests). That is the previous
+measurement's leftover, not the next one's figure."""
 
 
 def free_port() -> int:
@@ -164,8 +169,10 @@ def non_stream(
 ) -> Result:
     """One wrk measurement after a 1 s warm-up; CPU per request of `pid` when given."""
     wrk(url, BODIES[api], concurrency, 1)  # warm up connections
+    time.sleep(SETTLE_SECONDS)
     cpu0 = cpu_seconds(pid) if pid is not None else 0.0
     total, rps, p50, p99 = wrk(url, BODIES[api], concurrency, seconds)
+    time.sleep(SETTLE_SECONDS)
     cpu = (cpu_seconds(pid) - cpu0) * 1000 / total if pid is not None else None
     print(
         f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms",
