@@ -164,21 +164,31 @@ def wrk(
     return int(total), float(rps), _ms(p50), _ms(p99)
 
 
-def non_stream(
-    target: str, url: str, api: str, concurrency: int, seconds: float, pid: int | None
+def with_wrk(
+    target: str,
+    url: str,
+    api: str,
+    concurrency: int,
+    seconds: float,
+    pid: int | None,
+    *,
+    stream: bool = False,
 ) -> Result:
-    """One wrk measurement after a 1 s warm-up; CPU per request of `pid` when given."""
-    wrk(url, BODIES[api], concurrency, 1)  # warm up connections
+    """One wrk measurement after a 1 s warm-up; CPU per request of `pid` when given. Streams
+    are read whole (rate and total time; time to first byte needs `streams`)."""
+    body = {**BODIES[api], "stream": True} if stream else BODIES[api]
+    wrk(url, body, concurrency, 1)  # warm up connections
     time.sleep(SETTLE_SECONDS)
     cpu0 = cpu_seconds(pid) if pid is not None else 0.0
-    total, rps, p50, p99 = wrk(url, BODIES[api], concurrency, seconds)
-    time.sleep(SETTLE_SECONDS)
+    total, rps, p50, p99 = wrk(url, body, concurrency, seconds)
     cpu = (cpu_seconds(pid) - cpu0) * 1000 / total if pid is not None else None
+    time.sleep(SETTLE_SECONDS)
+    mode = "stream" if stream else "non-stream"
     print(
-        f"{api:9} non-stream c={concurrency:<3} {target:9} {rps:8.0f} req/s p50 {p50:.2f} ms p99 {p99:.2f} ms",
+        f"{api:9} {mode:10} c={concurrency:<3} {target:9} {rps:8.0f} /s p50 {p50:.2f} ms p99 {p99:.2f} ms",
         flush=True,
     )
-    return Result(target, api, "non-stream", concurrency, total, rps, p50, p99, None, cpu)
+    return Result(target, api, mode, concurrency, total, rps, p50, p99, None, cpu)
 
 
 async def _streams(
@@ -271,26 +281,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
                     pid = qp.pid if target == "quotapool" else None
                     results.append(
-                        non_stream(target, base + PATHS[api], api, concurrency, args.seconds, pid)
+                        with_wrk(target, base + PATHS[api], api, concurrency, args.seconds, pid)
                     )
-            for concurrency in (1, 16):
-                for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
-                    cpu0 = cpu_seconds(qp.pid)
-                    count, rate, ttfb, p50, p99 = streams(
-                        base + PATHS[api], body, concurrency, args.seconds
-                    )
-                    cpu = (
-                        (cpu_seconds(qp.pid) - cpu0) * 1000 / count
-                        if target == "quotapool"
-                        else None
-                    )
-                    results.append(
-                        Result(target, api, "stream", concurrency, count, rate, p50, p99, ttfb, cpu)
-                    )
-                    print(
-                        f"{api:9} stream     c={concurrency:<3} {target:9} {rate:8.0f} streams/s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms",
-                        flush=True,
-                    )
+            for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
+                cpu0 = cpu_seconds(qp.pid)
+                count, rate, ttfb, p50, p99 = streams(base + PATHS[api], body, 1, args.seconds)
+                cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / count if target == "quotapool" else None
+                results.append(Result(target, api, "stream", 1, count, rate, p50, p99, ttfb, cpu))
+                print(
+                    f"{api:9} stream     c=1   {target:9} {rate:8.0f} /s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms",
+                    flush=True,
+                )
+            for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
+                pid = qp.pid if target == "quotapool" else None
+                results.append(
+                    with_wrk(target, base + PATHS[api], api, 16, args.seconds, pid, stream=True)
+                )
         rss_end = rss_mb(qp.pid)
         if args.memory:
             memory = memory_run(proxy, qp.pid, args.memory)
@@ -343,7 +349,7 @@ def measure_litellm(home: Path, upstream: str, seconds: float) -> list[Result]:
             url = f"http://127.0.0.1:{port}{PATHS[api]}"
             for concurrency in (1, 16, 64):
                 try:
-                    results.append(non_stream("litellm", url, api, concurrency, seconds, proc.pid))
+                    results.append(with_wrk("litellm", url, api, concurrency, seconds, proc.pid))
                 except RuntimeError as exc:  # timed out or failed: say so, go on
                     print(f"litellm {api}: {exc}".splitlines()[0], flush=True)
                     break

@@ -67,6 +67,15 @@ class UpstreamEvents:
                 self._ready = [rest] if rest else []
         return self._ready.pop(0)
 
+    async def batch(self) -> list[bytes] | _Tick | None:
+        """Every whole event that has arrived (at least one), `TICK`, or None at the end."""
+        first = await self.next()
+        if not isinstance(first, bytes):
+            return first
+        ready, self._ready = self._ready, []
+        ready.insert(0, first)
+        return ready
+
     def push_back(self, event: bytes) -> None:
         self._ready.insert(0, event)
 
@@ -161,32 +170,36 @@ async def stream_events(
     *,
     hide_usage: bool = False,
 ) -> str | None:
-    """Relay events to the client as they come. Returns the reason if the upstream broke."""
+    """Relay events to the client as they come, the events that arrived together in one
+    write. Returns the reason if the upstream broke."""
     send, record = sink.send, sink.record
     record.status = 200
     record.ttfb_ms = sink.elapsed_ms()
     await start_stream(send, 200, sink.headers)
+
+    def relayed(event: bytes) -> bytes | None:
+        """What the client gets for one upstream event (None: nothing), noting what it tells."""
+        if adapter is not None:
+            return adapter.feed(_payload(event_data(event)[1]) or {}) or None
+        sink.rate_limits(event)
+        if record.response_id is None and b'"response.created"' in event:
+            record.response_id = _response_id(_payload(event_data(event)[1]))
+        if b'"usage"' in event:
+            payload = _payload(event_data(event)[1])
+            record.usage = merge(record.usage, usage_in_event(payload))
+            if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
+                return None
+        return event
+
     try:
-        while (event := await events.next()) is not None:
-            if event is TICK:
+        while (batch := await events.batch()) is not None:
+            if isinstance(batch, _Tick):
                 await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
                 continue
-            assert isinstance(event, bytes)
-            if adapter is not None:
-                out = adapter.feed(_payload(event_data(event)[1]) or {})
-                if not out:
-                    continue
-            else:
-                out = event
-                sink.rate_limits(event)
-                if record.response_id is None and b'"response.created"' in event:
-                    record.response_id = _response_id(_payload(event_data(event)[1]))
-                if b'"usage"' in event:
-                    payload = _payload(event_data(event)[1])
-                    record.usage = merge(record.usage, usage_in_event(payload))
-                    if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
-                        continue
-            await send({"type": "http.response.body", "body": out, "more_body": True})
+            out = [relayed_event for event in batch if (relayed_event := relayed(event))]
+            if out:
+                body = out[0] if len(out) == 1 else b"".join(out)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
     except TRANSPORT_ERRORS as exc:
         reason = f"upstream stream broken: {type(exc).__name__}"
         record.error = reason
