@@ -39,13 +39,14 @@ def event(text: str) -> bytes:
     return b'data: {"choices":[{"delta":{"content":"' + text.encode() + b'"}}]}\n\n'
 
 
-def test_events_that_arrive_together_leave_in_one_write() -> None:
-    writes, _ = relay(event("a") + event("b") + event("c"), event("d")[:10], event("d")[10:])
-    assert writes == [event("a") + event("b") + event("c"), event("d"), b""]
+def test_events_that_arrive_together_leave_in_one_write_after_the_first() -> None:
+    together = event("b") + event("c") + event("d")
+    writes, _ = relay(event("a") + together, event("e")[:10], event("e")[10:])
+    assert writes == [event("a"), together, event("e"), b""]  # "a" waits for no other event
 
 
 def test_a_hidden_usage_chunk_drops_out_of_its_write_only() -> None:
     usage = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
-    writes, record = relay(event("a") + usage + b"data: [DONE]\n\n", hide_usage=True)
-    assert writes == [event("a") + b"data: [DONE]\n\n", b""]
+    writes, record = relay(event("a") + event("b") + usage + b"data: [DONE]\n\n", hide_usage=True)
+    assert writes == [event("a"), event("b") + b"data: [DONE]\n\n", b""]
     assert record.usage is not None and record.usage.output_tokens == 2

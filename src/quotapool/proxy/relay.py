@@ -67,12 +67,14 @@ class UpstreamEvents:
                 self._ready = [rest] if rest else []
         return self._ready.pop(0)
 
-    async def batch(self) -> list[bytes] | _Tick | None:
-        """Every whole event that has arrived (at least one), `TICK`, or None at the end."""
+    async def batch(self, most: int | None = None) -> list[bytes] | _Tick | None:
+        """The whole events that have arrived (at least one, at most `most`), `TICK`, or None
+        at the end."""
         first = await self.next()
         if not isinstance(first, bytes):
             return first
-        ready, self._ready = self._ready, []
+        take = len(self._ready) if most is None else most - 1
+        ready, self._ready = self._ready[:take], self._ready[take:]
         ready.insert(0, first)
         return ready
 
@@ -170,8 +172,8 @@ async def stream_events(
     *,
     hide_usage: bool = False,
 ) -> str | None:
-    """Relay events to the client as they come, the events that arrived together in one
-    write. Returns the reason if the upstream broke."""
+    """Relay events to the client as they come: the first at once, later ones that arrived
+    together in one write. Returns the reason if the upstream broke."""
     send, record = sink.send, sink.record
     record.status = 200
     record.ttfb_ms = sink.elapsed_ms()
@@ -192,10 +194,12 @@ async def stream_events(
         return event
 
     try:
-        while (batch := await events.batch()) is not None:
+        most: int | None = 1  # the time to first byte waits for no other event
+        while (batch := await events.batch(most)) is not None:
             if isinstance(batch, _Tick):
                 await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
                 continue
+            most = None
             out = [relayed_event for event in batch if (relayed_event := relayed(event))]
             if out:
                 body = out[0] if len(out) == 1 else b"".join(out)
