@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from quotapool.store.batch import BatchWriter, recent
+from quotapool.store.batch import WRITER_NICENESS, BatchWriter, recent
 from quotapool.store.sql.db import make_engine, migrate
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -81,3 +85,25 @@ def test_queue_is_bounded_and_never_blocks(tmp_path: Path) -> None:
     for i in range(25):
         log.submit(row(i))
     assert log.dropped == 15
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads have their own niceness on Linux")
+def test_rows_are_written_by_a_thread_that_yields_the_cpu(tmp_path: Path) -> None:
+    log = BatchWriter(make_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    migrate(log.engine)
+    niceness: list[int] = []
+    write = log._write
+
+    def observed(batch: list[dict[str, Any]]) -> None:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        write(batch)
+
+    log._write = observed  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        log.submit(row(1))
+        await log.flush()
+
+    asyncio.run(scenario())
+    assert niceness == [min(os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICENESS, 19)]
+    assert [r["request_id"] for r in recent(log.engine, 1)] == ["r1"]

