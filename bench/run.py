@@ -4,8 +4,8 @@ The fake upstream and the load generator share one core, quotapool gets the othe
 so every quotapool figure is per proxy core. quotapool runs in its real configuration: request
 log on (SQLite), decision explanations on, the default strategy, 4 credentials.
 
-    python bench/run.py                 # full run (~2 minutes)
-    python bench/run.py --quick         # short durations, for a smoke check
+    python bench/run.py                 # full run: 3 rounds, the median of each (~11 minutes)
+    python bench/run.py --quick         # one short round, for a smoke check
     python bench/run.py --memory 200000 # also: RSS over N requests
     python bench/run.py --litellm       # also: LiteLLM's proxy, side by side
 """
@@ -42,9 +42,9 @@ BODIES: dict[str, dict[str, Any]] = {
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTLE_SECONDS = 0.5
-"""Pause after each wrk run: wrk drops its connections with requests in flight, and a target
-still serving those while the next run opens 64 new connections answers some of the new ones
-hundreds of ms late (TCP retransmits of the first requests). That is the previous
+"""Pause after each wrk run. wrk drops its connections with requests in flight; a target still
+serving those when the next run opens 64 new connections accepts some of them 150-300 ms late
+(seen at the accept: the event loop itself never stalled that long). That is the previous
 measurement's leftover, not the next one's figure."""
 
 
@@ -236,6 +236,30 @@ def streams(
     )
 
 
+def one_round(targets: tuple[tuple[str, str, int | None], ...], seconds: float) -> Iterator[Result]:
+    """Every measurement once, each target right after the others (drift hits them alike)."""
+    for api in ("chat", "responses"):
+        for concurrency in (1, 16, 64):
+            for target, base, pid in targets:
+                yield with_wrk(target, base + PATHS[api], api, concurrency, seconds, pid)
+        for target, base, pid in targets:
+            cpu0 = cpu_seconds(pid) if pid is not None else 0.0
+            count, rate, ttfb, p50, p99 = streams(base + PATHS[api], BODIES[api], 1, seconds)
+            cpu = (cpu_seconds(pid) - cpu0) * 1000 / count if pid is not None else None
+            print(
+                f"{api:9} stream     c=1   {target:9} {rate:8.0f} /s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms",
+                flush=True,
+            )
+            yield Result(target, api, "stream", 1, count, rate, p50, p99, ttfb, cpu)
+        for target, base, pid in targets:
+            yield with_wrk(target, base + PATHS[api], api, 16, seconds, pid, stream=True)
+
+
+def median(measured: list[Result]) -> Result:
+    """The round with the median rate (one whole measurement, so its figures belong together)."""
+    return sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
+
+
 def write_config(home: Path, upstream: str, accounts: int) -> None:
     lines = []  # the default strategy
     for i in range(accounts):
@@ -253,7 +277,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
     write_config(home, upstream, 4)
     python = sys.executable
-    results: list[Result] = []
     memory: dict[str, Any] = {}
     fake_cmd = [
         python,
@@ -275,28 +298,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         process(qp_cmd, proxy_port, PROXY_CPU, env) as qp,
     ):
         rss_start = rss_mb(qp.pid)
-        for api in ("chat", "responses"):
-            body = BODIES[api]
-            for concurrency in (1, 16, 64):
-                for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
-                    pid = qp.pid if target == "quotapool" else None
-                    results.append(
-                        with_wrk(target, base + PATHS[api], api, concurrency, args.seconds, pid)
-                    )
-            for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
-                cpu0 = cpu_seconds(qp.pid)
-                count, rate, ttfb, p50, p99 = streams(base + PATHS[api], body, 1, args.seconds)
-                cpu = (cpu_seconds(qp.pid) - cpu0) * 1000 / count if target == "quotapool" else None
-                results.append(Result(target, api, "stream", 1, count, rate, p50, p99, ttfb, cpu))
-                print(
-                    f"{api:9} stream     c=1   {target:9} {rate:8.0f} /s ttfb p50 {ttfb:.2f} ms total p50 {p50:.2f} ms",
-                    flush=True,
-                )
-            for target, base in (("direct", upstream), ("floor", floor), ("quotapool", proxy)):
-                pid = qp.pid if target == "quotapool" else None
-                results.append(
-                    with_wrk(target, base + PATHS[api], api, 16, args.seconds, pid, stream=True)
-                )
+        targets = (("direct", upstream, None), ("floor", floor, None), ("quotapool", proxy, qp.pid))
+        rounds: dict[tuple[str, str, int, str], list[Result]] = {}
+        for number in range(1, args.rounds + 1):
+            print(f"round {number} of {args.rounds}", flush=True)
+            for result in one_round(targets, args.seconds):
+                key = (result.api, result.mode, result.concurrency, result.target)
+                rounds.setdefault(key, []).append(result)
+        results = [median(measured) for measured in rounds.values()]
         rss_end = rss_mb(qp.pid)
         if args.memory:
             memory = memory_run(proxy, qp.pid, args.memory)
@@ -425,6 +434,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measure everything N times, report the median"
+    )
     parser.add_argument("--quick", action="store_true", help="1 s per measurement")
     parser.add_argument("--deltas", type=int, default=20, help="text deltas per streamed answer")
     parser.add_argument("--memory", type=int, default=0, help="also send N requests and sample RSS")
@@ -435,7 +447,7 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.quick:
-        args.seconds = 1.0
+        args.seconds, args.rounds = 1.0, 1
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (bench/run.sh does it)")
     data = run(args)
