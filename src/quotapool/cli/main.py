@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from quotapool import __version__
 from quotapool.accounts.crypto import KeyFileError
 from quotapool.cli.accounts import app as accounts_app
 from quotapool.config import ConfigError, Settings, load_settings
@@ -23,6 +24,22 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),
 ]
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"quotapool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version"),
+    ] = False,
+) -> None:
+    """One endpoint in front of many LLM credentials."""
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
