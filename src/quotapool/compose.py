@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from sqlalchemy import Engine
@@ -130,7 +131,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         tasks=tasks,
     )
     credentials, statuses = accounts.load()
-    history = BatchWriter(engine, usage_history)
+    journals = settings.resolved_home / "journal"
+    history = BatchWriter(engine, usage_history, journal=journals / "usage_history.jsonl")
     initial = PoolSnapshot(tuple(credentials))
     pool = MemoryPoolStore(initial, observer=UsageHistory(history))
     for credential_id, (status, reason) in statuses.items():
@@ -161,7 +163,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
     )
-    request_log = BatchWriter(engine) if settings.request_log else None
+    request_log = (
+        BatchWriter(engine, journal=journals / "requests.jsonl") if settings.request_log else None
+    )
+    writers = [w for w in (request_log, history) if w is not None]
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(
         pool=pool,
@@ -177,9 +182,13 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             return await codex_models.fetch(dispatcher.session)
         return openai_models(model_ids(pool.snapshot().credentials, settings.codex_models))
 
-    def ready() -> bool:
+    def ready() -> tuple[bool, dict[str, Any]]:
+        """Ready while a credential is eligible; the writers' health is detail (an outage of
+        the database does not stop serving: its rows wait in the journal)."""
         snapshot, now = pool.snapshot(), clock.now()
-        return any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
+        eligible = any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
+        detail = {str(w.table.name): w.health().as_dict() for w in writers}
+        return eligible, detail
 
     async def startup() -> None:
         timeout = aiohttp.ClientTimeout(

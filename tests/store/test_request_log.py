@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,27 +16,20 @@ from sqlalchemy import Engine, text
 
 from quotapool.store.batch import WRITER_NICENESS, BatchWriter, recent
 from quotapool.store.sql.db import make_engine, migrate
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.pg import postgres_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'log.db'}")
-    else:
-        schema = f"qp_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(POSTGRES)
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        engine = make_engine(f"{POSTGRES}?options=-csearch_path%3D{schema}")
-    migrate(engine)
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'log.db'}"
+        else:
+            url = stack.enter_context(postgres_schema())
+        engine = make_engine(url)
+        migrate(engine)
+        yield engine
+        engine.dispose()
 
 
 def row(i: int) -> dict[str, object]:

@@ -184,7 +184,7 @@ class ProxyApp:
         serve: Callable[[ClientRequest, Dialect, Send, Record, Headers], Awaitable[None]],
         submit: Callable[[dict[str, Any]], None],
         models: Callable[[Dialect], Awaitable[bytes]],
-        ready: Callable[[], bool],
+        ready: Callable[[], tuple[bool, dict[str, Any]]],
         pool_view: Callable[[], bytes],
         now: Callable[[], float],
         max_body_bytes: int,
@@ -307,8 +307,9 @@ class ProxyApp:
         if path == "/health":
             await send_body(send, 200, b'{"status":"ok"}', base)
         elif path == "/ready":
-            ready = self._ready()
-            body = b'{"status":"ready"}' if ready else b'{"status":"no eligible credential"}'
+            ready, detail = self._ready()
+            status = "ready" if ready else "no eligible credential"
+            body = orjson.dumps({"status": status, **detail})
             await send_body(send, 200 if ready else 503, body, base)
         elif path == "/quotapool/pool":
             await send_body(send, 200, self._pool_view(), base)

@@ -1,6 +1,14 @@
-"""Batched writes: rows queue in memory; a background writer inserts them off the event loop.
+"""Batched writes that lose nothing: rows queue in memory; a writer thread inserts them.
 
-Used for the request log and the usage history."""
+Used for the request log and the usage history. The guarantee:
+- a value that does not fit its column is cut or clamped (`rows.RowShape`), so one bad value
+  never costs other rows; a row the database still refuses is isolated by bisecting its batch,
+  counted in `lost`, and kept in `<journal>.rejected`;
+- while the database is down, locked or slow to the point of failing, rows go to an append-only
+  journal file and are replayed (with backoff retries) when it is back, and on the next start;
+- a kill -9 loses only the rows still in memory: those of the last `flush_interval`, plus those
+  queued while one write waits on a slow database.
+Each change of state (out, back) is logged once, not per row."""
 
 from __future__ import annotations
 
@@ -10,15 +18,20 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
-from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, select
+from sqlalchemy import exc as sa_exc
 
+from quotapool.store.journal import Journal
+from quotapool.store.rows import RowShape
 from quotapool.store.sql.schema import requests
 
 log = logging.getLogger(__name__)
@@ -26,6 +39,10 @@ WRITER_NICENESS = 10
 """The writer thread runs this much nicer than the process (Linux, where threads have their
 own niceness), so it yields the core to the event loop: a batch written on a busy core must not
 hold back the requests being served (measured: p99 at c=1 ~1.5 → ~0.85 ms)."""
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+"""The database is down, unreachable, locked or out of connections: the rows wait."""
 
 
 def _yield_cpu() -> None:
@@ -36,6 +53,36 @@ def _yield_cpu() -> None:
             os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
+class _Unavailable(Exception):
+    """The database failed while rows were being written; `rows` are not stored."""
+
+    def __init__(self, rows: list[dict[str, Any]], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.rows = rows
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class WriterHealth:
+    """What `/ready` reports about a writer."""
+
+    table: str
+    state: str
+    """"ok", or "journaling" while the database cannot take rows."""
+    queued: int
+    journal_pending: bool
+    lost: int
+    """Rows never stored: refused by the database even alone, or dropped from a full queue."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "queued": self.queued,
+            "journal_pending": self.journal_pending,
+            "lost": self.lost,
+        }
+
+
 class BatchWriter:
     """`submit` never blocks or touches the database; `run` writes batches off the event loop."""
 
@@ -44,6 +91,7 @@ class BatchWriter:
         engine: Engine,
         table: Table = requests,
         *,
+        journal: Path | None = None,
         flush_interval: float = 0.25,
         batch_size: int = 500,
         max_queued: int = 100_000,
@@ -52,10 +100,28 @@ class BatchWriter:
         self.table = table
         self.flush_interval = flush_interval
         self.batch_size = batch_size
+        self.shape = RowShape(table)
+        self.journal = Journal(journal) if journal is not None else None
         self.dropped = 0
+        """Rows that fell out of a full queue."""
+        self.refused = 0
+        """Rows the database refused even alone."""
+        self.out_since: float | None = None
+        """When the database stopped taking rows (monotonic), None while it takes them."""
+        self._retry_at = 0.0
+        self._retry_delay = RETRY_FIRST_SECONDS
         self._queue: deque[dict[str, Any]] = deque(maxlen=max_queued)
         self._wake = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, f"{table.name}-writer", initializer=_yield_cpu)
+
+    @property
+    def lost(self) -> int:
+        return self.dropped + self.refused
+
+    def health(self) -> WriterHealth:
+        journaled = self.journal is not None and self.journal.pending()
+        state = "ok" if self.out_since is None else "journaling"
+        return WriterHealth(self.table.name, state, len(self._queue), journaled, self.lost)
 
     def submit(self, record: dict[str, Any]) -> None:
         if len(self._queue) == self._queue.maxlen:
@@ -68,37 +134,150 @@ class BatchWriter:
         queue = self._queue
         return [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        """One multi-row INSERT per chunk of rows: one statement (and one release of the GIL
-        by the driver) per chunk instead of one per row."""
-        columns = tuple(batch[0])
-        values = itemgetter(*columns)
-        with self.engine.begin() as connection:
-            for start in range(0, len(batch), ROWS_PER_INSERT):
-                chunk = batch[start : start + ROWS_PER_INSERT]
-                sql = _insert(self.table.name, columns, len(chunk), self.engine.dialect.paramstyle)
-                connection.exec_driver_sql(sql, tuple(chain.from_iterable(map(values, chunk))))
-
     async def flush(self) -> None:
-        """Write everything queued so far."""
+        """Write everything queued so far (to the database, or to the journal while it is out)."""
         loop = asyncio.get_running_loop()
         while batch := self._take():
-            try:
-                await loop.run_in_executor(self._writer, self._write, batch)
-            except Exception:
-                log.exception("%s: could not write %d rows", self.table.name, len(batch))
+            await loop.run_in_executor(self._writer, self._write, batch)
 
     async def run(self) -> None:
-        """Flush every `flush_interval`, or sooner when a batch fills; flush on cancel."""
+        """Replay what an earlier run journaled, then flush every `flush_interval` (sooner when
+        a batch fills); flush on cancel."""
+        loop = asyncio.get_running_loop()
         try:
+            await loop.run_in_executor(self._writer, self._retry, True)
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval)
                 self._wake.clear()
                 await self.flush()
+                if self.out_since is not None:
+                    await loop.run_in_executor(self._writer, self._retry, False)
         finally:
             await asyncio.shield(self.flush())
-            self._writer.shutdown(wait=False)
+            self._writer.shutdown(wait=True)
+            if self.out_since is not None:
+                log.warning(
+                    "%s: the database is still out; journaled rows are written on the next start",
+                    self.table.name,
+                )
+
+    # --- the writer thread ---
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        if self.out_since is not None and self.journal is not None:
+            self._keep(batch)  # in order: older rows wait in the journal
+            return
+        try:
+            self._store(batch)
+        except _Unavailable as out:
+            self._went_out(out)
+
+    def _store(self, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows`; a refused batch is bisected so only the refused rows are left out.
+        Raises `_Unavailable` with the rows not yet stored when the database fails."""
+        todo = [rows]
+        while todo:
+            chunk = todo.pop()
+            try:
+                self._insert(chunk)
+            except UNAVAILABLE as exc:
+                raise _Unavailable(list(chain(chunk, *reversed(todo))), exc) from exc
+            except Exception as exc:  # the data: a row the database refuses
+                if len(chunk) == 1:
+                    self._refuse(chunk[0], exc)
+                else:
+                    middle = len(chunk) // 2
+                    todo += [chunk[middle:], chunk[:middle]]
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """One multi-row INSERT per chunk of rows: one statement (and one release of the GIL
+        by the driver) per chunk instead of one per row."""
+        shape, dialect = self.shape, self.engine.dialect
+        with self.engine.begin() as connection:
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start : start + ROWS_PER_INSERT]
+                sql = _insert(self.table.name, shape.columns, len(chunk), dialect.name)
+                values = tuple(chain.from_iterable(map(shape.values, chunk)))
+                connection.exec_driver_sql(sql, values)
+
+    def _refuse(self, row: dict[str, Any], exc: BaseException) -> None:
+        self.refused += 1
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("%s: a row was refused and kept aside (%s)", self.table.name, reason)
+        if self.journal is not None:
+            Journal(self.journal.path.with_name(self.journal.path.name + ".rejected")).append(
+                [{**row, "_refused": reason}]
+            )
+
+    def _went_out(self, out: _Unavailable) -> None:
+        if self.journal is None:
+            self.dropped += len(out.rows)
+            log.error(
+                "%s: the database is out (%s); %d rows lost (no journal configured)",
+                self.table.name,
+                out.cause,
+                len(out.rows),
+            )
+            return
+        self._keep(out.rows)
+        if self.out_since is None:
+            self.out_since = time.monotonic()
+            self._retry_delay = RETRY_FIRST_SECONDS
+            log.warning(
+                "%s: the database cannot take rows (%s); they wait in %s and are written when "
+                "it is back",
+                self.table.name,
+                str(out.cause).splitlines()[0],
+                self.journal.path,
+            )
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
+
+    def _keep(self, rows: list[dict[str, Any]]) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.append(rows)
+        except OSError as exc:
+            self.dropped += len(rows)
+            log.error(
+                "%s: %d rows lost: the journal cannot be written (%s)",
+                self.table.name,
+                len(rows),
+                exc,
+            )
+
+    def _retry(self, at_start: bool) -> None:
+        """Replay the journal when a retry is due; back to normal once it is empty."""
+        journal = self.journal
+        if journal is None or not journal.pending():
+            return
+        if not at_start and time.monotonic() < self._retry_at:
+            return
+        replayed = 0
+        try:
+            for rows, position in journal.chunks(self.batch_size):
+                self._store(rows)
+                journal.commit(position)
+                replayed += len(rows)
+        except _Unavailable as out:
+            if self.out_since is None:
+                self.out_since = time.monotonic()
+                log.warning("%s: journaled rows wait for the database (%s)", self.table.name, out)
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
+            return
+        journal.clear()
+        out_for = (
+            "" if self.out_since is None else f" after {time.monotonic() - self.out_since:.1f} s"
+        )
+        self.out_since = None
+        log.warning(
+            "%s: the database takes rows again%s; %d journaled rows written",
+            self.table.name,
+            out_for,
+            replayed,
+        )
 
 
 ROWS_PER_INSERT = 100
@@ -106,11 +285,15 @@ ROWS_PER_INSERT = 100
 
 
 @lru_cache(maxsize=32)
-def _insert(table: str, columns: tuple[str, ...], rows: int, paramstyle: str) -> str:
-    """A driver-level multi-row INSERT (Core's per-row processing costs more than the write)."""
-    mark = "?" if paramstyle == "qmark" else "%s"
+def _insert(table: str, columns: tuple[str, ...], rows: int, dialect: str) -> str:
+    """A driver-level multi-row INSERT (Core's per-row processing costs more than the write);
+    every name quoted (`window` is reserved on PostgreSQL)."""
+    mark = "?" if dialect == "sqlite" else "%s"
     row = f"({', '.join(mark for _ in columns)})"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+    names = ", ".join(f'"{name}"' for name in columns)
+    values = ", ".join([row] * rows)
+    # A row replayed twice (a crash between storing a journal chunk and noting it) is skipped.
+    return f'INSERT INTO "{table}" ({names}) VALUES {values} ON CONFLICT DO NOTHING'
 
 
 def recent(engine: Engine, last: int) -> list[dict[str, Any]]:

@@ -1,0 +1,84 @@
+"""An append-only local file that holds rows the database could not take yet.
+
+One JSON object per line. Rows are replayed in order, in chunks; after each chunk is stored the
+replay position is saved beside the file, so a crash during replay repeats at most one chunk.
+The file is private to its owner (0600): rows name models, credentials and errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PRIVATE = 0o600
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._position = path.with_name(path.name + ".pos")
+        self._end_torn_line()
+
+    def pending(self) -> bool:
+        """Rows are waiting (from this run or one that ended while the database was out)."""
+        try:
+            return self.path.stat().st_size > self._read_position()
+        except FileNotFoundError:
+            return False
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows at the end, written through to the operating system before returning."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def chunks(self, size: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """Unreplayed rows, `size` at a time, each with the position to `commit` once stored.
+        A torn last line (a crash while appending) is skipped."""
+        with self.path.open("rb") as file:
+            file.seek(self._read_position())
+            rows: list[dict[str, Any]] = []
+            for line in file:
+                if line.endswith(b"\n"):
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        rows.append(orjson.loads(line))
+                if len(rows) >= size:
+                    yield rows, file.tell()
+                    rows = []
+            if rows:
+                yield rows, file.tell()
+
+    def commit(self, position: int) -> None:
+        """Rows before `position` are stored."""
+        tmp = self._position.with_name(self._position.name + ".tmp")
+        tmp.write_text(str(position))
+        os.replace(tmp, self._position)
+
+    def clear(self) -> None:
+        """Every row is stored: start a new file."""
+        for path in (self.path, self._position):
+            path.unlink(missing_ok=True)
+
+    def _end_torn_line(self) -> None:
+        """A crash while appending may leave half a line: end it, so the next row starts clean
+        (the half row is skipped on replay)."""
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb+") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                return
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":
+                file.write(b"\n")
+
+    def _read_position(self) -> int:
+        try:
+            return int(self._position.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
