@@ -60,6 +60,14 @@ def test_file_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("[[credentials]]\nkind = 'gemini'\nname = 'a'\napi_key = 'k'", "credentials.0.kind"),
         ("surprise = 1", "surprise"),
         ("port = ", "not valid TOML"),
+        (
+            "[[credentials]]\nkind = 'codex'\nname = \"a\\r\\nb\"\napi_key = 'k'",
+            "name contains a control",
+        ),
+        (
+            "[[credentials]]\nkind = 'codex'\nname = 'a'\napi_key = 'k'\naccount_id = \"x\\ny\"",
+            "account_id contains a control",
+        ),
     ],
 )
 def test_bad_config_says_what_to_fix(tmp_path: Path, text: str, needle: str) -> None:

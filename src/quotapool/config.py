@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from quotapool.domain.credential import Kind, Policy
+from quotapool.domain.credential import Kind, Policy, control_characters
 
 DEFAULT_HOME = Path("~/.quotapool")
 CONFIG_FILE_NAME = "quotapool.toml"
@@ -48,6 +48,15 @@ class CredentialConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> CredentialConfig:
+        for field_name in ("name", "account_id", "base_url", "plan"):
+            value = getattr(self, field_name)
+            if value is not None and control_characters(value):
+                raise ValueError(
+                    f"credential {self.name!r}: {field_name} contains a control character "
+                    "(a line break, tab or NUL); remove it"
+                )
+        if self.api_key is not None and control_characters(self.api_key.get_secret_value()):
+            raise ValueError(f"credential {self.name!r}: api_key contains a control character")
         if self.api_key is None and self.api_key_env is None:
             raise ValueError(f"credential {self.name!r}: set api_key or api_key_env")
         if self.kind is not Kind.CODEX and not self.base_url:

@@ -82,8 +82,14 @@ def test_a_bad_file_imports_nothing_and_says_why(home: Path, tmp_path: Path) -> 
         tmp_path / "bad-jwt.json",
         {"tokens": {"id_token": "abc", "access_token": "a", "refresh_token": "r"}},
     )
-    code, out = run("accounts", "import", str(good), str(bad_json), str(no_tokens), str(bad_jwt))
+    auth = fake.auth_json(fake.add("u", name="y", account_id="a2"))
+    auth["tokens"]["account_id"] = "acct\r\nx-injected: 1"
+    crlf = write(tmp_path / "crlf.json", auth)
+    code, out = run(
+        "accounts", "import", str(good), str(bad_json), str(no_tokens), str(bad_jwt), str(crlf)
+    )
     assert code == 1
+    assert f"{crlf}: tokens.account_id contains a control character" in out
     assert f"{bad_json}: not valid JSON" in out
     assert f'{no_tokens}: no "tokens" object' in out
     assert f"{bad_jwt}: id_token: not a JWT" in out

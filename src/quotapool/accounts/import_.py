@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from quotapool.accounts.jwt import TokenError, identity
+from quotapool.domain.credential import control_characters
 from quotapool.store.accounts import CodexLogin, Tokens
 
 
@@ -50,6 +51,17 @@ def read_auth_file(path: Path) -> CodexLogin:
     except TokenError as exc:
         raise ValueError(f"id_token: {exc}") from None
     account_id = tokens.get("account_id") or who.account_id
+    if not isinstance(account_id, str):
+        raise ValueError("tokens.account_id must be a string")
+    for field_name, value in (
+        ("tokens.account_id", account_id),
+        ("email", who.email),
+        ("plan", who.plan),
+        ("tokens.access_token", tokens["access_token"]),
+        ("tokens.refresh_token", tokens["refresh_token"]),
+    ):
+        if isinstance(value, str) and control_characters(value):
+            raise ValueError(f"{field_name} contains a control character (a line break or NUL)")
     return CodexLogin(
         identity=who.key,
         account_id=account_id,

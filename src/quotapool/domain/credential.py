@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
+def control_characters(value: str) -> bool:
+    """True if `value` holds a control character (CR, LF, NUL…): such a name or id would break
+    the headers it is sent in, the log lines it is written to, or split one into two."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
+
+
 class Kind(StrEnum):
     """The upstream a credential talks to."""
 

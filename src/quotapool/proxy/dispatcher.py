@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -13,7 +12,7 @@ import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served, Started
+from quotapool.domain.outcome import Failed, Limited, Observed, Served
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
@@ -29,6 +28,7 @@ from quotapool.proxy.relay import (
     first_event_failure,
     stream_events,
 )
+from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
 from quotapool.routing.engine import select
@@ -275,80 +275,86 @@ class Dispatcher:
         """One try on one credential. Returns the failure to fail over from, or None if the
         client got its answer (success, a client error, or a stream that broke mid-way)."""
         assert self.session is not None, "dispatcher used before start-up"
-        pool, clock, cid = self.pool, self.clock, credential.id
-        pool.apply(Started(cid, clock.now(), request.model))
+        clock, cid = self.clock, credential.id
+        with Reservation(self.pool, clock, cid, request.model) as held:
+            try:
+                return await self._exchange(
+                    call, credential, request, dialect, send, record, headers, held
+                )
+            except TRANSPORT_ERRORS as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                held.settle(Failed(cid, clock.now(), reason))
+                record.error = reason
+                if record.ttfb_ms is not None:
+                    return None  # the client has its answer's start; the stream ended it
+                unreachable = f"upstream {credential.name} unreachable: {reason}"
+                return 502, error(dialect, 502, unreachable).body, [_JSON_TYPE]
+
+    async def _exchange(
+        self,
+        call: UpstreamCall,
+        credential: Credential,
+        request: ClientRequest,
+        dialect: Dialect,
+        send: Send,
+        record: Record,
+        headers: Headers,
+        held: Reservation,
+    ) -> tuple[int, bytes, Headers] | None:
+        assert self.session is not None
+        clock, cid = self.clock, credential.id
         transport = self.transports[credential.kind]
         gated = request.model if request.model in self.gated_models else None
         sent = clock.monotonic()
-        try:
-            async with self.session.post(
-                call.url, data=call.body, headers=call.headers
-            ) as response:
-                now = clock.now()
-                ttfb_ms = (clock.monotonic() - sent) * 1000.0
-                record.turn_state = response.headers.get("x-codex-turn-state")
-                # Headroom is read from the headers after the client has its answer (off the
-                # path to its first byte), except when it decides a failover.
-                if response.status >= 400:
-                    quota = transport.quota(response.headers, now)
-                    body = await response.read()
-                    verdict = classify_error(response.status, response.headers, body, now)
-                    upstream = _upstream_headers(response, keep_content_type=True)
-                    if response.status == 401:
-                        self.on_unauthorized(cid)
-                    if verdict.failover:
-                        self._mark(cid, verdict, now, quota, gated)
-                        record.error = verdict.reason
-                        return response.status, body, upstream
-                    pool.apply(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
-                    record.status = response.status
-                    record.error = body[:2000].decode(errors="replace")
-                    await send_body(send, response.status, body, headers + upstream, None)
-                    return None
-                if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
-                    await _pass_json(response, send, record, headers, clock.now)
-                    quota = transport.quota(response.headers, now)
-                    pool.apply(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
-                    return None
-                sink = Sink(
-                    send,
-                    record,
-                    headers + _upstream_headers(response, keep_content_type=False),
-                    lambda: (clock.now() - record.at) * 1000.0,
-                    clock.now,
-                    lambda quota: pool.apply(Observed(cid, clock.now(), quota, "stream")),
-                )
-                outcome = await self._relay(call, request, response, sink)
+        async with self.session.post(call.url, data=call.body, headers=call.headers) as response:
+            now = clock.now()
+            ttfb_ms = (clock.monotonic() - sent) * 1000.0
+            record.turn_state = response.headers.get("x-codex-turn-state")
+            # Headroom is read from the headers after the client has its answer (off the
+            # path to its first byte), except when it decides a failover.
+            if response.status >= 400:
                 quota = transport.quota(response.headers, now)
-                if isinstance(outcome, StreamFailure):
-                    self._mark(cid, outcome.verdict, clock.now(), quota, gated)
-                    record.error = outcome.verdict.reason
-                    return outcome.status, outcome.body, [_JSON_TYPE]
-                if isinstance(outcome, str):
-                    pool.apply(Failed(cid, clock.now(), outcome))
-                else:
-                    pool.apply(
-                        Served(cid, clock.now(), quota, request.model, ttfb_ms, gated is not None)
-                    )
+                body = await response.read()
+                verdict = classify_error(response.status, response.headers, body, now)
+                upstream = _upstream_headers(response, keep_content_type=True)
+                if response.status == 401:
+                    self.on_unauthorized(cid)
+                if verdict.failover:
+                    held.settle(_settling(cid, verdict, now, quota, gated))
+                    record.error = verdict.reason
+                    return response.status, body, upstream
+                held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
+                record.status = response.status
+                record.error = body[:2000].decode(errors="replace")
+                await send_body(send, response.status, body, headers + upstream, None)
                 return None
-        except TRANSPORT_ERRORS as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            pool.apply(Failed(cid, clock.now(), reason))
-            record.error = reason
-            unreachable = f"upstream {credential.name} unreachable: {reason}"
-            return 502, error(dialect, 502, unreachable).body, [_JSON_TYPE]
-        except asyncio.CancelledError:
-            pool.apply(Abandoned(cid, clock.now()))
-            raise
-
-    def _mark(self, cid: str, verdict: Verdict, now: float, quota: Any, gated: str | None) -> None:
-        """Record a failure; a gated model's limit cools down only that model."""
-        if verdict.status is not None and verdict.until is not None:
-            self.pool.apply(
-                Limited(cid, now, verdict.status, verdict.until, verdict.reason, quota, gated)
+            if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
+                await _pass_json(response, send, record, headers, clock.now)
+                quota = transport.quota(response.headers, now)
+                held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
+                return None
+            pool = self.pool
+            sink = Sink(
+                send,
+                record,
+                headers + _upstream_headers(response, keep_content_type=False),
+                lambda: (clock.now() - record.at) * 1000.0,
+                clock.now,
+                lambda quota: pool.apply(Observed(cid, clock.now(), quota, "stream")),
             )
-        else:
-            self.pool.apply(Failed(cid, now, verdict.reason))
+            outcome = await self._relay(call, request, response, sink)
+            quota = transport.quota(response.headers, now)
+            if isinstance(outcome, StreamFailure):
+                held.settle(_settling(cid, outcome.verdict, clock.now(), quota, gated))
+                record.error = outcome.verdict.reason
+                return outcome.status, outcome.body, [_JSON_TYPE]
+            if isinstance(outcome, str):
+                held.settle(Failed(cid, clock.now(), outcome))
+            else:
+                held.settle(
+                    Served(cid, clock.now(), quota, request.model, ttfb_ms, gated is not None)
+                )
+            return None
 
     async def _relay(
         self,
@@ -392,6 +398,15 @@ async def _pass_json(
     await send_body(send, response.status, body, headers + upstream, None)
     if b'"usage"' in body or b'"id"' in body:  # for the log and for ownership, once it is sent
         record.usage, record.response_id = _body_fields(body)
+
+
+def _settling(
+    cid: str, verdict: Verdict, now: float, quota: Any, gated: str | None
+) -> Limited | Failed:
+    """A failure's outcome; a gated model's limit cools down only that model."""
+    if verdict.status is not None and verdict.until is not None:
+        return Limited(cid, now, verdict.status, verdict.until, verdict.reason, quota, gated)
+    return Failed(cid, now, verdict.reason)
 
 
 def _for(request: ClientRequest, credential: Credential) -> ClientRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -209,6 +210,11 @@ async def stream_events(
         record.error = reason
         await send({"type": "http.response.body", "body": error_event(route, reason)})
         return reason
+    except Exception as exc:  # never end a started stream silently
+        with contextlib.suppress(Exception):
+            message = f"quotapool could not relay the rest of this stream ({type(exc).__name__})"
+            await send({"type": "http.response.body", "body": error_event(route, message)})
+        raise
     tail = b""
     if adapter is not None:
         record.usage = adapter.usage

@@ -17,13 +17,14 @@ import aiohttp
 import orjson
 
 from quotapool.domain.credential import Credential
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Started
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import event_failure
+from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.routing.engine import select
@@ -101,26 +102,41 @@ class WebSocketBridge:
                     await refuse(scope, send, record, base, error(Dialect.CODEX, 503, message))
                     return
                 continue
-            upstream = await self._connect(credential, headers, scope, send, record, base)
-            if upstream is None:
-                exclude = exclude | {credential.id}
-                continue
-            if isinstance(upstream, _Refused):
-                return
-            accepted = [*base, (b"x-quotapool-route", choice.route_header.encode())]
-            upstream_headers = getattr(upstream, "_response", None)
-            if upstream_headers is not None:
-                accepted += [
-                    (k.lower().encode(), v.encode())
-                    for k, v in upstream_headers.headers.items()
-                    if k.lower().startswith("x-codex-")
-                ]
-            await send({"type": "websocket.accept", "headers": accepted})
-            record.status = 101
-            record.ttfb_ms = (d.clock.now() - record.at) * 1000.0
-            d.affinity.bind(key, credential.id, d.clock.now())
-            await self._pump(credential, upstream, headers, receive, send, record)
+            with Reservation(d.pool, d.clock, credential.id) as held:
+                upstream = await self._connect(credential, headers, scope, send, record, base, held)
+                if upstream is None:
+                    exclude = exclude | {credential.id}
+                    continue
+                if isinstance(upstream, _Refused):
+                    return
+                try:
+                    await self._accept(upstream, choice.route_header, send, record, base)
+                    d.affinity.bind(key, credential.id, d.clock.now())
+                    await self._pump(credential, upstream, headers, receive, send, record)
+                finally:  # also when the client left before its upgrade was accepted
+                    await upstream.close()
+            # The session's end says nothing about health (limits seen inside it stay recorded).
             return
+
+    async def _accept(
+        self,
+        upstream: aiohttp.ClientWebSocketResponse,
+        route_header: str,
+        send: Send,
+        record: Record,
+        base: Headers,
+    ) -> None:
+        accepted = [*base, (b"x-quotapool-route", route_header.encode())]
+        upstream_headers = getattr(upstream, "_response", None)
+        if upstream_headers is not None:
+            accepted += [
+                (k.lower().encode(), v.encode())
+                for k, v in upstream_headers.headers.items()
+                if k.lower().startswith("x-codex-")
+            ]
+        await send({"type": "websocket.accept", "headers": accepted})
+        record.status = 101
+        record.ttfb_ms = (self.dispatcher.clock.now() - record.at) * 1000.0
 
     async def _connect(
         self,
@@ -130,12 +146,12 @@ class WebSocketBridge:
         send: Send,
         record: Record,
         base: Headers,
+        held: Reservation,
     ) -> aiohttp.ClientWebSocketResponse | _Refused | None:
         """The upstream socket; None to try another account; REFUSED when the client got 426."""
         d, cid = self.dispatcher, credential.id
         assert d.session is not None
         upstream_headers = codex_auth(d.secrets[cid], headers)
-        d.pool.apply(Started(cid, d.clock.now()))
         try:
             upstream = await d.session.ws_connect(
                 f"{credential.base_url}/codex/responses",
@@ -147,7 +163,7 @@ class WebSocketBridge:
         except aiohttp.WSServerHandshakeError as exc:
             now = d.clock.now()
             if exc.status in NO_WEBSOCKET:
-                d.pool.apply(Abandoned(cid, now))
+                held.settle(Abandoned(cid, now))
                 message = "The upstream has no WebSocket transport here; use HTTP (POST)."
                 await refuse(scope, send, record, base, error(Dialect.CODEX, 426, message))
                 return REFUSED
@@ -155,14 +171,13 @@ class WebSocketBridge:
                 d.on_unauthorized(cid)
             verdict = classify_error(exc.status, exc.headers or {}, b"", now)
             if verdict.status is not None and verdict.until is not None:
-                limited = Limited(cid, now, verdict.status, verdict.until, verdict.reason)
-                d.pool.apply(limited)
+                held.settle(Limited(cid, now, verdict.status, verdict.until, verdict.reason))
             else:
-                d.pool.apply(Failed(cid, now, verdict.reason or f"handshake {exc.status}"))
+                held.settle(Failed(cid, now, verdict.reason or f"handshake {exc.status}"))
             record.error = verdict.reason
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            d.pool.apply(Failed(cid, d.clock.now(), f"websocket: {type(exc).__name__}"))
+            held.settle(Failed(cid, d.clock.now(), f"websocket: {type(exc).__name__}"))
             return None
         response = getattr(upstream, "_response", None)
         if response is not None and (quota := parse_codex_headers(response.headers, d.clock.now())):
@@ -179,7 +194,6 @@ class WebSocketBridge:
         record: Record,
     ) -> None:
         """Relay both ways until either side closes, then close the other."""
-        d = self.dispatcher
         pumps = [
             asyncio.ensure_future(
                 self._client_to_upstream(credential, upstream, headers, receive, send, record)
@@ -196,8 +210,6 @@ class WebSocketBridge:
         if pumps[1] in done:  # the upstream ended the session: end the client's
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": upstream.close_code or 1000})
-        # The session's end says nothing about health (limits seen inside it stay recorded).
-        d.pool.apply(Abandoned(credential.id, d.clock.now()))
 
     async def _client_to_upstream(
         self,

@@ -229,6 +229,8 @@ class FakeUpstream:
             failure = usage_limit(time.time() + 600) if account.ws_refuse == 429 else None
             body = failure.body if failure else {"error": {"message": "websocket unavailable"}}
             return web.json_response(body, status=account.ws_refuse)
+        if account.latency:
+            await asyncio.sleep(account.latency)
         socket = web.WebSocketResponse(max_msg_size=0)
         socket.headers.update(self._quota_headers(account, "codex"))
         await socket.prepare(request)
