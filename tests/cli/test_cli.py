@@ -32,7 +32,7 @@ def test_requests_shows_where_and_why(h: Harness, monkeypatch: pytest.MonkeyPatc
     assert tried["selected"] == "alpha" and served["selected"] == "bravo"
     assert {
         "credential": "alpha",
-        "reason": "already tried for this request",
+        "reason": "already tried for this request: 429 usage_limit_reached",
         "until": None,
     } in served["excluded"]
     assert second["credential"] == "openai-key" and second["path"] == "/v1/chat/completions"

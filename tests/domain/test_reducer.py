@@ -37,7 +37,7 @@ def test_started_counts_in_flight_and_selection() -> None:
         ),
         (
             Failed("a", 5.0, "upstream 502"),
-            {"in_flight": 0, "consecutive_failures": 1, "backoff_until": 10.0},
+            {"in_flight": 0, "consecutive_failures": 1, "backoff_until": 5.5},
         ),
     ],
 )
@@ -52,9 +52,9 @@ def test_in_flight_never_negative() -> None:
 
 
 def test_backoff_doubles_and_caps() -> None:
-    assert [backoff_seconds(n) for n in (1, 2, 3, 4, 7, 50)] == [5, 10, 20, 40, 300, 300]
+    assert [backoff_seconds(n) for n in (1, 2, 3, 4, 6, 50)] == [0.5, 1, 2, 4, 5, 5]
     pool = run(*(Failed("a", 100.0, "x") for _ in range(3)))
-    assert pool.state("a").backoff_until == 120.0
+    assert pool.state("a").backoff_until == 102.0
 
 
 def test_success_heals_failures_and_limits() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from quotapool.testing.fake_upstream import usage_limit
+from quotapool.testing.fake_upstream import server_error, usage_limit
 from tests.conftest import Harness, HarnessFactory
 
 CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
@@ -175,3 +175,35 @@ def test_a_tool_turn_stays_on_one_account_over_websocket(h: Harness, tmp_path: P
     ]
     assert follow_ups and follow_ups[-1].body.get("previous_response_id")
     assert result.stdout.strip().startswith("Hi from ")
+
+
+def test_an_outage_is_retried_by_the_cli_not_shown_as_a_usage_limit(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """Every account answers 500 once: the CLI gets a 503, retries it, and is served."""
+    h = harness()
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).fail_next(server_error(500))
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("Hi from ")
+    statuses = [r["status"] for r in h.rows(2, timeout=5) if r["path"].endswith("/responses")]
+    assert 503 in statuses and statuses[-1] == 200
+
+
+def test_a_lasting_outage_is_not_reported_as_a_usage_limit(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    h = harness()
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).always = server_error(500)
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    few_retries = CHATGPT_MODE + "request_max_retries = 1\nstream_max_retries = 1\n"
+    result = codex(h, home, few_retries)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).lower()
+    assert "usage limit" not in output, output[-2000:]
+    assert "upstream" in output or "503" in output or "unavailable" in output, output[-2000:]

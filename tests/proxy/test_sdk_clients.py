@@ -167,13 +167,13 @@ def test_every_answer_has_exactly_one_content_type(h: Harness) -> None:
         h.fake.account("sk-openai").fail_next(Failure(400, {"error": {"message": "no"}}))
         refused = http.post("/v1/chat/completions", json=chat)  # the upstream's own 400
         h.fake.account("sk-openai").fail_next(server_error(503))
-        backing_off = http.post("/v1/chat/completions", json=chat)  # quotapool's own 429
+        backing_off = http.post("/v1/chat/completions", json=chat)  # quotapool's own 503
     assert relayed.headers.get_list("content-type") == ["application/json; charset=utf-8"]
     assert streamed.headers.get_list("content-type") == ["text/event-stream; charset=utf-8"]
     assert translated.headers.get_list("content-type") == ["application/json"]
     assert refused.status_code == 400
     assert refused.headers.get_list("content-type") == ["application/json"]  # the upstream's
-    assert backing_off.status_code == 429
+    assert backing_off.status_code == 503  # an outage, not a usage limit
     assert backing_off.headers.get_list("content-type") == ["application/json"]
 
 

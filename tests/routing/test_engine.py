@@ -99,7 +99,8 @@ def test_only_the_best_priority_tier_is_used() -> None:
     decision = pick(pool)
     assert isinstance(decision, Decision) and decision.credential.id == "high"
     pool = apply(pool, Failed("high", 0.0, "x"))
-    assert pick(pool, now=1.0).credential.id == "low"  # type: ignore[union-attr]
+    assert pick(pool, now=0.2).credential.id == "low"  # type: ignore[union-attr]
+    assert pick(pool, now=1.0).credential.id == "high"  # type: ignore[union-attr]  # probed
 
 
 def test_rejection_carries_the_soonest_comeback() -> None:
@@ -159,10 +160,10 @@ def test_never_picks_an_ineligible_credential(
     )
     reasons = {c.id: exclusion(c, pool.state(c.id), RESPONSES, now) for c in credentials}
     eligible = [c for c in credentials if reasons[c.id] is None]
-    if isinstance(choice, Decision) and choice.reason.startswith("last resort"):
-        # Only when every matching credential is merely backing off.
+    if isinstance(choice, Decision) and choice.reason.startswith("probe"):
+        # Only when every matching credential is merely backing off, one request at a time.
         matching = [c for c in credentials if mismatch(c, RESPONSES) is None]
-        assert not eligible and matching
+        assert not eligible and matching and pool.state(choice.credential.id).in_flight == 0
         assert all(reasons[c.id].reason.startswith("error backoff") for c in matching)  # type: ignore[union-attr]
     elif isinstance(choice, Decision):
         assert choice.credential in eligible

@@ -176,10 +176,17 @@ def test_gated_model_bypasses_quota_exceeded_but_not_cooldown_or_backoff() -> No
 
 def test_last_resort_is_the_least_recently_failed() -> None:
     book = Playbook("round_robin", c("a"), c("b"))
-    book.at(100).failed("a").at(101).failed("b").at(102)
+    book.at(100).failed("a").at(100.1).failed("b").at(100.2)
     decided = book.decide()
     assert isinstance(decided, Decision) and decided.credential.id == "a"
-    assert decided.reason.startswith("last resort")
+    assert decided.reason.startswith("probe")
+    book.start()  # one probe at a time: the next request is not sent to a failing upstream
+    rejected = book.decide()
+    assert isinstance(rejected, Rejection) and rejected.outage
+    assert not isinstance(book.decide(frozenset({"b"})), Decision)  # nor after a failed attempt
+    book.at(101)  # a's backoff is over, but its probe is still in flight: b is probed
+    assert book.start() == "b"
+    assert isinstance(book.decide(), Rejection)
 
 
 @given(

@@ -21,8 +21,10 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.state import LIMITED, CredentialState, Latency, Status
 
-BACKOFF_BASE_SECONDS = 5.0
-BACKOFF_MAX_SECONDS = 300.0
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 5.0
+"""A failing credential is probed (one request at a time) after this backoff; a success
+restores it at once. Short, so a pool is back within seconds of an upstream's recovery."""
 LATENCY_ALPHA = 0.3
 """Weight of the newest sample in the latency average."""
 
@@ -30,7 +32,7 @@ V = TypeVar("V")
 
 
 def backoff_seconds(consecutive_failures: int) -> float:
-    """5 s after the first failure, doubling, at most 5 minutes."""
+    """0.5 s after the first failure, doubling, at most 5 s."""
     exponent = min(consecutive_failures - 1, 16)
     return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2.0**exponent)
 

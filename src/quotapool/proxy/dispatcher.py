@@ -247,7 +247,12 @@ class Dispatcher:
         last_failure: tuple[int, bytes, Headers] | None,
         now: float,
     ) -> None:
-        if last_failure is not None and rejection.retry_at is None and not rejection.no_match:
+        if (
+            last_failure is not None
+            and rejection.retry_at is None
+            and not rejection.no_match
+            and not rejection.outage
+        ):
             status, body, upstream_headers = last_failure
             await send_body(send, status, body, base + upstream_headers, None)
             record.status = status

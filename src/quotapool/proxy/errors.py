@@ -68,13 +68,28 @@ def error(
     return ErrorResponse(status, orjson.dumps(body))
 
 
+SHOULD_RETRY_WITHIN_SECONDS = 60
+"""Past this wait, clients are told not to retry on their own (`x-should-retry: false`): the
+OpenAI and Anthropic SDKs would otherwise sleep Retry-After, twice, before failing."""
+
+
+def retry_headers(seconds: int) -> tuple[tuple[bytes, bytes], ...]:
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"retry-after", str(seconds).encode()),)
+    if seconds > SHOULD_RETRY_WITHIN_SECONDS:
+        headers += ((b"x-should-retry", b"false"),)
+    return headers
+
+
 def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> ErrorResponse:
     """The client's answer when routing finds no credential: 404 when none serves the model,
-    429 + Retry-After when one comes back by itself, 503 otherwise."""
+    503 when upstreams fail (an outage is not a usage limit), 429 + Retry-After when limits or
+    quota keep every credential out, 503 otherwise."""
     detail = "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
     if rejection.no_match:
         message = f"{rejection.message}. GET /v1/models lists the models this pool serves."
         return error(dialect, 404, message, param="model", code="model_not_found")
+    if rejection.outage:
+        return upstream_unavailable(dialect, rejection.retry_at, now, detail)
     if rejection.retry_at is not None:
         reason = rejection.message[:1].upper() + rejection.message[1:]
         return pool_exhausted(dialect, rejection.retry_at, now, detail, reason)
@@ -92,7 +107,7 @@ def pool_exhausted(
     """429 with Retry-After; Codex routes get the `usage_limit_reached` body the CLI reads."""
     seconds = max(1, math.ceil(retry_at - now))
     message = f"{reason} ({detail}). The soonest one is back in {seconds} s; try again then."
-    retry = ((b"retry-after", str(seconds).encode()),)
+    retry = retry_headers(seconds)
     if dialect is Dialect.ANTHROPIC:
         response = error(dialect, 429, message)
         return ErrorResponse(429, response.body, retry)
@@ -108,3 +123,27 @@ def pool_exhausted(
         }
     }
     return ErrorResponse(429, orjson.dumps(body), retry)
+
+
+def upstream_unavailable(
+    dialect: Dialect, retry_at: float | None, now: float, detail: str
+) -> ErrorResponse:
+    """503 when the upstreams fail: a server error every SDK (and the Codex CLI) retries, with
+    the upstreams' own reasons. Retry-After is when the next probe of a credential is due."""
+    seconds = max(1, math.ceil(retry_at - now)) if retry_at is not None else 1
+    message = (
+        f"The upstream of every credential is failing ({detail}). quotapool is probing them "
+        f"and serves again as soon as one answers; retry in {seconds} s."
+    )
+    response = error(dialect, 503, message)
+    if dialect is not Dialect.ANTHROPIC:
+        body = {
+            "error": {
+                "message": message,
+                "type": "server_error",
+                "param": None,
+                "code": "upstream_unavailable",
+            }
+        }
+        response = ErrorResponse(503, orjson.dumps(body))
+    return ErrorResponse(503, response.body, retry_headers(seconds))

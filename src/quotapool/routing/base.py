@@ -129,6 +129,8 @@ class Rejection:
     """The soonest time a matching credential comes back by itself; None if none will."""
     no_match: bool
     """True when no credential in the pool serves this route and model at all."""
+    outage: bool = False
+    """A matching credential is out because its upstream fails (not because of limits)."""
 
     def explain(self) -> dict[str, Any]:
         return {

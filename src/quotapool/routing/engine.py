@@ -17,7 +17,7 @@ from quotapool.routing.base import (
     RoutingPolicy,
     Strategy,
 )
-from quotapool.routing.filters import comes_back_at, exclusion, mismatch
+from quotapool.routing.filters import comes_back_at, exclusion, failing, mismatch
 
 DEFAULT_POLICY = RoutingPolicy()
 ACTIVE = Status.ACTIVE
@@ -36,8 +36,10 @@ def select(
 ) -> Decision | Rejection:
     """Choose the credential for `request`, or say why none can serve it.
 
-    When every matching credential is in error backoff, the least recently failed one is
-    tried anyway (a pool that only backs off would never find out it recovered).
+    When every matching credential is in error backoff, the first attempt of a request probes
+    the least recently failed one that has nothing in flight (a pool that only backs off would
+    never find out it recovered); a request whose attempt failed is not sent on to another
+    failing credential, so an outage costs at most one upstream call per client request.
     """
     if request.owner is not None:
         return _owned(request, snapshot, strategy.name, now)
@@ -56,6 +58,7 @@ def select(
             and (not credential.models or model in credential.models)
             and credential.id not in tried
             and (not state.model_cooldowns or state.model_cooldowns.get(model, 0.0) <= now)
+            and (not state.consecutive_failures or not state.in_flight)
         ):
             candidates.append(_candidate(Candidate, (credential, state)))
             continue
@@ -64,19 +67,24 @@ def select(
             candidates.append(_candidate(Candidate, (credential, state)))
             continue
         excluded.append(why)
-        if why.reason.startswith("error backoff"):
+        if why.reason.startswith("error backoff") and not state.in_flight:
             backing_off.append(Candidate(credential, state))
     if not candidates:
-        if backing_off and len(backing_off) == sum(
-            1
-            for c in snapshot.credentials
-            if mismatch(c, request) is None and c.id not in request.exclude
+        if (
+            backing_off
+            and not tried
+            and len(backing_off)
+            == sum(
+                1
+                for c in snapshot.credentials
+                if mismatch(c, request) is None and c.id not in request.exclude
+            )
         ):
             winner = min(backing_off, key=lambda c: (c.state.last_failure_at, c.credential.id))
             return Decision(
                 winner.credential,
                 strategy.name,
-                "last resort: every candidate is backing off; least recently failed",
+                "probe: every candidate is backing off; least recently failed",
                 (winner.credential.name,),
                 tuple(e for e in excluded if e.credential != winner.credential.name),
             )
@@ -118,7 +126,8 @@ def _owned(
         "unavailable; resend the whole conversation without previous_response_id to go on "
         "with another account"
     )
-    return Rejection(strategy, message, (why,), comes_back_at(state, request, now), False)
+    back = comes_back_at(state, request, now)
+    return Rejection(strategy, message, (why,), back, False, outage=failing(state, now))
 
 
 def _reject(
@@ -141,13 +150,19 @@ def _reject(
         )
     if no_pick:
         return Rejection(strategy, "the pinned credential is unavailable", excluded, None, False)
-    resets = [
-        t for c in matching if (t := comes_back_at(snapshot.state(c.id), request, now)) is not None
-    ]
+    states = [snapshot.state(c.id) for c in matching]
+    resets = [t for state in states if (t := comes_back_at(state, request, now)) is not None]
+    outage = any(failing(state, now) for state in states)
+    message = (
+        "the upstream of every credential that serves this model is failing or backing off"
+        if outage
+        else "every credential that serves this model is rate limited or out of quota"
+    )
     return Rejection(
         strategy,
-        "every credential that serves this model is rate limited, out of quota or backing off",
+        message,
         excluded,
         retry_at=min(resets) if resets else None,
         no_match=False,
+        outage=outage,
     )

@@ -38,7 +38,8 @@ def exclusion(
     """The reason `credential` is not a candidate for `request` at `now`, or None."""
     name = credential.name
     if credential.id in request.exclude:
-        return Exclusion(name, "already tried for this request")
+        detail = f": {state.reason}" if state.reason else ""
+        return Exclusion(name, f"already tried for this request{detail}")
     if (why := mismatch(credential, request)) is not None:
         return Exclusion(name, why)
     if state.status in OUT_OF_SERVICE:
@@ -55,7 +56,27 @@ def exclusion(
         return Exclusion(
             name, f"error backoff after {failures} failure(s): {state.reason}", state.backoff_until
         )
+    if probing(state):
+        return Exclusion(name, f"{PROBING}: {state.reason}")
     return None
+
+
+PROBING = "a probe is in flight after failures (one request at a time until one succeeds)"
+
+
+def probing(state: CredentialState) -> bool:
+    """A failing credential takes one request at a time (a circuit breaker's half-open state):
+    an outage costs one upstream call per credential, not one per client request."""
+    return state.consecutive_failures > 0 and state.in_flight > 0
+
+
+def failing(state: CredentialState, now: float) -> bool:
+    """Out because its upstream fails (errors, not limits or quota)."""
+    return (
+        state.consecutive_failures > 0
+        and state.status not in OUT_OF_SERVICE
+        and not state.limited_at(now)
+    )
 
 
 def comes_back_at(state: CredentialState, request: RouteRequest, now: float) -> float | None:
