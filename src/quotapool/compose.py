@@ -23,6 +23,7 @@ from quotapool.domain.state import Status
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
+from quotapool.proxy.guard import Guard
 from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy, Strategy
@@ -230,6 +231,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         now=clock.now,
         max_body_bytes=settings.max_body_bytes,
         allow_remote=settings.allow_remote,
+        guard=Guard.build(settings.host, settings.allowed_hosts, settings.allowed_origins),
         on_startup=startup,
         on_shutdown=shutdown,
         websocket=WebSocketBridge(dispatcher),

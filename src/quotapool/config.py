@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names clients may reach quotapool by, besides loopback names and `host` ("*": any)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web origins (e.g. "https://tools.example.com") whose pages may call quotapool."""
     request_log: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     anthropic_version: str = "2023-06-01"

@@ -47,7 +47,9 @@ def test_builtin_tool_on_chat_is_refused_by_name(h: Harness) -> None:
 
 def test_anthropic_route_speaks_anthropic(h: Harness) -> None:
     with h.http() as http:
-        response = http.post("/v1/messages", content=b"{oops")
+        response = http.post(
+            "/v1/messages", content=b"{oops", headers={"content-type": "application/json"}
+        )
     assert response.status_code == 400
     assert response.json() == {
         "type": "error",
@@ -68,7 +70,9 @@ def test_body_over_limit_is_413(harness: HarnessFactory) -> None:
     with h.http() as http:
         big = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "x" * 2000})
         chunked = http.post(
-            "/v1/responses", content=iter([b'{"model": "gpt-5.5", "input": "', b"x" * 2000, b'"}'])
+            "/v1/responses",
+            content=iter([b'{"model": "gpt-5.5", "input": "', b"x" * 2000, b'"}']),
+            headers={"content-type": "application/json"},
         )
     for response in (big, chunked):
         assert response.status_code == 413

@@ -18,6 +18,7 @@ import orjson
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
+from quotapool.proxy.guard import Guard
 from quotapool.proxy.record import Record
 from quotapool.proxy.ws import refuse
 from quotapool.upstream.base import ClientRequest
@@ -189,6 +190,7 @@ class ProxyApp:
         now: Callable[[], float],
         max_body_bytes: int,
         allow_remote: bool,
+        guard: Guard,
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
         websocket: WebSocketHandler | None = None,
@@ -202,6 +204,7 @@ class ProxyApp:
         self._now = now
         self._limit = max_body_bytes
         self._allow_remote = allow_remote
+        self._guard = guard
         self._startup = on_startup
         self._shutdown = on_shutdown
         self._ids = itertools.count(1)
@@ -262,6 +265,11 @@ class ProxyApp:
             elif not self._allow_remote and client and not is_loopback(client[0]):
                 await receive()
                 await refuse(scope, send, record, base, error(Dialect.CODEX, 403, _REMOTE_REFUSED))
+            elif refused := self._guard.refusal(scope["headers"], json_body=False):
+                await receive()
+                await refuse(
+                    scope, send, record, base, error(Dialect.CODEX, refused.status, refused.message)
+                )
             else:
                 forwarded, digest = client_headers(scope["headers"])
                 await self._websocket_bridge(scope, receive, send, forwarded, digest, record, base)
@@ -297,6 +305,10 @@ class ProxyApp:
         client = scope.get("client")
         if not self._allow_remote and client and not is_loopback(client[0]):
             await _send_error(send, base, error(dialect, 403, _REMOTE_REFUSED))
+            return
+        refused = self._guard.refusal(scope["headers"], json_body=endpoint.route is not None)
+        if refused is not None:
+            await _send_error(send, base, error(dialect, refused.status, refused.message))
             return
         if endpoint.route is None:
             await self._own(path, dialect, send, base)

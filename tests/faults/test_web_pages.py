@@ -1,0 +1,76 @@
+"""No web page can use the pool: cross-site requests, DNS rebinding and form posts are refused
+with a clear error, and nothing reaches an upstream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.conftest import Harness, HarnessFactory
+
+CHAT = b'{"model":"gpt-5.5","messages":[{"role":"user","content":"hi"}]}'
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "needle"),
+    [
+        # What a page on another site sends with fetch(…, {mode: "no-cors", body: "…"}).
+        ({"origin": "https://evil.example", "content-type": "text/plain"}, 403, "web pages"),
+        ({"origin": "null", "content-type": "application/json"}, 403, "web pages"),
+        ({"sec-fetch-site": "cross-site", "content-type": "text/plain"}, 403, "Cross-site"),
+        ({"content-type": "text/plain;charset=UTF-8"}, 415, "application/json"),
+        ({"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+        ({}, 415, "got none"),
+        # DNS rebinding: the page's name now points at 127.0.0.1, its Host header stays.
+        ({"host": "evil.example:8410", "content-type": "application/json"}, 400, "allowed_hosts"),
+    ],
+)
+def test_browser_requests_are_refused(
+    h: Harness, headers: dict[str, str], status: int, needle: str
+) -> None:
+    with h.http() as http:
+        response = http.post("/v1/chat/completions", content=CHAT, headers=headers)
+    assert response.status_code == status
+    assert needle in response.json()["error"]["message"]
+    assert h.fake.seen == []
+
+
+def test_rebinding_cannot_read_the_pool(h: Harness) -> None:
+    with h.http() as http:
+        assert http.get("/quotapool/pool", headers={"host": "evil.example"}).status_code == 400
+        assert http.get("/quotapool/pool", headers={"host": "localhost:1"}).status_code == 200
+        assert http.get("/quotapool/pool", headers={"host": "[::1]:8410"}).status_code == 200
+
+
+def test_same_host_pages_and_configured_names_and_origins_pass(harness: HarnessFactory) -> None:
+    h = harness(allowed_hosts=["proxy.internal"], allowed_origins=["https://tools.example.com"])
+    with h.http() as http:
+        for headers in (
+            {"origin": "http://localhost:5173"},
+            {"origin": "https://tools.example.com"},
+            {"host": "proxy.internal:8410"},
+        ):
+            response = http.post(
+                "/v1/chat/completions",
+                content=CHAT,
+                headers={"content-type": "application/json", **headers},
+            )
+            assert response.status_code == 200, (headers, response.text)
+
+
+def test_a_web_page_cannot_open_a_websocket(h: Harness) -> None:
+    async def scenario() -> int:
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.ws_connect(
+                    f"{h.base}/backend-api/codex/responses",
+                    headers={"origin": "https://evil.example"},
+                ):
+                    return 101
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    assert asyncio.run(scenario()) == 403
+    assert h.fake.seen == []
