@@ -61,9 +61,9 @@ class Guard:
             if not self._host_allowed(host_name):
                 return Refusal(
                     400,
-                    f"Host {host_name!r} is not allowed. quotapool answers only to loopback names and "
-                    "the names in allowed_hosts (a guard against DNS rebinding); add it there "
-                    "if this is how clients reach it.",
+                    f"Host {host_name!r} is not allowed. quotapool answers only to loopback "
+                    "names and the names in allowed_hosts (a guard against DNS rebinding); add "
+                    "it there if this is how clients reach it.",
                 )
         if origin is not None and not self._origin_allowed(origin.decode("latin-1")):
             return Refusal(
