@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel
 
 from quotapool.testing import events
 from quotapool.testing.fake_auth import FakeAuth
@@ -34,6 +35,7 @@ from quotapool.testing.fake_model import (
     server_error,
     usage_limit,
 )
+from quotapool.testing.fake_schemas import ChatBody, MessagesBody, ResponsesBody, problem
 
 __all__ = [
     "Account",
@@ -45,6 +47,27 @@ __all__ = [
     "serving",
     "usage_limit",
 ]
+
+
+def _refused(dialect: str, field: str, message: str) -> web.HTTPBadRequest:
+    """The 400 each API answers a body it cannot take, in its own shape."""
+    if dialect == "anthropic":
+        body: dict[str, Any] = {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": f"{field}: {message}"},
+        }
+    elif dialect == "codex":
+        body = {"detail": message}
+    else:
+        body = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": field,
+                "code": "invalid_type",
+            }
+        }
+    return web.HTTPBadRequest(text=orjson.dumps(body).decode(), content_type="application/json")
 
 
 class FakeUpstream:
@@ -103,11 +126,21 @@ class FakeUpstream:
         return self.accounts.get(token)
 
     async def _enter(
-        self, request: web.Request, *, anthropic: bool = False
+        self,
+        request: web.Request,
+        *,
+        anthropic: bool = False,
+        schema: type[BaseModel] | None = None,
+        dialect: str = "openai",
     ) -> tuple[Account, dict[str, Any]]:
         account = self._auth(request)
         raw = await request.read() if request.can_read_body else b""
-        body: dict[str, Any] = orjson.loads(raw) if raw else {}
+        try:
+            body: dict[str, Any] = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            body = None  # type: ignore[assignment]
+        if schema is not None and (found := problem(schema, body)) is not None:
+            raise _refused(dialect, *found)
         headers = {k.lower(): v for k, v in request.headers.items()}
         name = account.name if account else None
         self.seen.append(Seen(request.path, name, body.get("model"), headers, body, raw))
@@ -196,7 +229,7 @@ class FakeUpstream:
     # --- Codex backend ------------------------------------------------------------------
 
     async def _codex_responses(self, request: web.Request) -> web.StreamResponse:
-        account, body = await self._enter(request)
+        account, body = await self._enter(request, schema=ResponsesBody, dialect="codex")
         if request.headers.get("chatgpt-account-id") != account.account_id:
             err = {
                 "error": {"type": "invalid_request_error", "message": "chatgpt-account-id mismatch"}
@@ -295,7 +328,7 @@ class FakeUpstream:
         return [p.decode() for p in payloads]
 
     async def _compact(self, request: web.Request) -> web.StreamResponse:
-        account, body = await self._enter(request)
+        account, body = await self._enter(request, schema=ResponsesBody, dialect="codex")
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, False, "openai")
         summary = {"type": "compaction", "encrypted_content": f"compacted by {account.name}"}
@@ -341,7 +374,7 @@ class FakeUpstream:
     # --- OpenAI ---------------------------------------------------------------------------
 
     async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
-        account, body = await self._enter(request)
+        account, body = await self._enter(request, schema=ResponsesBody)
         stream = body.get("stream") is True
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
@@ -356,7 +389,7 @@ class FakeUpstream:
         return web.json_response(events.response_object(body, account.text), headers=headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        account, body = await self._enter(request)
+        account, body = await self._enter(request, schema=ChatBody)
         stream = body.get("stream") is True
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
@@ -377,7 +410,9 @@ class FakeUpstream:
     # --- Anthropic ------------------------------------------------------------------------
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
-        account, body = await self._enter(request, anthropic=True)
+        account, body = await self._enter(
+            request, anthropic=True, schema=MessagesBody, dialect="anthropic"
+        )
         stream = body.get("stream") is True
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "anthropic")

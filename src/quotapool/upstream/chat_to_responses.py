@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from quotapool.upstream.chat_schema import ChatBody, problem
 from quotapool.upstream.usage import Usage, parse_usage
 
 
@@ -131,6 +132,9 @@ def chat_request_to_responses(body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise TranslationError("'messages' must be a non-empty array", "messages")
+    if (found := problem(ChatBody, body)) is not None:
+        field, message = found
+        raise TranslationError(message, field)
     instructions = [
         _plain_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     ]
