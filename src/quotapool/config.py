@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     read_timeout: float = Field(default=600.0, gt=0)
     """Longest silence from an upstream before the request fails."""
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
+    """On SIGTERM, requests in flight get this long to finish; open streams are then ended
+    with an error event (every request still gets its log row)."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
     allowed_hosts: tuple[str, ...] = ()

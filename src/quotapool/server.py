@@ -36,6 +36,7 @@ def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Con
         log_level=settings.log_level,
         server_header=False,
         date_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -18,6 +18,7 @@ ROUTES = [
     "/v1/responses/compact",
     "/v1/chat/completions",
     "/v1/messages",
+    "/v1/messages/count_tokens",
 ]
 MODELS = ["gpt-5.5", "gpt-4.1", "claude-sonnet-4-5", "nope"]
 
@@ -109,7 +110,7 @@ models = st.one_of(*[st.sampled_from(MODELS)] * 3, json_values)
 def bodies(route: str) -> st.SearchStrategy[dict[str, Any]]:
     """Mostly well-formed envelopes for the route, with anything inside them."""
     required: dict[str, st.SearchStrategy[Any]] = {"model": models}
-    if route in ("/v1/chat/completions", "/v1/messages"):
+    if route in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens"):
         required["messages"] = messages | json_values
     return st.fixed_dictionaries(
         required,

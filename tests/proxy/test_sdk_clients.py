@@ -197,3 +197,14 @@ def test_chat_stream_tokens_are_logged_without_changing_what_the_client_sees(h: 
         )
     )
     assert asked[-1].usage is not None and asked[-1].usage.completion_tokens == 7
+
+
+def test_anthropic_count_tokens_passes_through(h: Harness) -> None:
+    """Claude Code calls it on its own; the SDK's `count_tokens` must work through the pool."""
+    counted = h.anthropic().messages.count_tokens(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hello there"}]
+    )
+    assert counted.input_tokens > 0
+    seen = h.fake.seen[-1]
+    assert seen.path == "/v1/messages/count_tokens" and seen.headers["x-api-key"] == "sk-ant"
+    assert h.rows(1)[-1]["route"] == "count_tokens"

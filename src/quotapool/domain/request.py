@@ -16,6 +16,8 @@ class Route(StrEnum):
     """`/responses/compact`: routed like a response, tool-only fields removed."""
     CHAT = "chat"
     MESSAGES = "messages"
+    COUNT_TOKENS = "count_tokens"
+    """`/v1/messages/count_tokens`: Anthropic's token count, routed like messages."""
     WEBSOCKET = "websocket"
     """The Codex WebSocket transport (its model is known only after the upgrade)."""
 
@@ -25,6 +27,7 @@ SERVED_BY: dict[Route, frozenset[Kind]] = {
     Route.COMPACT: frozenset({Kind.CODEX, Kind.OPENAI}),
     Route.CHAT: frozenset({Kind.OPENAI, Kind.CODEX}),
     Route.MESSAGES: frozenset({Kind.ANTHROPIC}),
+    Route.COUNT_TOKENS: frozenset({Kind.ANTHROPIC}),
     Route.WEBSOCKET: frozenset({Kind.CODEX}),
 }
 """Which credential kinds can answer each client API."""

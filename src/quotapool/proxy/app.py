@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import itertools
@@ -20,6 +21,7 @@ from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_bo
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.record import Record
+from quotapool.proxy.relay import error_event
 from quotapool.proxy.ws import refuse
 from quotapool.upstream.base import ClientRequest
 
@@ -72,6 +74,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/backend-api/codex/responses/compact": Endpoint(("POST",), Dialect.CODEX, Route.COMPACT),
     "/v1/chat/completions": Endpoint(("POST",), Dialect.OPENAI, Route.CHAT),
     "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
+    "/v1/messages/count_tokens": Endpoint(("POST",), Dialect.ANTHROPIC, Route.COUNT_TOKENS),
     "/v1/models": Endpoint(("GET",), Dialect.OPENAI),
     "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
     "/health": Endpoint(("GET",), Dialect.OPENAI),
@@ -208,6 +211,8 @@ class ProxyApp:
         self._startup = on_startup
         self._shutdown = on_shutdown
         self._ids = itertools.count(1)
+        self._active = 0
+        """Client requests (and sockets) being served; shutdown waits for their log rows."""
         self._watches = DisconnectWatches()
         self._id_prefix = os.urandom(4).hex()
 
@@ -237,11 +242,26 @@ class ProxyApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._drained(DRAIN_AFTER_CANCEL_SECONDS)
                 await self._shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _drained(self, timeout: float) -> None:
+        """Wait (bounded) for requests cut at shutdown to write their rows and last events."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._active and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._active += 1
+        try:
+            await self._bridge(scope, receive, send)
+        finally:
+            self._active -= 1
+
+    async def _bridge(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         request_id = self._request_id()
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
@@ -351,14 +371,16 @@ class ProxyApp:
             return  # the client left while sending its body
         record.model, record.stream = request.model, request.stream
         watch = self._watches.watch(receive)
+        self._active += 1
         try:
             await self._serve(request, dialect, send, record, base)
         except asyncio.CancelledError:
-            if not watch.disconnected:
-                raise
-            if watch.handler is not None:
-                watch.handler.uncancel()
-            record.status, record.error = 499, "client disconnected"
+            if watch.disconnected:
+                if watch.handler is not None:
+                    watch.handler.uncancel()
+                record.status, record.error = 499, "client disconnected"
+            else:  # the server is shutting down and the grace period is over
+                await _cut_at_shutdown(send, record, route, dialect, base)
         except Exception as exc:  # a bug must cost one request, never leak a traceback
             log.exception("request %s failed", request_id)
             record.status, record.error = 500, f"internal error: {type(exc).__name__}"
@@ -369,9 +391,29 @@ class ProxyApp:
                 )
                 await _send_error(send, base, error(dialect, 500, message))
         finally:
+            self._active -= 1
             self._watches.stop(watch)
             record.latency_ms = (self._now() - record.at) * 1000.0
             self._submit(record.row())
+
+
+DRAIN_AFTER_CANCEL_SECONDS = 2.0
+"""After the grace period, how long shutdown waits for cut requests to end their streams and
+queue their rows before the log writers stop."""
+SHUTDOWN_MESSAGE = "quotapool is shutting down; this request was cut. Send it again."
+
+
+async def _cut_at_shutdown(
+    send: Send, record: Record, route: Route, dialect: Dialect, base: Headers
+) -> None:
+    """End a request the shutdown cut: an error event if its stream started, else a 503."""
+    record.error = "cut at shutdown"
+    with contextlib.suppress(Exception):
+        if record.ttfb_ms is None:
+            record.status = 503
+            await _send_error(send, base, error(dialect, 503, SHUTDOWN_MESSAGE))
+        elif record.stream:
+            await send({"type": "http.response.body", "body": error_event(route, SHUTDOWN_MESSAGE)})
 
 
 WATCH_AFTER_SECONDS = 1.0

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from quotapool.upstream.chat_schema import ChatBody, problem
 
-__all__ = ["ChatBody", "MessagesBody", "ResponsesBody", "problem"]
+__all__ = ["ChatBody", "CountTokensBody", "MessagesBody", "ResponsesBody", "problem"]
 
 
 class _Body(BaseModel):
@@ -52,6 +52,15 @@ class ResponsesBody(_Body):
 class _AnthropicMessage(_Body):
     role: Literal["user", "assistant"]
     content: str | list[_Typed]
+
+
+class CountTokensBody(_Body):
+    model: str
+    messages: list[_AnthropicMessage]
+    system: str | list[_Typed] | None = None
+    tools: list[Object] | None = None
+    tool_choice: Object | None = None
+    thinking: Object | None = None
 
 
 class MessagesBody(_Body):

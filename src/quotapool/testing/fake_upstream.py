@@ -35,7 +35,13 @@ from quotapool.testing.fake_model import (
     server_error,
     usage_limit,
 )
-from quotapool.testing.fake_schemas import ChatBody, MessagesBody, ResponsesBody, problem
+from quotapool.testing.fake_schemas import (
+    ChatBody,
+    CountTokensBody,
+    MessagesBody,
+    ResponsesBody,
+    problem,
+)
 
 __all__ = [
     "Account",
@@ -87,6 +93,7 @@ class FakeUpstream:
         r.add_post("/v1/chat/completions", self._chat)
         r.add_get("/v1/models", self._models)
         r.add_post("/v1/messages", self._messages)
+        r.add_post("/v1/messages/count_tokens", self._count_tokens)
         self.auth.routes(r)
         r.add_get("/_fake/requests", self._requests)
         r.add_post("/_fake/accounts/{token}", self._script)
@@ -425,6 +432,17 @@ class FakeUpstream:
                 headers,
             )
         return web.json_response(events.anthropic_message(body, account.text), headers=headers)
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        account, body = await self._enter(
+            request, anthropic=True, schema=CountTokensBody, dialect="anthropic"
+        )
+        if (failure := account.next_failure()) is not None:
+            return await self._failure(request, failure, False, "anthropic")
+        words = len(orjson.dumps(body.get("messages")).split())
+        return web.json_response(
+            {"input_tokens": 3 + words}, headers=self._quota_headers(account, "anthropic")
+        )
 
     # --- control --------------------------------------------------------------------------
 

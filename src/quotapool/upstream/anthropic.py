@@ -1,4 +1,4 @@
-"""Anthropic API keys: `/v1/messages` passes through with `x-api-key`."""
+"""Anthropic API keys: `/v1/messages` (and its `count_tokens`) pass through with `x-api-key`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
+from quotapool.domain.request import Route
 from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
 from quotapool.upstream.signals import parse_anthropic_headers
 
@@ -23,7 +24,10 @@ class AnthropicTransport:
         headers["x-api-key"] = secret.token
         headers.setdefault("anthropic-version", self.default_version)
         headers["content-type"] = "application/json"
-        url = f"{credential.base_url}/v1/messages"
+        path = (
+            "/v1/messages/count_tokens" if request.route is Route.COUNT_TOKENS else "/v1/messages"
+        )
+        url = f"{credential.base_url}{path}"
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
