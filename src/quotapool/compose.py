@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,8 @@ import aiohttp
 from sqlalchemy import Engine
 
 from quotapool import __version__
-from quotapool.accounts.crypto import KEY_FILE_NAME, SecretBox, load_or_create_key
 from quotapool.accounts.live import LiveAccounts
+from quotapool.accounts.refresh import TokenRefresher
 from quotapool.accounts.usage_poller import UsagePoller
 from quotapool.clock import Clock, SystemClock
 from quotapool.config import ConfigError, RoutingConfig, Settings
@@ -30,6 +31,7 @@ from quotapool.routing.base import RoutingPolicy, Strategy
 from quotapool.routing.filters import available
 from quotapool.routing.pricing import DEFAULT_PRICES
 from quotapool.routing.registry import build_strategy
+from quotapool.secrets import KEY_FILE_NAME, Redactor, Secret, SecretBox, load_or_create_key
 from quotapool.store.accounts import AccountStore
 from quotapool.store.affinity import MemoryAffinityStore
 from quotapool.store.batch import BatchWriter
@@ -39,7 +41,7 @@ from quotapool.store.sql.schema import usage_history
 from quotapool.store.usage_history import UsageHistory
 from quotapool.tasks import TaskSet
 from quotapool.upstream.anthropic import AnthropicTransport
-from quotapool.upstream.base import Secret, Transport
+from quotapool.upstream.base import Transport
 from quotapool.upstream.codex import CodexTransport
 from quotapool.upstream.openai import OpenAITransport
 
@@ -104,6 +106,24 @@ class Quotapool:
     tasks: TaskSet = field(default_factory=TaskSet)
 
 
+def pool_secrets(secrets: Mapping[str, Secret], refresher: TokenRefresher) -> list[str]:
+    """Every key, access token and refresh token the pool holds, as it is now."""
+    tokens = [secret.token for secret in secrets.values()]
+    for state in refresher.accounts.values():
+        tokens += [t for t in (state.tokens.access_token, state.tokens.refresh_token) if t]
+    return tokens
+
+
+def readiness(
+    pool: MemoryPoolStore, clock: Clock, writers: list[BatchWriter]
+) -> tuple[bool, dict[str, Any]]:
+    """Ready while a credential is eligible; the writers' health is detail (an outage of the
+    database does not stop serving: its rows wait in the journal)."""
+    snapshot, now = pool.snapshot(), clock.now()
+    eligible = any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
+    return eligible, {str(w.table.name): w.health().as_dict() for w in writers}
+
+
 def open_accounts(settings: Settings, engine: Engine, *, create_key: bool = True) -> AccountStore:
     """The account store, with the key file (created on first run) that seals its secrets."""
     home = settings.resolved_home
@@ -163,6 +183,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         sticky=routing.session_affinity,
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
+        redact=Redactor(lambda: pool_secrets(secrets, refresher)),
     )
     request_log = (
         BatchWriter(engine, journal=journals / "requests.jsonl") if settings.request_log else None
@@ -184,12 +205,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         return openai_models(model_ids(pool.snapshot().credentials, settings.codex_models))
 
     def ready() -> tuple[bool, dict[str, Any]]:
-        """Ready while a credential is eligible; the writers' health is detail (an outage of
-        the database does not stop serving: its rows wait in the journal)."""
-        snapshot, now = pool.snapshot(), clock.now()
-        eligible = any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
-        detail = {str(w.table.name): w.health().as_dict() for w in writers}
-        return eligible, detail
+        return readiness(pool, clock, writers)
 
     async def startup() -> None:
         timeout = aiohttp.ClientTimeout(

@@ -13,7 +13,6 @@ from collections.abc import Callable, MutableMapping, Sequence
 
 import aiohttp
 
-from quotapool.accounts.crypto import SecretBox
 from quotapool.accounts.refresh import TokenRefresher
 from quotapool.accounts.registry import LoadedAccount, load
 from quotapool.clock import Clock
@@ -21,10 +20,10 @@ from quotapool.config import ConfigError
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.state import OUT_OF_SERVICE, Status
+from quotapool.secrets import Secret, SecretBox
 from quotapool.store.accounts import AccountStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.tasks import TaskSet
-from quotapool.upstream.base import Secret
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import aiohttp
 from aiohttp import web
 
+from quotapool.secrets import MIN_SECRET_LENGTH, REDACTED
+
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 """The Codex CLI's public client id."""
 CALLBACK_PORT = 1455
@@ -113,6 +115,12 @@ async def _token_request(
         error = payload.get("error") if isinstance(payload, dict) else None
         code = error.get("code") if isinstance(error, dict) else error
         description = payload.get("error_description") if isinstance(payload, dict) else None
+        if isinstance(description, str):  # an auth server may echo what it was sent
+            for field in ("refresh_token", "code", "code_verifier"):
+                if len(value := form.get(field, "")) >= MIN_SECRET_LENGTH:
+                    description = description.replace(value, REDACTED)
+        if isinstance(code, str):
+            code = code[:100]
         message = f"token endpoint answered {status}: {code or 'error'}" + (
             f" ({description})" if description else ""
         )

@@ -14,9 +14,9 @@ from quotapool.accounts.jwt import TokenError, claims
 from quotapool.clock import Clock
 from quotapool.domain.outcome import Refreshed, StatusSet
 from quotapool.domain.state import Status
+from quotapool.secrets import Secret
 from quotapool.store.accounts import AccountStore, Tokens
 from quotapool.store.base import PoolStore
-from quotapool.upstream.base import Secret
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from quotapool.accounts.crypto import SecretBox
 from quotapool.accounts.refresh import TokenState
 from quotapool.domain.credential import Credential, Kind, Policy
 from quotapool.domain.state import Status
+from quotapool.secrets import Secret, SecretBox
 from quotapool.store.accounts import AccountRow
-from quotapool.upstream.base import Secret
 
 
 @dataclass(frozen=True, slots=True)

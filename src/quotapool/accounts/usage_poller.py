@@ -12,8 +12,8 @@ from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Observed
 from quotapool.domain.state import OUT_OF_SERVICE
+from quotapool.secrets import Secret
 from quotapool.store.base import PoolStore
-from quotapool.upstream.base import Secret
 from quotapool.upstream.codex import codex_auth
 from quotapool.upstream.signals import parse_wham_usage
 

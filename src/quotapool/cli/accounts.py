@@ -21,13 +21,13 @@ from rich.table import Table
 from sqlalchemy import select
 
 from quotapool.accounts import oauth
-from quotapool.accounts.crypto import KeyFileError
 from quotapool.accounts.import_ import auth_json, read_all
 from quotapool.accounts.jwt import TokenError, identity
 from quotapool.compose import open_accounts
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.credential import Kind
 from quotapool.domain.state import Status
+from quotapool.secrets import KeyFileError
 from quotapool.store.accounts import AccountError, AccountStore, CodexLogin, Tokens
 from quotapool.store.sql.db import make_engine, migrate
 from quotapool.store.sql.schema import usage_history

@@ -33,9 +33,10 @@ from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
 from quotapool.routing.engine import select
 from quotapool.routing.filters import comes_back_at
+from quotapool.secrets import Redactor, Secret
 from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
-from quotapool.upstream.base import ClientRequest, Relay, Secret, Transport, UpstreamCall
+from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter, TranslationError
 from quotapool.upstream.signals import Verdict, classify_error
 from quotapool.upstream.usage import Usage, parse_usage
@@ -110,7 +111,10 @@ class Dispatcher:
         sticky: bool = True,
         refresher: Refresher | None = None,
         on_unauthorized: Callable[[str], None] = lambda _credential_id: None,
+        redact: Redactor | None = None,
     ) -> None:
+        self.redact = redact if redact is not None else Redactor(tuple)
+        """Keeps pool secrets out of upstream errors before they are relayed, stored or read."""
         self.pool = pool
         self.refresher = refresher
         self.affinity = affinity if affinity is not None else MemoryAffinityStore()
@@ -319,9 +323,12 @@ class Dispatcher:
             # path to its first byte), except when it decides a failover.
             if response.status >= 400:
                 quota = transport.quota(response.headers, now)
-                body = await response.read()
+                body = self.redact.bytes(await response.read())
                 verdict = classify_error(response.status, response.headers, body, now)
-                upstream = _upstream_headers(response, keep_content_type=True)
+                upstream = [
+                    (name, self.redact.bytes(value))
+                    for name, value in _upstream_headers(response, keep_content_type=True)
+                ]
                 if response.status == 401:
                     self.on_unauthorized(cid)
                 if verdict.failover:
@@ -352,7 +359,7 @@ class Dispatcher:
             if isinstance(outcome, StreamFailure):
                 held.settle(_settling(cid, outcome.verdict, clock.now(), quota, gated))
                 record.error = outcome.verdict.reason
-                return outcome.status, outcome.body, [_JSON_TYPE]
+                return outcome.status, self.redact.bytes(outcome.body), [_JSON_TYPE]
             if isinstance(outcome, str):
                 held.settle(Failed(cid, clock.now(), outcome))
             else:

@@ -15,8 +15,8 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
 from quotapool.domain.state import LIMITED
 from quotapool.routing.filters import available
+from quotapool.secrets import Secret
 from quotapool.store.base import PoolStore
-from quotapool.upstream.base import Secret
 from quotapool.upstream.codex import codex_auth
 
 log = logging.getLogger(__name__)

@@ -265,7 +265,7 @@ class WebSocketBridge:
                     failure = {
                         "type": "error",
                         "status": response.status,
-                        "error": _error_of(await response.read()),
+                        "error": _error_of(d.redact.bytes(await response.read())),
                     }
                     await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
                     return

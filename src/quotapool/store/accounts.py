@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from quotapool.accounts.crypto import SecretBox
 from quotapool.domain.credential import Kind
+from quotapool.secrets import SecretBox
 from quotapool.store.sql.schema import accounts
 
 

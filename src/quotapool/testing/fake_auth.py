@@ -83,8 +83,10 @@ class FakeAuth:
             if account.refresh_delay:
                 await asyncio.sleep(account.refresh_delay)
             if account.refresh_error:
+                # Careless auth servers echo what they were sent: quotapool must not log it.
+                echo = f"refresh token {form.get('refresh_token')} refused"
                 return web.json_response(
-                    {"error": account.refresh_error},
+                    {"error": account.refresh_error, "error_description": echo},
                     status=400 if account.refresh_error == "invalid_grant" else 500,
                 )
             tokens = self.issue_tokens(account)

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
-from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+from quotapool.secrets import Secret
+from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
+from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_anthropic_headers
 
 
@@ -20,7 +22,7 @@ class AnthropicTransport:
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
     ) -> UpstreamCall:
-        headers = dict(request.headers)
+        headers = forwarded(request.headers, Kind.ANTHROPIC)
         headers["x-api-key"] = secret.token
         headers.setdefault("anthropic-version", self.default_version)
         headers["content-type"] = "application/json"

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
+from quotapool.secrets import Secret
 
 
 class Relay(Enum):
@@ -36,17 +37,6 @@ class ClientRequest:
     """Client headers, lower-case, already stripped of hop-by-hop and client credentials."""
     client: str = ""
     """A digest of the client's own credential: tells clients apart without keeping it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """What authenticates a credential upstream. Never logged, never in a snapshot."""
-
-    token: str
-    account_id: str | None = None
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
 
 
 @dataclass(frozen=True, slots=True)

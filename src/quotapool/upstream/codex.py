@@ -9,14 +9,17 @@ import orjson
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
-from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+from quotapool.secrets import Secret
+from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
 from quotapool.upstream.chat_to_responses import chat_request_to_responses
+from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
 
 
 def codex_auth(secret: Secret, headers: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`headers` with the account's credentials: its access token and ChatGPT account id."""
-    merged = dict(headers or {})
+    """The client `headers` the Codex backend may see, with the account's credentials: its
+    access token and ChatGPT account id."""
+    merged = forwarded(headers, Kind.CODEX) if headers else {}
     merged["authorization"] = f"Bearer {secret.token}"
     if secret.account_id:
         merged["chatgpt-account-id"] = secret.account_id

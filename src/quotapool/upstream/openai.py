@@ -9,7 +9,9 @@ import orjson
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
-from quotapool.upstream.base import ClientRequest, Relay, Secret, UpstreamCall
+from quotapool.secrets import Secret
+from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
+from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_openai_headers
 
 _PATHS = {
@@ -25,7 +27,7 @@ class OpenAITransport:
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
     ) -> UpstreamCall:
-        headers = dict(request.headers)
+        headers = forwarded(request.headers, Kind.OPENAI)
         headers["authorization"] = f"Bearer {secret.token}"
         headers["content-type"] = "application/json"
         url = credential.base_url + _PATHS[request.route]

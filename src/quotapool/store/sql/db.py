@@ -9,7 +9,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from quotapool.secrets import private_file, private_home
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+SIDE_FILES = ("-wal", "-shm")
+"""SQLite creates these with the database's mode; ones left by an older run are made 0600."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -25,7 +29,12 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(path)
+            private_home(database.parent)
+            private_file(database)
+            for suffix in SIDE_FILES:
+                if (side := database.with_name(database.name + suffix)).exists():
+                    side.chmod(0o600)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
