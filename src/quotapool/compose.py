@@ -246,6 +246,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         pool_view=lambda: pool_view(pool.snapshot(), clock.now()),
         now=clock.now,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
         allow_remote=settings.allow_remote,
         guard=Guard.build(settings.host, settings.allowed_hosts, settings.allowed_origins),
         on_startup=startup,

@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     codex_models: tuple[str, ...] = ("gpt-5.5", "gpt-5.4", "gpt-5.3-codex", "gpt-5.4-mini")
     """Models listed for Codex accounts by `/v1/models`."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Largest request body, and largest WebSocket message from a client (closed with 1009)."""
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    """Largest request line + headers (431 past it)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection must send a request's headers within this long (408 otherwise)."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Longest wait for the next part of a request body (408 otherwise)."""
+    max_connections: int = Field(default=512, gt=0)
+    """Client connections served at once; more are answered 503 and closed."""
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=600.0, gt=0)
     """Longest silence from an upstream before the request fails."""

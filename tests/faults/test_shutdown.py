@@ -3,10 +3,7 @@ error event in their own dialect; the process exits; every request has its log r
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,9 +13,9 @@ import httpx
 from quotapool.store.batch import recent
 from quotapool.store.sql.db import make_engine
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
+from tests.faults.process import serve
 
 CONFIG = """
-port = {port}
 codex_base_url = "{upstream}/backend-api"
 usage_poll_interval = 0
 shutdown_grace_seconds = 1
@@ -35,81 +32,52 @@ base_url = "{upstream}"
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_sigterm_cuts_long_streams_with_an_error_event_and_logs_every_row(tmp_path: Path) -> None:
     fake = FakeUpstream()
     for token, name in (("tok-a", "alpha"), ("sk-ant", "claude")):
         account = fake.add(token, name=name, account_id="acct-a" if name == "alpha" else None)
         account.event_delay = 0.5  # streams of ~10 s
         account.deltas = 20
-    port = free_port()
-    with run_in_thread(fake) as upstream:
-        config = tmp_path / "quotapool.toml"
-        config.write_text(CONFIG.format(port=port, upstream=upstream))
-        env = {**os.environ, "QUOTAPOOL_HOME": str(tmp_path / "home")}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "quotapool.cli.main", "serve", "--config", str(config)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    httpx.get(f"{base}/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            bodies: dict[str, bytes] = {}
+    with run_in_thread(fake) as upstream, serve(tmp_path, CONFIG.format(upstream=upstream)) as qp:
+        bodies: dict[str, bytes] = {}
 
-            def stream(name: str, path: str, body: dict[str, object]) -> None:
-                with httpx.Client(timeout=30) as client:
-                    bodies[name] = client.post(f"{base}{path}", json=body).content
+        def stream(name: str, path: str, body: dict[str, object]) -> None:
+            with httpx.Client(timeout=30) as client:
+                bodies[name] = client.post(f"{qp.base}{path}", json=body).content
 
-            streams = [
-                ("responses", "/v1/responses", {"model": "gpt-5.5", "input": "hi", "stream": True}),
-                (
-                    "chat",
-                    "/v1/chat/completions",
-                    {
-                        "model": "gpt-5.5",
-                        "stream": True,
-                        "messages": [{"role": "user", "content": "hi"}],
-                    },
-                ),
-                (
-                    "messages",
-                    "/v1/messages",
-                    {
-                        "model": "claude-x",
-                        "max_tokens": 9,
-                        "stream": True,
-                        "messages": [{"role": "user", "content": "hi"}],
-                    },
-                ),
-            ]
-            threads = [threading.Thread(target=stream, args=s) for s in streams]
-            for thread in threads:
-                thread.start()
-            time.sleep(1.5)  # every stream has started
-            signalled = time.monotonic()
-            server.send_signal(signal.SIGTERM)
-            for thread in threads:
-                thread.join(15)
-            server.wait(15)
-            took = time.monotonic() - signalled
-        finally:
-            if server.poll() is None:
-                server.kill()
-            output = server.communicate()[0].decode()
+        streams = [
+            ("responses", "/v1/responses", {"model": "gpt-5.5", "input": "hi", "stream": True}),
+            (
+                "chat",
+                "/v1/chat/completions",
+                {
+                    "model": "gpt-5.5",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            ),
+            (
+                "messages",
+                "/v1/messages",
+                {
+                    "model": "claude-x",
+                    "max_tokens": 9,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            ),
+        ]
+        threads = [threading.Thread(target=stream, args=s) for s in streams]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)  # every stream has started
+        signalled = time.monotonic()
+        qp.process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(15)
+        qp.process.wait(15)
+        took = time.monotonic() - signalled
+    server, output = qp.process, qp.output
     assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal
     assert took < 1 + 2 + 2, took  # the grace period, the drain, and start-up slack
     assert b"event: error" in bodies["responses"] and b"shutting down" in bodies["responses"]

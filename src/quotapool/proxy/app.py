@@ -97,8 +97,27 @@ class BadRequest(Exception):
         self.response = response
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int, dialect: Dialect) -> bytes:
-    """The whole request body, refusing (413) past `limit` bytes without buffering it all."""
+async def read_body(
+    scope: Scope, receive: Receive, limit: int, dialect: Dialect, timeout: float = 30.0
+) -> bytes:
+    """The whole request body, refusing (413) past `limit` bytes without buffering it all, and
+    (408) a body that stops arriving for `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            return await _read_body(scope, receive, limit, dialect, deadline, timeout)
+    except TimeoutError:
+        message = f"The request body stopped arriving for {timeout:g} s; send it whole."
+        raise BadRequest(error(dialect, 408, message)) from None
+
+
+async def _read_body(
+    scope: Scope,
+    receive: Receive,
+    limit: int,
+    dialect: Dialect,
+    deadline: asyncio.Timeout,
+    timeout: float,
+) -> bytes:
 
     def too_large() -> BadRequest:
         message = (
@@ -123,6 +142,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int, dialect: Dialect
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        deadline.reschedule(asyncio.get_running_loop().time() + timeout)  # per part, not whole
 
 
 def parse_request(
@@ -192,6 +212,7 @@ class ProxyApp:
         pool_view: Callable[[], bytes],
         now: Callable[[], float],
         max_body_bytes: int,
+        body_timeout: float,
         allow_remote: bool,
         guard: Guard,
         on_startup: Callable[[], Awaitable[None]],
@@ -206,6 +227,7 @@ class ProxyApp:
         self._pool_view = pool_view
         self._now = now
         self._limit = max_body_bytes
+        self._body_timeout = body_timeout
         self._allow_remote = allow_remote
         self._guard = guard
         self._startup = on_startup
@@ -360,7 +382,7 @@ class ProxyApp:
     ) -> None:
         record = Record(request_id, self._now(), route.value, scope["path"])
         try:
-            body = await read_body(scope, receive, self._limit, dialect)
+            body = await read_body(scope, receive, self._limit, dialect, self._body_timeout)
             request = parse_request(route, body, scope["headers"], dialect)
         except BadRequest as bad:
             record.status, record.error = bad.response.status, bad.response.body.decode()

@@ -84,7 +84,7 @@ class FakeAuth:
                 await asyncio.sleep(account.refresh_delay)
             if account.refresh_error:
                 # Careless auth servers echo what they were sent: quotapool must not log it.
-                echo = f"refresh token {form.get('refresh_token')} refused"
+                echo = "refresh token " + str(form.get("refresh_token")) + " refused"
                 return web.json_response(
                     {"error": account.refresh_error, "error_description": echo},
                     status=400 if account.refresh_error == "invalid_grant" else 500,
