@@ -21,6 +21,7 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
+from quotapool.net.aiohttp import AiohttpClient
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
@@ -200,8 +201,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     )
 
     async def models(dialect: Dialect) -> bytes:
-        if dialect is Dialect.CODEX and dispatcher.session is not None:
-            return await codex_models.fetch(dispatcher.session)
+        if dialect is Dialect.CODEX and session_holder:
+            return await codex_models.fetch(session_holder[0])
         return openai_models(model_ids(pool.snapshot().credentials, settings.codex_models))
 
     def ready() -> tuple[bool, dict[str, Any]]:
@@ -218,7 +219,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             skip_auto_headers=("Content-Type",),
         )
         session_holder.append(session)
-        dispatcher.session = session
+        dispatcher.client = AiohttpClient(session)
         if request_log is not None:
             tasks.spawn(request_log.run(), "request-log-writer")
         tasks.spawn(history.run(), "usage-history-writer")
@@ -234,8 +235,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
 
     async def shutdown() -> None:
         await tasks.cancel_all()
-        if dispatcher.session is not None:
-            await dispatcher.session.close()
+        if session_holder:
+            await session_holder[0].close()
         engine.dispose()
 
     app = ProxyApp(

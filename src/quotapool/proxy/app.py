@@ -97,27 +97,15 @@ class BadRequest(Exception):
         self.response = response
 
 
+class ClientLeft(Exception):
+    """The client went away while sending its request."""
+
+
 async def read_body(
-    scope: Scope, receive: Receive, limit: int, dialect: Dialect, timeout: float = 30.0
+    scope: Scope, receive: Receive, limit: int, dialect: Dialect, watch: _Watch | None = None
 ) -> bytes:
-    """The whole request body, refusing (413) past `limit` bytes without buffering it all, and
-    (408) a body that stops arriving for `timeout` seconds."""
-    try:
-        async with asyncio.timeout(timeout) as deadline:
-            return await _read_body(scope, receive, limit, dialect, deadline, timeout)
-    except TimeoutError:
-        message = f"The request body stopped arriving for {timeout:g} s; send it whole."
-        raise BadRequest(error(dialect, 408, message)) from None
-
-
-async def _read_body(
-    scope: Scope,
-    receive: Receive,
-    limit: int,
-    dialect: Dialect,
-    deadline: asyncio.Timeout,
-    timeout: float,
-) -> bytes:
+    """The whole request body, refusing (413) past `limit` bytes without buffering it all. Each
+    part that arrives is noted on `watch`, whose sweep cuts a body that stops arriving."""
 
     def too_large() -> BadRequest:
         message = (
@@ -134,15 +122,18 @@ async def _read_body(
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError
+            raise ClientLeft
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
+            if watch is not None:
+                watch.reading = False
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        deadline.reschedule(asyncio.get_running_loop().time() + timeout)  # per part, not whole
+        if watch is not None:
+            watch.progress = asyncio.get_running_loop().time()
 
 
 def parse_request(
@@ -227,7 +218,6 @@ class ProxyApp:
         self._pool_view = pool_view
         self._now = now
         self._limit = max_body_bytes
-        self._body_timeout = body_timeout
         self._allow_remote = allow_remote
         self._guard = guard
         self._startup = on_startup
@@ -235,7 +225,7 @@ class ProxyApp:
         self._ids = itertools.count(1)
         self._active = 0
         """Client requests (and sockets) being served; shutdown waits for their log rows."""
-        self._watches = DisconnectWatches()
+        self._watches = DisconnectWatches(body_timeout=body_timeout)
         self._id_prefix = os.urandom(4).hex()
 
     def _request_id(self) -> str:
@@ -381,26 +371,31 @@ class ProxyApp:
         base: Headers,
     ) -> None:
         record = Record(request_id, self._now(), route.value, scope["path"])
-        try:
-            body = await read_body(scope, receive, self._limit, dialect, self._body_timeout)
-            request = parse_request(route, body, scope["headers"], dialect)
-        except BadRequest as bad:
-            record.status, record.error = bad.response.status, bad.response.body.decode()
-            self._submit(record.row())
-            await _send_error(send, base, bad.response)
-            return
-        except asyncio.CancelledError:
-            return  # the client left while sending its body
-        record.model, record.stream = request.model, request.stream
-        watch = self._watches.watch(receive)
+        watch = self._watches.watch(receive, reading=True)
         self._active += 1
         try:
+            body = await read_body(scope, receive, self._limit, dialect, watch)
+            request = parse_request(route, body, scope["headers"], dialect)
+            record.model, record.stream = request.model, request.stream
             await self._serve(request, dialect, send, record, base)
+        except BadRequest as bad:
+            record.status, record.error = bad.response.status, bad.response.body.decode()
+            await _send_error(send, base, bad.response)
+        except ClientLeft:
+            record.status, record.error = 499, "client left while sending its body"
         except asyncio.CancelledError:
-            if watch.disconnected:
+            if watch.disconnected or watch.body_late:
                 if watch.handler is not None:
                     watch.handler.uncancel()
-                record.status, record.error = 499, "client disconnected"
+                if watch.body_late:
+                    record.status, record.error = 408, "request body stopped arriving"
+                    message = (
+                        f"The request body stopped arriving for {self._watches.body_timeout:g} "
+                        "s; send it whole."
+                    )
+                    await _send_error(send, base, error(dialect, 408, message))
+                else:
+                    record.status, record.error = 499, "client disconnected"
             else:  # the server is shutting down and the grace period is over
                 await _cut_at_shutdown(send, record, route, dialect, base)
         except Exception as exc:  # a bug must cost one request, never leak a traceback
@@ -444,22 +439,24 @@ finish sooner, and a watcher task per request would cost a quarter of the throug
 
 
 class DisconnectWatches:
-    """Cancels a request's task when its client goes away, so the upstream call is cancelled.
+    """Cancels a request's task when its client goes away (so the upstream call is cancelled)
+    or when its body stops arriving for `body_timeout` seconds.
 
-    One timer sweeps the running requests; only those older than `WATCH_AFTER_SECONDS` get a
-    watcher task (a timer per request costs more than the watching)."""
+    One timer sweeps the running requests; only those older than `WATCH_AFTER_SECONDS` that
+    have their body get a watcher task (a timer per request costs more than the watching)."""
 
-    def __init__(self, after: float = WATCH_AFTER_SECONDS) -> None:
+    def __init__(self, after: float = WATCH_AFTER_SECONDS, body_timeout: float = 30.0) -> None:
         self.after = after
+        self.body_timeout = body_timeout
         self._running: dict[int, _Watch] = {}
         self._sweep: asyncio.TimerHandle | None = None
 
-    def watch(self, receive: Receive) -> _Watch:
+    def watch(self, receive: Receive, *, reading: bool = False) -> _Watch:
         loop = asyncio.get_running_loop()
-        watch = _Watch(asyncio.current_task(), receive, loop.time())
+        watch = _Watch(asyncio.current_task(), receive, loop.time(), reading)
         self._running[id(watch)] = watch
         if self._sweep is None:
-            self._sweep = loop.call_later(self.after / 2, self._start_due)
+            self._sweep = loop.call_later(self.after / 2, self._sweep_due)
         return watch
 
     def stop(self, watch: _Watch) -> None:
@@ -468,22 +465,43 @@ class DisconnectWatches:
         if watch.watcher is not None:
             watch.watcher.cancel()
 
-    def _start_due(self) -> None:
+    def _sweep_due(self) -> None:
         loop = asyncio.get_running_loop()
-        due = loop.time() - self.after
+        now = loop.time()
         for watch in self._running.values():
-            if watch.watcher is None and watch.started <= due:
+            if watch.reading:
+                if now - watch.progress > self.body_timeout and watch.handler is not None:
+                    watch.body_late = True
+                    watch.handler.cancel()
+            elif watch.watcher is None and watch.started <= now - self.after:
                 watch.watcher = asyncio.ensure_future(watch.wait())
-        self._sweep = loop.call_later(self.after / 2, self._start_due) if self._running else None
+        self._sweep = loop.call_later(self.after / 2, self._sweep_due) if self._running else None
 
 
 class _Watch:
-    __slots__ = ("disconnected", "done", "handler", "receive", "started", "watcher")
+    __slots__ = (
+        "body_late",
+        "disconnected",
+        "done",
+        "handler",
+        "progress",
+        "reading",
+        "receive",
+        "started",
+        "watcher",
+    )
 
-    def __init__(self, handler: asyncio.Task[Any] | None, receive: Receive, started: float):
+    def __init__(
+        self, handler: asyncio.Task[Any] | None, receive: Receive, started: float, reading: bool
+    ) -> None:
         self.handler = handler
         self.receive = receive
         self.started = started
+        self.reading = reading
+        """The body is still arriving (no disconnect watcher may read meanwhile)."""
+        self.progress = started
+        """When the last part of the body arrived."""
+        self.body_late = False
         self.disconnected = False
         self.done = False
         self.watcher: asyncio.Future[None] | None = None

@@ -5,16 +5,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
-import aiohttp
 import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.outcome import Failed, Limited, Observed, Served
+from quotapool.domain.outcome import Failed, Observed, Served
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
+from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.record import Record
@@ -38,7 +38,7 @@ from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter, TranslationError
-from quotapool.upstream.signals import Verdict, classify_error
+from quotapool.upstream.signals import classify_error
 from quotapool.upstream.usage import Usage, parse_usage
 
 BRIEF_OUTAGE_SECONDS = 60.0
@@ -81,7 +81,7 @@ class DispatchSettings:
     route_header: bool
 
 
-def _upstream_headers(response: aiohttp.ClientResponse, keep_content_type: bool) -> Headers:
+def _upstream_headers(response: UpstreamResponse, keep_content_type: bool) -> Headers:
     headers: Headers = []
     for name, value in response.raw_headers:
         lower = name.lower()
@@ -129,7 +129,8 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng
         self.settings = settings
-        self.session: aiohttp.ClientSession | None = None
+        self.client: UpstreamClient | None = None
+        """Set at start-up (`net.aiohttp.AiohttpClient`); tests give a mock."""
 
     def use_routing(
         self, strategy: Strategy, policy: RoutingPolicy, gated_models: Mapping[str, str]
@@ -283,7 +284,7 @@ class Dispatcher:
     ) -> tuple[int, bytes, Headers] | None:
         """One try on one credential. Returns the failure to fail over from, or None if the
         client got its answer (success, a client error, or a stream that broke mid-way)."""
-        assert self.session is not None, "dispatcher used before start-up"
+        assert self.client is not None, "dispatcher used before start-up"
         clock, cid = self.clock, credential.id
         with Reservation(self.pool, clock, cid, request.model) as held:
             try:
@@ -310,12 +311,12 @@ class Dispatcher:
         headers: Headers,
         held: Reservation,
     ) -> tuple[int, bytes, Headers] | None:
-        assert self.session is not None
+        assert self.client is not None
         clock, cid = self.clock, credential.id
         transport = self.transports[credential.kind]
         gated = request.model if request.model in self.gated_models else None
         sent = clock.monotonic()
-        async with self.session.post(call.url, data=call.body, headers=call.headers) as response:
+        async with self.client.post(call.url, call.body, call.headers) as response:
             now = clock.now()
             ttfb_ms = (clock.monotonic() - sent) * 1000.0
             record.turn_state = response.headers.get("x-codex-turn-state")
@@ -332,7 +333,7 @@ class Dispatcher:
                 if response.status == 401:
                     self.on_unauthorized(cid)
                 if verdict.failover:
-                    held.settle(_settling(cid, verdict, now, quota, gated))
+                    held.settle(verdict.outcome(cid, now, quota, gated))
                     record.error = verdict.reason
                     return response.status, body, upstream
                 held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
@@ -357,7 +358,7 @@ class Dispatcher:
             outcome = await self._relay(call, request, response, sink)
             quota = transport.quota(response.headers, now)
             if isinstance(outcome, StreamFailure):
-                held.settle(_settling(cid, outcome.verdict, clock.now(), quota, gated))
+                held.settle(outcome.verdict.outcome(cid, clock.now(), quota, gated))
                 record.error = outcome.verdict.reason
                 return outcome.status, self.redact.bytes(outcome.body), [_JSON_TYPE]
             if isinstance(outcome, str):
@@ -372,7 +373,7 @@ class Dispatcher:
         self,
         call: UpstreamCall,
         request: ClientRequest,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         sink: Sink,
     ) -> StreamFailure | str | None:
         """Send a 2xx upstream answer in the client's API shape. Returns a failure that can
@@ -396,7 +397,7 @@ class Dispatcher:
 
 
 async def _pass_json(
-    response: aiohttp.ClientResponse,
+    response: UpstreamResponse,
     send: Send,
     record: Record,
     headers: Headers,
@@ -410,15 +411,6 @@ async def _pass_json(
     await send_body(send, response.status, body, headers + upstream, None)
     if b'"usage"' in body or b'"id"' in body:  # for the log and for ownership, once it is sent
         record.usage, record.response_id = _body_fields(body)
-
-
-def _settling(
-    cid: str, verdict: Verdict, now: float, quota: Any, gated: str | None
-) -> Limited | Failed:
-    """A failure's outcome; a gated model's limit cools down only that model."""
-    if verdict.status is not None and verdict.until is not None:
-        return Limited(cid, now, verdict.status, verdict.until, verdict.reason, quota, gated)
-    return Failed(cid, now, verdict.reason)
 
 
 def _for(request: ClientRequest, credential: Credential) -> ClientRequest:

@@ -13,6 +13,7 @@ import orjson
 
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
+from quotapool.net.client import Body
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
 from quotapool.proxy.record import Record
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter
@@ -41,7 +42,7 @@ TICK = _Tick()
 class UpstreamEvents:
     """Whole SSE events from an upstream body; `TICK` after each silent keep-alive interval."""
 
-    def __init__(self, content: aiohttp.StreamReader, keepalive: float) -> None:
+    def __init__(self, content: Body, keepalive: float) -> None:
         self._content = content
         self._keepalive = keepalive
         self._framer = SSEFramer()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -150,16 +151,11 @@ class WebSocketBridge:
     ) -> aiohttp.ClientWebSocketResponse | _Refused | None:
         """The upstream socket; None to try another account; REFUSED when the client got 426."""
         d, cid = self.dispatcher, credential.id
-        assert d.session is not None
+        assert d.client is not None
         upstream_headers = codex_auth(d.secrets[cid], headers)
         try:
-            upstream = await d.session.ws_connect(
-                f"{credential.base_url}/codex/responses",
-                headers=upstream_headers,
-                max_msg_size=0,
-                autoclose=True,
-                autoping=True,
-            )
+            url = f"{credential.base_url}/codex/responses"
+            upstream = await d.client.ws_connect(url, upstream_headers)
         except aiohttp.WSServerHandshakeError as exc:
             now = d.clock.now()
             if exc.status in NO_WEBSOCKET:
@@ -170,10 +166,8 @@ class WebSocketBridge:
             if exc.status == 401:
                 d.on_unauthorized(cid)
             verdict = classify_error(exc.status, exc.headers or {}, b"", now)
-            if verdict.status is not None and verdict.until is not None:
-                held.settle(Limited(cid, now, verdict.status, verdict.until, verdict.reason))
-            else:
-                held.settle(Failed(cid, now, verdict.reason or f"handshake {exc.status}"))
+            reason = verdict.reason or f"handshake {exc.status}"
+            held.settle(replace(verdict, reason=reason).outcome(cid, now))
             record.error = verdict.reason
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -252,15 +246,13 @@ class WebSocketBridge:
     ) -> None:
         """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
         d = self.dispatcher
-        assert d.session is not None
+        assert d.client is not None
         http_headers = codex_auth(d.secrets[credential.id], headers)
         http_headers["content-type"] = "application/json"
         http_headers["accept"] = "text/event-stream"
         url = f"{credential.base_url}/codex/responses"
         try:
-            async with d.session.post(
-                url, data=orjson.dumps(body), headers=http_headers
-            ) as response:
+            async with d.client.post(url, orjson.dumps(body), http_headers) as response:
                 if response.status >= 400:
                     failure = {
                         "type": "error",
@@ -270,7 +262,7 @@ class WebSocketBridge:
                     await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
                     return
                 framer = SSEFramer()
-                async for chunk in response.content.iter_any():
+                while chunk := await response.content.readany():
                     for event in framer.feed(chunk):
                         data = event_data(event)[1].decode()
                         if data:
@@ -303,9 +295,8 @@ class WebSocketBridge:
         elif kind == "error" and (failure := event_failure(payload, d.clock.now())) is not None:
             # The client sees the error (the CLI opens a new socket after a prewarm 429); the
             # pool learns it, so that new socket goes to another account.
-            verdict, now = failure.verdict, d.clock.now()
-            if verdict.status is not None and verdict.until is not None:
-                d.pool.apply(Limited(cid, now, verdict.status, verdict.until, verdict.reason))
+            if isinstance(limited := failure.verdict.outcome(cid, d.clock.now()), Limited):
+                d.pool.apply(limited)
         elif kind == "codex.rate_limits":
             if (quota := parse_rate_limits_event(payload, d.clock.now())) is not None:
                 d.pool.apply(Observed(cid, d.clock.now(), quota, "stream"))

@@ -80,23 +80,56 @@ def _fit_for(column: Any) -> tuple[Fit, Any]:
 
 
 class RowShape:
-    """The columns a table's rows are written with, and how each value is made to fit."""
+    """The columns a table's rows are written with, and how each value is made to fit.
+
+    A value that already fits passes a type and range check done inline (this runs for every
+    row the writer stores, on the proxy's core); only a misfit goes through its fit function."""
 
     def __init__(self, table: Table) -> None:
         written = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
         self.columns: tuple[str, ...] = tuple(c.name for c in written)
-        self._fits = tuple((c.name, _fit_for(c)[0], _fallback(c)) for c in written)
+        self._strings: list[tuple[int, int]] = []
+        self._integers: list[int] = []
+        self._floats: list[int] = []
+        self._others: list[tuple[int, Fit]] = []
+        for index, column in enumerate(written):
+            kind = column.type
+            if isinstance(kind, String):
+                self._strings.append((index, kind.length or TEXT_LIMIT))
+            elif isinstance(kind, Integer) and not isinstance(kind, Boolean):
+                self._integers.append(index)
+            elif isinstance(kind, Float):
+                self._floats.append(index)
+            else:
+                self._others.append((index, _fit_for(column)[0]))
+        self._required = [(i, f[0]) for i, c in enumerate(written) if (f := _fallback(c))]
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def values(self, row: Mapping[str, Any]) -> list[Any]:
         """The row's values in column order, each fit for its column. A missing value of a
         NOT NULL column takes the column's default (or a neutral value)."""
-        out = []
-        for name, fit, fallback in self._fits:
-            value = fit(row.get(name))
-            if value is None and fallback is not None:
-                value = fallback[0]
-            out.append(value)
-        return tuple(out)
+        out = list(map(row.get, self.columns))
+        for index, limit in self._strings:
+            value = out[index]
+            if value is not None and (
+                value.__class__ is not str or len(value) > limit or "\x00" in value
+            ):
+                out[index] = _string(limit)(value)
+        for index in self._integers:
+            value = out[index]
+            if value is not None and (
+                value.__class__ is not int or not INT32[0] <= value <= INT32[1]
+            ):
+                out[index] = _integer(value)
+        for index in self._floats:
+            value = out[index]
+            if value is not None and (value.__class__ is not float or not math.isfinite(value)):
+                out[index] = _float(value)
+        for index, fit in self._others:
+            out[index] = fit(out[index])
+        for index, fallback in self._required:
+            if out[index] is None:
+                out[index] = fallback
+        return out
 
 
 def _fallback(column: Any) -> tuple[Any] | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from quotapool.domain.outcome import Failed, Limited
 from quotapool.domain.quota import Credits, QuotaReading, QuotaWindow
 from quotapool.domain.state import Status
 
@@ -182,6 +183,21 @@ class Verdict:
     """Set when the credential is out of quota or rate limited until `until`."""
     until: float | None = None
     reason: str = ""
+
+    def outcome(
+        self,
+        credential_id: str,
+        now: float,
+        quota: QuotaReading | None = None,
+        gated_model: str | None = None,
+    ) -> Limited | Failed:
+        """What the credential's failure does to the pool: limited until a reset (a gated
+        model's limit cools down only that model), or a failure that backs it off."""
+        if self.status is not None and self.until is not None:
+            return Limited(
+                credential_id, now, self.status, self.until, self.reason, quota, gated_model
+            )
+        return Failed(credential_id, now, self.reason)
 
 
 def _error_object(body: bytes) -> dict[str, Any]:

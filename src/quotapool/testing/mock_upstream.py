@@ -1,0 +1,121 @@
+"""An upstream answered by a function, in process: no sockets, no threads, no sleeps.
+
+    def upstream(request: MockRequest) -> MockResponse:
+        if request.headers["authorization"] == "Bearer tok-a":
+            return MockResponse(429, json={"error": {"type": "usage_limit_reached"}})
+        return MockResponse(200, chunks=[b"event: ...\\n\\n", ...])
+
+    dispatcher.client = MockClient(upstream)
+
+A handler may also raise (`aiohttp.ClientConnectionError()`, `TimeoutError()`) to fail the
+call, or return a response whose `fail_after` chunks end in an error mid-body."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+
+
+@dataclass(frozen=True)
+class MockRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class MockResponse:
+    """An answer: JSON (`json=`), bytes (`body=`), or a stream arriving in `chunks`."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        json: Any = None,
+        chunks: list[bytes] | None = None,
+        fail_after: int | None = None,
+    ) -> None:
+        merged = CIMultiDict(headers or {})
+        if json is not None:
+            body = orjson.dumps(json)
+            merged.setdefault("content-type", "application/json")
+        elif chunks is not None:
+            merged.setdefault("content-type", "text/event-stream")
+        self.status = status
+        self.body = body
+        self.chunks = chunks
+        self.fail_after = fail_after
+        """Raise `aiohttp.ClientPayloadError` after this many chunks."""
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(merged)
+        self.raw_headers = tuple((k.lower().encode(), v.encode()) for k, v in merged.items())
+        self.content = _Body(self)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "application/octet-stream").split(";")[0]
+
+    async def read(self) -> bytes:
+        if self.chunks is None:
+            return self.body
+        parts = []
+        while part := await self.content.readany():
+            parts.append(part)
+        return b"".join(parts)
+
+
+class _Body:
+    def __init__(self, response: MockResponse) -> None:
+        self.response = response
+        self.sent = 0
+
+    async def readany(self) -> bytes:
+        response = self.response
+        chunks = response.chunks if response.chunks is not None else [response.body]
+        if response.fail_after is not None and self.sent >= response.fail_after:
+            raise aiohttp.ClientPayloadError("mock: the body broke off")
+        if self.sent >= len(chunks):
+            return b""
+        self.sent += 1
+        return chunks[self.sent - 1]
+
+
+Handler = Callable[[MockRequest], "MockResponse | Awaitable[MockResponse]"]
+
+
+class MockClient:
+    """An `UpstreamClient` that asks `handler` for each answer and keeps every request."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[MockRequest] = []
+
+    @contextlib.asynccontextmanager
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[MockResponse]:
+        request = MockRequest(url, dict(headers), body)
+        self.requests.append(request)
+        answer = self.handler(request)
+        if not isinstance(answer, MockResponse):
+            answer = await answer
+        yield answer
+
+    async def ws_connect(
+        self, url: str, headers: Mapping[str, str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        raise aiohttp.WSServerHandshakeError(
+            None,  # type: ignore[arg-type]
+            (),
+            status=426,
+            message="the mock upstream has no WebSocket transport",
+        )

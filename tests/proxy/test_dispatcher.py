@@ -1,0 +1,133 @@
+"""The dispatcher against an in-process mock upstream and a fake clock: failover, outages and
+recovery, decided and measured without a socket or a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import aiohttp
+import orjson
+
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.request import Route
+from quotapool.proxy.app import parse_request
+from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.record import Record
+from quotapool.routing.base import RoutingPolicy
+from quotapool.routing.registry import build_strategy
+from quotapool.secrets import Secret
+from quotapool.store.memory import MemoryPoolStore
+from quotapool.testing import events
+from quotapool.testing.clock import FakeClock
+from quotapool.testing.mock_upstream import MockClient, MockRequest, MockResponse
+from quotapool.upstream.codex import CodexTransport
+from quotapool.upstream.openai import OpenAITransport
+
+NAMES = ("alpha", "bravo", "charlie")
+
+
+def dispatcher(handler: Any) -> tuple[Dispatcher, MockClient, FakeClock]:
+    clock = FakeClock()
+    credentials = tuple(Credential(n, n, Kind.CODEX, "http://codex") for n in NAMES)
+    d = Dispatcher(
+        pool=MemoryPoolStore(PoolSnapshot(credentials)),
+        transports={Kind.CODEX: CodexTransport(), Kind.OPENAI: OpenAITransport()},
+        secrets={n: Secret(f"token-of-{n}", f"acct-{n}") for n in NAMES},
+        strategy=build_strategy("round_robin"),
+        policy=RoutingPolicy(),
+        gated_models={},
+        clock=clock,
+        rng=random.Random(0),
+        settings=DispatchSettings(max_attempts=3, keepalive_seconds=15, route_header=True),
+        sticky=False,
+    )
+    d.client = client = MockClient(handler)
+    return d, client, clock
+
+
+def account(request: MockRequest) -> str:
+    return request.headers["chatgpt-account-id"].removeprefix("acct-")
+
+
+def answer(request: MockRequest) -> MockResponse:
+    frames = events.responses_stream(request.json(), f"Hi from {account(request)}!", 2)
+    return MockResponse(chunks=frames)
+
+
+async def ask(d: Dispatcher, n: int = 0, stream: bool = False) -> tuple[int, bytes, Record]:
+    """Send a new conversation (`n`) through the dispatcher; the status, body and record."""
+    body = orjson.dumps({"model": "gpt-5.5", "input": f"question {n}", "stream": stream})
+    request = parse_request(Route.RESPONSES, body, [], Dialect.OPENAI)
+    record = Record(f"r{n}", d.clock.now(), "responses", "/v1/responses")
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await d.serve(request, Dialect.OPENAI, send, record, [])  # type: ignore[arg-type]
+    body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], body_out, record
+
+
+def in_flight(d: Dispatcher) -> list[int]:
+    return [d.pool.snapshot().state(n).in_flight for n in NAMES]
+
+
+def test_a_usage_limit_fails_over_before_the_client_sees_a_byte() -> None:
+    def upstream(request: MockRequest) -> MockResponse:
+        if account(request) == "alpha":
+            error = {"type": "usage_limit_reached", "message": "limit", "resets_in_seconds": 600}
+            return MockResponse(429, json={"error": error})
+        return answer(request)
+
+    d, client, _ = dispatcher(upstream)
+    status, body, record = asyncio.run(ask(d))
+    assert status == 200 and b"Hi from bravo!" in body
+    assert [account(r) for r in client.requests] == ["alpha", "bravo"]
+    assert record.attempts == 2 and in_flight(d) == [0, 0, 0]
+    assert d.pool.snapshot().state("alpha").status.value == "rate_limited"  # the 5 h window
+
+
+def test_an_outage_is_a_503_costs_one_call_per_request_and_heals_at_the_next_probe() -> None:
+    down = True
+
+    def upstream(request: MockRequest) -> MockResponse:
+        if down:
+            raise aiohttp.ClientConnectionError("connection refused")
+        return answer(request)
+
+    d, client, clock = dispatcher(upstream)
+
+    async def scenario() -> None:
+        nonlocal down
+        status, body, _ = await ask(d, 1)  # every credential tried once
+        assert status == 503 and b"upstream_unavailable" in body and len(client.requests) == 3
+        for n in range(2, 12):  # backing off: each request probes one credential at most
+            before = len(client.requests)
+            status, _, _ = await ask(d, n)
+            assert status == 503 and len(client.requests) - before <= 1
+        down = False
+        clock.advance(5.0)  # the longest backoff
+        record = (await ask(d, 100))[2]
+        assert record.status == 200
+        decision = record.decisions[0].explain()  # every credential is a candidate again
+        assert decision["candidates"] == list(NAMES) and decision["excluded"] == []
+        assert in_flight(d) == [0, 0, 0]
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_broken_after_its_first_byte_ends_with_an_error_event() -> None:
+    def upstream(request: MockRequest) -> MockResponse:
+        frames = events.responses_stream(request.json(), "never finished", 5)
+        return MockResponse(chunks=frames, fail_after=3)
+
+    d, _, _ = dispatcher(upstream)
+
+    status, body, record = asyncio.run(ask(d, stream=True))
+    assert status == 200 and body.rstrip().endswith(b"}") and b"event: error" in body
+    assert "stream broken" in (record.error or "") and in_flight(d) == [0, 0, 0]
