@@ -47,15 +47,18 @@ def with_limits(config: uvicorn.Config, limits: EdgeLimits) -> uvicorn.Config:
 
 
 class EdgeProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol plus header timeout, header size limit and connection limit."""
+    """HttpToolsProtocol plus header timeout, header size limit and connection limit.
+
+    Nothing is added per request when a request arrives whole (the common case): the header
+    timer runs from a connection's start and, later, only while a request's headers are
+    incomplete after a read; sizes are counted per read, not per header."""
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.limits: EdgeLimits = getattr(config, "edge_limits", EdgeLimits())
-        self._header_bytes = 0
-        """Bytes of the request line and headers parsed so far."""
-        self._raw_header_bytes = 0
-        """Bytes received while the headers were not complete (a header that never ends)."""
+        self._awaiting_headers = True
+        self._received = 0
+        """Bytes received while this request's headers were incomplete."""
         self._header_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -68,12 +71,16 @@ class EdgeProtocol(HttpToolsProtocol):
             )
             self._refuse(503, message)
             return
-        self._await_headers()
+        self._start_header_timer()
 
-    def _await_headers(self) -> None:
-        if self._header_timer is None:
-            timeout = self.limits.header_timeout
-            self._header_timer = self.loop.call_later(timeout, self._headers_too_slow)
+    def _start_header_timer(self) -> None:
+        timeout = self.limits.header_timeout
+        self._header_timer = self.loop.call_later(timeout, self._headers_too_slow)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None
@@ -83,40 +90,32 @@ class EdgeProtocol(HttpToolsProtocol):
         )
         self._refuse(408, message)
 
+    def _too_large(self) -> None:
+        limit = self.limits.max_header_bytes
+        self._refuse(431, f"The request line and headers exceed {limit} bytes; send smaller ones.")
+
     def _refuse(self, status: int, message: str) -> None:
         self._refused = True
+        self._stop_header_timer()
         if not self.transport.is_closing():
             self.transport.write(_error(status, message))
             self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._await_headers()
-
-    def on_url(self, url: bytes) -> None:
-        self._header_bytes += len(url)
-        if self._header_bytes <= self.limits.max_header_bytes:
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value)
-        if self._header_bytes <= self.limits.max_header_bytes:
-            super().on_header(name, value)
+        self._awaiting_headers = True
 
     def on_headers_complete(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-        too_large = self._header_bytes > self.limits.max_header_bytes
-        self._header_bytes = self._raw_header_bytes = 0  # the next request starts afresh
-        if too_large:
-            self._too_large()
-        elif not self._refused:
-            super().on_headers_complete()
-
-    def _too_large(self) -> None:
+        self._awaiting_headers = False
+        self._stop_header_timer()
         limit = self.limits.max_header_bytes
-        self._refuse(431, f"The request line and headers exceed {limit} bytes; send smaller ones.")
+        if self._received > limit and (
+            len(self.url) + sum(len(n) + len(v) for n, v in self.headers) > limit
+        ):
+            self._too_large()
+        self._received = 0
+        if not self._refused:
+            super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -129,15 +128,15 @@ class EdgeProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._header_timer is not None:  # still waiting for this request's headers
-            self._raw_header_bytes += len(data)
+        if self._awaiting_headers:
+            self._received += len(data)
         super().data_received(data)
-        waiting = self._header_timer is not None
-        if waiting and self._raw_header_bytes > self.limits.max_header_bytes:
-            self._too_large()  # a header that never ends
+        if self._awaiting_headers and not self._refused:
+            if self._received > self.limits.max_header_bytes:
+                self._too_large()  # headers that never end
+            elif self._header_timer is None:
+                self._start_header_timer()  # a request whose headers come in pieces
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        self._stop_header_timer()
         super().connection_lost(exc)
