@@ -17,6 +17,7 @@ from quotapool.domain.state import Status
 from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
+from quotapool.proxy.failover import Failover
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
     TRANSPORT_ERRORS,
@@ -31,7 +32,6 @@ from quotapool.proxy.relay import (
 from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
-from quotapool.routing.engine import select
 from quotapool.routing.filters import comes_back_at
 from quotapool.secrets import Redactor, Secret
 from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
@@ -142,44 +142,19 @@ class Dispatcher:
         self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
     ) -> None:
         """Answer `request`; every attempt and its outcome land in `record`."""
-        exclude: frozenset[str] = frozenset()
         last_failure: tuple[int, bytes, Headers] | None = None
-        gate = self.gated_models.get(request.model)
         key = affinity_key(request.headers, request.payload, request.client)
-        owner = self._owner(request)
         bound = self.affinity.bound(key, self.clock.now()) if self.sticky else None
-        while True:
-            now = self.clock.now()
-            routed = RouteRequest(request.route, request.model, exclude, gate, bound, owner)
-            choice = select(
-                routed,
-                self.pool.snapshot(),
-                strategy=self.strategy,
-                now=now,
-                rng=self.rng,
-                policy=self.policy,
-            )
+        gate = self.gated_models.get(request.model)
+        routed = RouteRequest(
+            request.route, request.model, frozenset(), gate, bound, self._owner(request)
+        )
+        failover = Failover(self, routed, record)
+        while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
-                record.decisions.append(choice)
-                await self._reject(choice, dialect, send, record, base, last_failure, now)
+                await self._reject(choice, dialect, send, record, base, last_failure)
                 return
-            if last_failure is not None and record.attempts >= self.settings.max_attempts:
-                status, body, upstream_headers = last_failure
-                record.status = status
-                await send_body(send, status, body, base + upstream_headers, None)
-                return
-            record.decisions.append(choice)
             credential = choice.credential
-            record.attempts += 1
-            record.credential = credential.name
-            refresher = self.refresher
-            if (
-                refresher is not None
-                and refresher.due(credential.id)
-                and not await self.token_ready(credential.id)
-            ):
-                exclude = exclude | {credential.id}
-                continue
             try:
                 call = self.transports[credential.kind].prepare(
                     _for(request, credential), credential, self.secrets[credential.id]
@@ -194,7 +169,14 @@ class Dispatcher:
                 self._remember(key, bound, credential.id, record, routed)
                 return
             last_failure = failure
-            exclude = exclude | {credential.id}
+            failover.failed(choice)
+        if last_failure is None:  # every credential tried had an access token it could not use
+            message = "No credential's access token could be refreshed; log the accounts in again."
+            await self._send_error(send, record, base, error(dialect, 503, message))
+            return
+        status, body, upstream_headers = last_failure
+        record.status = status
+        await send_body(send, status, body, base + upstream_headers, None)
 
     def _owner(self, request: ClientRequest) -> str | None:
         """The account that must serve a continuation: of its response id or its turn state."""
@@ -250,8 +232,8 @@ class Dispatcher:
         record: Record,
         base: Headers,
         last_failure: tuple[int, bytes, Headers] | None,
-        now: float,
     ) -> None:
+        now = self.clock.now()
         if (
             last_failure is not None
             and rejection.retry_at is None

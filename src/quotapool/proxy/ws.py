@@ -23,12 +23,12 @@ from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
+from quotapool.proxy.failover import Failover
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import event_failure
 from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
-from quotapool.routing.engine import select
 from quotapool.upstream.codex import codex_auth
 from quotapool.upstream.signals import classify_error, parse_codex_headers, parse_rate_limits_event
 from quotapool.upstream.sse import SSEFramer, event_data
@@ -78,35 +78,18 @@ class WebSocketBridge:
         bound = d.affinity.bound(key, d.clock.now()) if d.sticky else None
         turn_state = headers.get("x-codex-turn-state")
         owner = d.affinity.owner(f"turn-state:{turn_state}") if turn_state else None
-        exclude: frozenset[str] = frozenset()
-        while True:
-            now = d.clock.now()
-            choice = select(
-                RouteRequest(Route.WEBSOCKET, "", exclude, None, bound, owner),
-                d.pool.snapshot(),
-                strategy=d.strategy,
-                now=now,
-                rng=d.rng,
-                policy=d.policy,
-            )
-            record.decisions.append(choice)
+        routed = RouteRequest(Route.WEBSOCKET, "", frozenset(), None, bound, owner)
+        failover = Failover(d, routed, record)
+        while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
+                now = d.clock.now()
                 await refuse(scope, send, record, base, rejection_error(choice, Dialect.CODEX, now))
                 return
             credential = choice.credential
-            record.attempts += 1
-            record.credential = credential.name
-            if record.attempts > d.settings.max_attempts or not await d.token_ready(credential.id):
-                exclude = exclude | {credential.id}
-                if record.attempts > d.settings.max_attempts:
-                    message = "no account accepted the WebSocket; use HTTP"
-                    await refuse(scope, send, record, base, error(Dialect.CODEX, 503, message))
-                    return
-                continue
             with Reservation(d.pool, d.clock, credential.id) as held:
                 upstream = await self._connect(credential, headers, scope, send, record, base, held)
                 if upstream is None:
-                    exclude = exclude | {credential.id}
+                    failover.failed(choice)
                     continue
                 if isinstance(upstream, _Refused):
                     return
@@ -118,6 +101,8 @@ class WebSocketBridge:
                     await upstream.close()
             # The session's end says nothing about health (limits seen inside it stay recorded).
             return
+        message = "no account accepted the WebSocket; use HTTP"
+        await refuse(scope, send, record, base, error(Dialect.CODEX, 503, message))
 
     async def _accept(
         self,
