@@ -270,9 +270,7 @@ class Dispatcher:
         clock, cid = self.clock, credential.id
         with Reservation(self.pool, clock, cid, request.model) as held:
             try:
-                return await self._exchange(
-                    call, credential, request, dialect, send, record, headers, held
-                )
+                return await self._exchange(call, credential, request, send, record, headers, held)
             except TRANSPORT_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 held.settle(Failed(cid, clock.now(), reason))
@@ -287,12 +285,12 @@ class Dispatcher:
         call: UpstreamCall,
         credential: Credential,
         request: ClientRequest,
-        dialect: Dialect,
         send: Send,
         record: Record,
         headers: Headers,
         held: Reservation,
     ) -> tuple[int, bytes, Headers] | None:
+        """The call itself; every way it ends settles `held`, or leaves that to its owner."""
         assert self.client is not None
         clock, cid = self.clock, credential.id
         transport = self.transports[credential.kind]
