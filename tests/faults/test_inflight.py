@@ -154,3 +154,35 @@ def test_a_websocket_client_gone_before_its_upgrade_is_accepted(h: Harness) -> N
         c.name: 0 for c in h.qp.pool.snapshot().credentials
     }
     assert len(h.rows(5)) == 5
+
+
+def test_a_websocket_client_vanishing_mid_turn_leaks_nothing(h: Harness) -> None:
+    """The client's socket dies (no close frame) while the upstream is still streaming."""
+    import asyncio
+    import json
+    import time
+
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).event_delay = 0.2
+
+    async def vanish() -> None:
+        session = aiohttp.ClientSession()
+        socket = await session.ws_connect(f"{h.base}/backend-api/codex/responses")
+        await socket.send_str(
+            json.dumps({"type": "response.create", "model": "gpt-5.5", "input": "hi"})
+        )
+        await socket.receive(timeout=5)  # the turn is under way
+        transport = socket._response.connection.transport  # type: ignore[union-attr]
+        transport.abort()  # gone without a close frame
+        await session.close()
+
+    for _ in range(3):
+        asyncio.run(vanish())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(h.state(c.id).in_flight == 0 for c in h.qp.pool.snapshot().credentials):
+            break
+        time.sleep(0.1)
+    assert [h.state(c.id).in_flight for c in h.qp.pool.snapshot().credentials] == [0] * 5
+    rows = h.rows(3)
+    assert [r["status"] for r in rows] == [101, 101, 101]

@@ -284,6 +284,8 @@ class FakeUpstream:
             )
             account.served += 1
             for frame in self._ws_frames(account, body):
+                if account.event_delay:
+                    await asyncio.sleep(account.event_delay)
                 await socket.send_str(frame)
         return socket
 
