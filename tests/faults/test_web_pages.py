@@ -19,6 +19,16 @@ CHAT = b'{"model":"gpt-5.5","messages":[{"role":"user","content":"hi"}]}'
         # What a page on another site sends with fetch(…, {mode: "no-cors", body: "…"}).
         ({"origin": "https://evil.example", "content-type": "text/plain"}, 403, "web pages"),
         ({"origin": "null", "content-type": "application/json"}, 403, "web pages"),
+        (
+            {"origin": "http://127.evil.example", "content-type": "application/json"},
+            403,
+            "web pages",
+        ),
+        (
+            {"origin": "http://192.168.1.5:3000", "content-type": "application/json"},
+            403,
+            "web pages",
+        ),
         ({"sec-fetch-site": "cross-site", "content-type": "text/plain"}, 403, "Cross-site"),
         ({"content-type": "text/plain;charset=UTF-8"}, 415, "application/json"),
         ({"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
@@ -42,6 +52,10 @@ def test_rebinding_cannot_read_the_pool(h: Harness) -> None:
         assert http.get("/quotapool/pool", headers={"host": "evil.example"}).status_code == 400
         assert http.get("/quotapool/pool", headers={"host": "localhost:1"}).status_code == 200
         assert http.get("/quotapool/pool", headers={"host": "[::1]:8410"}).status_code == 200
+        # Names that only look like addresses are names: a rebinding page could own them.
+        assert http.get("/quotapool/pool", headers={"host": "127.evil.example"}).status_code == 400
+        # Addresses are never a rebinding page's Host (it sends its own name).
+        assert http.get("/quotapool/pool", headers={"host": "192.168.1.5:8410"}).status_code == 200
 
 
 def test_same_host_pages_and_configured_names_and_origins_pass(harness: HarnessFactory) -> None:

@@ -4,7 +4,9 @@ JSON bodies (a cross-site "simple" request can only send text/plain or a form). 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from quotapool.proxy.asgi import Headers
@@ -42,7 +44,9 @@ class Guard:
         return cls(frozenset(names), frozenset(o.rstrip("/").lower() for o in origins))
 
     def _host_allowed(self, name: str) -> bool:
-        return "*" in self.hosts or name in self.hosts or name.startswith("127.")
+        """An allowed name, or an IP address (a rebinding page is addressed by its own name;
+        a browser sends that name as Host, never an address)."""
+        return "*" in self.hosts or name in self.hosts or _is_address(name)
 
     def refusal(self, headers: Headers, *, json_body: bool) -> Refusal | None:
         """Why this request is refused, or None. `json_body`: the endpoint takes JSON."""
@@ -89,7 +93,24 @@ class Guard:
             return True
         parts = urlsplit(origin)
         name = _host_name(parts.netloc)
-        return parts.scheme in ("http", "https") and (name in self.hosts or name.startswith("127."))
+        return parts.scheme in ("http", "https") and (name in self.hosts or _is_loopback(name))
+
+
+@lru_cache(maxsize=256)
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=256)
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_json(content_type: bytes | None) -> bool:
