@@ -131,3 +131,20 @@ def test_a_stream_broken_after_its_first_byte_ends_with_an_error_event() -> None
     status, body, record = asyncio.run(ask(d, stream=True))
     assert status == 200 and body.rstrip().endswith(b"}") and b"event: error" in body
     assert "stream broken" in (record.error or "") and in_flight(d) == [0, 0, 0]
+
+
+def test_a_limit_announced_mid_stream_is_learnt() -> None:
+    """The client sees the error event as it came; the account is not counted as served."""
+
+    def upstream(request: MockRequest) -> MockResponse:
+        frames = events.responses_stream(request.json(), "partial", 3)[:3]
+        error = {"type": "usage_limit_reached", "message": "limit", "resets_in_seconds": 900}
+        frames.append(events.sse({"type": "error", "status": 429, "error": error}, "error"))
+        return MockResponse(chunks=frames)
+
+    d, _, clock = dispatcher(upstream)
+    status, body, record = asyncio.run(ask(d, stream=True))
+    assert status == 200 and b"usage_limit_reached" in body
+    state = d.pool.snapshot().state(record.credential or "")
+    assert state.status.value == "rate_limited" and state.until == clock.now() + 900
+    assert in_flight(d) == [0, 0, 0]

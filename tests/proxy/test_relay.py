@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import Route
+from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import Sink, UpstreamEvents, stream_events
+from quotapool.store.memory import MemoryPoolStore
+from quotapool.testing.clock import FakeClock
 
 
 class Chunks:
@@ -27,7 +32,9 @@ def relay(*chunks: bytes, hide_usage: bool = False) -> tuple[list[bytes], Record
         sent.append(message)
 
     record = Record("qp-test", 0.0, "chat", "/v1/chat/completions")
-    sink = Sink(send, record, [], lambda: 1.0, lambda: 0.0)
+    pool = MemoryPoolStore(PoolSnapshot((Credential("a", "a", Kind.OPENAI, "http://x"),)))
+    learner = EventLearner(record, "a", pool, FakeClock())
+    sink = Sink(send, record, [], lambda: 1.0, lambda: 0.0, learner)
     events = UpstreamEvents(Chunks(*chunks), keepalive=5.0)  # type: ignore[arg-type]
     reason = asyncio.run(stream_events(events, None, Route.CHAT, sink, hide_usage=hide_usage))
     assert reason is None

@@ -11,13 +11,14 @@ import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.outcome import Failed, Observed, Served
+from quotapool.domain.outcome import Failed, Served
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.failover import Failover
+from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
     TRANSPORT_ERRORS,
@@ -326,14 +327,14 @@ class Dispatcher:
                 quota = transport.quota(response.headers, now)
                 held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
                 return None
-            pool = self.pool
+            learner = EventLearner(record, cid, self.pool, clock)
             sink = Sink(
                 send,
                 record,
                 headers + _upstream_headers(response, keep_content_type=False),
                 lambda: (clock.now() - record.at) * 1000.0,
                 clock.now,
-                lambda quota: pool.apply(Observed(cid, clock.now(), quota, "stream")),
+                learner,
             )
             outcome = await self._relay(call, request, response, sink)
             quota = transport.quota(response.headers, now)
@@ -343,6 +344,8 @@ class Dispatcher:
                 return outcome.status, self.redact.bytes(outcome.body), [_JSON_TYPE]
             if isinstance(outcome, str):
                 held.settle(Failed(cid, clock.now(), outcome))
+            elif learner.limited is not None:  # the stream ended on a limit: the client has it
+                held.settle(replace(learner.limited, quota=quota))
             else:
                 held.settle(
                     Served(cid, clock.now(), quota, request.model, ttfb_ms, gated is not None)

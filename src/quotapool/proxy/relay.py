@@ -6,25 +6,26 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
-from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.net.client import Body
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
 from quotapool.proxy.record import Record
+
+if TYPE_CHECKING:
+    from quotapool.proxy.learn import EventLearner
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter
 from quotapool.upstream.signals import (
     QUOTA_ERRORS,
     Verdict,
     classify_error,
-    parse_rate_limits_event,
 )
 from quotapool.upstream.sse import KEEPALIVE, SSEFramer, event_data
-from quotapool.upstream.usage import merge, parse_usage, usage_in_event
+from quotapool.upstream.usage import parse_usage
 
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 _RATE_CODES = QUOTA_ERRORS | {"usage_limit_reached", "rate_limit_exceeded", "rate_limit_error"}
@@ -95,21 +96,14 @@ class StreamFailure:
 
 @dataclass(slots=True)
 class Sink:
-    """The client side of one relay."""
+    """The client side of one relay, and what the relay learns on the way."""
 
     send: Send
     record: Record
     headers: Headers
     elapsed_ms: Callable[[], float]
     now: Callable[[], float]
-    observe: Callable[[QuotaReading], object] = lambda _quota: None
-    """Told of headroom announced inside the stream (`codex.rate_limits` events)."""
-
-    def rate_limits(self, event: bytes) -> None:
-        if b"codex.rate_limits" in event:
-            quota = parse_rate_limits_event(_payload(event_data(event)[1]), self.now())
-            if quota is not None:
-                self.observe(quota)
+    learner: EventLearner
 
 
 def _payload(data: bytes) -> Any:
@@ -117,12 +111,6 @@ def _payload(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-
-
-def _response_id(payload: Any) -> str | None:
-    response = payload.get("response") if isinstance(payload, dict) else None
-    found = response.get("id") if isinstance(response, dict) else None
-    return found if isinstance(found, str) else None
 
 
 def event_failure(payload: Any, now: float) -> StreamFailure | None:
@@ -181,18 +169,17 @@ async def stream_events(
     record.ttfb_ms = sink.elapsed_ms()
     await start_stream(send, 200, sink.headers)
 
+    learn = sink.learner.learn_event
+
     def relayed(event: bytes) -> bytes | None:
         """What the client gets for one upstream event (None: nothing), noting what it tells."""
+        payload = learn(event)
         if adapter is not None:
-            return adapter.feed(_payload(event_data(event)[1]) or {}) or None
-        sink.rate_limits(event)
-        if record.response_id is None and b'"response.created"' in event:
-            record.response_id = _response_id(_payload(event_data(event)[1]))
-        if b'"usage"' in event:
-            payload = _payload(event_data(event)[1])
-            record.usage = merge(record.usage, usage_in_event(payload))
-            if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
-                return None
+            if payload is None:
+                payload = _payload(event_data(event)[1])
+            return adapter.feed(payload if isinstance(payload, dict) else {}) or None
+        if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
+            return None  # the usage chunk asked for on the client's behalf
         return event
 
     try:
@@ -231,8 +218,10 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
     while (event := await events.next()) is not None:
         if not isinstance(event, bytes):
             continue
-        sink.rate_limits(event)
-        payload = _payload(event_data(event)[1])
+        data = event_data(event)[1]
+        payload = sink.learner.learn(data)
+        if payload is None:
+            payload = _payload(data)
         if not isinstance(payload, dict):
             continue
         kind = payload.get("type")
@@ -260,7 +249,10 @@ async def collect_chat(
     while (event := await events.next()) is not None:
         if not isinstance(event, bytes):
             continue
-        payload = _payload(event_data(event)[1])
+        data = event_data(event)[1]
+        payload = sink.learner.learn(data)
+        if payload is None:
+            payload = _payload(data)
         if (failure := event_failure(payload, sink.now())) is not None:
             return failure
         if isinstance(payload, dict):

@@ -18,21 +18,20 @@ import aiohttp
 import orjson
 
 from quotapool.domain.credential import Credential
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed
+from quotapool.domain.outcome import Abandoned, Failed, Observed
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.failover import Failover
+from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
-from quotapool.proxy.relay import event_failure
 from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.upstream.codex import codex_auth
-from quotapool.upstream.signals import classify_error, parse_codex_headers, parse_rate_limits_event
+from quotapool.upstream.signals import classify_error, parse_codex_headers
 from quotapool.upstream.sse import SSEFramer, event_data
-from quotapool.upstream.usage import merge, usage_in_event
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +172,12 @@ class WebSocketBridge:
         record: Record,
     ) -> None:
         """Relay both ways until either side closes, then close the other."""
+        learner = self._learner(credential.id, record)
         pumps = [
             asyncio.ensure_future(
-                self._client_to_upstream(credential, upstream, headers, receive, send, record)
+                self._client_to_upstream(credential, upstream, headers, receive, send, learner)
             ),
-            asyncio.ensure_future(self._upstream_to_client(credential.id, upstream, send, record)),
+            asyncio.ensure_future(self._upstream_to_client(upstream, send, learner)),
         ]
         try:
             done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -197,7 +197,7 @@ class WebSocketBridge:
         headers: dict[str, str],
         receive: Receive,
         send: Send,
-        record: Record,
+        learner: EventLearner,
     ) -> None:
         while True:
             message = await receive()
@@ -205,18 +205,18 @@ class WebSocketBridge:
                 return
             if (text := message.get("text")) is not None:
                 if (over_http := _image_generation_request(text)) is not None:
-                    await self._over_http(credential, headers, over_http, send, record)
+                    await self._over_http(credential, headers, over_http, send, learner)
                 else:
                     await upstream.send_str(text)
             elif (data := message.get("bytes")) is not None:
                 await upstream.send_bytes(data)
 
     async def _upstream_to_client(
-        self, cid: str, upstream: aiohttp.ClientWebSocketResponse, send: Send, record: Record
+        self, upstream: aiohttp.ClientWebSocketResponse, send: Send, learner: EventLearner
     ) -> None:
         async for message in upstream:
             if message.type == aiohttp.WSMsgType.TEXT:
-                self._observe(cid, message.data, record)
+                self._observe(learner, message.data)
                 await send({"type": "websocket.send", "text": message.data})
             elif message.type == aiohttp.WSMsgType.BINARY:
                 await send({"type": "websocket.send", "bytes": message.data})
@@ -227,7 +227,7 @@ class WebSocketBridge:
         headers: dict[str, str],
         body: dict[str, Any],
         send: Send,
-        record: Record,
+        learner: EventLearner,
     ) -> None:
         """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
         d = self.dispatcher
@@ -251,7 +251,7 @@ class WebSocketBridge:
                     for event in framer.feed(chunk):
                         data = event_data(event)[1].decode()
                         if data:
-                            self._observe(credential.id, data, record)
+                            self._observe(learner, data)
                             await send({"type": "websocket.send", "text": data})
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = {
@@ -261,32 +261,26 @@ class WebSocketBridge:
             }
             await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
 
-    def _observe(self, cid: str, data: str, record: Record) -> None:
-        """Learn from events in passing: response ids, usage, rate limits."""
-        d = self.dispatcher
-        interesting = ('"response.created"', '"usage"', "rate_limits", '"error"')
-        if not any(marker in data for marker in interesting):
-            return
-        try:
-            payload: Any = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(payload, dict):
-            return
-        kind = payload.get("type")
-        if kind == "response.created" and isinstance(response := payload.get("response"), dict):
-            if isinstance(response_id := response.get("id"), str):
-                d.affinity.own(response_id, cid)
-        elif kind == "error" and (failure := event_failure(payload, d.clock.now())) is not None:
-            # The client sees the error (the CLI opens a new socket after a prewarm 429); the
-            # pool learns it, so that new socket goes to another account.
-            if isinstance(limited := failure.verdict.outcome(cid, d.clock.now()), Limited):
-                d.pool.apply(limited)
-        elif kind == "codex.rate_limits":
-            if (quota := parse_rate_limits_event(payload, d.clock.now())) is not None:
-                d.pool.apply(Observed(cid, d.clock.now(), quota, "stream"))
-        elif '"usage"' in data:
-            record.usage = merge(record.usage, usage_in_event(payload))
+    def _learner(self, cid: str, record: Record) -> EventLearner:
+        """Response ids are owned at once (the next frame may continue them); limits are
+        applied at once (the CLI opens a new socket after a prewarm 429; the pool must send
+        that one to another account)."""
+        affinity = self.dispatcher.affinity
+        dispatcher = self.dispatcher
+        return EventLearner(
+            record,
+            cid,
+            dispatcher.pool,
+            dispatcher.clock,
+            own=lambda response_id: affinity.own(response_id, cid),
+        )
+
+    def _observe(self, learner: EventLearner, data: str) -> None:
+        """Learn from one frame in passing (the client sees it as it is)."""
+        learner.learn(data.encode())
+        if learner.limited is not None:
+            self.dispatcher.pool.apply(learner.limited)
+            learner.limited = None
 
 
 def _image_generation_request(text: str) -> dict[str, Any] | None:

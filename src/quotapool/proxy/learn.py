@@ -1,0 +1,85 @@
+"""Learning from upstream events in passing, for HTTP streams and WebSocket frames alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from quotapool.clock import Clock
+from quotapool.domain.outcome import Limited, Observed
+from quotapool.proxy.record import Record
+from quotapool.proxy.relay import event_failure
+from quotapool.store.base import PoolStore
+from quotapool.upstream.signals import parse_rate_limits_event
+from quotapool.upstream.sse import event_data
+from quotapool.upstream.usage import merge, usage_in_event
+
+_MARKERS = (b'"response.created"', b'"usage"', b"codex.rate_limits", b'"error"')
+
+
+class EventLearner:
+    """What one credential's events tell: the response id (kept on the record, and owned at
+    once if `own` is given), token usage (the record), headroom announced by
+    `codex.rate_limits` (applied to the pool), and a limit announced by an error event (kept in
+    `limited`: an HTTP request settles with it, a WebSocket session applies it at once).
+
+    Only events carrying one of those markers are parsed; `learn` returns what it parsed, so a
+    relay that needs the payload does not parse it twice."""
+
+    __slots__ = ("clock", "credential_id", "limited", "own", "pool", "record")
+
+    def __init__(
+        self,
+        record: Record,
+        credential_id: str,
+        pool: PoolStore,
+        clock: Clock,
+        own: Callable[[str], None] | None = None,
+    ) -> None:
+        self.record = record
+        self.credential_id = credential_id
+        self.pool = pool
+        self.clock = clock
+        self.own = own
+        self.limited: Limited | None = None
+
+    def learn_event(self, event: bytes) -> Any:
+        """The same for one raw SSE event (`event:` and `data:` lines)."""
+        if not any(marker in event for marker in _MARKERS):
+            return None
+        return self.learn(event_data(event)[1])
+
+    def learn(self, data: bytes) -> Any:
+        """`data`: one event's JSON. The parsed payload, or None if nothing was to be learnt."""
+        if not any(marker in data for marker in _MARKERS):
+            return None
+        try:
+            payload: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict):
+            return payload
+        kind = payload.get("type")
+        if kind == "response.created":
+            self._created(payload.get("response"))
+        elif kind == "codex.rate_limits":
+            if (quota := parse_rate_limits_event(payload, self.clock.now())) is not None:
+                self.pool.apply(Observed(self.credential_id, self.clock.now(), quota, "stream"))
+        elif kind in ("error", "response.failed"):
+            failure = event_failure(payload, self.clock.now())
+            if failure is not None:
+                limited = failure.verdict.outcome(self.credential_id, self.clock.now())
+                if isinstance(limited, Limited):
+                    self.limited = limited
+        if b'"usage"' in data:
+            self.record.usage = merge(self.record.usage, usage_in_event(payload))
+        return payload
+
+    def _created(self, response: Any) -> None:
+        response_id = response.get("id") if isinstance(response, dict) else None
+        if isinstance(response_id, str):
+            self.record.response_id = self.record.response_id or response_id
+            if self.own is not None:
+                self.own(response_id)
