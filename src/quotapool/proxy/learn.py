@@ -17,25 +17,15 @@ from quotapool.upstream.sse import event_data
 from quotapool.upstream.usage import merge, usage_in_event
 
 
-def _marked(data: bytes) -> bool:
-    """Whether an event may carry something to learn (four substring checks, no parsing: this
-    runs for every event of every stream)."""
-    return (
-        b'"usage"' in data
-        or b'"error"' in data
-        or b"codex.rate_limits" in data
-        or b'"response.created"' in data
-    )
-
-
 class EventLearner:
     """What one credential's events tell: the response id (kept on the record, and owned at
     once if `own` is given), token usage (the record), headroom announced by
     `codex.rate_limits` (applied to the pool), and a limit announced by an error event (kept in
     `limited`: an HTTP request settles with it, a WebSocket session applies it at once).
 
-    Only events carrying one of those markers are parsed; `learn` returns what it parsed, so a
-    relay that needs the payload does not parse it twice."""
+    Only events carrying one of those markers are parsed (substring checks: this runs for every
+    event of every stream); `learn` returns what it parsed, so a relay that needs the payload
+    does not parse it twice."""
 
     __slots__ = ("clock", "credential_id", "limited", "own", "pool", "record")
 
@@ -56,12 +46,29 @@ class EventLearner:
 
     def learn_event(self, event: bytes) -> Any:
         """The same for one raw SSE event (`event:` and `data:` lines)."""
-        return self.learn(event_data(event)[1]) if _marked(event) else None
+        if (
+            b'"usage"' in event
+            or b"codex.rate_limits" in event
+            or b'"response.created"' in event
+            or b"event: error" in event
+            or b'"response.failed"' in event
+        ):
+            return self._learn(event_data(event)[1])
+        return None
 
     def learn(self, data: bytes) -> Any:
         """`data`: one event's JSON. The parsed payload, or None if nothing was to be learnt."""
-        if not _marked(data):
-            return None
+        if (
+            b'"usage"' in data
+            or b"codex.rate_limits" in data
+            or b'"response.created"' in data
+            or b'"type":"error"' in data
+            or b'"response.failed"' in data
+        ):
+            return self._learn(data)
+        return None
+
+    def _learn(self, data: bytes) -> Any:
         try:
             payload: Any = orjson.loads(data)
         except orjson.JSONDecodeError:
