@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ipaddress
 import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -19,7 +17,7 @@ import orjson
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
-from quotapool.proxy.guard import Guard
+from quotapool.proxy.guard import Guard, is_loopback
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import error_event
 from quotapool.proxy.ws import refuse
@@ -81,14 +79,6 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
     "/quotapool/pool": Endpoint(("GET",), Dialect.OPENAI),
 }
-
-
-@lru_cache(maxsize=1024)
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 class BadRequest(Exception):

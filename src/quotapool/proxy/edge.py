@@ -9,9 +9,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from quotapool.proxy.errors import Dialect, error
 
 _REASONS = {
     408: b"Request Timeout",
@@ -21,9 +22,8 @@ _REASONS = {
 
 
 def _error(status: int, message: str) -> bytes:
-    body = orjson.dumps(
-        {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
-    )
+    """A whole HTTP/1.1 answer, written before any app sees the request."""
+    body = error(Dialect.OPENAI, status, message).body
     head = (
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
         b"connection: close\r\n\r\n" % (status, _REASONS[status], len(body))

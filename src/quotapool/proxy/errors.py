@@ -43,6 +43,7 @@ _OPENAI_TYPES = {
     415: "invalid_request_error",
     426: "invalid_request_error",
     429: "rate_limit_exceeded",
+    431: "invalid_request_error",
     502: "upstream_error",
     503: "service_unavailable",
 }

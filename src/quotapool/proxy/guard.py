@@ -93,7 +93,7 @@ class Guard:
             return True
         parts = urlsplit(origin)
         name = _host_name(parts.netloc)
-        return parts.scheme in ("http", "https") and (name in self.hosts or _is_loopback(name))
+        return parts.scheme in ("http", "https") and (name in self.hosts or is_loopback(name))
 
 
 @lru_cache(maxsize=256)
@@ -105,12 +105,13 @@ def _is_address(name: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=256)
-def _is_loopback(name: str) -> bool:
+@lru_cache(maxsize=1024)
+def is_loopback(host: str) -> bool:
+    """A loopback address, or `localhost` (a client's address; a page's host name)."""
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        return host == "localhost"
 
 
 def _is_json(content_type: bytes | None) -> bool:

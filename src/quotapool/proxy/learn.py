@@ -17,6 +17,19 @@ from quotapool.upstream.sse import event_data
 from quotapool.upstream.usage import merge, usage_in_event
 
 
+def _worth_parsing(event: bytes) -> bool:
+    """Whether an event (its JSON, or the whole SSE event) may carry something to learn.
+    Substring checks, no parsing: this runs for every event of every stream."""
+    return (
+        b'"usage"' in event
+        or b"codex.rate_limits" in event
+        or b'"response.created"' in event
+        or b'"type":"error"' in event
+        or b"event: error" in event
+        or b'"response.failed"' in event
+    )
+
+
 class EventLearner:
     """What one credential's events tell: the response id (kept on the record, and owned at
     once if `own` is given), token usage (the record), headroom announced by
@@ -46,27 +59,20 @@ class EventLearner:
 
     def learn_event(self, event: bytes) -> Any:
         """The same for one raw SSE event (`event:` and `data:` lines)."""
-        if (
-            b'"usage"' in event
-            or b"codex.rate_limits" in event
-            or b'"response.created"' in event
-            or b"event: error" in event
-            or b'"response.failed"' in event
-        ):
-            return self._learn(event_data(event)[1])
-        return None
+        return self._learn(event_data(event)[1]) if _worth_parsing(event) else None
 
     def learn(self, data: bytes) -> Any:
         """`data`: one event's JSON. The parsed payload, or None if nothing was to be learnt."""
-        if (
-            b'"usage"' in data
-            or b"codex.rate_limits" in data
-            or b'"response.created"' in data
-            or b'"type":"error"' in data
-            or b'"response.failed"' in data
-        ):
+        return self._learn(data) if _worth_parsing(data) else None
+
+    def read(self, data: bytes) -> Any:
+        """One event's parsed JSON (None if it is not JSON), learning from it on the way."""
+        if _worth_parsing(data):
             return self._learn(data)
-        return None
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
 
     def _learn(self, data: bytes) -> Any:
         try:

@@ -15,9 +15,6 @@ from quotapool.domain.request import Route
 from quotapool.net.client import Body
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
 from quotapool.proxy.record import Record
-
-if TYPE_CHECKING:
-    from quotapool.proxy.learn import EventLearner
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter
 from quotapool.upstream.signals import (
     QUOTA_ERRORS,
@@ -26,6 +23,9 @@ from quotapool.upstream.signals import (
 )
 from quotapool.upstream.sse import KEEPALIVE, SSEFramer, event_data
 from quotapool.upstream.usage import parse_usage
+
+if TYPE_CHECKING:
+    from quotapool.proxy.learn import EventLearner
 
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 _RATE_CODES = QUOTA_ERRORS | {"usage_limit_reached", "rate_limit_exceeded", "rate_limit_error"}
@@ -173,11 +173,10 @@ async def stream_events(
 
     def relayed(event: bytes) -> bytes | None:
         """What the client gets for one upstream event (None: nothing), noting what it tells."""
-        payload = learn(event)
         if adapter is not None:
-            if payload is None:
-                payload = _payload(event_data(event)[1])
+            payload = sink.learner.read(event_data(event)[1])
             return adapter.feed(payload if isinstance(payload, dict) else {}) or None
+        payload = learn(event)
         if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
             return None  # the usage chunk asked for on the client's behalf
         return event
@@ -218,10 +217,7 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
     while (event := await events.next()) is not None:
         if not isinstance(event, bytes):
             continue
-        data = event_data(event)[1]
-        payload = sink.learner.learn(data)
-        if payload is None:
-            payload = _payload(data)
+        payload = sink.learner.read(event_data(event)[1])
         if not isinstance(payload, dict):
             continue
         kind = payload.get("type")
@@ -249,10 +245,7 @@ async def collect_chat(
     while (event := await events.next()) is not None:
         if not isinstance(event, bytes):
             continue
-        data = event_data(event)[1]
-        payload = sink.learner.learn(data)
-        if payload is None:
-            payload = _payload(data)
+        payload = sink.learner.read(event_data(event)[1])
         if (failure := event_failure(payload, sink.now())) is not None:
             return failure
         if isinstance(payload, dict):

@@ -265,15 +265,12 @@ class WebSocketBridge:
         """Response ids are owned at once (the next frame may continue them); limits are
         applied at once (the CLI opens a new socket after a prewarm 429; the pool must send
         that one to another account)."""
-        affinity = self.dispatcher.affinity
-        dispatcher = self.dispatcher
-        return EventLearner(
-            record,
-            cid,
-            dispatcher.pool,
-            dispatcher.clock,
-            own=lambda response_id: affinity.own(response_id, cid),
-        )
+        d = self.dispatcher
+
+        def own(response_id: str) -> None:
+            d.affinity.own(response_id, cid)
+
+        return EventLearner(record, cid, d.pool, d.clock, own=own)
 
     def _observe(self, learner: EventLearner, data: str) -> None:
         """Learn from one frame in passing (the client sees it as it is)."""

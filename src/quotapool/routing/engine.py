@@ -74,11 +74,7 @@ def select(
             backing_off
             and not tried
             and len(backing_off)
-            == sum(
-                1
-                for c in snapshot.credentials
-                if mismatch(c, request) is None and c.id not in request.exclude
-            )
+            == sum(1 for c in snapshot.credentials if mismatch(c, request) is None)
         ):
             winner = min(backing_off, key=lambda c: (c.state.last_failure_at, c.credential.id))
             return Decision(

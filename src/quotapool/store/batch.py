@@ -102,6 +102,8 @@ class BatchWriter:
         self.batch_size = batch_size
         self.shape = RowShape(table)
         self.journal = Journal(journal) if journal is not None else None
+        self.rejected = Journal(journal.with_name(journal.name + ".rejected")) if journal else None
+        """Rows the database refused even alone, kept for a look (never replayed)."""
         self.dropped = 0
         """Rows that fell out of a full queue."""
         self.refused = 0
@@ -205,10 +207,8 @@ class BatchWriter:
         self.refused += 1
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("%s: a row was refused and kept aside (%s)", self.table.name, reason)
-        if self.journal is not None:
-            Journal(self.journal.path.with_name(self.journal.path.name + ".rejected")).append(
-                [{**row, "_refused": reason}]
-            )
+        if self.rejected is not None:
+            self.rejected.append([{**row, "_refused": reason}])
 
     def _went_out(self, out: _Unavailable) -> None:
         if self.journal is None:
@@ -221,17 +221,23 @@ class BatchWriter:
             )
             return
         self._keep(out.rows)
+        self._out(out.cause)
+
+    def _out(self, cause: BaseException) -> None:
+        """A write failed: note when the database went out (logged once) and when to retry."""
+        assert self.journal is not None
+        now = time.monotonic()
         if self.out_since is None:
-            self.out_since = time.monotonic()
+            self.out_since = now
             self._retry_delay = RETRY_FIRST_SECONDS
             log.warning(
                 "%s: the database cannot take rows (%s); they wait in %s and are written when "
                 "it is back",
                 self.table.name,
-                str(out.cause).splitlines()[0],
+                str(cause).splitlines()[0] if str(cause) else type(cause).__name__,
                 self.journal.path,
             )
-        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
 
     def _keep(self, rows: list[dict[str, Any]]) -> None:
@@ -261,11 +267,7 @@ class BatchWriter:
                 journal.commit(position)
                 replayed += len(rows)
         except _Unavailable as out:
-            if self.out_since is None:
-                self.out_since = time.monotonic()
-                log.warning("%s: journaled rows wait for the database (%s)", self.table.name, out)
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
+            self._out(out.cause)
             return
         journal.clear()
         out_for = (

@@ -3,34 +3,24 @@ would refuse gets a 400 naming the field (in each API's own error shape), never 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from quotapool.upstream.chat_schema import ChatBody, problem
+from quotapool.upstream.chat_schema import ChatBody, Number, Object, Strict, problem
 
 __all__ = ["ChatBody", "CountTokensBody", "MessagesBody", "ResponsesBody", "problem"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-
-
-Number = float | int
-Object = dict[str, Any]
-
-
-class _Typed(_Body):
+class _Typed(Strict):
     type: str
 
 
-class _Item(_Body):
+class _Item(Strict):
     type: str | None = None
     role: str | None = None
     content: str | list[Object] | None = None
 
 
-class ResponsesBody(_Body):
+class ResponsesBody(Strict):
     model: str
     input: str | list[_Item] | None = None
     instructions: str | None = None
@@ -49,12 +39,12 @@ class ResponsesBody(_Body):
     max_output_tokens: int | None = None
 
 
-class _AnthropicMessage(_Body):
+class _AnthropicMessage(Strict):
     role: Literal["user", "assistant"]
     content: str | list[_Typed]
 
 
-class CountTokensBody(_Body):
+class CountTokensBody(Strict):
     model: str
     messages: list[_AnthropicMessage]
     system: str | list[_Typed] | None = None
@@ -63,7 +53,7 @@ class CountTokensBody(_Body):
     thinking: Object | None = None
 
 
-class MessagesBody(_Body):
+class MessagesBody(Strict):
     model: str
     max_tokens: int
     messages: list[_AnthropicMessage]
