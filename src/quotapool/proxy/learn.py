@@ -16,16 +16,18 @@ from quotapool.upstream.signals import parse_rate_limits_event
 from quotapool.upstream.sse import event_data
 from quotapool.upstream.usage import merge, usage_in_event
 
+_ERROR_TYPE = b'"type":"error"'
 
-def _worth_parsing(event: bytes) -> bool:
-    """Whether an event (its JSON, or the whole SSE event) may carry something to learn.
-    Substring checks, no parsing: this runs for every event of every stream."""
+
+def _worth_parsing(event: bytes, error: bytes) -> bool:
+    """Whether an event may carry something to learn; `error` is how an error event shows in
+    this form (`event: error` in a raw SSE event, `"type":"error"` in a WebSocket frame's JSON).
+    Five substring checks, no parsing: this runs for every event of every stream."""
     return (
         b'"usage"' in event
         or b"codex.rate_limits" in event
         or b'"response.created"' in event
-        or b'"type":"error"' in event
-        or b"event: error" in event
+        or error in event
         or b'"response.failed"' in event
     )
 
@@ -59,15 +61,15 @@ class EventLearner:
 
     def learn_event(self, event: bytes) -> Any:
         """The same for one raw SSE event (`event:` and `data:` lines)."""
-        return self._learn(event_data(event)[1]) if _worth_parsing(event) else None
+        return self._learn(event_data(event)[1]) if _worth_parsing(event, b"event: error") else None
 
     def learn(self, data: bytes) -> Any:
         """`data`: one event's JSON. The parsed payload, or None if nothing was to be learnt."""
-        return self._learn(data) if _worth_parsing(data) else None
+        return self._learn(data) if _worth_parsing(data, _ERROR_TYPE) else None
 
     def read(self, data: bytes) -> Any:
         """One event's parsed JSON (None if it is not JSON), learning from it on the way."""
-        if _worth_parsing(data):
+        if _worth_parsing(data, _ERROR_TYPE):
             return self._learn(data)
         try:
             return orjson.loads(data)
