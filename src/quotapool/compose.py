@@ -71,6 +71,7 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
                 policy=entry.policy,
                 model_map=tuple(entry.model_map.items()),
                 prices=tuple(entry.prices.items()),
+                account_id=entry.account_id if entry.kind is Kind.CODEX else None,
             )
         )
         secrets[entry.name] = Secret(entry.secret(), entry.account_id)

@@ -98,7 +98,7 @@ def test_all_exhausted_answers_codex_usage_limit_with_retry_after(h: Harness) ->
 
 
 def test_limited_account_comes_back_by_itself_after_reset(harness: HarnessFactory) -> None:
-    h = harness(routing={"strategy": "fill_first"})
+    h = harness(routing={"strategy": "sequential"})
     h.fake.account("tok-a").fail_next(usage_limit(time.time() + 1.5))
     client = h.openai()
     assert client.responses.create(model="gpt-5.5", input="hi").output_text == "Hi from bravo!"

@@ -67,7 +67,8 @@ class Playbook:
         decision = self.decide()
         assert isinstance(decision, Decision), decision
         cid = decision.credential.id
-        self.pool = apply(self.pool, Started(cid, self.now, self.model))
+        started = Started(cid, self.now, decision.rotation, decision.catch_up)
+        self.pool = apply(self.pool, started)
         self.pool = apply(self.pool, Served(cid, self.now, None, self.model, ttfb_ms, gated))
         return cid
 
@@ -75,7 +76,8 @@ class Playbook:
         """Decide and leave the request in flight."""
         decision = self.decide()
         assert isinstance(decision, Decision), decision
-        self.pool = apply(self.pool, Started(decision.credential.id, self.now, self.model))
+        started = Started(decision.credential.id, self.now, decision.rotation, decision.catch_up)
+        self.pool = apply(self.pool, started)
         return decision.credential.id
 
     def expect(self, *names: str) -> Playbook:

@@ -34,7 +34,7 @@ def test_round_robin_rotates_and_honours_weights() -> None:
     assert "aaa" not in order
 
 
-def test_round_robin_counts_per_profile() -> None:
+def test_round_robin_counts_per_model() -> None:
     book = Playbook("round_robin", c("a"), c("b"))
     assert book.serve() == "a"
     book.model = "other-model"
@@ -140,7 +140,7 @@ def test_budget_safe_prefers_under_threshold_then_falls_back() -> None:
     assert isinstance(decided, Decision) and decided.credential.id == "b"
     assert any("over budget" in e.reason for e in decided.excluded)
     book.usage("b", primary=99)
-    assert book.serve() == "a"  # none under the threshold: use what is left
+    assert book.serve() == "b"  # none under the threshold: all are candidates, most used first
     off = Playbook("fill_first", c("a"), c("b"), budget_safe=False).usage("a", primary=99)
     assert off.serve() == "a"
 
@@ -229,3 +229,72 @@ def test_budget_safe_never_picks_over_threshold_while_under_exists(
     chosen = uses[int(decided.credential.id[1:])]
     if any(u < 95 for u in uses):
         assert chosen < 95
+
+
+def test_fill_first_drains_the_most_used_account_first() -> None:
+    book = Playbook("fill_first", c("a"), c("b"), c("c"), budget_safe=False)
+    book.usage("b", primary=40, secondary=10).usage("c", primary=40, secondary=70)
+    book.expect("c", "c")  # most used 5 h window; a tie broken by the weekly window
+    book.usage("a", primary=80).expect("a")  # now a is the most saturated
+    book.limited("a", until=5_000).expect("c")  # traffic moves only when it leaves the pool
+
+
+def test_fill_first_breaks_ties_by_the_chatgpt_account_id() -> None:
+    # Unknown usage counts as 0 %; imported ids are random, the account id is stable.
+    book = Playbook(
+        "fill_first", c("x9", account_id="acct-2"), c("x1", account_id="acct-1"), c("key")
+    )
+    book.expect("x1")
+    assert "most used first" in book.decide().reason  # type: ignore[union-attr]
+
+
+def test_sequential_uses_priority_then_configured_order() -> None:
+    book = Playbook("sequential", c("z"), c("y", priority=1), c("x"))
+    book.usage("z", primary=90).expect("y", "y")
+    book.limited("y", until=2_000).expect("z", "z")  # configured order, not usage or name
+    book.limited("z", until=2_000).expect("x")
+
+
+def test_a_returning_credential_rejoins_without_a_burst() -> None:
+    book = Playbook("round_robin", c("a"), c("b"), c("c"))
+    book.expect("a", "b", "c")
+    book.limited("c", until=1_003)
+    book.expect(*["a", "b"] * 5)
+    served = book.at(1_003).expect("c", "a", "b", "c")
+    assert (
+        served.pool.state("c").rotations["gpt-5.5"] == served.pool.state("a").rotations["gpt-5.5"]
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["limit", "return"]), st.integers(0, 3), st.integers(0, 12)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_round_robin_never_gives_more_than_weight_plus_one_in_a_row(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    names = ["a", "b", "c", "d"]
+    book = Playbook("round_robin", *(c(n) for n in names))
+    out: set[str] = set()
+    run_of, run = "", 0
+    for action, index, serves in steps:
+        name = names[index]
+        if action == "limit" and len(out) < len(names) - 1:
+            out.add(name)
+            book.limited(name, until=1e12)
+            book.set_state(name, status=Status.RATE_LIMITED, until=1e12)
+        elif action == "return" and name in out:
+            out.discard(name)
+            book.set_state(name, status=Status.ACTIVE, until=None, in_flight=0)
+        for _ in range(serves):
+            served = book.serve()
+            if len(names) - len(out) < 2:
+                run_of, run = "", 0  # only one eligible: it takes every request, rightly
+                continue
+            run = run + 1 if served == run_of else 1
+            run_of = served
+            assert run <= 2, f"{served} picked {run} times in a row"

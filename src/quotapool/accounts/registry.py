@@ -37,6 +37,7 @@ def load(rows: Sequence[AccountRow], box: SecretBox, codex_base_url: str) -> lis
             priority=row.priority,
             plan=row.plan,
             policy=Policy(row.policy),
+            account_id=row.account_id if row.kind is Kind.CODEX else None,
         )
         if row.kind is Kind.CODEX:
             secret = Secret(tokens.access_token or "", row.account_id)

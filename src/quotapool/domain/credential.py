@@ -70,12 +70,20 @@ class Credential:
     """Requested model → model actually sent upstream (e.g. a cheaper equivalent)."""
     prices: tuple[tuple[str, float], ...] = ()
     """Model → USD per million tokens on this credential, overriding the pricing table."""
+    account_id: str | None = None
+    """The ChatGPT account id of a Codex account (not a secret: it names the account)."""
     capacity: float = field(init=False)
     """Relative size of the credential: plan credits × weight."""
 
     def __post_init__(self) -> None:
         capacity = PLAN_CAPACITY.get(self.plan or "", DEFAULT_CAPACITY) * self.weight
         object.__setattr__(self, "capacity", capacity)
+
+    @property
+    def stable_id(self) -> str:
+        """What deterministic orders break ties by: the ChatGPT account id of a Codex
+        account (the same whichever machine imported it), else the name."""
+        return self.account_id or self.name
 
     def serves(self, model: str) -> bool:
         """True for a model it lists; any model when it lists none; "" (not known yet) too."""

@@ -10,12 +10,16 @@ from quotapool.domain.state import Status
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """A request was sent to the credential (counts as a selection and one in flight)."""
+    """A request was sent to the credential: one more in flight and, unless `rotation` is
+    None (a probe, a warmup), a selection counted toward that rotation."""
 
     credential_id: str
     at: float
-    profile: str = ""
-    """The rotation profile the selection counts toward."""
+    rotation: str | None = ""
+    """The round-robin counter the selection counts toward."""
+    catch_up: float = 0.0
+    """The counter is first raised to this (a returning credential rejoins the rotation at
+    its current position instead of catching up in a burst)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,15 +123,16 @@ def _limited(state: CredentialState, outcome: Limited) -> CredentialState:
 def _next_state(snapshot: PoolSnapshot, outcome: Outcome) -> CredentialState:
     state = snapshot.state(outcome.credential_id)
     match outcome:
-        case Started(profile=profile):
+        case Started(rotation=rotation, catch_up=catch_up):
+            if rotation is None:
+                return _evolve(state, {"in_flight": state.in_flight + 1})
+            count = max(state.rotations.get(rotation, 0.0), catch_up) + 1
             return _evolve(
                 state,
                 {
                     "in_flight": state.in_flight + 1,
                     "last_selected": snapshot.sequence + 1,
-                    "rotations": _set(
-                        state.rotations, profile, state.rotations.get(profile, 0) + 1
-                    ),
+                    "rotations": _set(state.rotations, rotation, count),
                 },
             )
         case Served():
@@ -175,5 +176,6 @@ def apply(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:
     """
     states = dict(snapshot.states)
     states[outcome.credential_id] = _next_state(snapshot, outcome)
-    sequence = snapshot.sequence + 1 if isinstance(outcome, Started) else snapshot.sequence
+    counted = isinstance(outcome, Started) and outcome.rotation is not None
+    sequence = snapshot.sequence + 1 if counted else snapshot.sequence
     return PoolSnapshot(snapshot.credentials, states, sequence)

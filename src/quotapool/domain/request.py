@@ -52,6 +52,6 @@ class RouteRequest:
         return SERVED_BY[self.route]
 
     @property
-    def profile(self) -> str:
-        """Rotation counters are kept per profile: one per model."""
+    def rotation(self) -> str:
+        """The key round-robin counters are kept under: one per model."""
         return self.model

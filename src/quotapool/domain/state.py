@@ -66,8 +66,8 @@ class CredentialState:
     """Additional (gated) quotas by limit name, independent of the standard windows."""
     model_cooldowns: Mapping[str, float] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Model → time until which this credential must not serve that model."""
-    rotations: Mapping[str, int] = field(default_factory=_empty)  # type: ignore[arg-type]
-    """Profile → times selected (round_robin's counters)."""
+    rotations: Mapping[str, float] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Rotation key → selections counted (round_robin's counters)."""
     latency: Mapping[str, Latency] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Model → measured time to first byte."""
 

@@ -165,7 +165,7 @@ class Dispatcher:
                 await self._send_error(send, record, base, bad)
                 return
             headers = self._headers(base, choice)
-            failure = await self._attempt(call, credential, request, dialect, send, record, headers)
+            failure = await self._attempt(call, choice, request, dialect, send, record, headers)
             if failure is None:
                 self._remember(key, bound, credential.id, record, routed)
                 return
@@ -258,7 +258,7 @@ class Dispatcher:
     async def _attempt(
         self,
         call: UpstreamCall,
-        credential: Credential,
+        decision: Decision,
         request: ClientRequest,
         dialect: Dialect,
         send: Send,
@@ -268,8 +268,9 @@ class Dispatcher:
         """One try on one credential. Returns the failure to fail over from, or None if the
         client got its answer (success, a client error, or a stream that broke mid-way)."""
         assert self.client is not None, "dispatcher used before start-up"
-        clock, cid = self.clock, credential.id
-        with Reservation(self.pool, clock, cid, request.model) as held:
+        clock, credential = self.clock, decision.credential
+        cid = credential.id
+        with Reservation(self.pool, clock, cid, decision.rotation, decision.catch_up) as held:
             try:
                 return await self._exchange(call, credential, request, send, record, headers, held)
             except TRANSPORT_ERRORS as exc:

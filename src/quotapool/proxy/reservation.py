@@ -17,19 +17,26 @@ class Reservation:
     client gone before its upgrade was accepted), leaving the block settles it as `Abandoned`
     if nothing else did, so an in-flight count can never leak.
 
-        with Reservation(pool, clock, "alpha", "gpt-5.5") as held:
+        with Reservation(pool, clock, "alpha", decision.rotation) as held:
             ...
             held.settle(Served(...))   # later settlements are ignored
     """
 
     __slots__ = ("clock", "credential_id", "pool", "settled")
 
-    def __init__(self, pool: PoolStore, clock: Clock, credential_id: str, model: str = "") -> None:
+    def __init__(
+        self,
+        pool: PoolStore,
+        clock: Clock,
+        credential_id: str,
+        rotation: str | None = None,
+        catch_up: float = 0.0,
+    ) -> None:
         self.pool = pool
         self.clock = clock
         self.credential_id = credential_id
         self.settled = False
-        pool.apply(Started(credential_id, clock.now(), model))
+        pool.apply(Started(credential_id, clock.now(), rotation, catch_up))
 
     def settle(self, outcome: Settling) -> None:
         if not self.settled:

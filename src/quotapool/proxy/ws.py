@@ -85,7 +85,7 @@ class WebSocketBridge:
                 await refuse(scope, send, record, base, rejection_error(choice, Dialect.CODEX, now))
                 return
             credential = choice.credential
-            with Reservation(d.pool, d.clock, credential.id) as held:
+            with Reservation(d.pool, d.clock, credential.id, choice.rotation) as held:
                 upstream = await self._connect(credential, headers, scope, send, record, base, held)
                 if upstream is None:
                     failover.failed(choice)

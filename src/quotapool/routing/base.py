@@ -67,6 +67,8 @@ class Pick(NamedTuple):
     excluded: tuple[Exclusion, ...] = ()
     scores: tuple[str, dict[str, float]] | None = None
     """What the strategy ranked by, and each candidate's value (why the others lost)."""
+    catch_up: float = 0.0
+    """The winner's rotation counter is raised to this first (see `Started.catch_up`)."""
 
 
 class Strategy(Protocol):
@@ -97,6 +99,10 @@ class Decision(NamedTuple):
     candidates: tuple[str, ...]
     excluded: tuple[Exclusion, ...]
     scores: tuple[str, dict[str, float]] | None = None
+    rotation: str | None = None
+    """The rotation the selection counts toward; None when no strategy chose (a probe, the
+    owner of a continuation), so no counter moves."""
+    catch_up: float = 0.0
 
     @property
     def route_header(self) -> str:

@@ -97,6 +97,8 @@ def select(
         candidates=tuple(c.credential.name for c in candidates if c.credential.name not in chosen),
         excluded=tuple(excluded) + pick.excluded,
         scores=pick.scores,
+        rotation=request.rotation,
+        catch_up=pick.catch_up,
     )
 
 

@@ -11,7 +11,7 @@ from quotapool.routing.modifiers import (
     Sticky,
 )
 from quotapool.routing.strategies.capacity_weighted import CapacityWeighted
-from quotapool.routing.strategies.failover import Failover
+from quotapool.routing.strategies.failover import Failover, Sequential
 from quotapool.routing.strategies.fill_first import FillFirst
 from quotapool.routing.strategies.least_busy import LeastBusy
 from quotapool.routing.strategies.least_cost import LeastCost
@@ -34,6 +34,7 @@ STRATEGIES: dict[str, Strategy] = {
         LeastLatency(),
         LeastCost(),
         Failover(),
+        Sequential(),
         ResetDrain(),
         Single(),
     )

@@ -31,9 +31,11 @@ def primary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) 
     return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
 
 
-def secondary_used(candidate: Candidate, ctx: Context) -> float:
-    """Percent of the long (weekly) window used, counting requests in flight."""
+def secondary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) -> float:
+    """Percent of the long (weekly) window used; by default counting requests in flight."""
     used = _used(_window(candidate, ctx, False), ctx.now)
+    if not in_flight:
+        return used
     return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
 
 

@@ -1,4 +1,5 @@
-"""failover: the configured order; the next credential only when the earlier ones are out."""
+"""failover / sequential: the configured order; the next credential only when the earlier
+ones are out (within the highest priority tier, which a modifier keeps)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ class Failover:
                 {c.credential.name: float(order[c.credential.id]) for c in candidates},
             ),
         )
+
+
+class Sequential(Failover):
+    """CLIProxyAPI's "fill-first": use the first credential until it leaves the pool (by
+    priority, then configured order). GoZen calls the same rule failover."""
+
+    name = "sequential"

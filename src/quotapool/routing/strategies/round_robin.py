@@ -1,7 +1,10 @@
-"""round_robin: smooth weighted rotation, counters per profile (one profile per model).
+"""round_robin: smooth weighted rotation, counters per rotation key (profile and model).
 
 Stride scheduling: the candidate with the fewest selections per unit of weight goes next, so
-weights 2:1 give A, B, A, A, B, A… and equal weights a plain rotation.
+weights 2:1 give A, B, A, A, B, A… and equal weights a plain rotation. A credential whose counter
+fell behind while it was out (limited, paused, over budget, new) rejoins at the current position:
+its turns count as no fewer than the latest turn any other candidate had before its own last
+pick, so it takes its turn once instead of a burst of catch-up picks.
 """
 
 from __future__ import annotations
@@ -15,18 +18,34 @@ class RoundRobin:
     name = "round_robin"
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
-        profile = ctx.request.profile
-        turns = {
-            c.credential.name: c.state.rotations.get(profile, 0) / c.credential.weight
-            for c in candidates
-        }
-        winner = min(
-            candidates,
-            key=lambda c: (turns[c.credential.name], c.state.last_selected, c.credential.id),
+        key = ctx.request.rotation
+        turns = [c.state.rotations.get(key, 0.0) / c.credential.weight for c in candidates]
+        # In a rotation nobody left, every turn is at least (another's turn − its stride): the
+        # turn it had when it was last picked. So clamping to that changes only returners.
+        before = [t - 1.0 / c.credential.weight for t, c in zip(turns, candidates, strict=True)]
+        first = max(range(len(before)), key=before.__getitem__)
+        second = max((b for i, b in enumerate(before) if i != first), default=0.0)
+        floors = [second if i == first else before[first] for i in range(len(before))]
+        effective = [max(t, f) for t, f in zip(turns, floors, strict=True)]
+        index = min(
+            range(len(candidates)),
+            key=lambda i: (
+                effective[i],
+                candidates[i].state.last_selected,
+                candidates[i].credential.id,
+            ),
         )
-        count = winner.state.rotations.get(profile, 0)
+        winner = candidates[index]
+        weight = winner.credential.weight
+        catch_up = effective[index] * weight
+        behind = effective[index] > turns[index]
         return Pick(
             winner,
-            f"its turn: {count} selection(s) for {profile} at weight {winner.credential.weight:g}",
-            scores=("selections per weight", turns),
+            f"its turn: {catch_up:g} selection(s) for {key} at weight {weight:g}"
+            + (" (rejoined the rotation)" if behind else ""),
+            scores=(
+                "selections per weight",
+                {c.credential.name: e for c, e in zip(candidates, effective, strict=True)},
+            ),
+            catch_up=catch_up if behind else 0.0,
         )
