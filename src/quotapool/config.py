@@ -7,10 +7,19 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from quotapool.domain.credential import Kind, Policy, control_characters
+from quotapool.domain.quota import limit_key
 
 DEFAULT_HOME = Path("~/.quotapool")
 CONFIG_FILE_NAME = "quotapool.toml"
@@ -99,7 +108,13 @@ class RoutingConfig(BaseModel):
     pricing: dict[str, float] = {}
     """Model → USD per million tokens, for least_cost (added to the built-in table)."""
     gated_models: dict[str, str] = {}
-    """Model → name of the additional quota it is served from (e.g. a "spark" limit)."""
+    """Model → the additional quota it is served from, by id or name (e.g. "codex_bengalfox"
+    or "GPT-5.3-Codex-Spark"; case and punctuation do not matter)."""
+
+    @field_validator("gated_models")
+    @classmethod
+    def _limit_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return {model: limit_key(limit) for model, limit in value.items()}
 
     @model_validator(mode="after")
     def _check(self) -> RoutingConfig:

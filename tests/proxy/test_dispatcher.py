@@ -89,7 +89,7 @@ def test_a_usage_limit_fails_over_before_the_client_sees_a_byte() -> None:
     assert status == 200 and b"Hi from bravo!" in body
     assert [account(r) for r in client.requests] == ["alpha", "bravo"]
     assert record.attempts == 2 and in_flight(d) == [0, 0, 0]
-    assert d.pool.snapshot().state("alpha").status.value == "rate_limited"  # the 5 h window
+    assert d.pool.snapshot().state("alpha").status.value == "quota_exceeded"  # its 5 h window
 
 
 def test_an_outage_is_a_503_costs_one_call_per_request_and_heals_at_the_next_probe() -> None:
@@ -146,5 +146,5 @@ def test_a_limit_announced_mid_stream_is_learnt() -> None:
     status, body, record = asyncio.run(ask(d, stream=True))
     assert status == 200 and b"usage_limit_reached" in body
     state = d.pool.snapshot().state(record.credential or "")
-    assert state.status.value == "rate_limited" and state.until == clock.now() + 900
+    assert state.status.value == "quota_exceeded" and state.until == clock.now() + 900
     assert in_flight(d) == [0, 0, 0]

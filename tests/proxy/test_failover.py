@@ -21,7 +21,7 @@ def test_usage_limit_on_first_account_is_served_by_second(h: Harness) -> None:
     assert response.output_text == "Hi from bravo!"
     assert h.fake.served_by()[-2:] == ["alpha", "bravo"]
     state = h.state("alpha")
-    assert state.status is Status.RATE_LIMITED
+    assert state.status is Status.QUOTA_EXCEEDED  # its standard window is spent
     assert state.until == pytest.approx(int(resets_at), abs=1)
     # The limited account is skipped by the next decisions, with the reason explained.
     for i in range(4):
@@ -31,7 +31,7 @@ def test_usage_limit_on_first_account_is_served_by_second(h: Harness) -> None:
     first = rows[0]
     assert first["status"] == 200 and first["attempts"] == 2 and first["credential"] == "bravo"
     skipped = rows[1]["decision"]
-    assert "alpha" in skipped and "rate_limited" in skipped
+    assert "alpha" in skipped and "quota_exceeded" in skipped
 
 
 def test_stream_failover_is_invisible_to_the_client(h: Harness) -> None:
@@ -70,7 +70,7 @@ def test_error_as_first_stream_event_fails_over(h: Harness) -> None:
     h.fake.account("tok-a").fail_next(failure)
     with h.openai().responses.stream(model="gpt-5.5", input="hi") as stream:
         assert stream.get_final_response().output_text == "Hi from bravo!"
-    assert h.state("alpha").status is Status.RATE_LIMITED
+    assert h.state("alpha").status is Status.QUOTA_EXCEEDED
 
 
 def test_all_exhausted_answers_codex_usage_limit_with_retry_after(h: Harness) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from quotapool.domain.credential import Credential, Kind, Policy
 from quotapool.domain.outcome import Failed, Limited, Served, Started
 from quotapool.domain.pool import PoolSnapshot
-from quotapool.domain.quota import QuotaReading, QuotaWindow
+from quotapool.domain.quota import AdditionalQuota, QuotaReading, QuotaWindow
 from quotapool.domain.reducer import apply
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.domain.state import Status
@@ -112,7 +112,7 @@ class Playbook:
         reading = QuotaReading(
             QuotaWindow(primary, None, 300),
             QuotaWindow(secondary, resets_at, 10080),
-            {k: QuotaWindow(v) for k, v in additional.items()},
+            {k: AdditionalQuota(k, QuotaWindow(v)) for k, v in additional.items()},
         )
         self.pool = apply(self.pool, Served(name, self.now, reading))
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from multidict import CIMultiDict
 
 from quotapool.domain.quota import Credits, QuotaWindow
 from quotapool.domain.state import Status
@@ -72,7 +73,7 @@ def body(**error: object) -> bytes:
             {},
             body(type="usage_limit_reached", resets_at=NOW + 900),
             True,
-            Status.RATE_LIMITED,
+            Status.QUOTA_EXCEEDED,
             NOW + 900,
         ),
         (
@@ -80,7 +81,7 @@ def body(**error: object) -> bytes:
             {},
             body(type="usage_limit_reached", resets_in_seconds=120),
             True,
-            Status.RATE_LIMITED,
+            Status.QUOTA_EXCEEDED,
             NOW + 120,
         ),
         (
@@ -220,3 +221,43 @@ def test_codex_rate_limits_event() -> None:
         and reading.secondary is None
     )
     assert parse_rate_limits_event({"type": "codex.rate_limits"}, NOW) is None
+
+
+def test_additional_limits_are_read_from_headers_events_and_usage() -> None:
+    headers = CIMultiDict(  # as the upstream client gives them: any case
+        {
+            "x-codex-primary-used-percent": "12",
+            "X-Codex-Bengalfox-Primary-Used-Percent": "64",
+            "x-codex-bengalfox-primary-reset-at": str(int(NOW) + 60),
+            "x-codex-bengalfox-secondary-used-percent": "7",
+            "x-codex-bengalfox-limit-name": "GPT-5.3-Codex-Spark",
+        }
+    )
+    reading = parse_codex_headers(headers, NOW)
+    assert reading is not None and reading.primary is not None
+    spark = reading.additional["codex_bengalfox"]
+    assert reading.additional["gpt_5.3_codex_spark"] is spark  # by id or by name
+    assert spark.primary == QuotaWindow(64.0, NOW + 60, None) and spark.secondary is not None
+    event = {
+        "type": "codex.rate_limits",
+        "metered_limit_name": "codex_bengalfox",
+        "rate_limits": {"primary": {"used_percent": 70, "resets_in_seconds": 30}},
+    }
+    streamed = parse_rate_limits_event(event, NOW)
+    assert streamed is not None and streamed.primary is None
+    assert streamed.additional["codex_bengalfox"].primary == QuotaWindow(70.0, NOW + 30, None)
+    usage = {
+        "rate_limit": {"primary_window": {"used_percent": 5}},
+        "additional_rate_limits": [
+            {
+                "limit_name": "GPT-5.3-Codex-Spark",
+                "metered_feature": "codex_bengalfox",
+                "rate_limit": {"primary_window": {"used_percent": 99, "reset_at": NOW + 9}},
+            },
+            {"limit_name": "broken", "rate_limit": "nope"},
+        ],
+    }
+    polled = parse_wham_usage(usage, NOW)
+    assert polled is not None
+    assert polled.additional["gpt_5.3_codex_spark"].primary == QuotaWindow(99.0, NOW + 9, None)
+    assert "broken" not in polled.additional

@@ -57,7 +57,13 @@ def _evolve(state: CredentialState, changes: dict[str, Any]) -> CredentialState:
 def _quota_changes(state: CredentialState, quota: QuotaReading) -> dict[str, Any]:
     additional = state.additional
     if quota.additional:
-        additional = {**additional, **quota.additional}
+        additional = {
+            **additional,
+            **{
+                key: seen.merged(new) if (seen := additional.get(key)) else new
+                for key, new in quota.additional.items()
+            },
+        }
     return {
         "primary": quota.primary or state.primary,
         "secondary": quota.secondary or state.secondary,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from quotapool.domain.quota import Credits, QuotaWindow
+from quotapool.domain.quota import AdditionalQuota, Credits, QuotaWindow
 
 
 class Status(StrEnum):
@@ -62,8 +62,9 @@ class CredentialState:
     secondary: QuotaWindow | None = None
     """The weekly window of a Codex account."""
     credits: Credits | None = None
-    additional: Mapping[str, QuotaWindow] = field(default_factory=_empty)  # type: ignore[arg-type]
-    """Additional (gated) quotas by limit name, independent of the standard windows."""
+    additional: Mapping[str, AdditionalQuota] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Additional (gated) quotas by `limit_key` of id and name, independent of the standard
+    windows."""
     model_cooldowns: Mapping[str, float] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Model → time until which this credential must not serve that model."""
     rotations: Mapping[str, float] = field(default_factory=_empty)  # type: ignore[arg-type]

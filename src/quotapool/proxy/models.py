@@ -101,6 +101,13 @@ def pool_view(snapshot: PoolSnapshot, now: float) -> bytes:
                 "served": state.served,
                 "primary": _window(state.primary, now),
                 "secondary": _window(state.secondary, now),
+                "additional": {
+                    limit.name: {
+                        "primary": _window(limit.primary, now),
+                        "secondary": _window(limit.secondary, now),
+                    }
+                    for limit in state.additional.values()
+                },
             }
         )
     return orjson.dumps({"now": now, "credentials": rows})

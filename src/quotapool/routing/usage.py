@@ -13,7 +13,10 @@ from quotapool.routing.base import Candidate, Context
 def _window(candidate: Candidate, ctx: Context, short: bool) -> QuotaWindow | None:
     state = candidate.state
     if (limit := ctx.request.additional_limit) is not None:
-        return state.additional.get(limit)
+        quota = state.additional.get(limit)
+        if quota is None:
+            return None
+        return quota.primary if short else quota.secondary
     return state.primary if short else state.secondary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quotapool.domain.outcome import Limited, Observed, Outcome, Served
 from quotapool.domain.pool import PoolSnapshot
-from quotapool.domain.quota import QuotaReading, QuotaWindow
+from quotapool.domain.quota import AdditionalQuota, QuotaReading, QuotaWindow
 from quotapool.store.batch import BatchWriter
 
 
@@ -12,7 +12,15 @@ def _windows(quota: QuotaReading) -> list[tuple[str, QuotaWindow]]:
     found = [
         (name, w) for name, w in (("primary", quota.primary), ("secondary", quota.secondary)) if w
     ]
-    found.extend((f"additional:{name}", w) for name, w in quota.additional.items())
+    limits: dict[int, tuple[str, AdditionalQuota]] = {}
+    for key, limit in quota.additional.items():  # one limit is found under two keys
+        limits.setdefault(id(limit), (key, limit))
+    for key, limit in limits.values():
+        found.extend(
+            (f"additional:{key}:{which}", w)
+            for which, w in (("primary", limit.primary), ("secondary", limit.secondary))
+            if w
+        )
     return found
 
 

@@ -90,13 +90,21 @@ class Account:
     usage_polls: int = 0
     aborted: int = 0
     """Streams the client (quotapool) walked away from."""
+    gated_used: float | None = None
+    """Use of the account's additional limit (GATED_LIMIT, for GATED_MODELS); None: none."""
+    standard_spent_until: float | None = None
+    """The standard windows are spent until then: every model but the gated ones gets
+    `usage_limit_reached` (as the Codex backend answers an account out of its 5 h quota)."""
 
     def fail_next(self, *failures: Failure) -> None:
         self.failures.extend(failures)
 
-    def next_failure(self) -> Failure | None:
+    def next_failure(self, model: str | None = None) -> Failure | None:
         if self.failures:
             return self.failures.popleft()
+        spent = self.standard_spent_until
+        if spent is not None and time.time() < spent and model not in GATED_MODELS:
+            return usage_limit(spent)
         return self.always
 
     @property
@@ -118,6 +126,10 @@ class Seen:
 
 
 AUTH = "https://api.openai.com/auth"
+GATED_LIMIT = ("codex_bengalfox", "GPT-5.3-Codex-Spark")
+"""An additional limit as the Codex backend names it: metered feature id, limit name."""
+GATED_MODELS = frozenset({"gpt-5.3-codex-spark"})
+"""Models served from GATED_LIMIT instead of the standard windows."""
 
 
 def expired(token: str) -> bool:

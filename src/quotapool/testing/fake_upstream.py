@@ -27,6 +27,8 @@ from pydantic import BaseModel
 from quotapool.testing import events
 from quotapool.testing.fake_auth import FakeAuth
 from quotapool.testing.fake_model import (
+    GATED_LIMIT,
+    GATED_MODELS,
     Account,
     Failure,
     Seen,
@@ -172,7 +174,7 @@ class FakeUpstream:
     def _quota_headers(self, account: Account, kind: str) -> dict[str, str]:
         now = int(time.time())
         if kind == "codex":
-            return {
+            headers = {
                 "x-codex-primary-used-percent": f"{account.primary_used:g}",
                 "x-codex-primary-window-minutes": "300",
                 "x-codex-primary-reset-at": str(now + 3600),
@@ -180,6 +182,13 @@ class FakeUpstream:
                 "x-codex-secondary-window-minutes": "10080",
                 "x-codex-secondary-reset-at": str(now + 86400 * 3),
             }
+            if account.gated_used is not None:
+                prefix = "x-" + GATED_LIMIT[0].replace("_", "-")
+                headers[f"{prefix}-primary-used-percent"] = f"{account.gated_used:g}"
+                headers[f"{prefix}-primary-window-minutes"] = "300"
+                headers[f"{prefix}-primary-reset-at"] = str(now + 5400)
+                headers[f"{prefix}-limit-name"] = GATED_LIMIT[1]
+            return headers
         if kind == "anthropic":
             reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60))
             return {
@@ -245,11 +254,13 @@ class FakeUpstream:
         if body.get("stream") is not True or body.get("store") is not False:
             detail = {"detail": "Stream must be set to true and store to false"}
             return web.json_response(detail, status=400)
-        if (failure := account.next_failure()) is not None:
+        if (failure := account.next_failure(body.get("model"))) is not None:
             return await self._failure(request, failure, True, "codex")
         frames = events.responses_stream(
             self._scripted(account, body), account.text, account.deltas
         )
+        if body.get("model") in GATED_MODELS and account.gated_used is not None:
+            frames.insert(1, _gated_rate_limits(account.gated_used))
         headers = self._quota_headers(account, "codex")
         headers["x-codex-turn-state"] = f"ts-{account.name}-{account.served}"
         return await self._stream(request, account, frames, headers)
@@ -315,7 +326,7 @@ class FakeUpstream:
                 "message": f"Previous response with id '{previous}' not found.",
             }
             return [orjson.dumps({"type": "error", "status": 400, "error": error}).decode()]
-        if (failure := account.next_failure()) is not None:
+        if (failure := account.next_failure(body.get("model"))) is not None:
             return [
                 orjson.dumps(
                     {
@@ -329,6 +340,8 @@ class FakeUpstream:
         frames = events.responses_stream(
             self._scripted(account, body), text, account.deltas if text else 0
         )
+        if body.get("model") in GATED_MODELS and account.gated_used is not None:
+            frames.insert(1, _gated_rate_limits(account.gated_used))
         payloads = [frame.split(b"data: ", 1)[1].strip() for frame in frames]
         if body.get("generate") is False:  # prewarm: created and completed, no output
             payloads = [payloads[0], payloads[-1]]
@@ -338,7 +351,7 @@ class FakeUpstream:
 
     async def _compact(self, request: web.Request) -> web.StreamResponse:
         account, body = await self._enter(request, schema=ResponsesBody, dialect="codex")
-        if (failure := account.next_failure()) is not None:
+        if (failure := account.next_failure(body.get("model"))) is not None:
             return await self._failure(request, failure, False, "openai")
         summary = {"type": "compaction", "encrypted_content": f"compacted by {account.name}"}
         return web.json_response(
@@ -368,17 +381,28 @@ class FakeUpstream:
             "reset_after_seconds": 259200,
             "reset_at": now + 259200,
         }
-        return web.json_response(
-            {
-                "plan_type": "plus",
-                "rate_limit": {
-                    "allowed": True,
-                    "limit_reached": False,
-                    "primary_window": {"used_percent": account.primary_used, **window},
-                    "secondary_window": {"used_percent": account.secondary_used, **weekly},
-                },
-            }
-        )
+        usage: dict[str, Any] = {
+            "plan_type": "plus",
+            "rate_limit": {
+                "allowed": True,
+                "limit_reached": False,
+                "primary_window": {"used_percent": account.primary_used, **window},
+                "secondary_window": {"used_percent": account.secondary_used, **weekly},
+            },
+        }
+        if account.gated_used is not None:
+            usage["additional_rate_limits"] = [
+                {
+                    "limit_name": GATED_LIMIT[1],
+                    "metered_feature": GATED_LIMIT[0],
+                    "rate_limit": {
+                        "allowed": account.gated_used < 100,
+                        "limit_reached": account.gated_used >= 100,
+                        "primary_window": {"used_percent": account.gated_used, **window},
+                    },
+                }
+            ]
+        return web.json_response(usage)
 
     # --- OpenAI ---------------------------------------------------------------------------
 
@@ -475,6 +499,20 @@ class FakeUpstream:
         if spec.get("server_error"):
             account.fail_next(server_error())
         return web.json_response({"ok": True})
+
+
+def _gated_rate_limits(used: float) -> bytes:
+    """The `codex.rate_limits` event of an additional limit, as a stream of a gated model
+    carries it."""
+    event = {
+        "type": "codex.rate_limits",
+        "metered_limit_name": GATED_LIMIT[0],
+        "limit_name": GATED_LIMIT[1],
+        "rate_limits": {
+            "primary": {"used_percent": used, "window_minutes": 300, "resets_in_seconds": 5400}
+        },
+    }
+    return events.sse(event, "codex.rate_limits")
 
 
 @contextlib.asynccontextmanager

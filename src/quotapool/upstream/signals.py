@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from quotapool.domain.outcome import Failed, Limited
-from quotapool.domain.quota import Credits, QuotaReading, QuotaWindow
+from quotapool.domain.quota import AdditionalQuota, Credits, QuotaReading, QuotaWindow, limit_key
 from quotapool.domain.state import Status
 
 MIN_LIMIT_SECONDS = 1.0
@@ -21,7 +21,12 @@ MIN_LIMIT_SECONDS = 1.0
 DEFAULT_RATE_LIMIT_SECONDS = 30.0
 DEFAULT_QUOTA_SECONDS = 3600.0
 
-QUOTA_ERRORS = frozenset({"insufficient_quota", "usage_not_included", "quota_exceeded"})
+QUOTA_ERRORS = frozenset(
+    {"insufficient_quota", "usage_not_included", "quota_exceeded", "usage_limit_reached"}
+)
+"""Errors that mean a quota is spent (until its reset), not a short rate limit. A Codex
+`usage_limit_reached` is how a standard window usually runs out: a model served from an
+additional quota may still use that account."""
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -67,15 +72,52 @@ def _rfc3339(value: str | None) -> float | None:
         return None
 
 
-def _codex_window(headers: Mapping[str, str], which: str, now: float) -> QuotaWindow | None:
-    used = _float(headers.get(f"x-codex-{which}-used-percent"))
+def _codex_window(
+    headers: Mapping[str, str], which: str, now: float, prefix: str = "x-codex"
+) -> QuotaWindow | None:
+    used = _float(headers.get(f"{prefix}-{which}-used-percent"))
     if used is None:
         return None
-    resets_at = _float(headers.get(f"x-codex-{which}-reset-at"))
-    if resets_at is None and (after := _float(headers.get(f"x-codex-{which}-reset-after-seconds"))):
+    resets_at = _float(headers.get(f"{prefix}-{which}-reset-at"))
+    if resets_at is None and (
+        after := _float(headers.get(f"{prefix}-{which}-reset-after-seconds"))
+    ):
         resets_at = now + after
-    minutes = _float(headers.get(f"x-codex-{which}-window-minutes"))
+    minutes = _float(headers.get(f"{prefix}-{which}-window-minutes"))
     return QuotaWindow(used, resets_at, int(minutes) if minutes is not None else None)
+
+
+def additional_limit(
+    limit_id: str, name: str | None, primary: QuotaWindow | None, secondary: QuotaWindow | None
+) -> dict[str, AdditionalQuota]:
+    """One additional limit, found by the key of its id and of its name."""
+    quota = AdditionalQuota(name or limit_id, primary, secondary)
+    return {limit_key(limit_id): quota, limit_key(name or limit_id): quota}
+
+
+_PRIMARY_USED = "-primary-used-percent"
+
+
+def _additional_headers(headers: Mapping[str, str], now: float) -> dict[str, AdditionalQuota]:
+    """`x-<limit id>-primary-*` / `-secondary-*` and `x-<limit id>-limit-name` for each
+    additional limit (e.g. `x-codex-bengalfox-primary-used-percent`, "GPT-5.3-Codex-Spark")."""
+    found: dict[str, AdditionalQuota] = {}
+    for raw in headers:
+        name = raw.lower()
+        if not name.endswith(_PRIMARY_USED) or name == "x-codex-primary-used-percent":
+            continue
+        prefix = name[: -len(_PRIMARY_USED)]
+        if not prefix.startswith("x-"):
+            continue
+        found.update(
+            additional_limit(
+                prefix[2:],
+                headers.get(f"{prefix}-limit-name"),
+                _codex_window(headers, "primary", now, prefix),
+                _codex_window(headers, "secondary", now, prefix),
+            )
+        )
+    return found
 
 
 def _credits(headers: Mapping[str, str]) -> Credits | None:
@@ -91,9 +133,10 @@ def parse_codex_headers(headers: Mapping[str, str], now: float) -> QuotaReading 
     primary = _codex_window(headers, "primary", now)
     secondary = _codex_window(headers, "secondary", now)
     credits = _credits(headers)
-    if primary is None and secondary is None and credits is None:
+    additional = _additional_headers(headers, now)
+    if primary is None and secondary is None and credits is None and not additional:
         return None
-    return QuotaReading(primary, secondary, credits=credits)
+    return QuotaReading(primary, secondary, additional, credits)
 
 
 def _remaining_window(
@@ -272,13 +315,31 @@ def parse_wham_usage(payload: Any, now: float) -> QuotaReading | None:
         balance = raw.get("balance")
         amount = _float(str(balance)) if balance is not None else None
         credits = Credits(bool(raw["has_credits"]), bool(raw.get("unlimited")), amount)
-    if primary is None and secondary is None and credits is None:
+    additional: dict[str, AdditionalQuota] = {}
+    extras = payload.get("additional_rate_limits")
+    for extra in extras if isinstance(extras, list) else ():
+        if not isinstance(extra, dict) or not isinstance(inner := extra.get("rate_limit"), dict):
+            continue
+        limit_id, name = extra.get("metered_feature"), extra.get("limit_name")
+        if not isinstance(limit_id, str) or not limit_id:
+            limit_id = name
+        if isinstance(limit_id, str) and limit_id:
+            additional.update(
+                additional_limit(
+                    limit_id,
+                    name if isinstance(name, str) else None,
+                    _json_window(inner.get("primary_window"), now),
+                    _json_window(inner.get("secondary_window"), now),
+                )
+            )
+    if primary is None and secondary is None and credits is None and not additional:
         return None
-    return QuotaReading(primary, secondary, credits=credits)
+    return QuotaReading(primary, secondary, additional, credits)
 
 
 def parse_rate_limits_event(payload: Any, now: float) -> QuotaReading | None:
-    """A `codex.rate_limits` stream event: `{"rate_limits": {"primary": {…}, "secondary": {…}}}`."""
+    """A `codex.rate_limits` stream event: `{"rate_limits": {"primary": {…}, "secondary": {…}}}`;
+    with `metered_limit_name` (and `limit_name`) other than "codex", an additional limit's."""
     if not isinstance(payload, dict):
         return None
     limits = payload.get("rate_limits", payload)
@@ -288,4 +349,18 @@ def parse_rate_limits_event(payload: Any, now: float) -> QuotaReading | None:
     secondary = _json_window(limits.get("secondary"), now)
     if primary is None and secondary is None:
         return None
-    return QuotaReading(primary, secondary)
+    limit_id = _first_text(payload, limits, ("metered_limit_name", "limit_id"))
+    if limit_id is None or limit_key(limit_id) == "codex":
+        return QuotaReading(primary, secondary)
+    name = _first_text(payload, limits, ("limit_name",))
+    return QuotaReading(additional=additional_limit(limit_id, name, primary, secondary))
+
+
+def _first_text(
+    payload: dict[str, Any], inner: dict[str, Any], keys: tuple[str, ...]
+) -> str | None:
+    for source in (payload, inner):
+        for key in keys:
+            if isinstance(value := source.get(key), str) and value:
+                return value
+    return None
