@@ -28,9 +28,10 @@ from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
 from quotapool.proxy.ws import WebSocketBridge
-from quotapool.routing.base import RoutingPolicy, Strategy
+from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.filters import available
 from quotapool.routing.pricing import DEFAULT_PRICES
+from quotapool.routing.profiles import Profile, Routing, Warmup
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import KEY_FILE_NAME, Redactor, Secret, SecretBox, load_or_create_key
 from quotapool.store.accounts import AccountStore
@@ -78,8 +79,8 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
     return tuple(credentials), secrets
 
 
-def routing_from(config: RoutingConfig) -> tuple[Strategy, RoutingPolicy]:
-    """The strategy chain and the policy data the pure core reads."""
+def profile_from(name: str, config: RoutingConfig) -> Profile:
+    """One routing profile: its strategy chain and the policy data the pure core reads."""
     strategy = build_strategy(
         config.strategy,
         budget_safe=config.budget_safe,
@@ -92,7 +93,32 @@ def routing_from(config: RoutingConfig) -> tuple[Strategy, RoutingPolicy]:
         pinned=config.pinned,
         pricing={**DEFAULT_PRICES, **config.pricing},
     )
-    return strategy, policy
+    warmup = config.warmup
+    return Profile(
+        name,
+        strategy,
+        policy,
+        members=frozenset(config.credentials) if config.credentials is not None else None,
+        weights=dict(config.weights),
+        models={str(scenario): model for scenario, model in config.models.items()},
+        long_context_tokens=config.long_context_tokens,
+        warmup=Warmup(
+            frozenset(warmup.credentials),
+            warmup.ttl_seconds,
+            warmup.timeout_seconds,
+            warmup.model,
+        )
+        if warmup is not None
+        else None,
+    )
+
+
+def routing_from(settings: Settings) -> Routing:
+    """Every profile of the configuration (`[routing]` is "default")."""
+    profiles = {
+        name: profile_from(name, config) for name, config in settings.routing_profiles().items()
+    }
+    return Routing(profiles, dict(settings.routing.gated_models))
 
 
 @dataclass
@@ -168,14 +194,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
     }
     routing = settings.routing
-    strategy, policy = routing_from(routing)
     dispatcher = Dispatcher(
         pool=pool,
         transports=transports,
         secrets=secrets,
-        strategy=strategy,
-        policy=policy,
-        gated_models=routing.gated_models,
+        routing=routing_from(settings),
         clock=clock,
         rng=random.Random(routing.seed),
         settings=DispatchSettings(
@@ -245,7 +268,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         submit=request_log.submit if request_log is not None else (lambda _record: None),
         models=models,
         ready=ready,
-        pool_view=lambda: pool_view(pool.snapshot(), clock.now()),
+        pool_view=lambda: pool_view(pool.snapshot(), clock.now(), dispatcher.routing),
         now=clock.now,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout_seconds,

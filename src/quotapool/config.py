@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -84,6 +85,26 @@ class CredentialConfig(BaseModel):
         return value
 
 
+DEFAULT_PROFILE = "default"
+Scenario = Literal["default", "background", "think", "long_context", "web_search", "image"]
+PROFILE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class WarmupConfig(BaseModel):
+    """`[routing.warmup]` / `[profiles.NAME.warmup]`: start the windows of secondaries early."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    credentials: tuple[str, ...] = Field(min_length=1)
+    """The allowlist: only these credentials are ever warmed."""
+    ttl_seconds: float = Field(default=18000.0, gt=0)
+    """At most one warmup per credential in this long (a 5-hour window by default)."""
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    model: str | None = None
+    """The model a warmup asks for (the cheapest each credential serves); default: the model
+    of the request that triggered it."""
+
+
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -110,6 +131,23 @@ class RoutingConfig(BaseModel):
     gated_models: dict[str, str] = {}
     """Model → the additional quota it is served from, by id or name (e.g. "codex_bengalfox"
     or "GPT-5.3-Codex-Spark"; case and punctuation do not matter)."""
+    credentials: tuple[str, ...] | None = None
+    """The credentials (by name) this profile routes to; default: the whole pool."""
+    weights: dict[str, float] = {}
+    """Credential name → weight in this profile, over the credential's own."""
+    models: dict[Scenario, str] = {}
+    """Scenario → model actually sent (`default` applies to every scenario without its own)."""
+    long_context_tokens: int = Field(default=60_000, gt=0)
+    """Estimated input tokens above which a request is the `long_context` scenario."""
+    warmup: WarmupConfig | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if weight <= 0:
+                raise ValueError(f"weight of {name!r} must be above 0")
+        return value
 
     @field_validator("gated_models")
     @classmethod
@@ -126,6 +164,29 @@ class RoutingConfig(BaseModel):
         if self.strategy == "single" and not self.pinned:
             raise ValueError("strategy 'single' needs routing.pinned = <credential name>")
         return self
+
+
+class ProfileConfig(BaseModel):
+    """`[profiles.NAME]`: a routing profile; what it leaves unset comes from `[routing]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str | None = None
+    credentials: tuple[str, ...] | None = None
+    weights: dict[str, float] | None = None
+    budget_safe: bool | None = None
+    budget_threshold: float | None = None
+    prefer_earlier_reset: bool | None = None
+    reset_bucket_seconds: float | None = None
+    latency_min_samples: int | None = None
+    pinned: str | None = None
+    models: dict[Scenario, str] | None = None
+    long_context_tokens: int | None = None
+    warmup: WarmupConfig | None = None
+
+    def over(self, routing: RoutingConfig) -> RoutingConfig:
+        """`[routing]` with this profile's settings in place (validated like `[routing]`)."""
+        return RoutingConfig(**{**routing.model_dump(), **self.model_dump(exclude_none=True)})
 
 
 class Settings(BaseSettings):
@@ -176,7 +237,38 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     anthropic_version: str = "2023-06-01"
     routing: RoutingConfig = RoutingConfig()
+    profiles: dict[str, ProfileConfig] = {}
+    """Named routing profiles (`[profiles.NAME]`); `[routing]` is the profile "default"."""
     credentials: tuple[CredentialConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _profiles(self) -> Settings:
+        for name, profile in self.profiles.items():
+            if not re.match(PROFILE_NAME, name):
+                raise ValueError(
+                    f"profile name {name!r}: use letters, digits, '.', '_' or '-' (it goes in "
+                    "the x-quotapool-profile header and the /p/NAME/ path)"
+                )
+            try:
+                profile.over(self.routing)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    ".".join(str(p) for p in e["loc"])
+                    + ": " * bool(e["loc"])
+                    + e["msg"].removeprefix("Value error, ")
+                    for e in exc.errors()
+                )
+                raise ValueError(f"profile {name!r}: {problems}") from None
+        return self
+
+    def routing_profiles(self) -> dict[str, RoutingConfig]:
+        """Every profile's effective settings: "default" is `[routing]` (with
+        `[profiles.default]` over it, if given)."""
+        default = self.routing
+        if (over := self.profiles.get(DEFAULT_PROFILE)) is not None:
+            default = over.over(default)
+        merged = {name: p.over(self.routing) for name, p in self.profiles.items()}
+        return {**merged, DEFAULT_PROFILE: default}
 
     @classmethod
     def settings_customise_sources(

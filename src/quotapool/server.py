@@ -51,12 +51,18 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
 
     def reload(_signum: int, _frame: object) -> None:
         try:
-            routing = load_settings(config_file).routing
+            settings = load_settings(config_file)
         except ConfigError as exc:
             log.error("routing not reloaded, the configuration is invalid: %s", exc)
             return
-        pool.dispatcher.use_routing(*routing_from(routing), routing.gated_models)
-        log.warning("routing reloaded: strategy %s", routing.strategy)
+        routing = routing_from(settings)
+        pool.dispatcher.use_routing(routing)
+        others = sorted(set(routing.profiles) - {"default"})
+        log.warning(
+            "routing reloaded: strategy %s%s",
+            routing.default.strategy.name,
+            f"; profiles {', '.join(others)}" if others else "",
+        )
 
     signal.signal(signal.SIGHUP, reload)
     tune_gc()

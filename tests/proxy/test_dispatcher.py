@@ -18,6 +18,7 @@ from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.record import Record
 from quotapool.routing.base import RoutingPolicy
+from quotapool.routing.profiles import Profile, Routing
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import Secret
 from quotapool.store.memory import MemoryPoolStore
@@ -37,9 +38,9 @@ def dispatcher(handler: Any) -> tuple[Dispatcher, MockClient, FakeClock]:
         pool=MemoryPoolStore(PoolSnapshot(credentials)),
         transports={Kind.CODEX: CodexTransport(), Kind.OPENAI: OpenAITransport()},
         secrets={n: Secret(f"token-of-{n}", f"acct-{n}") for n in NAMES},
-        strategy=build_strategy("round_robin"),
-        policy=RoutingPolicy(),
-        gated_models={},
+        routing=Routing(
+            {"default": Profile("default", build_strategy("round_robin"), RoutingPolicy())}
+        ),
         clock=clock,
         rng=random.Random(0),
         settings=DispatchSettings(max_attempts=3, keepalive_seconds=15, route_header=True),

@@ -50,6 +50,10 @@ def row(i: int) -> dict[str, object]:
         "attempts": 1,
         "decision": "[]",
         "error": None,
+        "profile": "default",
+        "scenario": "default",
+        "sent_model": "gpt-5.5",
+        "warmup": False,
     }
 
 

@@ -46,6 +46,8 @@ class RouteRequest:
     owner: str | None = None
     """The credential that owns the conversation's previous response: the only one that may
     serve it (no other account knows that response id)."""
+    profile: str = "default"
+    """The routing profile the request is routed by."""
 
     @property
     def kinds(self) -> frozenset[Kind]:
@@ -53,5 +55,6 @@ class RouteRequest:
 
     @property
     def rotation(self) -> str:
-        """The key round-robin counters are kept under: one per model."""
-        return self.model
+        """The key round-robin counters are kept under: one per profile and model."""
+        profile = self.profile
+        return self.model if profile == "default" else f"{profile}/{self.model}"

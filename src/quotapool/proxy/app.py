@@ -21,6 +21,7 @@ from quotapool.proxy.guard import Guard, is_loopback
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import error_event
 from quotapool.proxy.ws import refuse
+from quotapool.routing.profiles import PROFILE_HEADER
 from quotapool.upstream.base import ClientRequest
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,11 @@ async def read_body(
 
 
 def parse_request(
-    route: Route, body: bytes, headers: list[tuple[bytes, bytes]], dialect: Dialect
+    route: Route,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    dialect: Dialect,
+    profile: str | None = None,
 ) -> ClientRequest:
     """Parse the body once and check what routing needs; a clear 400 otherwise."""
     try:
@@ -154,7 +159,7 @@ def parse_request(
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))
-    forwarded, client = client_headers(headers)
+    forwarded, client = client_headers(headers, profile)
     return ClientRequest(route, body, payload, model, stream, forwarded, client)
 
 
@@ -162,8 +167,21 @@ _DROP_RAW = frozenset(name.encode() for name in _DROP_REQUEST_HEADERS)
 _CLIENT_CREDENTIALS_RAW = frozenset(name.encode() for name in _CLIENT_CREDENTIALS)
 
 
-def client_headers(headers: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], str]:
-    """Headers to forward upstream, and a digest of the client's own credential."""
+def profile_path(path: str) -> tuple[str, str | None]:
+    """`/p/NAME/v1/responses` → (`/v1/responses`, NAME): a routing profile chosen by the base
+    URL, for clients that let you set nothing else."""
+    if not path.startswith("/p/"):
+        return path, None
+    name, _, rest = path[3:].partition("/")
+    return "/" + rest, name or None
+
+
+def client_headers(
+    headers: list[tuple[bytes, bytes]], profile: str | None = None
+) -> tuple[dict[str, str], str]:
+    """The client's headers (upstreams get only those their allowlist names), and a digest of
+    the client's own credential. A profile from the path counts as its
+    `x-quotapool-profile` header, unless that header is sent too."""
     forwarded: dict[str, str] = {}
     client = hashlib.blake2b(digest_size=8)
     for name, value in headers:  # ASGI servers give lowercase names
@@ -172,6 +190,8 @@ def client_headers(headers: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], 
                 client.update(value)
             continue
         forwarded[name.decode("latin-1")] = value.decode("latin-1")
+    if profile is not None:
+        forwarded.setdefault(PROFILE_HEADER, profile)
     return forwarded, client.hexdigest()
 
 
@@ -268,7 +288,8 @@ class ProxyApp:
         request_id = self._request_id()
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
         record = Record(request_id, self._now(), Route.WEBSOCKET.value, path)
-        endpoint = ENDPOINTS.get(path.rstrip("/"))
+        route_path, profile = profile_path(path)
+        endpoint = ENDPOINTS.get(route_path.rstrip("/"))
         client = scope.get("client")
         try:
             if (
@@ -293,7 +314,7 @@ class ProxyApp:
                     scope, send, record, base, error(Dialect.CODEX, refused.status, refused.message)
                 )
             else:
-                forwarded, digest = client_headers(scope["headers"])
+                forwarded, digest = client_headers(scope["headers"], profile)
                 await self._websocket_bridge(scope, receive, send, forwarded, digest, record, base)
         except Exception as exc:  # a bug must cost one session, never the server
             log.exception("websocket %s failed", request_id)
@@ -306,8 +327,9 @@ class ProxyApp:
         path: str = scope["path"]
         request_id = self._request_id()
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
-        endpoint = ENDPOINTS.get(path.rstrip("/") or "/")
-        dialect = endpoint.dialect if endpoint else _dialect_for(path)
+        route_path, profile = profile_path(path)
+        endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
+        dialect = endpoint.dialect if endpoint else _dialect_for(route_path)
         if endpoint is None:
             known = ", ".join(sorted(ENDPOINTS))
             await _send_error(send, base, error(dialect, 404, f"No route {path}. Routes: {known}."))
@@ -333,9 +355,9 @@ class ProxyApp:
             await _send_error(send, base, error(dialect, refused.status, refused.message))
             return
         if endpoint.route is None:
-            await self._own(path, dialect, send, base)
+            await self._own(route_path, dialect, send, base)
             return
-        await self._proxy(scope, receive, send, endpoint.route, dialect, request_id, base)
+        await self._proxy(scope, receive, send, endpoint.route, dialect, request_id, base, profile)
 
     async def _own(self, path: str, dialect: Dialect, send: Send, base: Headers) -> None:
         if path == "/health":
@@ -359,13 +381,14 @@ class ProxyApp:
         dialect: Dialect,
         request_id: str,
         base: Headers,
+        profile: str | None,
     ) -> None:
         record = Record(request_id, self._now(), route.value, scope["path"])
         watch = self._watches.watch(receive, reading=True)
         self._active += 1
         try:
             body = await read_body(scope, receive, self._limit, dialect, watch)
-            request = parse_request(route, body, scope["headers"], dialect)
+            request = parse_request(route, body, scope["headers"], dialect, profile)
             record.model, record.stream = request.model, request.stream
             await self._serve(request, dialect, send, record, base)
         except BadRequest as bad:

@@ -32,8 +32,10 @@ from quotapool.proxy.relay import (
 )
 from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
-from quotapool.routing.base import Decision, Rejection, RoutingPolicy, Strategy
+from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.filters import comes_back_at
+from quotapool.routing.profiles import DEFAULT_PROFILE, PROFILE_HEADER, Profile, Routing
+from quotapool.routing.scenarios import detect
 from quotapool.secrets import Redactor, Secret
 from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
@@ -102,9 +104,7 @@ class Dispatcher:
         pool: PoolStore,
         transports: Mapping[Kind, Transport],
         secrets: Mapping[str, Secret],
-        strategy: Strategy,
-        policy: RoutingPolicy,
-        gated_models: Mapping[str, str],
+        routing: Routing,
         clock: Clock,
         rng: random.Random,
         settings: DispatchSettings,
@@ -124,41 +124,61 @@ class Dispatcher:
         self.on_unauthorized = on_unauthorized
         self.transports = transports
         self.secrets = secrets
-        self.strategy = strategy
-        self.policy = policy
-        self.gated_models = gated_models
+        self.routing = routing
         self.clock = clock
         self.rng = rng
         self.settings = settings
         self.client: UpstreamClient | None = None
         """Set at start-up (`net.aiohttp.AiohttpClient`); tests give a mock."""
 
-    def use_routing(
-        self, strategy: Strategy, policy: RoutingPolicy, gated_models: Mapping[str, str]
-    ) -> None:
-        """Switch strategy and policy while running; requests in flight finish as they began."""
-        self.strategy, self.policy, self.gated_models = strategy, policy, gated_models
+    def use_routing(self, routing: Routing) -> None:
+        """Switch profiles while running; requests in flight finish as they began."""
+        self.routing = routing
+
+    def profile(self, headers: Mapping[str, str]) -> Profile | str:
+        """The request's routing profile (its `x-quotapool-profile` header, which the edge
+        sets from a `/p/NAME/` path when absent; else "default"), or what to tell a client
+        that named an unknown one."""
+        name = headers.get(PROFILE_HEADER) or DEFAULT_PROFILE
+        profile = self.routing.profiles.get(name)
+        return profile if profile is not None else self.routing.unknown(name)
 
     async def serve(
         self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
     ) -> None:
         """Answer `request`; every attempt and its outcome land in `record`."""
+        profile = self.profile(request.headers)
+        if isinstance(profile, str):
+            await self._send_error(send, record, base, error(dialect, 400, profile))
+            return
+        scenario = detect(request.payload, request.body, request.model, profile.long_context_tokens)
+        record.profile, record.scenario = profile.name, scenario
+        if (model := profile.model_for(scenario, request.model)) != request.model:
+            request = _with_model(request, model)
         last_failure: tuple[int, bytes, Headers] | None = None
         key = affinity_key(request.headers, request.payload, request.client)
         bound = self.affinity.bound(key, self.clock.now()) if self.sticky else None
-        gate = self.gated_models.get(request.model)
+        gate = self.routing.gated_models.get(request.model)
         routed = RouteRequest(
-            request.route, request.model, frozenset(), gate, bound, self._owner(request)
+            request.route,
+            request.model,
+            frozenset(),
+            gate,
+            bound,
+            self._owner(request),
+            profile.name,
         )
-        failover = Failover(self, routed, record)
+        failover = Failover(self, routed, record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
                 await self._reject(choice, dialect, send, record, base, last_failure)
                 return
             credential = choice.credential
+            sent = credential.sent_model(request.model)
+            record.sent_model = sent
             try:
                 call = self.transports[credential.kind].prepare(
-                    _for(request, credential), credential, self.secrets[credential.id]
+                    _with_model(request, sent), credential, self.secrets[credential.id]
                 )
             except TranslationError as exc:
                 bad = error(dialect, 400, str(exc), param=exc.param)
@@ -296,7 +316,7 @@ class Dispatcher:
         assert self.client is not None
         clock, cid = self.clock, credential.id
         transport = self.transports[credential.kind]
-        gated = request.model if request.model in self.gated_models else None
+        gated = request.model if request.model in self.routing.gated_models else None
         sent = clock.monotonic()
         async with self.client.post(call.url, call.body, call.headers) as response:
             now = clock.now()
@@ -397,13 +417,12 @@ async def _pass_json(
         record.usage, record.response_id = _body_fields(body)
 
 
-def _for(request: ClientRequest, credential: Credential) -> ClientRequest:
-    """The request as this credential sends it (its model map may rename the model)."""
-    sent = credential.sent_model(request.model)
-    if sent == request.model:
+def _with_model(request: ClientRequest, model: str) -> ClientRequest:
+    """The request asking for `model` (a profile's scenario model, a credential's model map)."""
+    if model == request.model:
         return request
-    payload = {**request.payload, "model": sent}
-    return replace(request, body=orjson.dumps(payload), payload=payload, model=sent)
+    payload = {**request.payload, "model": model}
+    return replace(request, body=orjson.dumps(payload), payload=payload, model=model)
 
 
 def _include_usage(request: ClientRequest) -> bool:

@@ -9,6 +9,7 @@ from quotapool.domain.request import RouteRequest
 from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.engine import select
+from quotapool.routing.profiles import Profile
 
 if TYPE_CHECKING:
     from quotapool.proxy.dispatcher import Dispatcher
@@ -20,7 +21,7 @@ class Failover:
     `failed(decision)` excludes that credential from the rest of the request. Every decision
     and attempt lands in `record`.
 
-        failover = Failover(dispatcher, RouteRequest(Route.RESPONSES, "gpt-5.5"), record)
+        failover = Failover(dispatcher, RouteRequest(Route.RESPONSES, "gpt-5.5"), record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection): ...   # answer why
             if await try_on(choice.credential): return
@@ -28,23 +29,26 @@ class Failover:
         ...                                          # attempts exhausted
     """
 
-    __slots__ = ("dispatcher", "record", "request")
+    __slots__ = ("dispatcher", "profile", "record", "request")
 
-    def __init__(self, dispatcher: Dispatcher, request: RouteRequest, record: Record) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, request: RouteRequest, record: Record, profile: Profile
+    ) -> None:
         self.dispatcher = dispatcher
         self.request = request
         self.record = record
+        self.profile = profile
 
     async def next(self) -> Decision | Rejection | None:
-        d, record = self.dispatcher, self.record
+        d, record, profile = self.dispatcher, self.record, self.profile
         while True:
             choice = select(
                 self.request,
-                d.pool.snapshot(),
-                strategy=d.strategy,
+                profile.view(d.pool.snapshot()),
+                strategy=profile.strategy,
                 now=d.clock.now(),
                 rng=d.rng,
-                policy=d.policy,
+                policy=profile.policy,
             )
             if isinstance(choice, Rejection):
                 record.decisions.append(choice)

@@ -15,6 +15,7 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
 from quotapool.domain.state import LIMITED
 from quotapool.routing.filters import available
+from quotapool.routing.profiles import Routing
 from quotapool.secrets import Secret
 from quotapool.store.base import PoolStore
 from quotapool.upstream.codex import codex_auth
@@ -80,7 +81,7 @@ def _window(window: QuotaWindow | None, now: float) -> dict[str, Any] | None:
     }
 
 
-def pool_view(snapshot: PoolSnapshot, now: float) -> bytes:
+def pool_view(snapshot: PoolSnapshot, now: float, routing: Routing | None = None) -> bytes:
     """`GET /quotapool/pool`: every credential's live state (no secrets)."""
     rows = []
     for credential in snapshot.credentials:
@@ -110,4 +111,7 @@ def pool_view(snapshot: PoolSnapshot, now: float) -> bytes:
                 },
             }
         )
-    return orjson.dumps({"now": now, "credentials": rows})
+    view: dict[str, Any] = {"now": now, "credentials": rows}
+    if routing is not None:
+        view["profiles"] = {name: p.describe() for name, p in sorted(routing.profiles.items())}
+    return orjson.dumps(view)

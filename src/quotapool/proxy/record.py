@@ -20,14 +20,18 @@ class Record:
         "latency_ms",
         "model",
         "path",
+        "profile",
         "request_id",
         "response_id",
         "route",
+        "scenario",
+        "sent_model",
         "status",
         "stream",
         "ttfb_ms",
         "turn_state",
         "usage",
+        "warmup",
     )
 
     def __init__(self, request_id: str, at: float, route: str, path: str) -> None:
@@ -49,6 +53,12 @@ class Record:
         self.response_id: str | None = None
         """The upstream's response id (its account owns it); not logged."""
         self.turn_state: str | None = None
+        self.profile: str | None = None
+        self.scenario: str | None = None
+        self.sent_model: str | None = None
+        """The model the upstream was asked for (after the profile's and credential's maps)."""
+        self.warmup = False
+        """A background request quotapool sent to start a credential's quota window."""
 
     def row(self) -> dict[str, Any]:
         usage = self.usage
@@ -58,6 +68,10 @@ class Record:
             "route": self.route,
             "path": self.path,
             "model": self.model,
+            "sent_model": self.sent_model,
+            "profile": self.profile,
+            "scenario": self.scenario,
+            "warmup": self.warmup,
             "credential": self.credential,
             "status": self.status,
             "stream": self.stream,

@@ -73,12 +73,17 @@ class WebSocketBridge:
         await receive()  # websocket.connect
         d = self.dispatcher
         headers = {k: v for k, v in forwarded.items() if k not in _HANDSHAKE_HEADERS}
+        profile = d.profile(headers)
+        if isinstance(profile, str):
+            await refuse(scope, send, record, base, error(Dialect.CODEX, 400, profile))
+            return
+        record.profile = profile.name
         key = affinity_key(headers, {}, client)
         bound = d.affinity.bound(key, d.clock.now()) if d.sticky else None
         turn_state = headers.get("x-codex-turn-state")
         owner = d.affinity.owner(f"turn-state:{turn_state}") if turn_state else None
-        routed = RouteRequest(Route.WEBSOCKET, "", frozenset(), None, bound, owner)
-        failover = Failover(d, routed, record)
+        routed = RouteRequest(Route.WEBSOCKET, "", frozenset(), None, bound, owner, profile.name)
+        failover = Failover(d, routed, record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
                 now = d.clock.now()

@@ -26,6 +26,10 @@ requests = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("decision", Text, doc="JSON: the routing explanation of every attempt"),
     Column("error", Text),
+    Column("profile", String(64), doc="the routing profile"),
+    Column("scenario", String(32), doc="default | background | think | long_context | …"),
+    Column("sent_model", String(128), doc="the model sent upstream (model: the one asked for)"),
+    Column("warmup", Boolean, nullable=False, default=False, doc="quotapool's own warmup"),
     Index("ix_requests_at", "at"),
 )
 
@@ -53,6 +57,20 @@ accounts = Table(
     Column("last_refresh", Float),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column(
+        "key",
+        String(256),
+        primary_key=True,
+        doc="bound:<affinity key> | owned:<response id or turn state> (hashed when long)",
+    ),
+    Column("credential", String(64), nullable=False, doc="the credential id"),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_conversations_expires_at", "expires_at"),
 )
 
 usage_history = Table(

@@ -1,0 +1,116 @@
+"""Routing profiles: each kind of traffic routed its own way over one pool. Pure.
+
+A profile has its own strategy and modifiers, a subset of the pool with its own weights, a
+model per scenario, and optionally warmup of secondaries. `[routing]` is the profile "default".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from quotapool.domain.credential import Credential
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.routing.base import RoutingPolicy, Strategy
+from quotapool.routing.scenarios import DEFAULT
+
+DEFAULT_PROFILE = "default"
+PROFILE_HEADER = "x-quotapool-profile"
+"""The header a client names its profile by (a `/p/NAME/` path prefix sets it too)."""
+FILL_STRATEGIES = frozenset({"fill_first", "sequential"})
+"""Strategies that keep secondaries idle: the ones warmup is for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Warmup:
+    """Start the quota windows of allowlisted secondaries early (see `proxy.warmup`)."""
+
+    credentials: frozenset[str]
+    """Names of the credentials that may be warmed; no other ever is."""
+    ttl_seconds: float
+    timeout_seconds: float
+    model: str | None
+    """The model asked for; None: the model of the request that triggered it."""
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    name: str
+    strategy: Strategy
+    policy: RoutingPolicy
+    members: frozenset[str] | None = None
+    """Names of the credentials it routes to; None: the whole pool."""
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """Name → weight in this profile, over the credential's own."""
+    models: Mapping[str, str] = field(default_factory=dict)
+    """Scenario → model sent (`default` for every scenario without its own)."""
+    long_context_tokens: int = 60_000
+    warmup: Warmup | None = None
+    _view: list[tuple[Credential, ...]] = field(default_factory=list, repr=False)
+    """The last (pool credentials, this profile's view of them): they change rarely."""
+
+    @property
+    def fills(self) -> bool:
+        """Its strategy fills one credential at a time (secondaries idle meanwhile)."""
+        return self.strategy.name in FILL_STRATEGIES
+
+    def view(self, snapshot: PoolSnapshot) -> PoolSnapshot:
+        """The pool as this profile sees it: its credentials only, with its weights."""
+        if self.members is None and not self.weights:
+            return snapshot
+        cached = self._view
+        if not cached or cached[0] is not snapshot.credentials:
+            members, weights = self.members, self.weights
+            mine = tuple(
+                replace(c, weight=weights[c.name]) if c.name in weights else c
+                for c in snapshot.credentials
+                if members is None or c.name in members
+            )
+            cached[:] = [snapshot.credentials, mine]
+        return PoolSnapshot(cached[1], snapshot.states, snapshot.sequence)
+
+    def model_for(self, scenario: str, requested: str) -> str:
+        """The model sent for a request of `scenario` that asked for `requested`."""
+        models = self.models
+        if not models:
+            return requested
+        return models.get(scenario) or models.get(DEFAULT) or requested
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "strategy": self.strategy.name,
+            "credentials": sorted(self.members) if self.members is not None else "all",
+            "weights": dict(self.weights),
+            "models": dict(self.models),
+            "long_context_tokens": self.long_context_tokens,
+        }
+        if self.warmup is not None:
+            described["warmup"] = {
+                "credentials": sorted(self.warmup.credentials),
+                "ttl_seconds": self.warmup.ttl_seconds,
+                "timeout_seconds": self.warmup.timeout_seconds,
+                "model": self.warmup.model,
+            }
+        return described
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Every profile, and the models served from additional quotas."""
+
+    profiles: Mapping[str, Profile]
+    gated_models: Mapping[str, str] = field(default_factory=dict)
+    """Model → `limit_key` of the additional quota that serves it."""
+
+    @property
+    def default(self) -> Profile:
+        return self.profiles[DEFAULT_PROFILE]
+
+    def unknown(self, name: str) -> str:
+        """What to tell a client that asked for a profile that does not exist."""
+        known = ", ".join(sorted(self.profiles))
+        return (
+            f"Unknown routing profile {name!r}; the profiles here are: {known} "
+            "(set by the x-quotapool-profile header or a /p/NAME/ path prefix)."
+        )

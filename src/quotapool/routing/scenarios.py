@@ -1,0 +1,82 @@
+"""What kind of request this is, so a profile can send each kind to its own model. Pure.
+
+One scenario per request, the first that applies, in this order:
+
+- `image`: an image in the input (`input_image`, `image_url`, an Anthropic `image` block);
+- `web_search`: a web search tool offered (`web_search*` tools, `web_search_options`);
+- `long_context`: estimated input tokens (body bytes / 4) above `long_context_tokens`;
+- `think`: reasoning effort high (`reasoning.effort`, `reasoning_effort`) or thinking on
+  (Anthropic `thinking.type` enabled or adaptive);
+- `background`: a small, fast model class asked for (a `mini`, `nano`, `haiku`, `flash`,
+  `lite` or `small` model);
+- `default`: everything else.
+
+Capabilities come first: a request with an image must reach a model that reads images,
+whatever else it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT = "default"
+SCENARIOS = ("image", "web_search", "long_context", "think", "background", DEFAULT)
+BYTES_PER_TOKEN = 4
+"""The input estimate: JSON bytes per token (a safe overestimate for English text and code)."""
+_SMALL = re.compile(r"(?:^|[-_.:/])(?:mini|nano|haiku|flash|lite|small)(?:$|[-_.:/0-9])")
+_IMAGE_TYPES = frozenset({"input_image", "image_url", "image"})
+_HIGH_EFFORT = frozenset({"high", "xhigh", "max"})
+_THINKING = frozenset({"enabled", "adaptive"})
+
+
+def detect(
+    payload: Mapping[str, Any], body: bytes, requested: str, long_context_tokens: int
+) -> str:
+    """The scenario of a request (its parsed `payload`, its raw `body`, the model asked for)."""
+    if b"image" in body and _has_image(payload):
+        return "image"
+    if b"web_search" in body and _offers_web_search(payload):
+        return "web_search"
+    if len(body) > long_context_tokens * BYTES_PER_TOKEN:
+        return "long_context"
+    if _thinks(payload):
+        return "think"
+    if _SMALL.search(requested.lower()):
+        return "background"
+    return DEFAULT
+
+
+def _has_image(payload: Mapping[str, Any]) -> bool:
+    items = payload.get("input", payload.get("messages"))
+    if not isinstance(items, list):
+        return False
+    for item in items:
+        content = item.get("content") if isinstance(item, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(part, dict) and part.get("type") in _IMAGE_TYPES for part in content
+        ):
+            return True
+    return False
+
+
+def _offers_web_search(payload: Mapping[str, Any]) -> bool:
+    if payload.get("web_search_options") is not None:
+        return True
+    tools = payload.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(tool, dict)
+        and (str(tool.get("type", "")).startswith("web_search") or tool.get("name") == "web_search")
+        for tool in tools
+    )
+
+
+def _thinks(payload: Mapping[str, Any]) -> bool:
+    reasoning = payload.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") in _HIGH_EFFORT:
+        return True
+    if payload.get("reasoning_effort") in _HIGH_EFFORT:
+        return True
+    thinking = payload.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in _THINKING
