@@ -121,6 +121,19 @@ def routing_from(settings: Settings) -> Routing:
     return Routing(profiles, dict(settings.routing.gated_models))
 
 
+def warn_unknown_names(routing: Routing, names: set[str]) -> None:
+    """A profile naming a credential the pool does not have is allowed (an account may be
+    imported later) but said once, at start."""
+    for profile in routing.profiles.values():
+        named = set(profile.members or ()) | set(profile.weights)
+        if profile.warmup is not None:
+            named |= profile.warmup.credentials
+        if unknown := sorted(named - names):
+            log.warning(
+                "profile %s names credentials not in the pool: %s", profile.name, ", ".join(unknown)
+            )
+
+
 @dataclass
 class Quotapool:
     """Everything one running quotapool holds."""
@@ -194,11 +207,13 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
     }
     routing = settings.routing
+    profiles = routing_from(settings)
+    warn_unknown_names(profiles, {c.name for c in credentials})
     dispatcher = Dispatcher(
         pool=pool,
         transports=transports,
         secrets=secrets,
-        routing=routing_from(settings),
+        routing=profiles,
         clock=clock,
         rng=random.Random(routing.seed),
         settings=DispatchSettings(

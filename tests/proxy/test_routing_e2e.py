@@ -126,13 +126,14 @@ def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
     port = _free_port()
     config = tmp_path / "quotapool.toml"
 
-    def write(strategy: str) -> None:
+    def write(strategy: str, profiles: str = "") -> None:
         creds = "".join(
             f'[[credentials]]\nkind = "codex"\nname = "{n}"\napi_key = "{t}"\naccount_id = "acct-{n}"\n'
             for t, n in (("tok-a", "alpha"), ("tok-b", "bravo"))
         )
         config.write_text(
-            f'codex_base_url = "{upstream}/backend-api"\n[routing]\nstrategy = "{strategy}"\n{creds}'
+            f'codex_base_url = "{upstream}/backend-api"\n[routing]\nstrategy = "{strategy}"\n'
+            f"{profiles}{creds}"
         )
 
     with run_in_thread(fake) as upstream:
@@ -153,17 +154,19 @@ def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
                     except httpx.ConnectError:
                         time.sleep(0.1)
 
-                def route() -> str:
-                    response = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "x"})
-                    return response.headers["x-quotapool-route"]
+                def route(path: str = "/v1/responses") -> str:
+                    response = http.post(path, json={"model": "gpt-5.5", "input": "x"})
+                    return response.headers.get("x-quotapool-route", str(response.status_code))
 
                 assert route() == "fill_first; credential=alpha"
-                write("round_robin")
+                assert route("/p/batch/v1/responses") == "400"
+                write("round_robin", '[profiles.batch]\nstrategy = "sequential"\n')
                 process.send_signal(signal.SIGHUP)
                 deadline = time.monotonic() + 5
                 while not route().startswith("round_robin") and time.monotonic() < deadline:
                     time.sleep(0.05)
                 assert route().startswith("round_robin")
+                assert route("/p/batch/v1/responses") == "sequential; credential=alpha"
                 config.write_text("port = 'broken'")
                 process.send_signal(signal.SIGHUP)
                 time.sleep(0.3)
@@ -172,5 +175,5 @@ def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
             process.terminate()
             _, err = process.communicate(timeout=10)
     log = err.decode()
-    assert "routing reloaded: strategy round_robin" in log
+    assert "routing reloaded: strategy round_robin; profiles batch" in log
     assert "routing not reloaded" in log and "Traceback" not in log

@@ -107,6 +107,14 @@ def _tokens(row: dict[str, Any]) -> str:
     return f"{row['input_tokens']}/{row['output_tokens']} ({row['cached_tokens']} cached)"
 
 
+def _model(row: dict[str, Any]) -> str:
+    """The model asked for, and the one sent when a profile or credential changed it."""
+    asked, sent = row["model"], row["sent_model"]
+    if not asked:
+        return sent or "-"
+    return f"{asked} → {sent}" if sent and sent != asked else asked
+
+
 def _scores(decision: dict[str, Any]) -> str:
     if "scores" not in decision:
         return ""
@@ -150,6 +158,7 @@ def requests(
     for column in (
         "time",
         "route",
+        "profile · scenario",
         "model",
         "credential",
         "status",
@@ -163,8 +172,9 @@ def requests(
     for row in rows:
         table.add_row(
             _fmt_time(row["at"]),
-            row["path"],
-            row["model"] or "-",
+            "warmup" if row["warmup"] else row["path"],
+            " · ".join(filter(None, (row["profile"], row["scenario"]))) or "-",
+            _model(row),
             row["credential"] or "-",
             str(row["status"]),
             _tokens(row),

@@ -128,6 +128,11 @@ def _owned(
     return Rejection(strategy, message, (why,), back, False, outage=failing(state, now))
 
 
+def _where(request: RouteRequest) -> str:
+    profile = request.profile
+    return "in the pool" if profile == "default" else f"of routing profile {profile!r}"
+
+
 def _reject(
     request: RouteRequest,
     snapshot: PoolSnapshot,
@@ -141,7 +146,8 @@ def _reject(
     if not matching:
         return Rejection(
             strategy,
-            f"no credential in the pool serves model {request.model!r} on the {request.route} API",
+            f"no credential {_where(request)} serves model {request.model!r} "
+            f"on the {request.route} API",
             excluded,
             retry_at=None,
             no_match=True,
