@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from quotapool.compose import credentials_from
-from quotapool.config import ConfigError, load_settings
+from quotapool.config import ConfigError, Settings, load_settings
 
 TOML = """
 port = 9000
@@ -87,3 +88,22 @@ def test_missing_env_key_and_duplicate_names(tmp_path: Path) -> None:
         credentials_from(load_settings(path))
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_profiles_inherit_strategy_and_modifiers_but_not_what_they_route_to() -> None:
+    settings = Settings(
+        routing={"strategy": "fill_first", "budget_safe": False, "warmup": {"credentials": ["a"]}},
+        profiles={
+            "default": {"budget_threshold": 80},
+            "fast": {"credentials": ["b"], "models": {"think": "gpt-5.5"}},
+        },
+    )
+    profiles = settings.routing_profiles()
+    default, fast = profiles["default"], profiles["fast"]
+    assert default.budget_threshold == 80 and default.warmup is not None  # [routing] + override
+    assert fast.strategy == "fill_first" and fast.budget_safe is False  # inherited
+    assert fast.warmup is None and fast.credentials == ("b",)  # its own
+    with pytest.raises(ValidationError, match="profile 'x': unknown strategy 'nope'"):
+        Settings(profiles={"x": {"strategy": "nope"}})
+    with pytest.raises(ValidationError, match="profile name 'a b'"):
+        Settings(profiles={"a b": {}})

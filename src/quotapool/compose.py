@@ -27,6 +27,7 @@ from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
+from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.filters import available
@@ -228,6 +229,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     request_log = (
         BatchWriter(engine, journal=journals / "requests.jsonl") if settings.request_log else None
     )
+    submit = request_log.submit if request_log is not None else (lambda _record: None)
+    dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     writers = [w for w in (request_log, history) if w is not None]
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(
@@ -280,7 +283,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
 
     app = ProxyApp(
         serve=dispatcher.serve,
-        submit=request_log.submit if request_log is not None else (lambda _record: None),
+        submit=submit,
         models=models,
         ready=ready,
         pool_view=lambda: pool_view(pool.snapshot(), clock.now(), dispatcher.routing),

@@ -166,6 +166,10 @@ class RoutingConfig(BaseModel):
         return self
 
 
+OWN_PER_PROFILE = ("credentials", "weights", "models", "warmup")
+"""Profile settings never taken from `[routing]`."""
+
+
 class ProfileConfig(BaseModel):
     """`[profiles.NAME]`: a routing profile; what it leaves unset comes from `[routing]`."""
 
@@ -184,9 +188,13 @@ class ProfileConfig(BaseModel):
     long_context_tokens: int | None = None
     warmup: WarmupConfig | None = None
 
-    def over(self, routing: RoutingConfig) -> RoutingConfig:
-        """`[routing]` with this profile's settings in place (validated like `[routing]`)."""
-        return RoutingConfig(**{**routing.model_dump(), **self.model_dump(exclude_none=True)})
+    def over(self, routing: RoutingConfig, *, everything: bool = False) -> RoutingConfig:
+        """The profile's settings, validated like `[routing]`. Strategy and modifiers it
+        leaves unset are `[routing]`'s; what it routes to (credentials, weights, models,
+        warmup) is its own: the whole pool, as asked, nothing warmed, unless it says so
+        (`everything`: inherit those too, for `[profiles.default]` over `[routing]`)."""
+        inherited = routing.model_dump(exclude=None if everything else set(OWN_PER_PROFILE))
+        return RoutingConfig(**{**inherited, **self.model_dump(exclude_none=True)})
 
 
 class Settings(BaseSettings):
@@ -266,7 +274,7 @@ class Settings(BaseSettings):
         `[profiles.default]` over it, if given)."""
         default = self.routing
         if (over := self.profiles.get(DEFAULT_PROFILE)) is not None:
-            default = over.over(default)
+            default = over.over(default, everything=True)
         merged = {name: p.over(self.routing) for name, p in self.profiles.items()}
         return {**merged, DEFAULT_PROFILE: default}
 

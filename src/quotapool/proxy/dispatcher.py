@@ -31,6 +31,7 @@ from quotapool.proxy.relay import (
     stream_events,
 )
 from quotapool.proxy.reservation import Reservation
+from quotapool.proxy.warmup import Warmups
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.filters import comes_back_at
@@ -130,6 +131,8 @@ class Dispatcher:
         self.settings = settings
         self.client: UpstreamClient | None = None
         """Set at start-up (`net.aiohttp.AiohttpClient`); tests give a mock."""
+        self.warmups: Warmups | None = None
+        """Set when the request log is wired (`proxy.warmup`)."""
 
     def use_routing(self, routing: Routing) -> None:
         """Switch profiles while running; requests in flight finish as they began."""
@@ -174,6 +177,8 @@ class Dispatcher:
                 await self._reject(choice, dialect, send, record, base, last_failure)
                 return
             credential = choice.credential
+            if self.warmups is not None and profile.warmup is not None and record.attempts == 1:
+                self.warmups.after(choice, failover.request, profile)
             sent = credential.sent_model(request.model)
             record.sent_model = sent
             try:
@@ -185,7 +190,9 @@ class Dispatcher:
                 await self._send_error(send, record, base, bad)
                 return
             headers = self._headers(base, choice)
-            failure = await self._attempt(call, choice, request, dialect, send, record, headers)
+            failure = await self.attempt(
+                call, credential, request, dialect, send, record, headers, choice
+            )
             if failure is None:
                 self._remember(key, bound, credential.id, record, routed)
                 return
@@ -275,22 +282,24 @@ class Dispatcher:
         record.error = response.body.decode()
         await send_body(send, response.status, response.body, base + list(response.headers))
 
-    async def _attempt(
+    async def attempt(
         self,
         call: UpstreamCall,
-        decision: Decision,
+        credential: Credential,
         request: ClientRequest,
         dialect: Dialect,
         send: Send,
         record: Record,
         headers: Headers,
+        decision: Decision | None = None,
     ) -> tuple[int, bytes, Headers] | None:
         """One try on one credential. Returns the failure to fail over from, or None if the
-        client got its answer (success, a client error, or a stream that broke mid-way)."""
+        client got its answer (success, a client error, or a stream that broke mid-way).
+        A selection counts toward the `decision`'s rotation; without one (a warmup), none."""
         assert self.client is not None, "dispatcher used before start-up"
-        clock, credential = self.clock, decision.credential
-        cid = credential.id
-        with Reservation(self.pool, clock, cid, decision.rotation, decision.catch_up) as held:
+        clock, cid = self.clock, credential.id
+        rotation, catch_up = (decision.rotation, decision.catch_up) if decision else (None, 0.0)
+        with Reservation(self.pool, clock, cid, rotation, catch_up) as held:
             try:
                 return await self._exchange(call, credential, request, send, record, headers, held)
             except TRANSPORT_ERRORS as exc:

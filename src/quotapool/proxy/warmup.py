@@ -1,0 +1,153 @@
+"""Warmup: start the quota windows of idle secondaries early.
+
+A subscription window (the 5-hour window of a ChatGPT account) starts on first use. Under a
+fill-style strategy the secondaries are idle until the primary runs out, so their windows
+start, and reset, late. When such a strategy picks its credential for a request, each
+allowlisted other credential of the profile gets one tiny background request, at most once
+per TTL, so its window is already running when traffic reaches it.
+
+The rules: the client's request is never delayed or failed by it (it runs as its own task,
+with its own timeout); one warmup per credential at a time; a non-2xx answer clears the TTL so
+the next selection retries; never for token counts, never for a request pinned to its account;
+no round-robin counter moves; the answer feeds the pool like any other (quota readings,
+limits); every warmup is a row in the request log, marked as one, with its tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.request import Route, RouteRequest
+from quotapool.proxy.asgi import Message
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.record import Record
+from quotapool.routing.base import Decision
+from quotapool.routing.filters import exclusion
+from quotapool.routing.profiles import Profile, Warmup
+from quotapool.upstream.base import ClientRequest
+
+if TYPE_CHECKING:
+    from quotapool.proxy.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+PROMPT = "Reply with one word."
+_ROUTE = {Kind.CODEX: Route.RESPONSES, Kind.OPENAI: Route.CHAT, Kind.ANTHROPIC: Route.MESSAGES}
+
+
+def warmup_payload(kind: Kind, model: str) -> dict[str, Any]:
+    """The smallest request each upstream kind takes (the Codex backend only streams)."""
+    if kind is Kind.CODEX:
+        return {
+            "model": model,
+            "instructions": PROMPT,
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+            "stream": True,
+            "store": False,
+        }
+    message = [{"role": "user", "content": f"{PROMPT} hi"}]
+    return {"model": model, "max_tokens": 1, "messages": message}
+
+
+async def _discard(_message: Message) -> None:
+    """Where a warmup's answer goes: nobody waits for it."""
+
+
+class Warmups:
+    """Schedules warmups; bounded state (a TTL entry per allowlisted credential, pruned when
+    expired)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        submit: Callable[[dict[str, Any]], None],
+        spawn: Callable[[Any, str], object],
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.submit = submit
+        self.spawn = spawn
+        self._until: dict[str, float] = {}
+        """Credential id → end of its TTL (no warmup before)."""
+        self._running: set[str] = set()
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex()
+
+    def after(self, decision: Decision, request: RouteRequest, profile: Profile) -> None:
+        """`decision` was made for a client request: warm the profile's idle secondaries."""
+        warmup = profile.warmup
+        if (
+            warmup is None
+            or not profile.fills
+            or decision.rotation is None  # a probe, or the owner of a continuation
+            or request.owner is not None
+            or request.route is Route.COUNT_TOKENS
+        ):
+            return
+        model = warmup.model or request.model
+        if not model:
+            return
+        d = self.dispatcher
+        now = d.clock.now()
+        if self._until:
+            self._until = {cid: t for cid, t in self._until.items() if t > now}
+        snapshot = profile.view(d.pool.snapshot())
+        for credential in snapshot.credentials:
+            cid = credential.id
+            if (
+                credential.name not in warmup.credentials
+                or cid == decision.credential.id
+                or cid in self._running
+                or cid in self._until
+            ):
+                continue
+            probe = RouteRequest(_ROUTE[credential.kind], model, profile=profile.name)
+            if exclusion(credential, snapshot.state(cid), probe, now) is not None:
+                continue  # limited, paused, backing off or not serving the model: not now
+            self._until[cid] = now + warmup.ttl_seconds
+            self._running.add(cid)
+            self.spawn(self._warm(credential, model, profile.name, warmup), f"warmup-{cid}")
+
+    async def _warm(self, credential: Credential, model: str, profile: str, warmup: Warmup) -> None:
+        d, cid = self.dispatcher, credential.id
+        route = _ROUTE[credential.kind]
+        request_id = f"qp-{self._prefix}-w{next(self._ids):08x}"
+        record = Record(request_id, d.clock.now(), route.value, "warmup")
+        record.warmup, record.profile, record.scenario = True, profile, "warmup"
+        record.model = record.sent_model = model
+        record.credential, record.attempts = credential.name, 1
+        payload = warmup_payload(credential.kind, model)
+        request = ClientRequest(route, orjson.dumps(payload), payload, model, False, _NO_HEADERS)
+        failed = True
+        try:
+            async with asyncio.timeout(warmup.timeout_seconds):
+                call = d.transports[credential.kind].prepare(request, credential, d.secrets[cid])
+                failure = await d.attempt(
+                    call, credential, request, Dialect.OPENAI, _discard, record, []
+                )
+            failed = failure is not None or not 200 <= record.status < 300
+            if failure is not None:
+                record.status = failure[0]
+        except TimeoutError:
+            record.status, record.error = (
+                504,
+                f"warmup timed out after {warmup.timeout_seconds:g} s",
+            )
+        except Exception as exc:  # a warmup must never take anything else down
+            log.exception("warmup of %s failed", credential.name)
+            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+        finally:
+            self._running.discard(cid)
+            if failed:
+                self._until.pop(cid, None)  # the next selection tries again
+            record.latency_ms = (d.clock.now() - record.at) * 1000.0
+            self.submit(record.row())
+
+
+_NO_HEADERS: Mapping[str, str] = {}
