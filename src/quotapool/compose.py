@@ -36,7 +36,7 @@ from quotapool.routing.profiles import Profile, Routing, Warmup
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import KEY_FILE_NAME, Redactor, Secret, SecretBox, load_or_create_key
 from quotapool.store.accounts import AccountStore
-from quotapool.store.affinity import MemoryAffinityStore
+from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.batch import BatchWriter
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.sql.db import make_engine, migrate
@@ -122,7 +122,17 @@ def routing_from(settings: Settings) -> Routing:
     return Routing(profiles, dict(settings.routing.gated_models))
 
 
-def warn_unknown_names(routing: Routing, names: set[str]) -> None:
+def open_conversations(
+    engine: Engine, routing: RoutingConfig, now: float
+) -> PersistentAffinityStore:
+    """Conversation bindings and response-id owners, as an earlier run left them."""
+    conversations = PersistentAffinityStore(engine, ttl=routing.affinity_ttl_seconds)
+    if loaded := conversations.load(now):
+        log.info("%d conversation(s) and response owner(s) kept from the last run", loaded)
+    return conversations
+
+
+def warn_unknown_names(routing: Routing, names: set[str]) -> Routing:
     """A profile naming a credential the pool does not have is allowed (an account may be
     imported later) but said once, at start."""
     for profile in routing.profiles.values():
@@ -133,6 +143,7 @@ def warn_unknown_names(routing: Routing, names: set[str]) -> None:
             log.warning(
                 "profile %s names credentials not in the pool: %s", profile.name, ", ".join(unknown)
             )
+    return routing
 
 
 @dataclass
@@ -208,8 +219,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
     }
     routing = settings.routing
-    profiles = routing_from(settings)
-    warn_unknown_names(profiles, {c.name for c in credentials})
+    profiles = warn_unknown_names(routing_from(settings), {c.name for c in credentials})
+    conversations = open_conversations(engine, routing, clock.now())
     dispatcher = Dispatcher(
         pool=pool,
         transports=transports,
@@ -220,7 +231,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         settings=DispatchSettings(
             routing.max_attempts, settings.sse_keepalive_seconds, routing.route_header
         ),
-        affinity=MemoryAffinityStore(ttl=routing.affinity_ttl_seconds),
+        affinity=conversations,
         sticky=routing.session_affinity,
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
@@ -265,6 +276,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         if request_log is not None:
             tasks.spawn(request_log.run(), "request-log-writer")
         tasks.spawn(history.run(), "usage-history-writer")
+        tasks.spawn(conversations.run(), "conversations-writer")
         tasks.spawn(accounts.watch(settings.accounts_watch_interval), "accounts-watch")
         if settings.usage_poll_interval > 0:
             tasks.spawn(poller.run(), "usage-poller")

@@ -38,7 +38,7 @@ def test_store_expires_refreshes_and_stays_bounded() -> None:
     assert store.bound("k", now=40) is None
     for i in range(10):
         store.bind(f"k{i}", "a", now=0)
-        store.own(f"resp_{i}", "a")
+        store.own(f"resp_{i}", "a", 0.0)
     assert len(store) == 5
     assert store.owner("resp_9") == "a" and store.owner("resp_0") is None
 

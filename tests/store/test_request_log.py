@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +14,6 @@ from sqlalchemy import Engine, text
 
 from quotapool.store.batch import WRITER_NICENESS, BatchWriter, recent
 from quotapool.store.sql.db import make_engine, migrate
-from tests.pg import postgres_schema
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'log.db'}"
-        else:
-            url = stack.enter_context(postgres_schema())
-        engine = make_engine(url)
-        migrate(engine)
-        yield engine
-        engine.dispose()
 
 
 def row(i: int) -> dict[str, object]:

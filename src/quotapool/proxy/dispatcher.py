@@ -224,9 +224,9 @@ class Dispatcher:
         if (
             record.response_id and request.route is Route.RESPONSES
         ):  # ids a client can continue from
-            self.affinity.own(record.response_id, served_by)
+            self.affinity.own(record.response_id, served_by, now)
         if record.turn_state:
-            self.affinity.own(f"turn-state:{record.turn_state}", served_by)
+            self.affinity.own(f"turn-state:{record.turn_state}", served_by, now)
         if bound is not None and bound != served_by:
             back = comes_back_at(self.pool.snapshot().state(bound), request, now)
             if back is not None and back - now <= BRIEF_OUTAGE_SECONDS:

@@ -273,7 +273,7 @@ class WebSocketBridge:
         d = self.dispatcher
 
         def own(response_id: str) -> None:
-            d.affinity.own(response_id, cid)
+            d.affinity.own(response_id, cid, d.clock.now())
 
         return EventLearner(record, cid, d.pool, d.clock, own=own)
 

@@ -3,8 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 from collections import OrderedDict
-from typing import Protocol
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from quotapool.store.sql.schema import conversations
+
+log = logging.getLogger(__name__)
 
 
 class AffinityStore(Protocol):
@@ -18,7 +29,7 @@ class AffinityStore(Protocol):
         """The credential that produced `response_id` (only it knows the id)."""
         ...
 
-    def own(self, response_id: str, credential_id: str) -> None: ...
+    def own(self, response_id: str, credential_id: str, now: float) -> None: ...
 
 
 class MemoryAffinityStore:
@@ -54,7 +65,7 @@ class MemoryAffinityStore:
     def owner(self, response_id: str) -> str | None:
         return self._owners.get(response_id)
 
-    def own(self, response_id: str, credential_id: str) -> None:
+    def own(self, response_id: str, credential_id: str, now: float) -> None:
         self._owners[response_id] = credential_id
         self._owners.move_to_end(response_id)
         while len(self._owners) > self._max_owned:
@@ -62,3 +73,160 @@ class MemoryAffinityStore:
 
     def __len__(self) -> int:
         return len(self._bindings) + len(self._owners)
+
+
+def _stored_key(key: str) -> str:
+    """Keys are kept as they are unless too long for the table (a client's session header can
+    be anything): then by digest, in memory and in the table alike."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return "#" + hashlib.blake2b(key.encode(), digest_size=20).hexdigest()
+
+
+MAX_KEY_CHARS = 240
+BOUND, OWNED = "bound:", "owned:"
+
+
+class PersistentAffinityStore(MemoryAffinityStore):
+    """The memory store, kept in the `conversations` table too, so a restart changes nothing a
+    client sees: its conversation stays on its account (warm prompt cache), and a
+    `previous_response_id` still reaches the one account that knows it.
+
+    Reads never touch the database (the table is loaded at start). Changes are written behind,
+    every `flush_interval` seconds, as upserts; a binding whose expiry only moved is rewritten
+    once half its TTL has passed. Expired rows are deleted as they go. While the database is
+    out, changes wait in memory (bounded like the maps) and are written when it is back:
+    kill -9 loses at most the last `flush_interval` of changes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ttl: float = 1800.0,
+        owned_ttl: float = 86_400.0,
+        max_bindings: int = 50_000,
+        max_owned: int = 50_000,
+        flush_interval: float = 0.25,
+    ) -> None:
+        super().__init__(ttl=ttl, max_bindings=max_bindings, max_owned=max_owned)
+        self.engine = engine
+        self.owned_ttl = owned_ttl
+        self.flush_interval = flush_interval
+        self._pending: dict[str, tuple[str, float]] = {}
+        """Stored key → (credential, expires at), not yet written."""
+        self._written: dict[str, float] = {}
+        """Binding key → the expiry the table holds."""
+        self._now = 0.0
+        """The latest time seen (expired rows are deleted as of then)."""
+        self.out = False
+
+    def load(self, now: float) -> int:
+        """Read the live conversations of an earlier run; returns how many."""
+        table = conversations
+        query = (
+            select(table.c.key, table.c.credential, table.c.expires_at)
+            .where(table.c.expires_at > now)
+            .order_by(table.c.expires_at)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        for key, credential, expires in rows:
+            if key.startswith(BOUND):
+                name = key[len(BOUND) :]
+                self._bindings[name] = (credential, expires)
+                self._written[name] = expires
+            elif key.startswith(OWNED):
+                self._owners[key[len(OWNED) :]] = credential
+        self._trim()
+        return len(rows)
+
+    def bound(self, key: str, now: float) -> str | None:
+        key = _stored_key(key)
+        found = super().bound(key, now)
+        if found is not None:
+            self._keep(key, found, now)
+        return found
+
+    def bind(self, key: str, credential_id: str, now: float) -> None:
+        key = _stored_key(key)
+        moved = self._bindings.get(key, ("", 0.0))[0] != credential_id
+        super().bind(key, credential_id, now)
+        self._keep(key, credential_id, now, moved)
+
+    def _keep(self, key: str, credential_id: str, now: float, moved: bool = False) -> None:
+        """Write a binding that moved, or whose stored expiry is more than half a TTL old
+        (a TTL slides with every use; rewriting it each time would cost a write a request)."""
+        self._now = now
+        written = self._written
+        if moved or written.get(key, 0.0) < now + self.ttl / 2:
+            written[key] = now + self.ttl
+            self._note(BOUND + key, credential_id, now + self.ttl)
+            if len(written) > 2 * self._max_bindings:  # forget evicted bindings
+                self._written = {k: written[k] for k in self._bindings if k in written}
+
+    def owner(self, response_id: str) -> str | None:
+        return super().owner(_stored_key(response_id))
+
+    def own(self, response_id: str, credential_id: str, now: float) -> None:
+        key = _stored_key(response_id)
+        super().own(key, credential_id, now)
+        self._now = now
+        self._note(OWNED + key, credential_id, now + self.owned_ttl)
+
+    def _note(self, key: str, credential_id: str, expires: float) -> None:
+        pending = self._pending
+        pending[key] = (credential_id, expires)
+        if len(pending) > self._max_bindings + self._max_owned:
+            del pending[next(iter(pending))]  # the oldest change: bounded while the db is out
+
+    def _trim(self) -> None:
+        while len(self._bindings) > self._max_bindings:
+            self._bindings.popitem(last=False)
+        while len(self._owners) > self._max_owned:
+            self._owners.popitem(last=False)
+
+    async def run(self) -> None:
+        """Write changes behind until cancelled; then write what is left."""
+        try:
+            while True:
+                await asyncio.sleep(self.flush_interval)
+                await self.flush()
+        finally:
+            await asyncio.shield(self.flush())
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        changes, self._pending = self._pending, {}
+        try:
+            await asyncio.to_thread(self._write, changes, self._now)
+        except SQLAlchemyError as exc:
+            for key, value in changes.items():  # newer changes win
+                self._pending.setdefault(key, value)
+            if not self.out:
+                self.out = True
+                log.warning("conversations: the database is out (%s); changes wait", exc)
+            return
+        if self.out:
+            self.out = False
+            log.warning("conversations: the database is back; waiting changes written")
+
+    def _write(self, changes: dict[str, tuple[str, float]], now: float) -> None:
+        table = conversations
+        rows = [{"key": k, "credential": c, "expires_at": e} for k, (c, e) in changes.items()]
+        insert = _upsert(self.engine.dialect.name)
+        statement = insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "credential": statement.excluded.credential,
+                "expires_at": statement.excluded.expires_at,
+            },
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement, rows)
+            connection.execute(delete(table).where(table.c.expires_at <= now))
+
+
+def _upsert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
