@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from quotapool.testing.fake_upstream import usage_limit
-from tests.conftest import Harness
+from tests.conftest import Harness, HarnessFactory
 
 HEADERS = {
     "session-id": "ws-thread",
@@ -200,3 +200,23 @@ def test_image_generation_turns_go_upstream_over_http(h: Harness) -> None:
     assert len(http_posts) == 1 and http_posts[0].body["tools"] == [{"type": "image_generation"}]
     frames = [s for s in over_http if s.body.get("type") == "response.create"]
     assert len(frames) == 1 and frames[0].account == http_posts[0].account  # one account throughout
+
+
+def test_a_profile_chosen_by_path_routes_the_socket(harness: HarnessFactory) -> None:
+    h = harness(profiles={"late": {"strategy": "sequential", "credentials": ["charlie"]}})
+
+    async def session(path: str) -> str:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}{path}", headers=HEADERS) as socket,
+        ):
+            events = await exchange(socket, {"model": "gpt-5.5", "input": "hi"})
+            assert events[-1]["type"] == "response.completed"
+            return str(socket._response.headers["x-quotapool-route"])
+
+    assert run(session("/p/late/backend-api/codex/responses")) == "sequential; credential=charlie"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        run(session("/p/nope/backend-api/codex/responses"))
+    assert refused.value.status == 400
+    row = h.rows(2)[0]
+    assert row["profile"] == "late" and row["credential"] == "charlie"
