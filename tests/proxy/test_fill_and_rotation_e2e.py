@@ -11,8 +11,10 @@ from tests.proxy.test_routing_e2e import served
 
 def test_fill_first_drains_the_most_used_account(harness: HarnessFactory) -> None:
     def uses(fake: FakeUpstream, _base: str) -> None:
-        for token, five in (("tok-a", 10.0), ("tok-b", 60.0), ("tok-c", 30.0)):
+        for token, five, weekly in (("tok-a", 10.0, 90.0), ("tok-b", 60.0, 30.0)):
             fake.account(token).primary_used = five
+            fake.account(token).secondary_used = weekly
+        fake.account("tok-c").primary_used, fake.account("tok-c").secondary_used = 60.0, 70.0
 
     # The usage poller reads each account's windows (wham/usage) before any request.
     h = harness(
@@ -25,11 +27,11 @@ def test_fill_first_drains_the_most_used_account(harness: HarnessFactory) -> Non
         h.state(n).primary is None for n in ("alpha", "bravo", "charlie")
     ):
         time.sleep(0.02)
-    assert served(h, 4) == ["bravo"] * 4
-    h.fake.account("tok-b").fail_next(usage_limit(time.time() + 600))
-    assert served(h, 3) == ["charlie"] * 3  # moved only when bravo left the pool
+    assert served(h, 4) == ["charlie"] * 4  # 60 % like bravo, but more of its week used
+    h.fake.account("tok-c").fail_next(usage_limit(time.time() + 600))
+    assert served(h, 3) == ["bravo"] * 3  # moved only when charlie left the pool
     decision = h.rows(7)[-1]["decision"]
-    assert "most used first: 5 h 30%" in decision
+    assert "most used first: 5 h 60%, weekly 30%" in decision
 
 
 def test_fill_first_ties_break_by_chatgpt_account_id(harness: HarnessFactory) -> None:

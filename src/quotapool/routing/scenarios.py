@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 DEFAULT = "default"
@@ -43,9 +44,12 @@ def detect(
         return "long_context"
     if _thinks(payload):
         return "think"
-    if _SMALL.search(requested.lower()):
-        return "background"
-    return DEFAULT
+    return "background" if _small(requested) else DEFAULT
+
+
+@lru_cache(maxsize=256)
+def _small(model: str) -> bool:
+    return _SMALL.search(model.lower()) is not None
 
 
 def _has_image(payload: Mapping[str, Any]) -> bool:
