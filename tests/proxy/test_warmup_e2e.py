@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import aiohttp
 import httpx
 import openai
 import pytest
@@ -143,3 +144,18 @@ def test_no_warmup_for_pinned_requests_count_tokens_or_other_strategies(
         time.sleep(0.02)
     assert (ant.fake.seen[-1].account, ant.fake.seen[-1].model) == ("a2", "c-3")
     assert ant.fake.seen[-1].body["max_tokens"] == 1
+
+
+def test_a_websocket_session_triggers_the_warmup_too(harness: HarnessFactory) -> None:
+    h = harness(routing=routing())
+
+    async def session() -> None:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses") as socket,
+        ):
+            assert socket._response.headers["x-quotapool-route"].endswith("credential=alpha")
+
+    asyncio.run(session())
+    settle(h, 2)
+    assert sorted(warmups(h)) == [("bravo", "gpt-5.4-mini"), ("charlie", "gpt-5.4-mini")]

@@ -177,7 +177,7 @@ class Dispatcher:
                 await self._reject(choice, dialect, send, record, base, last_failure)
                 return
             credential = choice.credential
-            if self.warmups is not None and profile.warmup is not None and record.attempts == 1:
+            if self.warmups is not None and record.attempts == 1:
                 self.warmups.after(choice, failover.request, profile)
             sent = credential.sent_model(request.model)
             record.sent_model = sent

@@ -90,6 +90,8 @@ class WebSocketBridge:
                 await refuse(scope, send, record, base, rejection_error(choice, Dialect.CODEX, now))
                 return
             credential = choice.credential
+            if d.warmups is not None and record.attempts == 1:  # (needs the warmup's model)
+                d.warmups.after(choice, failover.request, profile)
             with Reservation(d.pool, d.clock, credential.id, choice.rotation) as held:
                 upstream = await self._connect(credential, headers, scope, send, record, base, held)
                 if upstream is None:
