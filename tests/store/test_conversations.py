@@ -35,7 +35,7 @@ def test_a_new_store_reads_what_the_last_one_wrote(engine: Engine) -> None:
 
 
 def test_a_moved_binding_is_rewritten_and_expired_rows_are_deleted(engine: Engine) -> None:
-    store = PersistentAffinityStore(engine, ttl=100.0, owned_ttl=50.0)
+    store = PersistentAffinityStore(engine, ttl=100.0, owned_ttl=50.0, clean_every=1)
     store.bind("k", "alpha", 0.0)
     store.own("r", "alpha", 0.0)
     asyncio.run(store.flush())
@@ -51,13 +51,13 @@ def test_a_moved_binding_is_rewritten_and_expired_rows_are_deleted(engine: Engin
     assert fresh.bound("k", 61.0) == "bravo" and fresh.owner("r") is None
 
 
-def test_the_store_is_bounded(engine: Engine) -> None:
-    store = PersistentAffinityStore(engine, max_bindings=5, max_owned=5)
+def test_the_store_is_bounded_in_memory_and_in_the_table(engine: Engine) -> None:
+    store = PersistentAffinityStore(engine, max_bindings=5, max_owned=5, clean_every=1)
     for i in range(20):
-        store.bind(f"k{i}", "a", 1.0)
-        store.own(f"r{i}", "a", 1.0)
-    assert len(store) == 10
-    asyncio.run(store.flush())
+        store.bind(f"k{i}", "a", 1.0 + i)
+        store.own(f"r{i}", "a", 1.0 + i)
+        asyncio.run(store.flush())  # each flush under the bounds; together far over them
+    assert len(store) == 10 and rows(engine) == 10
     reloaded = PersistentAffinityStore(engine, max_bindings=5, max_owned=5)
     reloaded.load(2.0)
     assert len(reloaded) == 10 and reloaded.bound("k19", 2.0) == "a"

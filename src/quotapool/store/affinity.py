@@ -9,7 +9,7 @@ import logging
 from collections import OrderedDict
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -85,6 +85,7 @@ def _stored_key(key: str) -> str:
 
 MAX_KEY_CHARS = 240
 BOUND, OWNED = "bound:", "owned:"
+TURN_STATE = "turn-state:"
 
 
 class PersistentAffinityStore(MemoryAffinityStore):
@@ -107,30 +108,38 @@ class PersistentAffinityStore(MemoryAffinityStore):
         max_bindings: int = 50_000,
         max_owned: int = 50_000,
         flush_interval: float = 0.25,
+        clean_every: int = 240,
     ) -> None:
         super().__init__(ttl=ttl, max_bindings=max_bindings, max_owned=max_owned)
         self.engine = engine
         self.owned_ttl = owned_ttl
         self.flush_interval = flush_interval
+        self.clean_every = clean_every
+        """Flushes between two clean-ups of the table (a minute at the default interval)."""
         self._pending: dict[str, tuple[str, float]] = {}
         """Stored key → (credential, expires at), not yet written."""
         self._written: dict[str, float] = {}
         """Binding key → the expiry the table holds."""
         self._now = 0.0
         """The latest time seen (expired rows are deleted as of then)."""
+        self._writes = 0
         self.out = False
 
     def load(self, now: float) -> int:
         """Read the live conversations of an earlier run; returns how many."""
         table = conversations
-        query = (
-            select(table.c.key, table.c.credential, table.c.expires_at)
-            .where(table.c.expires_at > now)
-            .order_by(table.c.expires_at)
-        )
+        rows: list[tuple[str, str, float]] = []
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        for key, credential, expires in rows:
+            for prefix, bound in ((BOUND, self._max_bindings), (OWNED, self._max_owned)):
+                query = (
+                    select(table.c.key, table.c.credential, table.c.expires_at)
+                    .where(table.c.key.startswith(prefix, autoescape=True))
+                    .where(table.c.expires_at > now)
+                    .order_by(table.c.expires_at.desc())
+                    .limit(bound)
+                )
+                rows += [(key, cid, expires) for key, cid, expires in connection.execute(query)]
+        for key, credential, expires in reversed(rows):  # least recently used first
             if key.startswith(BOUND):
                 name = key[len(BOUND) :]
                 self._bindings[name] = (credential, expires)
@@ -171,7 +180,9 @@ class PersistentAffinityStore(MemoryAffinityStore):
         key = _stored_key(response_id)
         super().own(key, credential_id, now)
         self._now = now
-        self._note(OWNED + key, credential_id, now + self.owned_ttl)
+        # A turn state matters within its turn; a response id for as long as it can be continued.
+        ttl = self.ttl if response_id.startswith(TURN_STATE) else self.owned_ttl
+        self._note(OWNED + key, credential_id, now + ttl)
 
     def _note(self, key: str, credential_id: str, expires: float) -> None:
         pending = self._pending
@@ -223,9 +234,28 @@ class PersistentAffinityStore(MemoryAffinityStore):
                 "expires_at": statement.excluded.expires_at,
             },
         )
+        self._writes += 1
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
-            connection.execute(delete(table).where(table.c.expires_at <= now))
+            if self._writes % self.clean_every == 1 % self.clean_every:
+                self._clean(connection, now)
+
+    def _clean(self, connection: Connection, now: float) -> None:
+        """Delete what expired, and the soonest-expiring rows past the memory bounds (the
+        table never holds more than a restart would load)."""
+        table = conversations
+        connection.execute(delete(table).where(table.c.expires_at <= now))
+        for prefix, bound in ((BOUND, self._max_bindings), (OWNED, self._max_owned)):
+            kind = table.c.key.startswith(prefix, autoescape=True)
+            cutoff = connection.execute(
+                select(table.c.expires_at)
+                .where(kind)
+                .order_by(table.c.expires_at.desc())
+                .offset(bound)
+                .limit(1)
+            ).scalar()
+            if cutoff is not None:
+                connection.execute(delete(table).where(kind, table.c.expires_at <= cutoff))
 
 
 def _upsert(dialect: str) -> Any:
