@@ -44,4 +44,4 @@ CASES: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("payload", "scenario"), CASES)
 def test_detect(payload: dict[str, Any], scenario: str) -> None:
     body = orjson.dumps(payload)
-    assert detect(payload, body, payload["model"], long_context_tokens=100) == scenario
+    assert detect(payload, len(body), payload["model"], long_context_tokens=100) == scenario

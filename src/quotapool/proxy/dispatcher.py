@@ -154,7 +154,9 @@ class Dispatcher:
         if isinstance(profile, str):
             await self._send_error(send, record, base, error(dialect, 400, profile))
             return
-        scenario = detect(request.payload, request.body, request.model, profile.long_context_tokens)
+        scenario = detect(
+            request.payload, len(request.body), request.model, profile.long_context_tokens
+        )
         record.profile, record.scenario = profile.name, scenario
         if (model := profile.model_for(scenario, request.model)) != request.model:
             request = _with_model(request, model)

@@ -33,14 +33,18 @@ _THINKING = frozenset({"enabled", "adaptive"})
 
 
 def detect(
-    payload: Mapping[str, Any], body: bytes, requested: str, long_context_tokens: int
+    payload: Mapping[str, Any], body_bytes: int, requested: str, long_context_tokens: int
 ) -> str:
-    """The scenario of a request (its parsed `payload`, its raw `body`, the model asked for)."""
-    if b"image" in body and _has_image(payload):
+    """The scenario of a request (its parsed `payload`, its size, the model asked for).
+
+    It looks at the parsed request, never scans the body's bytes (a search through a large
+    conversation costs more than the rest of routing it)."""
+    items = payload.get("input", payload.get("messages"))
+    if isinstance(items, list) and _has_image(items):
         return "image"
-    if b"web_search" in body and _offers_web_search(payload):
+    if ("tools" in payload or "web_search_options" in payload) and _offers_web_search(payload):
         return "web_search"
-    if len(body) > long_context_tokens * BYTES_PER_TOKEN:
+    if body_bytes > long_context_tokens * BYTES_PER_TOKEN:
         return "long_context"
     if _thinks(payload):
         return "think"
@@ -52,16 +56,13 @@ def _small(model: str) -> bool:
     return _SMALL.search(model.lower()) is not None
 
 
-def _has_image(payload: Mapping[str, Any]) -> bool:
-    items = payload.get("input", payload.get("messages"))
-    if not isinstance(items, list):
-        return False
+def _has_image(items: list[Any]) -> bool:
     for item in items:
-        content = item.get("content") if isinstance(item, dict) else None
-        if isinstance(content, list) and any(
-            isinstance(part, dict) and part.get("type") in _IMAGE_TYPES for part in content
-        ):
-            return True
+        if type(item) is not dict or type(content := item.get("content")) is not list:
+            continue  # most items of a long conversation: tool calls and their outputs
+        for part in content:
+            if type(part) is dict and part.get("type") in _IMAGE_TYPES:
+                return True
     return False
 
 
