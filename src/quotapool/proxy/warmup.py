@@ -95,8 +95,6 @@ class Warmups:
             return
         d = self.dispatcher
         now = d.clock.now()
-        if self._until:
-            self._until = {cid: t for cid, t in self._until.items() if t > now}
         snapshot = profile.view(d.pool.snapshot())
         for credential in snapshot.credentials:
             cid = credential.id
@@ -104,7 +102,7 @@ class Warmups:
                 credential.name not in warmup.credentials
                 or cid == decision.credential.id
                 or cid in self._running
-                or cid in self._until
+                or self._until.get(cid, 0.0) > now
             ):
                 continue
             probe = RouteRequest(_ROUTE[credential.kind], model, profile=profile.name)
@@ -146,6 +144,8 @@ class Warmups:
             self._running.discard(cid)
             if failed:
                 self._until.pop(cid, None)  # the next selection tries again
+            now = d.clock.now()
+            self._until = {c: until for c, until in self._until.items() if until > now}
             record.latency_ms = (d.clock.now() - record.at) * 1000.0
             self.submit(record.row())
 

@@ -102,6 +102,9 @@ def _additional_headers(headers: Mapping[str, str], now: float) -> dict[str, Add
     """`x-<limit id>-primary-*` / `-secondary-*` and `x-<limit id>-limit-name` for each
     additional limit (e.g. `x-codex-bengalfox-primary-used-percent`, "GPT-5.3-Codex-Spark")."""
     found: dict[str, AdditionalQuota] = {}
+    names = "\n".join(headers.keys()).lower()  # one pass in C instead of one per header
+    if names.count(_PRIMARY_USED) <= ("x-codex-primary-used-percent" in names):
+        return found  # only the standard window, as nearly every response
     for raw in headers:
         name = raw.lower()
         if not name.endswith(_PRIMARY_USED) or name == "x-codex-primary-used-percent":
