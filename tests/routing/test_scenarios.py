@@ -38,6 +38,11 @@ CASES: list[tuple[dict[str, Any], str]] = [
     ),
     ({"model": "gpt-5.5", "input": "an image of a cat, described in words"}, "default"),
     ({"model": "gpt-5.4-mini", "input": "y" * 500}, "long_context"),
+    # Any JSON where a string is expected is simply not a match.
+    ({"model": "m", "messages": [{"role": "user", "content": [{"type": []}]}]}, "default"),
+    ({"model": "m", "input": "x", "reasoning": {"effort": {"a": 1}}}, "default"),
+    ({"model": "m", "messages": [], "thinking": {"type": ["enabled"]}}, "default"),
+    ({"model": "m", "messages": [], "reasoning_effort": [1]}, "default"),
 ]
 
 

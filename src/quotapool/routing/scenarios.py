@@ -27,9 +27,10 @@ SCENARIOS = ("image", "web_search", "long_context", "think", "background", DEFAU
 BYTES_PER_TOKEN = 4
 """The input estimate: JSON bytes per token (a safe overestimate for English text and code)."""
 _SMALL = re.compile(r"(?:^|[-_.:/])(?:mini|nano|haiku|flash|lite|small)(?:$|[-_.:/0-9])")
-_IMAGE_TYPES = frozenset({"input_image", "image_url", "image"})
-_HIGH_EFFORT = frozenset({"high", "xhigh", "max"})
-_THINKING = frozenset({"enabled", "adaptive"})
+# Tuples, not sets: a client's value may be any JSON (a list is not hashable).
+_IMAGE_TYPES = ("input_image", "image_url", "image")
+_HIGH_EFFORT = ("high", "xhigh", "max")
+_THINKING = ("enabled", "adaptive")
 
 
 def detect(
