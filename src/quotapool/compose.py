@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
+from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
 from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
@@ -38,6 +39,7 @@ from quotapool.secrets import KEY_FILE_NAME, Redactor, Secret, SecretBox, load_o
 from quotapool.store.accounts import AccountStore
 from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.batch import BatchWriter
+from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.sql.db import make_engine, migrate
 from quotapool.store.sql.schema import usage_history
@@ -120,6 +122,34 @@ def routing_from(settings: Settings) -> Routing:
         name: profile_from(name, config) for name, config in settings.routing_profiles().items()
     }
     return Routing(profiles, dict(settings.routing.gated_models))
+
+
+def open_keys(engine: Engine, settings: Settings, clock: Clock) -> KeyRing:
+    """The client keys, and what each has spent in its current windows."""
+    prices = {**DEFAULT_PRICES, **settings.routing.pricing}
+    keys = KeyRing(ClientKeyStore(engine), clock, prices, settings.require_client_keys)
+    keys.load()
+    return keys
+
+
+def transports_for(settings: Settings) -> dict[Kind, Transport]:
+    return {
+        Kind.CODEX: CodexTransport(),
+        Kind.OPENAI: OpenAITransport(),
+        Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
+    }
+
+
+def logged(request_log: BatchWriter | None, keys: KeyRing) -> Callable[[dict[str, Any]], None]:
+    """What becomes of a finished request's row: the log, and its client key's usage."""
+
+    def submit(row: dict[str, Any]) -> None:
+        if request_log is not None:
+            request_log.submit(row)
+        if row["client_key"] is not None:
+            keys.count(row)
+
+    return submit
 
 
 def open_conversations(
@@ -213,19 +243,13 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         if status is not Status.ACTIVE:
             pool.apply(StatusSet(credential_id, clock.now(), status, reason))
     refresher = accounts.attach(pool)
-    transports: dict[Kind, Transport] = {
-        Kind.CODEX: CodexTransport(),
-        Kind.OPENAI: OpenAITransport(),
-        Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
-    }
     routing = settings.routing
-    profiles = warn_unknown_names(routing_from(settings), {c.name for c in credentials})
     conversations = open_conversations(engine, routing, clock.now())
     dispatcher = Dispatcher(
         pool=pool,
-        transports=transports,
+        transports=transports_for(settings),
         secrets=secrets,
-        routing=profiles,
+        routing=warn_unknown_names(routing_from(settings), {c.name for c in credentials}),
         clock=clock,
         rng=random.Random(routing.seed),
         settings=DispatchSettings(
@@ -240,7 +264,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     request_log = (
         BatchWriter(engine, journal=journals / "requests.jsonl") if settings.request_log else None
     )
-    submit = request_log.submit if request_log is not None else (lambda _record: None)
+    keys = open_keys(engine, settings, clock)
+    submit = logged(request_log, keys)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     writers = [w for w in (request_log, history) if w is not None]
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
@@ -278,6 +303,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         tasks.spawn(history.run(), "usage-history-writer")
         tasks.spawn(conversations.run(), "conversations-writer")
         tasks.spawn(accounts.watch(settings.accounts_watch_interval), "accounts-watch")
+        tasks.spawn(keys.watch(settings.accounts_watch_interval), "client-keys-watch")
         if settings.usage_poll_interval > 0:
             tasks.spawn(poller.run(), "usage-poller")
         log.info(
@@ -307,5 +333,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         on_startup=startup,
         on_shutdown=shutdown,
         websocket=WebSocketBridge(dispatcher),
+        keys=keys,
     )
     return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)

@@ -14,10 +14,12 @@ from typing import Any
 
 import orjson
 
+from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
 from quotapool.proxy.guard import Guard, is_loopback
+from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import error_event
 from quotapool.proxy.ws import refuse
@@ -49,6 +51,8 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
+OPEN_PATHS = frozenset({"/health", "/ready"})
+"""Served without a client key (probes of load balancers and orchestrators)."""
 _REMOTE_REFUSED = (
     "quotapool serves only loopback clients until client API keys are configured. "
     "To serve other hosts behind your own access control, set allow_remote = true "
@@ -133,6 +137,7 @@ def parse_request(
     headers: list[tuple[bytes, bytes]],
     dialect: Dialect,
     profile: str | None = None,
+    key: ClientKey | None = None,
 ) -> ClientRequest:
     """Parse the body once and check what routing needs; a clear 400 otherwise."""
     try:
@@ -160,6 +165,8 @@ def parse_request(
     if not isinstance(stream, bool):
         raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))
     forwarded, client = client_headers(headers, profile)
+    if key is not None and key.profile is not None:
+        forwarded[PROFILE_HEADER] = key.profile  # a key's profile beats the header and path
     return ClientRequest(route, body, payload, model, stream, forwarded, client)
 
 
@@ -219,7 +226,9 @@ class ProxyApp:
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
         websocket: WebSocketHandler | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
+        self._keys = keys
         self._websocket_bridge = websocket
         self._serve = serve
         self._submit = submit
@@ -290,31 +299,16 @@ class ProxyApp:
         record = Record(request_id, self._now(), Route.WEBSOCKET.value, path)
         route_path, profile = profile_path(path)
         endpoint = ENDPOINTS.get(route_path.rstrip("/"))
-        client = scope.get("client")
         try:
-            if (
-                self._websocket_bridge is None
-                or endpoint is None
-                or endpoint.route is not Route.RESPONSES
-            ):
+            refusal, key = self._ws_admission(scope, endpoint, path, record)
+            if refusal is not None:
                 await receive()
-                await refuse(
-                    scope,
-                    send,
-                    record,
-                    base,
-                    error(Dialect.CODEX, 404, f"No WebSocket route {path}."),
-                )
-            elif not self._allow_remote and client and not is_loopback(client[0]):
-                await receive()
-                await refuse(scope, send, record, base, error(Dialect.CODEX, 403, _REMOTE_REFUSED))
-            elif refused := self._guard.refusal(scope["headers"], json_body=False):
-                await receive()
-                await refuse(
-                    scope, send, record, base, error(Dialect.CODEX, refused.status, refused.message)
-                )
+                await refuse(scope, send, record, base, refusal)
             else:
+                assert self._websocket_bridge is not None
                 forwarded, digest = client_headers(scope["headers"], profile)
+                if key is not None and key.profile is not None:
+                    forwarded[PROFILE_HEADER] = key.profile
                 await self._websocket_bridge(scope, receive, send, forwarded, digest, record, base)
         except Exception as exc:  # a bug must cost one session, never the server
             log.exception("websocket %s failed", request_id)
@@ -322,6 +316,35 @@ class ProxyApp:
         finally:
             record.latency_ms = (self._now() - record.at) * 1000.0
             self._submit(record.row())
+
+    def _ws_admission(
+        self, scope: Scope, endpoint: Endpoint | None, path: str, record: Record
+    ) -> tuple[ErrorResponse | None, ClientKey | None]:
+        """Why a WebSocket upgrade is refused (None: it is not), and the client key it uses."""
+        codex = Dialect.CODEX
+        if (
+            self._websocket_bridge is None
+            or endpoint is None
+            or endpoint.route is not Route.RESPONSES
+        ):
+            return error(codex, 404, f"No WebSocket route {path}."), None
+        key = None
+        if self._keys is not None and self._keys.required:
+            found = self._keys.identify(scope["headers"], codex)
+            if isinstance(found, ErrorResponse):
+                return found, None
+            key, record.client_key = found, found.name
+            if key.models:  # models are named per message: checked on HTTP, where 426 sends it
+                message = "This client key may use only some models; use HTTP (POST)."
+                return error(codex, 426, message), key
+            if (over := self._keys.admit(key, "", codex)) is not None:
+                return over, key
+        client = scope.get("client")
+        if key is None and not self._allow_remote and client and not is_loopback(client[0]):
+            return error(codex, 403, _REMOTE_REFUSED), None
+        if refused := self._guard.refusal(scope["headers"], json_body=False):
+            return error(codex, refused.status, refused.message), key
+        return None, key
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -346,8 +369,15 @@ class ProxyApp:
             message = f"{method} is not supported on {path}; use {allowed}."
             await _send_error(send, base, error(dialect, 405, message))
             return
+        key = None
+        if self._keys is not None and self._keys.required and route_path not in OPEN_PATHS:
+            found = self._keys.identify(scope["headers"], dialect)
+            if isinstance(found, ErrorResponse):
+                await _send_error(send, base, found)
+                return
+            key = found
         client = scope.get("client")
-        if not self._allow_remote and client and not is_loopback(client[0]):
+        if key is None and not self._allow_remote and client and not is_loopback(client[0]):
             await _send_error(send, base, error(dialect, 403, _REMOTE_REFUSED))
             return
         refused = self._guard.refusal(scope["headers"], json_body=endpoint.route is not None)
@@ -357,7 +387,9 @@ class ProxyApp:
         if endpoint.route is None:
             await self._own(route_path, dialect, send, base)
             return
-        await self._proxy(scope, receive, send, endpoint.route, dialect, request_id, base, profile)
+        await self._proxy(
+            scope, receive, send, endpoint.route, dialect, request_id, base, profile, key
+        )
 
     async def _own(self, path: str, dialect: Dialect, send: Send, base: Headers) -> None:
         if path == "/health":
@@ -372,6 +404,16 @@ class ProxyApp:
         else:
             await send_body(send, 200, await self._models(dialect), base)
 
+    def _admit(
+        self, key: ClientKey | None, request: ClientRequest, dialect: Dialect, record: Record
+    ) -> None:
+        """A client key's model allowlist and limits, checked before routing."""
+        if key is None or self._keys is None:
+            return
+        record.client_key = key.name
+        if (over := self._keys.admit(key, request.model, dialect)) is not None:
+            raise BadRequest(over)
+
     async def _proxy(
         self,
         scope: Scope,
@@ -382,14 +424,16 @@ class ProxyApp:
         request_id: str,
         base: Headers,
         profile: str | None,
+        key: ClientKey | None,
     ) -> None:
         record = Record(request_id, self._now(), route.value, scope["path"])
         watch = self._watches.watch(receive, reading=True)
         self._active += 1
         try:
             body = await read_body(scope, receive, self._limit, dialect, watch)
-            request = parse_request(route, body, scope["headers"], dialect, profile)
+            request = parse_request(route, body, scope["headers"], dialect, profile, key)
             record.model, record.stream = request.model, request.stream
+            self._admit(key, request, dialect, record)
             await self._serve(request, dialect, send, record, base)
         except BadRequest as bad:
             record.status, record.error = bad.response.status, bad.response.body.decode()

@@ -35,6 +35,7 @@ _ANTHROPIC_TYPES = {
 }
 _OPENAI_TYPES = {
     400: "invalid_request_error",
+    401: "invalid_request_error",
     403: "permission_error",
     404: "invalid_request_error",
     405: "invalid_request_error",

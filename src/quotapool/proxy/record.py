@@ -14,6 +14,7 @@ class Record:
     __slots__ = (
         "attempts",
         "at",
+        "client_key",
         "credential",
         "decisions",
         "error",
@@ -57,6 +58,8 @@ class Record:
         self.scenario: str | None = None
         self.sent_model: str | None = None
         """The model the upstream was asked for (after the profile's and credential's maps)."""
+        self.client_key: str | None = None
+        """The name of the client key the request came with."""
         self.warmup = False
         """A background request quotapool sent to start a credential's quota window."""
 
@@ -72,6 +75,7 @@ class Record:
             "profile": self.profile,
             "scenario": self.scenario,
             "warmup": self.warmup,
+            "client_key": self.client_key,
             "credential": self.credential,
             "status": self.status,
             "stream": self.stream,

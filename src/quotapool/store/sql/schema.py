@@ -30,7 +30,9 @@ requests = Table(
     Column("scenario", String(32), doc="default | background | think | long_context | …"),
     Column("sent_model", String(128), doc="the model sent upstream (model: the one asked for)"),
     Column("warmup", Boolean, nullable=False, default=False, doc="quotapool's own warmup"),
+    Column("client_key", String(128), doc="the name of the client key it came with"),
     Index("ix_requests_at", "at"),
+    Index("ix_requests_client_key_at", "client_key", "at"),
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")
@@ -55,6 +57,24 @@ accounts = Table(
     Column("secret", Text, nullable=False, doc="Fernet token of the JSON secrets; never plaintext"),
     Column("expires_at", Float, doc="access token expiry"),
     Column("last_refresh", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+client_keys = Table(
+    "client_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column(
+        "hash", String(64), nullable=False, unique=True, doc="SHA-256 of the key; never the key"
+    ),
+    Column("prefix", String(16), nullable=False, doc="its first characters, to tell keys apart"),
+    Column("models", Text, doc="JSON list of allowed models; empty = any"),
+    Column("profile", String(64)),
+    Column("limits", Text, doc='JSON list like ["requests=1000/day"]'),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )

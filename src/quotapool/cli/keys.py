@@ -1,0 +1,174 @@
+"""`quotapool keys …`: client API keys, each with its models, profile and limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quotapool.config import ConfigError, Settings, load_settings
+from quotapool.domain.client import ClientKey, Measure, parse_duration, parse_limit
+from quotapool.routing.pricing import DEFAULT_PRICES
+from quotapool.store.client_keys import ClientKeyError, ClientKeyStore, Spent
+from quotapool.store.sql.db import make_engine, migrate
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Client API keys: once one exists, every client must send one.",
+)
+console = Console()
+err = Console(stderr=True)
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML file")]
+JsonOption = Annotated[bool, typer.Option("--json", help="The whole record as JSON")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(1)
+
+
+def _open(config: Path | None) -> tuple[Settings, ClientKeyStore]:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return settings, ClientKeyStore(engine)
+
+
+def _record(key: ClientKey, secret: str | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "name": key.name,
+        "prefix": key.prefix,
+        "models": sorted(key.models),
+        "profile": key.profile,
+        "limits": [str(limit) for limit in key.limits],
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "created_at": key.created_at,
+    }
+    if secret is not None:
+        record["key"] = secret
+    return record
+
+
+def _issued(key: ClientKey, secret: str, as_json: bool, what: str) -> None:
+    """The secret goes alone on the last line of stdout (scripts capture it); never again."""
+    if as_json:
+        typer.echo(orjson.dumps(_record(key, secret)).decode())
+        return
+    err.print(f"{what} key {key.name!r}; it is shown once, keep it now:", markup=False)
+    typer.echo(secret)
+
+
+@app.command()
+def create(
+    name: str,
+    models: Annotated[
+        list[str] | None, typer.Option("--models", help="Allowed model (repeat); default: any")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="Routing profile of its requests")] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(help="requests=1000/day, tokens=2000000/week, cost=20/month (repeat)"),
+    ] = None,
+    expires: Annotated[str | None, typer.Option(help="Valid for this long: 30d, 12h, 2w")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a key and print it (once)."""
+    settings, store = _open(config)
+    now = time.time()
+    try:
+        limits = [str(parse_limit(text)) for text in limit or ()]
+        expires_at = now + parse_duration(expires) if expires else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if profile is not None and profile not in settings.routing_profiles():
+        known = ", ".join(sorted(settings.routing_profiles()))
+        err.print(
+            f"warning: the configuration has no routing profile {profile!r} (it has: {known}); "
+            "requests with this key are refused until it does",
+            markup=False,
+        )
+    try:
+        key, secret = store.create(
+            name, now, models=models or (), profile=profile, limits=limits, expires_at=expires_at
+        )
+    except ClientKeyError as exc:
+        raise _fail(str(exc)) from None
+    _issued(key, secret, as_json, "created")
+
+
+@app.command()
+def rotate(name: str, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Give a key a new secret (same name, limits and usage); the old one stops working."""
+    _, store = _open(config)
+    try:
+        key, secret = store.rotate(name, time.time())
+    except ClientKeyError as exc:
+        raise _fail(str(exc)) from None
+    _issued(key, secret, as_json, "rotated")
+
+
+@app.command()
+def revoke(name: str, config: ConfigOption = None) -> None:
+    """Stop a key from working (a running server notices within seconds)."""
+    _, store = _open(config)
+    try:
+        store.revoke(name, time.time())
+    except ClientKeyError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"revoked {name!r}", markup=False)
+
+
+def _usage(key: ClientKey, store: ClientKeyStore, prices: dict[str, float], now: float) -> str:
+    parts = []
+    for limit in key.limits:
+        spent = store.spent(key.name, limit.window(now)[0], prices)
+        parts.append(
+            f"{_used(spent, limit.measure)}/{limit.amount:g} {limit.measure.value} "
+            f"per {limit.period.value}"
+        )
+    return "; ".join(parts) or "no limits"
+
+
+def _used(spent: Spent, measure: Measure) -> str:
+    if measure is Measure.COST:
+        return f"${spent.cost:.2f}"
+    return f"{spent.requests if measure is Measure.REQUESTS else spent.tokens:g}"
+
+
+@app.command("list")
+def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Every key, and its usage against each of its limits."""
+    settings, store = _open(config)
+    prices = {**DEFAULT_PRICES, **settings.routing.pricing}
+    now = time.time()
+    keys = store.all()
+    if as_json:
+        for key in keys:
+            record = _record(key)
+            record["usage"] = _usage(key, store, prices, now)
+            typer.echo(orjson.dumps(record).decode())
+        return
+    table = Table(title=f"{len(keys)} client key(s)")
+    for column in ("name", "prefix", "state", "profile", "models", "usage"):
+        table.add_column(column, overflow="fold")
+    for key in keys:
+        state = "active" if key.usable_at(now) else "revoked" if key.revoked_at else "expired"
+        table.add_row(
+            key.name,
+            key.prefix + "…",
+            state,
+            key.profile or "-",
+            ", ".join(sorted(key.models)) or "any",
+            _usage(key, store, prices, now),
+        )
+    console.print(table)

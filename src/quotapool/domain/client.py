@@ -1,0 +1,121 @@
+"""Client API keys as the data plane sees them: who may use the pool, for what, how much. Pure.
+
+A key's limits count requests, tokens or cost (USD) per calendar window in UTC: a day from
+midnight, a week from Monday, a month from the 1st. `requests=1000/day` is parsed by
+`parse_limit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+KEY_PREFIX = "qp-"
+
+
+class Measure(StrEnum):
+    REQUESTS = "requests"
+    TOKENS = "tokens"
+    COST = "cost"
+    """USD, from the final usage and the pricing table."""
+
+
+class Period(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+PERIOD_WORDS = {Period.HOUR: "hourly", Period.DAY: "daily", Period.WEEK: "weekly"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    measure: Measure
+    amount: float
+    period: Period
+
+    def __str__(self) -> str:
+        return f"{self.measure.value}={self.amount:g}/{self.period.value}"
+
+    def window(self, now: float) -> tuple[float, float]:
+        """The current window of this limit: (start, end) in epoch seconds."""
+        at = datetime.fromtimestamp(now, UTC)
+        match self.period:
+            case Period.HOUR:
+                start = at.replace(minute=0, second=0, microsecond=0)
+                end = start + timedelta(hours=1)
+            case Period.DAY:
+                start = at.replace(hour=0, minute=0, second=0, microsecond=0)
+                end = start + timedelta(days=1)
+            case Period.WEEK:
+                day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+                start = day - timedelta(days=day.weekday())
+                end = start + timedelta(days=7)
+            case Period.MONTH:
+                start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                end = (start + timedelta(days=32)).replace(day=1)
+        return start.timestamp(), end.timestamp()
+
+    def describe(self) -> str:
+        """ "this key's daily token limit (2000000)"."""
+        period = PERIOD_WORDS.get(self.period, f"{self.period.value}ly")
+        noun = {Measure.REQUESTS: "request", Measure.TOKENS: "token", Measure.COST: "cost"}
+        amount = f"${self.amount:g}" if self.measure is Measure.COST else f"{self.amount:g}"
+        return f"this key's {period} {noun[self.measure]} limit ({amount})"
+
+
+_LIMIT = re.compile(r"^\s*(requests|tokens|cost)\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(\w+)\s*$")
+
+
+def parse_limit(text: str) -> Limit:
+    """`requests=1000/day`, `tokens=2000000/week`, `cost=20/month` (also `/hour`)."""
+    found = _LIMIT.match(text)
+    periods = ", ".join(p.value for p in Period)
+    if found is None or found[3] not in {p.value for p in Period}:
+        raise ValueError(
+            f"limit {text!r}: write MEASURE=AMOUNT/PERIOD, e.g. requests=1000/day; measures: "
+            f"requests, tokens, cost; periods: {periods}"
+        )
+    amount = float(found[2])
+    if amount <= 0:
+        raise ValueError(f"limit {text!r}: the amount must be above 0")
+    return Limit(Measure(found[1]), amount, Period(found[3]))
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `90m`, `2w` as seconds."""
+    found = re.fullmatch(r"\s*([0-9]+)\s*([mhdw])\s*", text)
+    if found is None:
+        raise ValueError(f"duration {text!r}: write a number and m, h, d or w (e.g. 30d)")
+    return int(found[1]) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[found[2]]
+
+
+def key_hash(key: str) -> str:
+    """What is stored of a key: its SHA-256 (keys are 32 random bytes: no salt or stretching
+    is needed to make them unguessable, and a lookup stays one dict access)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    id: str
+    name: str
+    hash: str
+    prefix: str
+    """The key's first characters, shown in lists so a person can tell keys apart."""
+    models: frozenset[str] = frozenset()
+    """Models it may ask for; empty: any."""
+    profile: str | None = None
+    """The routing profile its requests use (over any header or path)."""
+    limits: tuple[Limit, ...] = ()
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    created_at: float = 0.0
+
+    def usable_at(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

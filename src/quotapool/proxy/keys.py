@@ -1,0 +1,167 @@
+"""Client keys at the edge: who is asking, may they ask for this, and how much is left.
+
+Nothing here runs until the first key exists (or `require_client_keys` is set): a pool without
+keys pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from quotapool.clock import Clock
+from quotapool.domain.client import ClientKey, Limit, Measure, Period, key_hash
+from quotapool.proxy.errors import Dialect, ErrorResponse, error, retry_headers
+from quotapool.store.client_keys import ClientKeyStore, Spent, cost_of
+
+log = logging.getLogger(__name__)
+HOW_TO_GET_ONE = "an operator creates one with `quotapool keys create NAME`"
+_BEARER = b"bearer "
+
+
+def presented(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key a client sent, however its SDK sends it: `Authorization: Bearer …` (OpenAI
+    SDKs, the Codex CLI in both modes) or `x-api-key` (Anthropic SDKs, Claude Code)."""
+    for name, value in headers:
+        if name == b"x-api-key" and value:
+            return value.decode("latin-1")
+        if name == b"authorization" and value[:7].lower() == _BEARER:
+            return value[7:].strip().decode("latin-1")
+    return None
+
+
+class KeyRing:
+    """The keys as loaded from the database, and what each has spent in its current windows
+    (counted from the same rows the request log gets, so a restart reads them back)."""
+
+    def __init__(
+        self, store: ClientKeyStore, clock: Clock, prices: Mapping[str, float], require: bool
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.prices = prices
+        self.require = require
+        self._by_hash: dict[str, ClientKey] = {}
+        self._by_name: dict[str, ClientKey] = {}
+        self._spent: dict[tuple[str, Period], tuple[float, Spent]] = {}
+        """(key name, period) → (start of its current window, what was spent in it)."""
+        self._version: tuple[int, float] | None = None
+        self.required = require
+        """Clients must send a key: one exists, or the configuration says so."""
+
+    def load(self) -> None:
+        keys = self.store.all()
+        self._version = self.store.version()
+        self._by_hash = {k.hash: k for k in keys}
+        self._by_name = {k.name: k for k in keys}
+        self.required = self.require or bool(keys)
+        now = self.clock.now()
+        for key in keys:
+            for period in {limit.period for limit in key.limits}:
+                start = _start(period, now)
+                if self._spent.get((key.name, period), (None,))[0] != start:
+                    spent = self.store.spent(key.name, start, self.prices)
+                    self._spent[(key.name, period)] = (start, spent)
+
+    async def watch(self, interval: float) -> None:
+        """Pick up keys created, rotated or revoked by the CLI while running."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await asyncio.to_thread(self.store.version) != self._version:
+                    await asyncio.to_thread(self.load)
+                    log.info("client keys reloaded: %d", len(self._by_name))
+            except Exception:
+                log.exception("could not reload client keys from the database")
+
+    def identify(
+        self, headers: list[tuple[bytes, bytes]], dialect: Dialect
+    ) -> ClientKey | ErrorResponse:
+        """The key the request carries, or the 401 that says what is wrong with it."""
+        token = presented(headers)
+        if token is None:
+            message = f"This quotapool needs a client key, sent as the API key; {HOW_TO_GET_ONE}."
+            return error(dialect, 401, message, code="invalid_api_key")
+        digest = key_hash(token)
+        key = self._by_hash.get(digest)
+        if key is None or not hmac.compare_digest(key.hash, digest):
+            message = f"The client key is not valid here; {HOW_TO_GET_ONE}."
+            return error(dialect, 401, message, code="invalid_api_key")
+        now = self.clock.now()
+        if not key.usable_at(now):
+            why = (
+                "was revoked"
+                if key.revoked_at is not None
+                else f"expired at {_when(key.expires_at or now)}"
+            )
+            message = f"The client key {key.name!r} {why}; ask for a new one."
+            return error(dialect, 401, message, code="invalid_api_key")
+        return key
+
+    def admit(self, key: ClientKey, model: str, dialect: Dialect) -> ErrorResponse | None:
+        """Refuse a model the key may not use (403) or a request over one of its limits
+        (429, with when it resets); None to go on."""
+        if key.models and model not in key.models:
+            allowed = ", ".join(sorted(key.models))
+            message = f"This client key may use only: {allowed} (not {model!r})."
+            return error(dialect, 403, message, param="model", code="model_not_allowed")
+        now = self.clock.now()
+        for limit in key.limits:
+            used = _amount(self._current(key.name, limit.period, now), limit)
+            if used >= limit.amount:
+                end = limit.window(now)[1]
+                message = (
+                    f"{limit.describe().capitalize()} is used up "
+                    f"({_amount_text(limit, used)}); it resets at {_when(end)}. The pool itself "
+                    "is not exhausted: other keys are served."
+                )
+                refused = error(dialect, 429, message, code="key_limit_reached")
+                headers = retry_headers(max(1, int(end - now + 0.999)))
+                return ErrorResponse(429, refused.body, headers)
+        return None
+
+    def count(self, row: Mapping[str, Any]) -> None:
+        """Add one logged request to its key's windows (requests that reached an upstream)."""
+        key = self._by_name.get(row.get("client_key") or "")
+        if key is None or not key.limits or not row.get("attempts"):
+            return
+        tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
+        cost = cost_of(row.get("sent_model"), tokens, self.prices)
+        now = self.clock.now()
+        for period in {limit.period for limit in key.limits}:
+            start, spent = self._spent.get((key.name, period), (_start(period, now), Spent()))
+            if start != _start(period, now):
+                start, spent = _start(period, now), Spent()
+            self._spent[(key.name, period)] = (start, spent.plus(1, tokens, cost))
+
+    def _current(self, name: str, period: Period, now: float) -> Spent:
+        start, spent = self._spent.get((name, period), (None, Spent()))
+        return spent if start == _start(period, now) else Spent()
+
+
+def _start(period: Period, now: float) -> float:
+    return Limit(Measure.REQUESTS, 1, period).window(now)[0]
+
+
+def _amount(spent: Spent, limit: Limit) -> float:
+    match limit.measure:
+        case Measure.REQUESTS:
+            return spent.requests
+        case Measure.TOKENS:
+            return spent.tokens
+        case Measure.COST:
+            return spent.cost
+
+
+def _amount_text(limit: Limit, used: float) -> str:
+    if limit.measure is Measure.COST:
+        return f"${used:.2f} of ${limit.amount:g}"
+    return f"{used:g} of {limit.amount:g}"
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,163 @@
+"""Client keys in the database (hashed), and what each has used, read from the request log."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, func, insert, select, update
+
+from quotapool.domain.client import KEY_PREFIX, ClientKey, parse_limit
+from quotapool.domain.client import key_hash as hash_of
+from quotapool.store.sql.schema import client_keys, requests
+
+
+class ClientKeyError(Exception):
+    """A key operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """What a key used in a window: requests that reached an upstream, tokens, USD."""
+
+    requests: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+
+    def plus(self, requests: int, tokens: int, cost: float) -> Spent:
+        return Spent(self.requests + requests, self.tokens + tokens, self.cost + cost)
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _key(row: Any) -> ClientKey:
+    return ClientKey(
+        id=row.id,
+        name=row.name,
+        hash=row.hash,
+        prefix=row.prefix,
+        models=frozenset(orjson.loads(row.models or "[]")),
+        profile=row.profile,
+        limits=tuple(parse_limit(text) for text in orjson.loads(row.limits or "[]")),
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        created_at=row.created_at,
+    )
+
+
+class ClientKeyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def all(self) -> list[ClientKey]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(client_keys).order_by(client_keys.c.name)).all()
+        return [_key(row) for row in rows]
+
+    def version(self) -> tuple[int, float]:
+        """Changes when a key is created, changed or revoked (polled by a running server)."""
+        query = select(func.count(), func.max(client_keys.c.updated_at))
+        with self.engine.connect() as connection:
+            count, latest = connection.execute(query).one()
+        return int(count), float(latest or 0.0)
+
+    def create(
+        self,
+        name: str,
+        now: float,
+        *,
+        models: Sequence[str] = (),
+        profile: str | None = None,
+        limits: Sequence[str] = (),
+        expires_at: float | None = None,
+    ) -> tuple[ClientKey, str]:
+        """A new key; returns it with the secret itself (shown once, never stored)."""
+        for text in limits:
+            parse_limit(text)  # refuse a bad limit before anything is stored
+        if self._named(name) is not None:
+            raise ClientKeyError(f"a key named {name!r} exists; pick another name or rotate it")
+        secret = new_key()
+        values = {
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "hash": hash_of(secret),
+            "prefix": secret[:10],
+            "models": orjson.dumps(sorted(models)).decode(),
+            "profile": profile,
+            "limits": orjson.dumps(list(limits)).decode(),
+            "expires_at": expires_at,
+            "revoked_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.engine.begin() as connection:
+            connection.execute(insert(client_keys).values(values))
+        found = self._named(name)
+        assert found is not None
+        return found, secret
+
+    def revoke(self, name: str, now: float) -> ClientKey:
+        self._change(name, revoked_at=now, updated_at=now)
+        return self._existing(name)
+
+    def rotate(self, name: str, now: float) -> tuple[ClientKey, str]:
+        """A new secret for the same key (name, limits, usage); the old one stops working."""
+        if self._existing(name).revoked_at is not None:
+            raise ClientKeyError(f"key {name!r} is revoked; create a new one")
+        secret = new_key()
+        self._change(name, hash=hash_of(secret), prefix=secret[:10], updated_at=now)
+        return self._existing(name), secret
+
+    def _change(self, name: str, **values: Any) -> None:
+        self._existing(name)
+        with self.engine.begin() as connection:
+            connection.execute(update(client_keys).where(client_keys.c.name == name).values(values))
+
+    def _named(self, name: str) -> ClientKey | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(client_keys).where(client_keys.c.name == name)).first()
+        return _key(row) if row is not None else None
+
+    def _existing(self, name: str) -> ClientKey:
+        found = self._named(name)
+        if found is None:
+            known = ", ".join(k.name for k in self.all()) or "none yet"
+            raise ClientKeyError(f"no key named {name!r} (keys: {known})")
+        return found
+
+    def spent(self, name: str, since: float, prices: Mapping[str, float]) -> Spent:
+        """What the key used since `since`, from the request log (requests that reached an
+        upstream; tokens and cost from their final usage)."""
+        query = (
+            select(
+                requests.c.sent_model,
+                func.count(),
+                func.coalesce(func.sum(requests.c.input_tokens), 0),
+                func.coalesce(func.sum(requests.c.output_tokens), 0),
+            )
+            .where(
+                and_(
+                    requests.c.client_key == name,
+                    requests.c.at >= since,
+                    requests.c.attempts > 0,
+                )
+            )
+            .group_by(requests.c.sent_model)
+        )
+        total = Spent()
+        with self.engine.connect() as connection:
+            for model, count, tokens_in, tokens_out in connection.execute(query):
+                tokens = int(tokens_in) + int(tokens_out)
+                total = total.plus(int(count), tokens, cost_of(model, tokens, prices))
+        return total
+
+
+def cost_of(model: str | None, tokens: int, prices: Mapping[str, float]) -> float:
+    """USD for `tokens` of `model` at its price per million tokens (0 when unknown)."""
+    return tokens * prices.get(model or "", 0.0) / 1_000_000

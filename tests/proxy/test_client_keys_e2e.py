@@ -1,0 +1,163 @@
+"""Client API keys through the real server and the real CLI: who may use the pool, for which
+models and profile, and how much."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from quotapool.cli.main import app
+from tests.conftest import Harness, HarnessFactory, codex_credentials
+
+runner = CliRunner()
+
+
+def cli(h: Harness, *args: str) -> str:
+    """Run `quotapool …` against the harness's home; returns stdout."""
+    env = {"QUOTAPOOL_HOME": str(h.qp.settings.resolved_home), "COLUMNS": "200"}
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def create(h: Harness, name: str, *options: str) -> str:
+    """A new key (the last line of stdout), once the running server has picked it up."""
+    key = cli(h, "keys", "create", name, *options).strip().splitlines()[-1]
+    assert key.startswith("qp-")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with h.http() as http:
+            answer = http.get("/v1/models", headers={"authorization": f"Bearer {key}"})
+        if answer.status_code == 200 and h.qp.app._keys.required:  # type: ignore[union-attr]
+            break
+        time.sleep(0.05)
+    return key
+
+
+def client(h: Harness, key: str, **options: Any) -> openai.OpenAI:
+    made = openai.OpenAI(base_url=f"{h.base}/v1", api_key=key, max_retries=0, **options)
+    h.clients.append(made)
+    return made
+
+
+@pytest.fixture
+def h(harness: HarnessFactory) -> Harness:
+    creds = codex_credentials() + [{"kind": "anthropic", "name": "ant", "api_key": "sk-ant"}]
+    return harness(
+        credentials=creds,
+        routing={"strategy": "sequential"},
+        profiles={"late": {"credentials": ["charlie"]}},
+        accounts_watch_interval=0.1,
+    )
+
+
+def test_once_a_key_exists_every_client_needs_one(h: Harness) -> None:
+    assert client(h, "anything").responses.create(model="gpt-5.5", input="hi").output_text
+    key = create(h, "alice")
+    with pytest.raises(openai.AuthenticationError, match="not valid here") as wrong:
+        client(h, "a-wrong-one").responses.create(model="gpt-5.5", input="x")
+    assert wrong.value.status_code == 401
+    assert client(h, key).responses.create(model="gpt-5.5", input="hi").output_text
+    ant = anthropic.Anthropic(base_url=h.base, api_key="wrong", max_retries=0)
+    with ant, pytest.raises(anthropic.AuthenticationError, match="not valid here"):
+        ant.messages.create(model="claude-x", max_tokens=5, messages=[])
+    with anthropic.Anthropic(base_url=h.base, api_key=key, max_retries=0) as good:
+        answer = good.messages.create(
+            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.content
+    with h.http() as http:
+        assert http.get("/health").status_code == 200  # probes need no key
+        bare = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "x"})
+    assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
+    assert "needs a client key" in bare.json()["error"]["message"]
+    rows = h.rows(3)
+    assert [r["client_key"] for r in rows] == [None, "alice", "alice"]
+
+
+def test_a_key_over_its_limit_gets_its_own_429_and_others_go_on(h: Harness) -> None:
+    small = create(h, "small", "--limit", "requests=2/day")
+    other = create(h, "other")
+    for _ in range(2):
+        client(h, small).responses.create(model="gpt-5.5", input="hi")
+    with pytest.raises(openai.RateLimitError) as over:
+        client(h, small).responses.create(model="gpt-5.5", input="hi")
+    message = over.value.body["message"]  # type: ignore[index]
+    assert message.startswith("This key's daily request limit (2) is used up (2 of 2)")
+    assert "resets at" in message and "pool itself is not exhausted" in message
+    assert over.value.response.headers["x-should-retry"] == "false"
+    assert int(over.value.response.headers["retry-after"]) > 0
+    assert client(h, other).responses.create(model="gpt-5.5", input="hi").output_text
+    usage = cli(h, "keys", "list")
+    assert "2/2 requests per day" in usage
+
+
+def test_tokens_are_counted_from_the_final_usage(h: Harness) -> None:
+    key = create(h, "tokens", "--limit", "tokens=100/day")
+    client(h, key).responses.create(model="gpt-5.5", input="hi")  # the fake reports 1,234 in
+    with pytest.raises(openai.RateLimitError, match="daily token limit"):
+        client(h, key).responses.create(model="gpt-5.5", input="again")
+
+
+def test_models_allowlist_and_the_keys_profile(h: Harness) -> None:
+    key = create(h, "late-key", "--models", "gpt-5.5", "--profile", "late")
+    with pytest.raises(openai.PermissionDeniedError, match="may use only: gpt-5.5"):
+        client(h, key).responses.create(model="gpt-5.4", input="hi")
+    raw = client(h, key, default_headers={"x-quotapool-profile": "default"})
+    response = raw.responses.with_raw_response.create(model="gpt-5.5", input="hi")
+    assert response.headers["x-quotapool-route"] == "sequential; credential=charlie"
+    assert h.rows(2)[-1]["profile"] == "late"
+
+
+def test_revoke_and_rotate(h: Harness) -> None:
+    key = create(h, "temp")
+    cli(h, "keys", "revoke", "temp")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            client(h, key).responses.create(model="gpt-5.5", input="hi")
+        except openai.AuthenticationError as exc:
+            assert "'temp' was revoked" in str(exc)
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("a revoked key still works")
+    kept = create(h, "kept")
+    rotated = cli(h, "keys", "rotate", "kept").strip().splitlines()[-1]
+    assert rotated != kept
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with h.http() as http:
+            if http.get("/v1/models", headers={"x-api-key": kept}).status_code == 401:
+                break
+        time.sleep(0.05)
+    assert client(h, rotated).responses.create(model="gpt-5.5", input="hi").output_text
+
+
+def test_keys_are_stored_hashed_and_listed_without_the_secret(h: Harness) -> None:
+    record = json.loads(cli(h, "keys", "create", "secretive", "--json"))
+    key = record["key"]
+    assert key.startswith(record["prefix"])
+    with h.qp.request_log.engine.connect() as connection:  # type: ignore[union-attr]
+        row = connection.execute(text("SELECT * FROM client_keys")).one()
+    stored = " ".join(str(value) for value in row)
+    assert key not in stored
+    assert key not in cli(h, "keys", "list", "--json")
+    assert key not in httpx.get(f"{h.base}/quotapool/pool", headers={"x-api-key": key}).text
+
+
+def test_usage_survives_a_restart(harness: HarnessFactory, h: Harness) -> None:
+    key = create(h, "counted", "--limit", "requests=1/day")
+    client(h, key).responses.create(model="gpt-5.5", input="hi")
+    h.rows(1)  # written to the log (the usage of a key is read back from it)
+    again = harness(accounts_watch_interval=0.1)  # a second server on the same home
+    with pytest.raises(openai.RateLimitError, match="daily request limit"):
+        client(again, key).responses.create(model="gpt-5.5", input="hi")
