@@ -17,6 +17,7 @@ import pytest
 
 from quotapool.testing.fake_upstream import server_error, usage_limit
 from tests.conftest import Harness, HarnessFactory
+from tests.proxy.test_client_keys_e2e import create
 
 CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
 
@@ -48,7 +49,13 @@ requires_openai_auth = true
 
 
 def codex(
-    h: Harness, home: Path, config: str, prompt: str = "say hi", *, websockets: bool = False
+    h: Harness,
+    home: Path,
+    config: str,
+    prompt: str = "say hi",
+    *,
+    websockets: bool = False,
+    key: str = "client-key",
 ) -> subprocess.CompletedProcess[str]:
     if not CODEX.exists():
         pytest.fail(f"the Codex CLI is missing at {CODEX}: run ./scripts/test, which installs it")
@@ -59,7 +66,7 @@ def codex(
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "CODEX_HOME": str(home),
-        "QP_KEY": "client-key",
+        "QP_KEY": key,
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "HTTP_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
@@ -95,6 +102,21 @@ def test_api_key_mode(h: Harness, tmp_path: Path, websockets: bool) -> None:
         and seen.headers["authorization"] != "Bearer client-key"
     )
     assert seen.body["prompt_cache_key"] and seen.headers["session-id"]
+
+
+@pytest.mark.parametrize("websockets", [False, True], ids=["http", "websocket"])
+def test_api_key_mode_with_a_client_key(
+    harness: HarnessFactory, tmp_path: Path, websockets: bool
+) -> None:
+    h = harness(accounts_watch_interval=0.1)
+    key = create(h, "codex-user")
+    result = codex(h, tmp_path / "codex", API_KEY_MODE, websockets=websockets, key=key)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hi from alpha!"
+    assert h.rows(1)[-1]["client_key"] == "codex-user"
+    refused = codex(h, tmp_path / "other", API_KEY_MODE, websockets=websockets, key="qp-wrong")
+    assert refused.returncode != 0
+    assert "client key is not valid" in refused.stderr + refused.stdout
 
 
 def test_chatgpt_mode_over_http(h: Harness, tmp_path: Path) -> None:
