@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import gc
 import logging
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -45,8 +46,32 @@ def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Con
     return with_limits(config, limits)
 
 
-def serve(settings: Settings, config_file: Path | None = None) -> None:
+class ListenError(Exception):
+    """The address cannot be listened on; the message says what to do."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts (a busy port is one clear
+    line, not a start-up and a traceback)."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"port {port} is in use (another quotapool?); pass --port"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = f"{host} is not an address of this machine; pass --host"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def serve(
+    settings: Settings,
+    config_file: Path | None = None,
+    on_listening: Callable[[str], None] = lambda _url: None,
+) -> None:
     """Run until interrupted. SIGHUP re-reads the routing section of the configuration."""
+    sock = listen(settings.host, settings.port)
     pool = build(settings)
 
     def reload(_signum: int, _frame: object) -> None:
@@ -58,7 +83,7 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
         routing = routing_from(settings)
         pool.dispatcher.use_routing(routing)
         others = sorted(set(routing.profiles) - {"default"})
-        log.warning(
+        log.info(
             "routing reloaded: strategy %s%s",
             routing.default.strategy.name,
             f"; profiles {', '.join(others)}" if others else "",
@@ -67,7 +92,9 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
     signal.signal(signal.SIGHUP, reload)
     tune_gc()
     return_big_buffers()
-    uvicorn.Server(uvicorn_config(pool)).run()
+    host, port = sock.getsockname()[:2]
+    on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}")
+    uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
 
 
 M_MMAP_THRESHOLD = -3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def test_serve_with_a_bad_config_exits_cleanly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--config", str(path)])
     assert result.exit_code == 2
     assert "invalid configuration" in result.output and "Traceback" not in result.output
+
+
+def test_serve_on_a_busy_port_or_a_bad_one_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {"QUOTAPOOL_HOME": str(tmp_path), "COLUMNS": "200"}
+        result = runner.invoke(app, ["serve", "--port", str(port)], env=env)
+    assert result.exit_code == 1
+    assert f"port {port} is in use (another quotapool?); pass --port" in result.output
+    assert "listening" not in result.output and "Traceback" not in result.output
+    assert "[[credentials]]" in result.output  # brackets are text, not markup
+    refused = runner.invoke(app, ["serve", "--port", "99999"], env=env)
+    assert refused.exit_code == 2 and "--port" in refused.output

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from quotapool import __version__
@@ -58,6 +59,8 @@ def _logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if level != "debug":  # a quiet start: no line per migration step
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -65,24 +68,28 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 8410]")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port [default: 8410]")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
+    from quotapool.server import ListenError
     from quotapool.server import serve as run
 
     settings = _settings(config, host=host, port=port)
     _logging(settings.log_level)
     if not settings.credentials:
         console.print(
-            "[yellow]No credentials configured[/yellow]: add [[credentials]] entries to "
-            f"{settings.resolved_home / 'quotapool.toml'} (or try `quotapool demo`)."
+            "[yellow]No credentials configured[/yellow]: add "
+            + escape(f"[[credentials]] entries to {settings.resolved_home / 'quotapool.toml'}")
+            + ", or accounts with `quotapool accounts` (or try `quotapool demo`)."
         )
-    console.print(f"quotapool listening on http://{settings.host}:{settings.port}")
     try:
-        run(settings, config)
+        run(settings, config, lambda url: console.print(f"quotapool listening on {url}"))
+    except ListenError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
     except (ConfigError, KeyFileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
