@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from typer.testing import CliRunner
 
 from quotapool.cli.main import app
 from quotapool.testing.fake_upstream import usage_limit
-from tests.conftest import Harness
+from tests.conftest import Harness, HarnessFactory
 
 runner = CliRunner()
 
@@ -70,3 +73,52 @@ def test_serve_on_a_busy_port_or_a_bad_one_says_so_in_one_line(tmp_path: Path) -
     assert "[[credentials]]" in result.output  # brackets are text, not markup
     refused = runner.invoke(app, ["serve", "--port", "99999"], env=env)
     assert refused.exit_code == 2 and "--port" in refused.output
+
+
+def test_an_empty_pool_says_how_to_fill_it(harness: HarnessFactory) -> None:
+    h = harness(credentials=[])
+    with h.http() as http:
+        response = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"})
+    assert response.status_code == 503
+    message = response.json()["error"]["message"]
+    assert message.startswith("The pool is empty: add [[credentials]] to quotapool.toml")
+
+
+def test_requests_fit_an_80_column_terminal_one_line_each(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(h.qp.dispatcher.clock.now() + 300))
+    client = h.openai()
+    for i in range(7):
+        client.responses.create(model="gpt-5.5", input=f"conversation {i}")
+    h.rows(7)
+    monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
+    env = {"COLUMNS": "80", "LINES": "24"}
+    lines = runner.invoke(app, ["requests"], env=env).output.splitlines()
+    assert len(lines) == 8 and all(len(line) <= 80 for line in lines)
+    assert "(2 tries)" in lines[1] and lines[1].endswith("…")
+    only = runner.invoke(app, ["requests", "--credential", "alpha", "--since", "1h"], env=env)
+    assert "no requests yet" in only.output or "alpha" not in only.output.split("→")[0]
+    wide = runner.invoke(app, ["requests", "--wide", "-n", "1"], env={"COLUMNS": "250"})
+    assert "tokens in/out" in wide.output
+    bad = runner.invoke(app, ["requests", "--since", "yesterday"], env=env)
+    assert bad.exit_code == 2 and "30d" in bad.output
+
+
+def test_requests_follow_prints_new_ones_as_they_come(h: Harness) -> None:
+    env = {**os.environ, "QUOTAPOOL_HOME": str(h.qp.settings.resolved_home), "COLUMNS": "80"}
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "quotapool.cli.main", "requests", "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        assert "no requests yet" in follow.stdout.readline()
+        h.openai().responses.create(model="gpt-5.5", input="followed")
+        line = follow.stdout.readline()  # within a second or two of the log write
+        assert "gpt-5.5 → " in line and len(line.rstrip("\n")) <= 80
+    finally:
+        follow.terminate()
+        follow.communicate(timeout=10)

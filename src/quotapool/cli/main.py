@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -148,21 +150,93 @@ def _why(row: dict[str, Any]) -> str:
 def requests(
     last: Annotated[int, typer.Option("--last", "-n", help="How many")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    wide: Annotated[bool, typer.Option("--wide", "-w", help="Every column, wrapped")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones")] = False,
+    credential: Annotated[str | None, typer.Option(help="Only those served by it")] = None,
+    key: Annotated[str | None, typer.Option(help="Only those of this client key")] = None,
+    status: Annotated[int | None, typer.Option(help="Only with this HTTP status")] = None,
+    since: Annotated[str | None, typer.Option(help="Only the last 10m, 2h, 1d…")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Recent requests: where each went, what it cost, and why it was routed there."""
+    """Recent requests: where each went, what it cost, and why it was routed there.
+
+    One line each (the reason cut to the terminal's width); --wide for every column."""
+    from quotapool.domain.client import parse_duration
     from quotapool.store.batch import recent
     from quotapool.store.sql.db import make_engine, migrate
 
     settings = _settings(config)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    rows = recent(engine, last)
+    try:
+        after = time.time() - parse_duration(since) if since else None
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    filters: dict[str, Any] = {
+        "credential": credential,
+        "client_key": key,
+        "status": status,
+        "since": after,
+    }
+    rows = recent(engine, last, **filters)
+    _print_requests(rows, as_json, wide, title=True)
+    seen = max((row["id"] for row in rows), default=0)
+    while follow:  # until interrupted
+        sys.stdout.flush()  # (a pipe would otherwise hold the lines back)
+        time.sleep(1.0)
+        rows = recent(engine, 1000, after_id=seen, **filters)
+        _print_requests(rows, as_json, wide, title=False)
+        seen = max((row["id"] for row in rows), default=seen)
+
+
+def _print_requests(rows: list[dict[str, Any]], as_json: bool, wide: bool, title: bool) -> None:
     if as_json:
         for row in rows:
             row["decision"] = orjson.loads(row["decision"]) if row["decision"] else None
             typer.echo(orjson.dumps(row).decode())
         return
+    if not rows:
+        if title:
+            console.print("no requests yet")
+        return
+    console.print(_wide_table(rows) if wide else _line_table(rows, title))
+
+
+def _line_table(rows: list[dict[str, Any]], title: bool) -> Table:
+    """One line per request, the reason cut with … to fit."""
+    table = Table(box=None, pad_edge=False, show_header=title, header_style="bold", expand=True)
+    table.add_column("time", min_width=8, no_wrap=True)
+    table.add_column("st", justify="right", min_width=3, no_wrap=True)
+    table.add_column("model → credential", max_width=34, no_wrap=True, overflow="ellipsis")
+    table.add_column("ms", justify="right", min_width=5, no_wrap=True)
+    table.add_column("why", ratio=1, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        served = row["credential"] or "-"
+        tries = f" ({row['attempts']} tries)" if row["attempts"] > 1 else ""
+        total = f"{row['latency_ms']:.0f}" if row["latency_ms"] is not None else "-"
+        table.add_row(
+            _fmt_time(row["at"]),
+            str(row["status"]),
+            f"{_model(row)} → {served}{tries}",
+            total,
+            ("warmup: " if row["warmup"] else "") + _brief(row),
+        )
+    return table
+
+
+def _brief(row: dict[str, Any]) -> str:
+    """The last decision's reason (or the error), in a few words."""
+    decisions = orjson.loads(row["decision"]) if row["decision"] else []
+    if row["status"] >= 400 and row["error"]:
+        return str(row["error"]).replace("\n", " ")
+    if not decisions:
+        return "-"
+    last = decisions[-1]
+    return f"{last['strategy']}: {last['reason']}"
+
+
+def _wide_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"last {len(rows)} requests")
     for column in (
         "time",
@@ -170,6 +244,7 @@ def requests(
         "profile · scenario",
         "model",
         "credential",
+        "key",
         "status",
         "tokens in/out",
         "ttfb",
@@ -185,6 +260,7 @@ def requests(
             " · ".join(filter(None, (row["profile"], row["scenario"]))) or "-",
             _model(row),
             row["credential"] or "-",
+            row["client_key"] or "-",
             str(row["status"]),
             _tokens(row),
             f"{row['ttfb_ms']:.1f} ms" if row["ttfb_ms"] is not None else "-",
@@ -192,7 +268,7 @@ def requests(
             str(row["attempts"]),
             _why(row),
         )
-    console.print(table)
+    return table
 
 
 if __name__ == "__main__":

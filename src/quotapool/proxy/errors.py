@@ -99,6 +99,8 @@ def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> Error
     if rejection.retry_at is not None:
         reason = rejection.message[:1].upper() + rejection.message[1:]
         return pool_exhausted(dialect, rejection.retry_at, now, detail, reason)
+    if not rejection.excluded:  # nothing to explain but the reason itself (an empty pool)
+        return error(dialect, 503, rejection.message[:1].upper() + rejection.message[1:] + ".")
     return error(
         dialect,
         503,

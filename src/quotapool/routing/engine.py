@@ -143,6 +143,12 @@ def _reject(
     no_pick: bool = False,
 ) -> Rejection:
     matching = [c for c in snapshot.credentials if mismatch(c, request) is None]
+    if not snapshot.credentials and request.profile == "default":
+        message = (
+            "the pool is empty: add [[credentials]] to quotapool.toml, or accounts with "
+            "`quotapool accounts import`, `login` or `add-key`"
+        )
+        return Rejection(strategy, message, excluded, retry_at=None, no_match=False)
     if not matching:
         return Rejection(
             strategy,

@@ -298,9 +298,28 @@ def _insert(table: str, columns: tuple[str, ...], rows: int, dialect: str) -> st
     return f'INSERT INTO "{table}" ({names}) VALUES {values} ON CONFLICT DO NOTHING'
 
 
-def recent(engine: Engine, last: int) -> list[dict[str, Any]]:
-    """The newest `last` records, oldest first."""
-    query = select(requests).order_by(requests.c.id.desc()).limit(last)
+def recent(
+    engine: Engine,
+    last: int,
+    *,
+    after_id: int = 0,
+    since: float | None = None,
+    credential: str | None = None,
+    client_key: str | None = None,
+    status: int | None = None,
+) -> list[dict[str, Any]]:
+    """The newest `last` records (after row `after_id`, matching the filters), oldest first."""
+    query = select(requests).where(requests.c.id > after_id)
+    for column, value in (
+        (requests.c.credential, credential),
+        (requests.c.client_key, client_key),
+        (requests.c.status, status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(requests.c.at >= since)
+    query = query.order_by(requests.c.id.desc()).limit(last)
     with engine.connect() as connection:
         rows = [{str(k): v for k, v in row._mapping.items()} for row in connection.execute(query)]
     return rows[::-1]
