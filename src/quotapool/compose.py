@@ -27,6 +27,7 @@ from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.keys import KeyRing
+from quotapool.proxy.metrics import Metrics
 from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
 from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
@@ -140,14 +141,17 @@ def transports_for(settings: Settings) -> dict[Kind, Transport]:
     }
 
 
-def logged(request_log: BatchWriter | None, keys: KeyRing) -> Callable[[dict[str, Any]], None]:
-    """What becomes of a finished request's row: the log, and its client key's usage."""
+def logged(
+    request_log: BatchWriter | None, keys: KeyRing, metrics: Metrics
+) -> Callable[[dict[str, Any]], None]:
+    """What becomes of a finished request's row: the log, its client key's usage, metrics."""
 
     def submit(row: dict[str, Any]) -> None:
         if request_log is not None:
             request_log.submit(row)
         if row["client_key"] is not None:
             keys.count(row)
+        metrics.observe(row)
 
     return submit
 
@@ -237,8 +241,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     credentials, statuses = accounts.load()
     journals = settings.resolved_home / "journal"
     history = BatchWriter(engine, usage_history, journal=journals / "usage_history.jsonl")
-    initial = PoolSnapshot(tuple(credentials))
-    pool = MemoryPoolStore(initial, observer=UsageHistory(history))
+    pool = MemoryPoolStore(PoolSnapshot(tuple(credentials)), observer=UsageHistory(history))
     for credential_id, (status, reason) in statuses.items():
         if status is not Status.ACTIVE:
             pool.apply(StatusSet(credential_id, clock.now(), status, reason))
@@ -265,9 +268,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         BatchWriter(engine, journal=journals / "requests.jsonl") if settings.request_log else None
     )
     keys = open_keys(engine, settings, clock)
-    submit = logged(request_log, keys)
-    dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     writers = [w for w in (request_log, history) if w is not None]
+    metrics = Metrics(pool.snapshot, clock.now, writers)
+    submit = logged(request_log, keys, metrics)
+    dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(
         pool=pool,
@@ -334,5 +338,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         on_shutdown=shutdown,
         websocket=WebSocketBridge(dispatcher),
         keys=keys,
+        metrics=metrics,
+        metrics_public=settings.metrics_public,
     )
     return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)

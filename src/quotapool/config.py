@@ -237,6 +237,8 @@ class Settings(BaseSettings):
     with an error event (every request still gets its log row)."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
+    metrics_public: bool = False
+    """Serve `GET /metrics` without the admin token (behind your own access control)."""
     require_client_keys: bool = False
     """Refuse clients without a key even before the first key is created (`quotapool keys`)."""
     allowed_hosts: tuple[str, ...] = ()

@@ -172,3 +172,15 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
             _usage(key, store, prices, now),
         )
     console.print(table)
+
+
+admin_app = typer.Typer(no_args_is_help=True, help="The admin token (for /metrics).")
+
+
+@admin_app.command()
+def token(config: ConfigOption = None) -> None:
+    """Make a new admin token and print it once (the old one stops working)."""
+    _, store = _open(config)
+    secret = store.new_admin_token(time.time())
+    err.print("a new admin token; it is shown once, keep it now:", markup=False)
+    typer.echo(secret)

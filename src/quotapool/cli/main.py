@@ -17,6 +17,7 @@ from rich.table import Table
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
+from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.secrets import KeyFileError
@@ -24,6 +25,7 @@ from quotapool.secrets import KeyFileError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
 console = Console()
 ConfigOption = Annotated[
     Path | None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
@@ -20,6 +21,7 @@ from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_bo
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
 from quotapool.proxy.guard import Guard, is_loopback
 from quotapool.proxy.keys import KeyRing
+from quotapool.proxy.metrics import Metrics
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import error_event
 from quotapool.proxy.ws import refuse
@@ -83,6 +85,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/health": Endpoint(("GET",), Dialect.OPENAI),
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
     "/quotapool/pool": Endpoint(("GET",), Dialect.OPENAI),
+    "/metrics": Endpoint(("GET",), Dialect.OPENAI),
 }
 
 
@@ -227,8 +230,12 @@ class ProxyApp:
         on_shutdown: Callable[[], Awaitable[None]],
         websocket: WebSocketHandler | None = None,
         keys: KeyRing | None = None,
+        metrics: Metrics | None = None,
+        metrics_public: bool = False,
     ) -> None:
         self._keys = keys
+        self._metrics = metrics
+        self._metrics_public = metrics_public
         self._websocket_bridge = websocket
         self._serve = serve
         self._submit = submit
@@ -369,6 +376,9 @@ class ProxyApp:
             message = f"{method} is not supported on {path}; use {allowed}."
             await _send_error(send, base, error(dialect, 405, message))
             return
+        if route_path == "/metrics":
+            await self._scrape(scope, send, base)
+            return
         key = None
         if self._keys is not None and self._keys.required and route_path not in OPEN_PATHS:
             found = self._keys.identify(scope["headers"], dialect)
@@ -390,6 +400,27 @@ class ProxyApp:
         await self._proxy(
             scope, receive, send, endpoint.route, dialect, request_id, base, profile, key
         )
+
+    async def _scrape(self, scope: Scope, send: Send, base: Headers) -> None:
+        """`GET /metrics`: for the admin token, or anyone with `metrics_public = true`."""
+        refused = self._guard.refusal(scope["headers"], json_body=False)
+        if self._metrics is None:
+            response = error(Dialect.OPENAI, 404, "Metrics are not enabled here.")
+        elif refused is not None:
+            response = error(Dialect.OPENAI, refused.status, refused.message)
+        elif self._metrics_public or (
+            self._keys is not None and self._keys.is_admin(scope["headers"])
+        ):
+            body = self._metrics.exposition()
+            await send_body(send, 200, body, base, CONTENT_TYPE_LATEST.encode())
+            return
+        else:
+            message = (
+                "Metrics need the admin token as a bearer (`quotapool admin token` prints "
+                "one), or metrics_public = true."
+            )
+            response = error(Dialect.OPENAI, 401, message, code="invalid_api_key")
+        await _send_error(send, base, response)
 
     async def _own(self, path: str, dialect: Dialect, send: Send, base: Headers) -> None:
         if path == "/health":

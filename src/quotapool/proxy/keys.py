@@ -49,13 +49,15 @@ class KeyRing:
         self._by_name: dict[str, ClientKey] = {}
         self._spent: dict[tuple[str, Period], tuple[float, Spent]] = {}
         """(key name, period) → (start of its current window, what was spent in it)."""
-        self._version: tuple[int, float] | None = None
+        self._version: tuple[int, float, str | None] | None = None
+        self._admin: str | None = None
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
 
     def load(self) -> None:
         keys = self.store.all()
         self._version = self.store.version()
+        self._admin = self._version[2]
         self._by_hash = {k.hash: k for k in keys}
         self._by_name = {k.name: k for k in keys}
         self.required = self.require or bool(keys)
@@ -101,6 +103,14 @@ class KeyRing:
             message = f"The client key {key.name!r} {why}; ask for a new one."
             return error(dialect, 401, message, code="invalid_api_key")
         return key
+
+    def is_admin(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """The request carries the admin token (`quotapool admin token`)."""
+        token = presented(headers)
+        admin = self._admin
+        return (
+            token is not None and admin is not None and hmac.compare_digest(key_hash(token), admin)
+        )
 
     def admit(self, key: ClientKey, model: str, dialect: Dialect) -> ErrorResponse | None:
         """Refuse a model the key may not use (403) or a request over one of its limits

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from quotapool.domain.client import KEY_PREFIX, ClientKey, parse_limit
 from quotapool.domain.client import key_hash as hash_of
-from quotapool.store.sql.schema import client_keys, requests
+from quotapool.store.sql.schema import admin_token, client_keys, requests
 
 
 class ClientKeyError(Exception):
@@ -60,12 +60,27 @@ class ClientKeyStore:
             rows = connection.execute(select(client_keys).order_by(client_keys.c.name)).all()
         return [_key(row) for row in rows]
 
-    def version(self) -> tuple[int, float]:
-        """Changes when a key is created, changed or revoked (polled by a running server)."""
+    def version(self) -> tuple[int, float, str | None]:
+        """Changes when a key is created, changed or revoked, or the admin token rotated
+        (polled by a running server)."""
         query = select(func.count(), func.max(client_keys.c.updated_at))
         with self.engine.connect() as connection:
             count, latest = connection.execute(query).one()
-        return int(count), float(latest or 0.0)
+        return int(count), float(latest or 0.0), self.admin_hash()
+
+    def admin_hash(self) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(select(admin_token.c.hash)).scalar()
+
+    def new_admin_token(self, now: float) -> str:
+        """A new admin token (the old one stops working); returned once, stored hashed."""
+        token = "qpa-" + secrets.token_urlsafe(32)
+        with self.engine.begin() as connection:
+            connection.execute(delete(admin_token))
+            connection.execute(
+                insert(admin_token).values(id=1, hash=hash_of(token), created_at=now)
+            )
+        return token
 
     def create(
         self,

@@ -79,6 +79,14 @@ client_keys = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+admin_token = Table(
+    "admin_token",
+    metadata,
+    Column("id", Integer, primary_key=True, doc="always 1: there is one admin token"),
+    Column("hash", String(64), nullable=False, doc="SHA-256 of the token, never it"),
+    Column("created_at", Float, nullable=False),
+)
+
 conversations = Table(
     "conversations",
     metadata,
