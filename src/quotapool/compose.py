@@ -15,6 +15,7 @@ from quotapool import __version__
 from quotapool.accounts.live import LiveAccounts
 from quotapool.accounts.refresh import TokenRefresher
 from quotapool.accounts.usage_poller import UsagePoller
+from quotapool.admin.app import Control, build_admin
 from quotapool.clock import Clock, SystemClock
 from quotapool.config import ConfigError, RoutingConfig, Settings
 from quotapool.domain.credential import Credential, Kind
@@ -340,5 +341,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         keys=keys,
         metrics=metrics,
         metrics_public=settings.metrics_public,
+        admin=build_admin(
+            Control(pool, store, keys, keys.store, engine, lambda: dispatcher.routing, clock.now)
+        ),
     )
     return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)

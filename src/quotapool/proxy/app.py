@@ -54,6 +54,9 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
+ADMIN_PREFIX = "/quotapool/api"
+"""Where the admin API (`quotapool.admin`) is mounted."""
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """Served without a client key (probes of load balancers and orchestrators)."""
 _REMOTE_REFUSED = (
     "quotapool serves only loopback clients until client API keys are configured. "
@@ -232,7 +235,9 @@ class ProxyApp:
         keys: KeyRing | None = None,
         metrics: Metrics | None = None,
         metrics_public: bool = False,
+        admin: ASGIApp | None = None,
     ) -> None:
+        self._admin = admin
         self._keys = keys
         self._metrics = metrics
         self._metrics_public = metrics_public
@@ -360,6 +365,12 @@ class ProxyApp:
         route_path, profile = profile_path(path)
         endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
         dialect = endpoint.dialect if endpoint else _dialect_for(route_path)
+        if endpoint is None and self._admin is not None and route_path.startswith(ADMIN_PREFIX):
+            if refused := self._guard.refusal(scope["headers"], json_body=False):
+                await _send_error(send, base, error(dialect, refused.status, refused.message))
+                return
+            await self._admin(scope, receive, send)  # its own app, its own token check
+            return
         if endpoint is None:
             known = ", ".join(sorted(ENDPOINTS))
             await _send_error(send, base, error(dialect, 404, f"No route {path}. Routes: {known}."))

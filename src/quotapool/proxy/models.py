@@ -81,12 +81,15 @@ def _window(window: QuotaWindow | None, now: float) -> dict[str, Any] | None:
     }
 
 
-def pool_view(snapshot: PoolSnapshot, now: float, routing: Routing | None = None) -> bytes:
-    """`GET /quotapool/pool`: every credential's live state (no secrets)."""
+def credential_rows(snapshot: PoolSnapshot, now: float) -> list[dict[str, Any]]:
+    """Every credential's live state (no secrets): status and why, when it is back, quota
+    windows with their resets, in flight, latency."""
     rows = []
     for credential in snapshot.credentials:
         state = snapshot.state(credential.id)
         limited = state.limited_at(now)
+        backoff = state.backoff_until if state.backoff_until > now else None
+        back = [t for t in (state.until if limited else None, backoff) if t is not None]
         rows.append(
             {
                 "name": credential.name,
@@ -97,9 +100,11 @@ def pool_view(snapshot: PoolSnapshot, now: float, routing: Routing | None = None
                 else "active",
                 "until": state.until if limited else None,
                 "reason": state.reason or None,
-                "backoff_until": state.backoff_until if state.backoff_until > now else None,
+                "backoff_until": backoff,
+                "back_at": max(back, default=None),
                 "in_flight": state.in_flight,
                 "served": state.served,
+                "latency_ms": {m: round(seen.ewma_ms, 1) for m, seen in state.latency.items()},
                 "primary": _window(state.primary, now),
                 "secondary": _window(state.secondary, now),
                 "additional": {
@@ -111,6 +116,12 @@ def pool_view(snapshot: PoolSnapshot, now: float, routing: Routing | None = None
                 },
             }
         )
+    return rows
+
+
+def pool_view(snapshot: PoolSnapshot, now: float, routing: Routing | None = None) -> bytes:
+    """`GET /quotapool/pool`: every credential's live state and the routing profiles."""
+    rows = credential_rows(snapshot, now)
     view: dict[str, Any] = {"now": now, "credentials": rows}
     if routing is not None:
         view["profiles"] = {name: p.describe() for name, p in sorted(routing.profiles.items())}
