@@ -25,7 +25,6 @@ from quotapool.domain.quota import QuotaWindow
 from quotapool.store.batch import BatchWriter
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-_TOKENS = (("input_tokens", "input"), ("output_tokens", "output"), ("cached_tokens", "cached"))
 
 
 def error_kind(status: int) -> str:
@@ -38,23 +37,26 @@ def error_kind(status: int) -> str:
     return "upstream" if status >= 500 else "client"
 
 
-class _Histogram:
-    __slots__ = ("counts", "total")
+class _Timing:
+    """Time to first byte and to the end of one route's requests, in buckets (milliseconds)."""
+
+    __slots__ = ("latency", "latency_sum", "ttfb", "ttfb_sum")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(SECONDS_BUCKETS) + 1)
-        self.total = 0.0
+        self.ttfb = [0] * (len(_BOUNDS_MS) + 1)
+        self.latency = [0] * (len(_BOUNDS_MS) + 1)
+        self.ttfb_sum = self.latency_sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(SECONDS_BUCKETS, seconds)] += 1
-        self.total += seconds
 
-    def buckets(self) -> list[tuple[str, float]]:
-        cumulative, out = 0, []
-        for bound, count in zip((*SECONDS_BUCKETS, float("inf")), self.counts, strict=True):
-            cumulative += count
-            out.append(("+Inf" if bound == float("inf") else f"{bound:g}", float(cumulative)))
-        return out
+_BOUNDS_MS = tuple(seconds * 1000.0 for seconds in SECONDS_BUCKETS)
+
+
+def _buckets(counts: list[int]) -> list[tuple[str, float]]:
+    cumulative, out = 0, []
+    for bound, count in zip((*SECONDS_BUCKETS, float("inf")), counts, strict=True):
+        cumulative += count
+        out.append(("+Inf" if bound == float("inf") else f"{bound:g}", float(cumulative)))
+    return out
 
 
 class Metrics:
@@ -69,30 +71,36 @@ class Metrics:
         self.snapshot = snapshot
         self.now = now
         self.writers = writers
-        self.requests: defaultdict[tuple[str, str, str], int] = defaultdict(int)
-        self.tokens: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.counts: dict[tuple[str, str, int], list[int]] = {}
+        """(route, credential, status) → [requests, input, output, cached tokens]."""
         self.failovers: defaultdict[str, int] = defaultdict(int)
-        self.errors: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self.ttfb: defaultdict[str, _Histogram] = defaultdict(_Histogram)
-        self.latency: defaultdict[str, _Histogram] = defaultdict(_Histogram)
+        self.timing: dict[str, _Timing] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
     def observe(self, row: Mapping[str, Any]) -> None:
-        """One finished request (its request-log row)."""
-        route, credential, status = row["route"], row["credential"] or "", row["status"]
-        self.requests[(route, credential, str(status))] += 1
+        """One finished request (its request-log row): a few increments, nothing else."""
+        route = row["route"]
+        key = (route, row["credential"] or "", row["status"])
+        counts = self.counts.get(key)
+        if counts is None:
+            counts = self.counts[key] = [0, 0, 0, 0]
+        counts[0] += 1
+        if (tokens_in := row["input_tokens"]) is not None:
+            counts[1] += tokens_in
+            counts[2] += row["output_tokens"] or 0
+            counts[3] += row["cached_tokens"] or 0
         if row["attempts"] > 1:
             self.failovers[route] += row["attempts"] - 1
-        if status >= 400:
-            self.errors[(route, error_kind(status))] += 1
+        timing = self.timing.get(route)
+        if timing is None:
+            timing = self.timing[route] = _Timing()
         if (ttfb := row["ttfb_ms"]) is not None:
-            self.ttfb[route].observe(ttfb / 1000.0)
+            timing.ttfb[bisect_left(_BOUNDS_MS, ttfb)] += 1
+            timing.ttfb_sum += ttfb
         if (latency := row["latency_ms"]) is not None:
-            self.latency[route].observe(latency / 1000.0)
-        if row["input_tokens"] is not None:
-            for field, kind in _TOKENS:
-                self.tokens[(credential, kind)] += row[field] or 0
+            timing.latency[bisect_left(_BOUNDS_MS, latency)] += 1
+            timing.latency_sum += latency
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -108,32 +116,40 @@ class Metrics:
             "Client requests by route, credential and status",
             labels=["route", "credential", "status"],
         )
-        for request_labels, count in self.requests.items():
-            requests.add_metric(list(request_labels), count)
-        tokens = CounterMetricFamily(
+        errors: defaultdict[tuple[str, str], int] = defaultdict(int)
+        tokens: defaultdict[tuple[str, str], int] = defaultdict(int)
+        for (route, credential, status), counts in self.counts.items():
+            requests.add_metric([route, credential, str(status)], counts[0])
+            if status >= 400:
+                errors[(route, error_kind(status))] += counts[0]
+            for kind, amount in zip(("input", "output", "cached"), counts[1:], strict=True):
+                tokens[(credential, kind)] += amount
+        token_family = CounterMetricFamily(
             "quotapool_tokens", "Tokens by credential and kind", labels=["credential", "kind"]
         )
-        for token_labels, count in self.tokens.items():
-            tokens.add_metric(list(token_labels), count)
+        for token_labels, amount in tokens.items():
+            token_family.add_metric(list(token_labels), amount)
+        error_family = CounterMetricFamily(
+            "quotapool_errors", "Requests answered with an error, by kind", labels=["route", "kind"]
+        )
+        for error_labels, count in errors.items():
+            error_family.add_metric(list(error_labels), count)
         failovers = CounterMetricFamily(
             "quotapool_failovers", "Attempts moved to another credential", labels=["route"]
         )
         for route, count in self.failovers.items():
             failovers.add_metric([route], count)
-        errors = CounterMetricFamily(
-            "quotapool_errors", "Requests answered with an error, by kind", labels=["route", "kind"]
+        yield from (requests, token_family, failovers, error_family)
+        ttfb = HistogramMetricFamily(
+            "quotapool_ttfb_seconds", "Time to the first byte of the answer", labels=["route"]
         )
-        for error_labels, count in self.errors.items():
-            errors.add_metric(list(error_labels), count)
-        yield from (requests, tokens, failovers, errors)
-        for name, doc, histograms in (
-            ("quotapool_ttfb_seconds", "Time to the first byte of the answer", self.ttfb),
-            ("quotapool_latency_seconds", "Time to the end of the answer", self.latency),
-        ):
-            family = HistogramMetricFamily(name, doc, labels=["route"])
-            for route, histogram in histograms.items():
-                family.add_metric([route], histogram.buckets(), histogram.total)
-            yield family
+        latency = HistogramMetricFamily(
+            "quotapool_latency_seconds", "Time to the end of the answer", labels=["route"]
+        )
+        for route, timing in self.timing.items():
+            ttfb.add_metric([route], _buckets(timing.ttfb), timing.ttfb_sum / 1000.0)
+            latency.add_metric([route], _buckets(timing.latency), timing.latency_sum / 1000.0)
+        yield from (ttfb, latency)
 
     def _pool(self) -> Iterable[Metric]:
         snapshot, now = self.snapshot(), self.now()
