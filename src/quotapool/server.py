@@ -72,7 +72,11 @@ def serve(
 ) -> None:
     """Run until interrupted. SIGHUP re-reads the routing section of the configuration."""
     sock = listen(settings.host, settings.port)
-    pool = build(settings)
+    try:
+        pool = build(settings)
+    except BaseException:
+        sock.close()  # a configuration that cannot start leaves nothing open
+        raise
 
     def reload(_signum: int, _frame: object) -> None:
         try:
