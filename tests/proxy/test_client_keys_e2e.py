@@ -96,6 +96,7 @@ def test_a_key_over_its_limit_gets_its_own_429_and_others_go_on(h: Harness) -> N
     assert over.value.response.headers["x-should-retry"] == "false"
     assert int(over.value.response.headers["retry-after"]) > 0
     assert client(h, other).responses.create(model="gpt-5.5", input="hi").output_text
+    h.rows(4)  # the CLI reads usage from the request log
     usage = cli(h, "keys", "list")
     assert "2/2 requests per day" in usage
 

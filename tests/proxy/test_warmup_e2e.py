@@ -69,7 +69,7 @@ def test_a_fill_selection_warms_the_idle_secondaries_once_per_ttl(
     assert all(r["profile"] == "default" and r["model"] == "gpt-5.4-mini" for r in warm)
     assert not any(r["warmup"] for r in rows if r["credential"] == "alpha")
     monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
-    table = CliRunner().invoke(app, ["requests"], env={"COLUMNS": "250"})
+    table = CliRunner().invoke(app, ["requests", "--wide"], env={"COLUMNS": "250"})
     assert table.output.count("warmup") >= 2 and "default · warmup" in table.output
 
 

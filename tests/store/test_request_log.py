@@ -38,6 +38,7 @@ def row(i: int) -> dict[str, object]:
         "scenario": "default",
         "sent_model": "gpt-5.5",
         "warmup": False,
+        "client_key": None,
     }
 
 
