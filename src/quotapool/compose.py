@@ -342,7 +342,16 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         metrics=metrics,
         metrics_public=settings.metrics_public,
         admin=build_admin(
-            Control(pool, store, keys, keys.store, engine, lambda: dispatcher.routing, clock.now)
+            Control(
+                pool,
+                store,
+                keys,
+                keys.store,
+                engine,
+                lambda: dispatcher.routing,
+                clock.now,
+                dispatcher.warmups.probe,
+            )
         ),
     )
     return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from quotapool.testing.fake_upstream import usage_limit
 from tests.conftest import Harness, HarnessFactory
 from tests.proxy.test_client_keys_e2e import cli
 
@@ -84,3 +85,18 @@ def test_keys_created_by_the_api_work_and_requests_are_listed(h: Harness) -> Non
         assert invalid.status_code == 422 and "limit" in invalid.json()["error"]["message"]
         assert api.post("/keys/web/revoke").json()["revoked_at"]
         assert api.get("/routing").json()["default"]["strategy"] == "sequential"
+
+
+def test_force_probe_refreshes_a_limit_the_upstream_already_reset(h: Harness) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 3600))
+    assert routed(h) == "bravo"  # alpha is out for an hour, as its 429 said
+    with admin(h) as api:
+        assert api.get("/credentials").json()[0]["status"] == "quota_exceeded"
+        # The upstream reset it early (e.g. a reset event): one minimal request pinned to it.
+        probed = api.post("/credentials/alpha/probe").json()
+    assert probed["probe"] == {"model": "gpt-5.4-mini", "status": 200, "error": None}
+    assert probed["status"] == "active" and probed["back_at"] is None
+    assert routed(h) == "alpha"
+    assert h.fake.seen[-2].model == "gpt-5.4-mini"  # the probe, then the client's request
+    rows = h.rows(3)
+    assert [r["scenario"] for r in rows if r["warmup"]] == ["probe"]

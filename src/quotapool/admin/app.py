@@ -7,7 +7,7 @@ the data plane hands it only paths under `/quotapool/api`, so the proxy's hot pa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,10 +19,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from quotapool.domain.client import parse_duration, parse_limit
+from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.state import Status
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.models import credential_rows
+from quotapool.proxy.record import Record
+from quotapool.proxy.warmup import CHEAP_MODELS
 from quotapool.routing.profiles import Routing
 from quotapool.store.accounts import AccountError, AccountStore
 from quotapool.store.base import PoolStore
@@ -30,6 +33,7 @@ from quotapool.store.batch import recent
 from quotapool.store.client_keys import ClientKeyError, ClientKeyStore
 
 PREFIX = "/quotapool/api"
+PROBE_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Control:
     engine: Engine
     routing: Callable[[], Routing]
     now: Callable[[], float]
+    probe: Callable[[Credential, str, float], Awaitable[Record]]
 
 
 class NewKey(BaseModel):
@@ -91,6 +96,17 @@ def _credential_routes(api: APIRouter, control: Control) -> None:
     @api.post("/credentials/{name}/resume", summary="Put a paused credential back")
     def resume(name: str) -> dict[str, Any]:
         return _set(control, name, Status.ACTIVE, "")
+
+    @api.post(
+        "/credentials/{name}/probe",
+        summary="Send one minimal request to it now, to refresh a stale limit or status",
+    )
+    async def probe(name: str, model: str | None = None) -> dict[str, Any]:
+        credential = _credential(control, name)
+        sent = model or min(credential.models, default=CHEAP_MODELS[credential.kind])
+        record = await control.probe(credential, sent, PROBE_TIMEOUT_SECONDS)
+        probed = {"model": sent, "status": record.status, "error": record.error}
+        return {"probe": probed, **_row(control, name)}
 
     @api.get("/routing", summary="Every routing profile")
     def routing() -> dict[str, Any]:
@@ -158,16 +174,26 @@ def _log_routes(api: APIRouter, control: Control) -> None:
 def _set(control: Control, name: str, status: Status, reason: str) -> dict[str, Any]:
     """Pause or resume: accounts in the database (kept over restarts) and credentials from
     quotapool.toml (until the next start) alike."""
+    credential = _credential(control, name)
+    now = control.now()
+    with contextlib.suppress(AccountError):  # from quotapool.toml: it lives in the pool only
+        control.accounts.set_status(name, status.value, reason or None, now)
+    control.pool.apply(StatusSet(credential.id, now, status, reason))
+    return _row(control, name)
+
+
+def _row(control: Control, name: str) -> dict[str, Any]:
+    rows = credential_rows(control.pool.snapshot(), control.now())
+    return next(row for row in rows if row["name"] == name)
+
+
+def _credential(control: Control, name: str) -> Credential:
     snapshot = control.pool.snapshot()
     credential = next((c for c in snapshot.credentials if c.name == name), None)
     if credential is None:
         known = ", ".join(c.name for c in snapshot.credentials)
         raise HTTPException(404, f"no credential named {name!r} (credentials: {known})")
-    now = control.now()
-    with contextlib.suppress(AccountError):  # from quotapool.toml: it lives in the pool only
-        control.accounts.set_status(name, status.value, reason or None, now)
-    control.pool.apply(StatusSet(credential.id, now, status, reason))
-    return next(r for r in credential_rows(control.pool.snapshot(), now) if r["name"] == name)
+    return credential
 
 
 def _key_view(key: Any) -> dict[str, Any]:

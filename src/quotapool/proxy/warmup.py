@@ -31,7 +31,7 @@ from quotapool.proxy.errors import Dialect
 from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision
 from quotapool.routing.filters import exclusion
-from quotapool.routing.profiles import Profile, Warmup
+from quotapool.routing.profiles import DEFAULT_PROFILE, Profile, Warmup
 from quotapool.upstream.base import ClientRequest
 
 if TYPE_CHECKING:
@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROMPT = "Reply with one word."
 _ROUTE = {Kind.CODEX: Route.RESPONSES, Kind.OPENAI: Route.CHAT, Kind.ANTHROPIC: Route.MESSAGES}
+CHEAP_MODELS = {
+    Kind.CODEX: "gpt-5.4-mini",
+    Kind.OPENAI: "gpt-4.1-nano",
+    Kind.ANTHROPIC: "claude-haiku-4-5",
+}
+"""What a probe asks for when neither the operator nor the credential names a model."""
 
 
 def warmup_payload(kind: Kind, model: str) -> dict[str, Any]:
@@ -113,41 +119,52 @@ class Warmups:
             self.spawn(self._warm(credential, model, profile.name, warmup), f"warmup-{cid}")
 
     async def _warm(self, credential: Credential, model: str, profile: str, warmup: Warmup) -> None:
+        cid = credential.id
+        try:
+            record = await self.send(credential, model, profile, warmup.timeout_seconds, "warmup")
+        finally:
+            self._running.discard(cid)
+        if not 200 <= record.status < 300:
+            self._until.pop(cid, None)  # the next selection tries again
+        now = self.dispatcher.clock.now()
+        self._until = {c: until for c, until in self._until.items() if until > now}
+
+    async def probe(self, credential: Credential, model: str, timeout: float) -> Record:
+        """One minimal request pinned to `credential` now, whatever its status says (an
+        operator refreshing a limit the upstream has already reset): a 2xx makes it active."""
+        return await self.send(credential, model, DEFAULT_PROFILE, timeout, "probe")
+
+    async def send(
+        self, credential: Credential, model: str, profile: str, timeout: float, purpose: str
+    ) -> Record:
+        """The smallest request `credential` takes, its outcome fed to the pool and its row to
+        the log (marked as quotapool's own, with `purpose` as its scenario)."""
         d, cid = self.dispatcher, credential.id
         route = _ROUTE[credential.kind]
         request_id = f"qp-{self._prefix}-w{next(self._ids):08x}"
-        record = Record(request_id, d.clock.now(), route.value, "warmup")
-        record.warmup, record.profile, record.scenario = True, profile, "warmup"
+        record = Record(request_id, d.clock.now(), route.value, purpose)
+        record.warmup, record.profile, record.scenario = True, profile, purpose
         record.model = record.sent_model = model
         record.credential, record.attempts = credential.name, 1
         payload = warmup_payload(credential.kind, model)
         request = ClientRequest(route, orjson.dumps(payload), payload, model, False, _NO_HEADERS)
-        failed = True
         try:
-            async with asyncio.timeout(warmup.timeout_seconds):
+            async with asyncio.timeout(timeout):
                 call = d.transports[credential.kind].prepare(request, credential, d.secrets[cid])
                 failure = await d.attempt(
                     call, credential, request, Dialect.OPENAI, _discard, record, []
                 )
-            failed = failure is not None or not 200 <= record.status < 300
             if failure is not None:
                 record.status = failure[0]
         except TimeoutError:
-            record.status, record.error = (
-                504,
-                f"warmup timed out after {warmup.timeout_seconds:g} s",
-            )
-        except Exception as exc:  # a warmup must never take anything else down
-            log.exception("warmup of %s failed", credential.name)
+            record.status, record.error = 504, f"{purpose} timed out after {timeout:g} s"
+        except Exception as exc:  # quotapool's own request must never take anything else down
+            log.exception("%s of %s failed", purpose, credential.name)
             record.status, record.error = 500, f"internal error: {type(exc).__name__}"
         finally:
-            self._running.discard(cid)
-            if failed:
-                self._until.pop(cid, None)  # the next selection tries again
-            now = d.clock.now()
-            self._until = {c: until for c, until in self._until.items() if until > now}
             record.latency_ms = (d.clock.now() - record.at) * 1000.0
             self.submit(record.row())
+        return record
 
 
 _NO_HEADERS: Mapping[str, str] = {}
