@@ -288,8 +288,8 @@ class WebSocketBridge:
 
 
 def _image_generation_request(text: str) -> dict[str, Any] | None:
-    """A `response.create` offering the image_generation tool, as an HTTP body (seed 002:
-    those turns go upstream over HTTP, where large image outputs are handled best)."""
+    """A `response.create` offering the image_generation tool, as an HTTP body (those turns
+    go upstream over HTTP, where large image outputs are handled best)."""
     if '"image_generation"' not in text:
         return None
     try:

@@ -109,7 +109,8 @@ class PolicyTiers:
 
 
 class BudgetSafe:
-    """Prefer credentials below the budget threshold whenever any exist (seed 002).
+    """Prefer credentials below the budget threshold whenever any exist; when none is, all
+    remain candidates (a pool near its limits still serves).
 
     Measured on what the upstream reported, not on in-flight estimates: a burst alone must not
     push a fill_first pool off its account."""

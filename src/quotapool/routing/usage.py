@@ -1,7 +1,7 @@
 """How used a candidate is, seen from one request. Pure.
 
 A gated model (served from an additional quota) is measured by that quota alone, never by the
-standard windows (seed 004).
+standard windows: a missing reading of its own counts as unused, not as the standard one.
 """
 
 from __future__ import annotations
