@@ -100,3 +100,27 @@ def test_force_probe_refreshes_a_limit_the_upstream_already_reset(h: Harness) ->
     assert h.fake.seen[-2].model == "gpt-5.4-mini"  # the probe, then the client's request
     rows = h.rows(3)
     assert [r["scenario"] for r in rows if r["warmup"]] == ["probe"]
+
+
+def test_usage_per_credential_key_and_model(harness: HarnessFactory) -> None:
+    pricing = {"gpt-5.5": 10.0}  # USD per million tokens
+    h = harness(routing={"strategy": "sequential", "pricing": pricing}, accounts_watch_interval=0.1)
+    with admin(h) as api:
+        key = api.post("/keys", json={"name": "team"}).json()["key"]
+        with h.http() as http:
+            for i in range(3):
+                http.post(
+                    "/v1/responses",
+                    json={"model": "gpt-5.5", "input": f"hi {i}"},
+                    headers={"authorization": f"Bearer {key}"},
+                )
+        h.rows(3)
+        by_credential = api.get("/usage", params={"by": "credential"}).json()
+        assert [(r["credential"], r["requests"]) for r in by_credential] == [("alpha", 3)]
+        row = by_credential[0]
+        assert row["input_tokens"] == 3 * 1234
+        assert row["cost"] == pytest.approx((row["input_tokens"] + row["output_tokens"]) * 10 / 1e6)
+        by_key = api.get("/usage", params={"by": "key", "period": "day"}).json()
+        assert [(r["key"], r["requests"]) for r in by_key] == [("team", 3)]
+        assert by_key[0]["at"] % 86400 == 0
+        assert api.get("/usage", params={"by": "nope"}).status_code == 422

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -30,7 +30,7 @@ from quotapool.routing.profiles import Routing
 from quotapool.store.accounts import AccountError, AccountStore
 from quotapool.store.base import PoolStore
 from quotapool.store.batch import recent
-from quotapool.store.client_keys import ClientKeyError, ClientKeyStore
+from quotapool.store.client_keys import ClientKeyError, ClientKeyStore, usage
 
 PREFIX = "/quotapool/api"
 PROBE_TIMEOUT_SECONDS = 30.0
@@ -169,6 +169,16 @@ def _log_routes(api: APIRouter, control: Control) -> None:
         for row in rows:
             row["decision"] = orjson.loads(row["decision"]) if row["decision"] else None
         return rows
+
+    @api.get("/usage", summary="Requests, tokens and cost per credential, key or model")
+    def usage_view(
+        by: Literal["credential", "key", "model"] = "credential",
+        period: Literal["hour", "day"] = "hour",
+        since: float | None = None,
+    ) -> list[dict[str, Any]]:
+        seconds = 3600.0 if period == "hour" else 86400.0
+        start = since if since is not None else control.now() - 7 * 86400.0
+        return usage(control.engine, by, seconds, start, control.keys.prices)
 
 
 def _set(control: Control, name: str, status: Status, reason: str) -> dict[str, Any]:
