@@ -30,7 +30,8 @@ from quotapool.routing.profiles import Routing
 from quotapool.store.accounts import AccountError, AccountStore
 from quotapool.store.base import PoolStore
 from quotapool.store.batch import recent
-from quotapool.store.client_keys import ClientKeyError, ClientKeyStore, usage
+from quotapool.store.client_keys import ClientKeyError, ClientKeyStore
+from quotapool.store.usage import usage
 
 PREFIX = "/quotapool/api"
 PROBE_TIMEOUT_SECONDS = 30.0
