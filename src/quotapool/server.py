@@ -46,6 +46,10 @@ def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Con
     return with_limits(config, limits)
 
 
+BACKLOG = 2048
+"""Connections the kernel queues before they are accepted (uvicorn's own default)."""
+
+
 class ListenError(Exception):
     """The address cannot be listened on; the message says what to do."""
 
@@ -54,7 +58,7 @@ def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything else starts (a busy port is one clear
     line, not a start-up and a traceback)."""
     try:
-        return socket.create_server((host, port))
+        return socket.create_server((host, port), backlog=BACKLOG)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             reason = f"port {port} is in use (another quotapool?); pass --port"
