@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -32,7 +32,13 @@ requests = Table(
     Column("warmup", Boolean, nullable=False, default=False, doc="quotapool's own warmup"),
     Column("client_key", String(128), doc="the name of the client key it came with"),
     Index("ix_requests_at", "at"),
-    Index("ix_requests_client_key_at", "client_key", "at"),
+    Index(
+        "ix_requests_client_key_at",
+        "client_key",
+        "at",
+        sqlite_where=text("client_key IS NOT NULL"),
+        postgresql_where=text("client_key IS NOT NULL"),
+    ),
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")

@@ -32,7 +32,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("requests") as batch:
         batch.add_column(sa.Column("client_key", sa.String(128)))
-    op.create_index("ix_requests_client_key_at", "requests", ["client_key", "at"])
+    # Partial: requests without a key (most pools) cost no index write.
+    op.create_index(
+        "ix_requests_client_key_at",
+        "requests",
+        ["client_key", "at"],
+        sqlite_where=sa.text("client_key IS NOT NULL"),
+        postgresql_where=sa.text("client_key IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
