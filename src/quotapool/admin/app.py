@@ -117,7 +117,7 @@ def _credential_routes(api: APIRouter, control: Control) -> None:
 def _key_routes(api: APIRouter, control: Control) -> None:
     @api.get("/keys", summary="Client keys (never their secrets)")
     def keys() -> list[dict[str, Any]]:
-        return [_key_view(k) for k in control.key_store.all()]
+        return [k.public() for k in control.key_store.all()]
 
     @api.post("/keys", status_code=201, summary="Create a client key; its secret is shown once")
     def create_key(body: NewKey) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _key_routes(api: APIRouter, control: Control) -> None:
         except (ValueError, ClientKeyError) as exc:
             raise HTTPException(400, str(exc)) from None
         control.keys.load()
-        return {**_key_view(key), "key": secret}
+        return {**key.public(), "key": secret}
 
     @api.post("/keys/{name}/revoke", summary="Stop a client key from working")
     def revoke_key(name: str) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def _key_routes(api: APIRouter, control: Control) -> None:
         except ClientKeyError as exc:
             raise HTTPException(404, str(exc)) from None
         control.keys.load()
-        return _key_view(key)
+        return key.public()
 
 
 def _log_routes(api: APIRouter, control: Control) -> None:
@@ -205,19 +205,6 @@ def _credential(control: Control, name: str) -> Credential:
         known = ", ".join(c.name for c in snapshot.credentials)
         raise HTTPException(404, f"no credential named {name!r} (credentials: {known})")
     return credential
-
-
-def _key_view(key: Any) -> dict[str, Any]:
-    return {
-        "name": key.name,
-        "prefix": key.prefix,
-        "models": sorted(key.models),
-        "profile": key.profile,
-        "limits": [str(limit) for limit in key.limits],
-        "expires_at": key.expires_at,
-        "revoked_at": key.revoked_at,
-        "created_at": key.created_at,
-    }
 
 
 async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,16 +43,7 @@ def _open(config: Path | None) -> tuple[Settings, ClientKeyStore]:
 
 
 def _record(key: ClientKey, secret: str | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "name": key.name,
-        "prefix": key.prefix,
-        "models": sorted(key.models),
-        "profile": key.profile,
-        "limits": [str(limit) for limit in key.limits],
-        "expires_at": key.expires_at,
-        "revoked_at": key.revoked_at,
-        "created_at": key.created_at,
-    }
+    record = key.public()
     if secret is not None:
         record["key"] = secret
     return record

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 KEY_PREFIX = "qp-"
 
@@ -119,3 +120,16 @@ class ClientKey:
 
     def usable_at(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown of the key: everything but its hash (the secret is never kept)."""
+        return {
+            "name": self.name,
+            "prefix": self.prefix,
+            "models": sorted(self.models),
+            "profile": self.profile,
+            "limits": [str(limit) for limit in self.limits],
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "created_at": self.created_at,
+        }
