@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from quotapool.domain.credential import Kind, Policy, control_characters
 from quotapool.domain.quota import limit_key
+from quotapool.domain.request import DEFAULT_PROFILE
 
 DEFAULT_HOME = Path("~/.quotapool")
 CONFIG_FILE_NAME = "quotapool.toml"
@@ -85,7 +86,6 @@ class CredentialConfig(BaseModel):
         return value
 
 
-DEFAULT_PROFILE = "default"
 Scenario = Literal["default", "background", "think", "long_context", "web_search", "image"]
 PROFILE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 

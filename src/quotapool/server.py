@@ -19,6 +19,7 @@ import uvicorn
 
 from quotapool.compose import Quotapool, build, routing_from
 from quotapool.config import ConfigError, Settings, load_settings
+from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.proxy.edge import EdgeLimits, with_limits
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def serve(
             return
         routing = routing_from(settings)
         pool.dispatcher.use_routing(routing)
-        others = sorted(set(routing.profiles) - {"default"})
+        others = sorted(set(routing.profiles) - {DEFAULT_PROFILE})
         log.info(
             "routing reloaded: strategy %s%s",
             routing.default.strategy.name,
@@ -132,9 +133,7 @@ def tune_gc() -> None:
 @contextlib.contextmanager
 def run_in_thread(pool: Quotapool) -> Iterator[str]:
     """Serve `pool` from a background thread on a free loopback port; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((pool.settings.host, pool.settings.port))
+    sock = listen(pool.settings.host, pool.settings.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(pool, port))
     thread = threading.Thread(

@@ -14,8 +14,9 @@ from rich.table import Table
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.client import ClientKey, Measure, parse_duration, parse_limit
 from quotapool.routing.pricing import DEFAULT_PRICES
-from quotapool.store.client_keys import ClientKeyError, ClientKeyStore, Spent
+from quotapool.store.client_keys import ClientKeyError, ClientKeyStore
 from quotapool.store.sql.db import make_engine, migrate
+from quotapool.store.usage import Spent, spent
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -122,18 +123,17 @@ def revoke(name: str, config: ConfigOption = None) -> None:
 def _usage(key: ClientKey, store: ClientKeyStore, prices: dict[str, float], now: float) -> str:
     parts = []
     for limit in key.limits:
-        spent = store.spent(key.name, limit.window(now)[0], prices)
+        used = spent(store.engine, key.name, limit.window(now)[0], prices)
         parts.append(
-            f"{_used(spent, limit.measure)}/{limit.amount:g} {limit.measure.value} "
+            f"{_used(used, limit.measure)}/{limit.amount:g} {limit.measure.value} "
             f"per {limit.period.value}"
         )
     return "; ".join(parts) or "no limits"
 
 
-def _used(spent: Spent, measure: Measure) -> str:
-    if measure is Measure.COST:
-        return f"${spent.cost:.2f}"
-    return f"{spent.requests if measure is Measure.REQUESTS else spent.tokens:g}"
+def _used(used: Spent, measure: Measure) -> str:
+    amount = used.of(measure)
+    return f"${amount:.2f}" if measure is Measure.COST else f"{amount:g}"
 
 
 @app.command("list")

@@ -30,6 +30,25 @@ class Period(StrEnum):
     WEEK = "week"
     MONTH = "month"
 
+    def window(self, now: float) -> tuple[float, float]:
+        """The window of this period that holds `now`: (start, end) in epoch seconds, UTC."""
+        at = datetime.fromtimestamp(now, UTC)
+        match self:
+            case Period.HOUR:
+                start = at.replace(minute=0, second=0, microsecond=0)
+                end = start + timedelta(hours=1)
+            case Period.DAY:
+                start = at.replace(hour=0, minute=0, second=0, microsecond=0)
+                end = start + timedelta(days=1)
+            case Period.WEEK:
+                day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+                start = day - timedelta(days=day.weekday())
+                end = start + timedelta(days=7)
+            case Period.MONTH:
+                start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                end = (start + timedelta(days=32)).replace(day=1)
+        return start.timestamp(), end.timestamp()
+
 
 PERIOD_WORDS = {Period.HOUR: "hourly", Period.DAY: "daily", Period.WEEK: "weekly"}
 
@@ -45,22 +64,7 @@ class Limit:
 
     def window(self, now: float) -> tuple[float, float]:
         """The current window of this limit: (start, end) in epoch seconds."""
-        at = datetime.fromtimestamp(now, UTC)
-        match self.period:
-            case Period.HOUR:
-                start = at.replace(minute=0, second=0, microsecond=0)
-                end = start + timedelta(hours=1)
-            case Period.DAY:
-                start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-                end = start + timedelta(days=1)
-            case Period.WEEK:
-                day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-                start = day - timedelta(days=day.weekday())
-                end = start + timedelta(days=7)
-            case Period.MONTH:
-                start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                end = (start + timedelta(days=32)).replace(day=1)
-        return start.timestamp(), end.timestamp()
+        return self.period.window(now)
 
     def describe(self) -> str:
         """ "this key's daily token limit (2000000)"."""

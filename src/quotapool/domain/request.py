@@ -7,6 +7,9 @@ from enum import StrEnum
 
 from quotapool.domain.credential import Kind
 
+DEFAULT_PROFILE = "default"
+"""The routing profile of `[routing]`, and of a request that names none."""
+
 
 class Route(StrEnum):
     """The client API a request came in on."""
@@ -46,7 +49,7 @@ class RouteRequest:
     owner: str | None = None
     """The credential that owns the conversation's previous response: the only one that may
     serve it (no other account knows that response id)."""
-    profile: str = "default"
+    profile: str = DEFAULT_PROFILE
     """The routing profile the request is routed by."""
 
     @property
@@ -57,4 +60,4 @@ class RouteRequest:
     def rotation(self) -> str:
         """The key round-robin counters are kept under: one per profile and model."""
         profile = self.profile
-        return self.model if profile == "default" else f"{profile}/{self.model}"
+        return self.model if profile == DEFAULT_PROFILE else f"{profile}/{self.model}"

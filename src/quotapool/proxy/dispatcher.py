@@ -12,7 +12,7 @@ import orjson
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Failed, Served
-from quotapool.domain.request import Route, RouteRequest
+from quotapool.domain.request import DEFAULT_PROFILE, Route, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
@@ -35,10 +35,10 @@ from quotapool.proxy.warmup import Warmups
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.filters import comes_back_at
-from quotapool.routing.profiles import DEFAULT_PROFILE, PROFILE_HEADER, Profile, Routing
+from quotapool.routing.profiles import PROFILE_HEADER, Profile, Routing
 from quotapool.routing.scenarios import detect
 from quotapool.secrets import Redactor, Secret
-from quotapool.store.affinity import AffinityStore, MemoryAffinityStore
+from quotapool.store.affinity import TURN_STATE, AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
 from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
 from quotapool.upstream.chat_to_responses import ChatStreamAdapter, TranslationError
@@ -214,7 +214,7 @@ class Dispatcher:
         if isinstance(previous, str) and (owner := self.affinity.owner(previous)):
             return owner
         if turn_state := request.headers.get("x-codex-turn-state"):
-            return self.affinity.owner(f"turn-state:{turn_state}")
+            return self.affinity.owner(TURN_STATE + turn_state)
         return None
 
     def _remember(
@@ -228,7 +228,7 @@ class Dispatcher:
         ):  # ids a client can continue from
             self.affinity.own(record.response_id, served_by, now)
         if record.turn_state:
-            self.affinity.own(f"turn-state:{record.turn_state}", served_by, now)
+            self.affinity.own(TURN_STATE + record.turn_state, served_by, now)
         if bound is not None and bound != served_by:
             back = comes_back_at(self.pool.snapshot().state(bound), request, now)
             if back is not None and back - now <= BRIEF_OUTAGE_SECONDS:

@@ -16,7 +16,8 @@ from typing import Any
 from quotapool.clock import Clock
 from quotapool.domain.client import ClientKey, Limit, Measure, Period, key_hash
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, retry_headers
-from quotapool.store.client_keys import ClientKeyStore, Spent, cost_of
+from quotapool.store.client_keys import ClientKeyStore
+from quotapool.store.usage import Spent, cost_of, spent
 
 log = logging.getLogger(__name__)
 HOW_TO_GET_ONE = "an operator creates one with `quotapool keys create NAME`"
@@ -64,10 +65,10 @@ class KeyRing:
         now = self.clock.now()
         for key in keys:
             for period in {limit.period for limit in key.limits}:
-                start = _start(period, now)
+                start = period.window(now)[0]
                 if self._spent.get((key.name, period), (None,))[0] != start:
-                    spent = self.store.spent(key.name, start, self.prices)
-                    self._spent[(key.name, period)] = (start, spent)
+                    used = spent(self.store.engine, key.name, start, self.prices)
+                    self._spent[(key.name, period)] = (start, used)
 
     async def watch(self, interval: float) -> None:
         """Pick up keys created, rotated or revoked by the CLI while running."""
@@ -121,7 +122,7 @@ class KeyRing:
             return error(dialect, 403, message, param="model", code="model_not_allowed")
         now = self.clock.now()
         for limit in key.limits:
-            used = _amount(self._current(key.name, limit.period, now), limit)
+            used = self._current(key.name, limit.period, now).of(limit.measure)
             if used >= limit.amount:
                 end = limit.window(now)[1]
                 message = (
@@ -143,28 +144,13 @@ class KeyRing:
         cost = cost_of(row.get("sent_model"), tokens, self.prices)
         now = self.clock.now()
         for period in {limit.period for limit in key.limits}:
-            start, spent = self._spent.get((key.name, period), (_start(period, now), Spent()))
-            if start != _start(period, now):
-                start, spent = _start(period, now), Spent()
-            self._spent[(key.name, period)] = (start, spent.plus(1, tokens, cost))
+            used = self._current(key.name, period, now)
+            self._spent[(key.name, period)] = (period.window(now)[0], used.plus(1, tokens, cost))
 
     def _current(self, name: str, period: Period, now: float) -> Spent:
-        start, spent = self._spent.get((name, period), (None, Spent()))
-        return spent if start == _start(period, now) else Spent()
-
-
-def _start(period: Period, now: float) -> float:
-    return Limit(Measure.REQUESTS, 1, period).window(now)[0]
-
-
-def _amount(spent: Spent, limit: Limit) -> float:
-    match limit.measure:
-        case Measure.REQUESTS:
-            return spent.requests
-        case Measure.TOKENS:
-            return spent.tokens
-        case Measure.COST:
-            return spent.cost
+        """What the key spent in the window of `period` that holds `now`."""
+        start, used = self._spent.get((name, period), (None, Spent()))
+        return used if start == period.window(now)[0] else Spent()
 
 
 def _amount_text(limit: Limit, used: float) -> str:

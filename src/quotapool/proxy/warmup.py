@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.request import Route, RouteRequest
+from quotapool.domain.request import DEFAULT_PROFILE, Route, RouteRequest
 from quotapool.proxy.asgi import Message
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision
 from quotapool.routing.filters import exclusion
-from quotapool.routing.profiles import DEFAULT_PROFILE, Profile, Warmup
+from quotapool.routing.profiles import Profile, Warmup
 from quotapool.upstream.base import ClientRequest
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import random
 from dataclasses import replace
 
 from quotapool.domain.pool import FRESH, PoolSnapshot
-from quotapool.domain.request import RouteRequest
+from quotapool.domain.request import DEFAULT_PROFILE, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.routing.base import (
     Candidate,
@@ -130,7 +130,7 @@ def _owned(
 
 def _where(request: RouteRequest) -> str:
     profile = request.profile
-    return "in the pool" if profile == "default" else f"of routing profile {profile!r}"
+    return "in the pool" if profile == DEFAULT_PROFILE else f"of routing profile {profile!r}"
 
 
 def _reject(
@@ -143,7 +143,7 @@ def _reject(
     no_pick: bool = False,
 ) -> Rejection:
     matching = [c for c in snapshot.credentials if mismatch(c, request) is None]
-    if not snapshot.credentials and request.profile == "default":
+    if not snapshot.credentials and request.profile == DEFAULT_PROFILE:
         message = (
             "the pool is empty: add [[credentials]] to quotapool.toml, or accounts with "
             "`quotapool accounts import`, `login` or `add-key`"

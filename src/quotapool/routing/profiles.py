@@ -12,10 +12,10 @@ from typing import Any
 
 from quotapool.domain.credential import Credential
 from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.routing.base import RoutingPolicy, Strategy
 from quotapool.routing.scenarios import DEFAULT
 
-DEFAULT_PROFILE = "default"
 PROFILE_HEADER = "x-quotapool-profile"
 """The header a client names its profile by (a `/p/NAME/` path prefix sets it too)."""
 FILL_STRATEGIES = frozenset({"fill_first", "sequential"})

@@ -1,35 +1,22 @@
-"""Client keys in the database (hashed), and what each has used, read from the request log."""
+"""Client keys in the database (hashed; what each has used is read from the request log by
+`store.usage`)."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
-from quotapool.domain.client import KEY_PREFIX, ClientKey, parse_limit
-from quotapool.domain.client import key_hash as hash_of
-from quotapool.store.sql.schema import admin_token, client_keys, requests
+from quotapool.domain.client import KEY_PREFIX, ClientKey, key_hash, parse_limit
+from quotapool.store.sql.schema import admin_token, client_keys
 
 
 class ClientKeyError(Exception):
     """A key operation that cannot be done; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Spent:
-    """What a key used in a window: requests that reached an upstream, tokens, USD."""
-
-    requests: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-
-    def plus(self, requests: int, tokens: int, cost: float) -> Spent:
-        return Spent(self.requests + requests, self.tokens + tokens, self.cost + cost)
 
 
 def new_key() -> str:
@@ -78,7 +65,7 @@ class ClientKeyStore:
         with self.engine.begin() as connection:
             connection.execute(delete(admin_token))
             connection.execute(
-                insert(admin_token).values(id=1, hash=hash_of(token), created_at=now)
+                insert(admin_token).values(id=1, hash=key_hash(token), created_at=now)
             )
         return token
 
@@ -101,7 +88,7 @@ class ClientKeyStore:
         values = {
             "id": uuid.uuid4().hex,
             "name": name,
-            "hash": hash_of(secret),
+            "hash": key_hash(secret),
             "prefix": secret[:10],
             "models": orjson.dumps(sorted(models)).decode(),
             "profile": profile,
@@ -126,7 +113,7 @@ class ClientKeyStore:
         if self._existing(name).revoked_at is not None:
             raise ClientKeyError(f"key {name!r} is revoked; create a new one")
         secret = new_key()
-        self._change(name, hash=hash_of(secret), prefix=secret[:10], updated_at=now)
+        self._change(name, hash=key_hash(secret), prefix=secret[:10], updated_at=now)
         return self._existing(name), secret
 
     def _change(self, name: str, **values: Any) -> None:
@@ -145,34 +132,3 @@ class ClientKeyStore:
             known = ", ".join(k.name for k in self.all()) or "none yet"
             raise ClientKeyError(f"no key named {name!r} (keys: {known})")
         return found
-
-    def spent(self, name: str, since: float, prices: Mapping[str, float]) -> Spent:
-        """What the key used since `since`, from the request log (requests that reached an
-        upstream; tokens and cost from their final usage)."""
-        query = (
-            select(
-                requests.c.sent_model,
-                func.count(),
-                func.coalesce(func.sum(requests.c.input_tokens), 0),
-                func.coalesce(func.sum(requests.c.output_tokens), 0),
-            )
-            .where(
-                and_(
-                    requests.c.client_key == name,
-                    requests.c.at >= since,
-                    requests.c.attempts > 0,
-                )
-            )
-            .group_by(requests.c.sent_model)
-        )
-        total = Spent()
-        with self.engine.connect() as connection:
-            for model, count, tokens_in, tokens_out in connection.execute(query):
-                tokens = int(tokens_in) + int(tokens_out)
-                total = total.plus(int(count), tokens, cost_of(model, tokens, prices))
-        return total
-
-
-def cost_of(model: str | None, tokens: int, prices: Mapping[str, float]) -> float:
-    """USD for `tokens` of `model` at its price per million tokens (0 when unknown)."""
-    return tokens * prices.get(model or "", 0.0) / 1_000_000
