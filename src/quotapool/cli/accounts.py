@@ -23,6 +23,7 @@ from sqlalchemy import select
 from quotapool.accounts import oauth
 from quotapool.accounts.import_ import auth_json, read_all
 from quotapool.accounts.jwt import TokenError, identity
+from quotapool.cli.common import ConfigOption, err, fail
 from quotapool.compose import open_accounts
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.credential import Kind
@@ -34,13 +35,6 @@ from quotapool.store.sql.schema import usage_history
 
 app = typer.Typer(no_args_is_help=True, help="Manage the pool's accounts and API keys.")
 console = Console()
-err = Console(stderr=True)
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML file")]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
 
 
 def _open(config: Path | None) -> tuple[Settings, AccountStore]:
@@ -50,7 +44,7 @@ def _open(config: Path | None) -> tuple[Settings, AccountStore]:
         migrate(engine)
         return settings, open_accounts(settings, engine)
     except (ConfigError, KeyFileError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _saved(results: list[tuple[str, bool]], logins: list[CodexLogin]) -> None:
@@ -81,7 +75,7 @@ def import_(
     if problems:
         for problem in problems:
             err.print(f"[red]✗[/red] {problem}")
-        raise _fail(
+        raise fail(
             f"{len(problems)} problem(s); nothing was imported. Fix or leave out those files."
         )
     _, store = _open(config)
@@ -90,11 +84,11 @@ def import_(
 
 def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
     if not tokens.id_token or not tokens.refresh_token:
-        raise _fail("the auth server returned no id token or refresh token; try again")
+        raise fail("the auth server returned no id token or refresh token; try again")
     try:
         who = identity(tokens.id_token, tokens.access_token)
     except TokenError as exc:
-        raise _fail(f"unreadable id token: {exc}") from None
+        raise fail(f"unreadable id token: {exc}") from None
     return CodexLogin(
         who.key,
         who.account_id,
@@ -152,7 +146,7 @@ def login(
             )
         )
     except oauth.OAuthError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     login = _login_from(tokens)
     _saved(store.save_logins([login], time.time()), [login])
 
@@ -175,12 +169,12 @@ def add_key(
 ) -> None:
     """Add an API key (stored encrypted; never passed on the command line)."""
     if kind is Kind.CODEX:
-        raise _fail("Codex accounts come from `accounts import` or `accounts login`")
+        raise fail("Codex accounts come from `accounts import` or `accounts login`")
     if api_key_stdin == (api_key_env is not None):
-        raise _fail("give exactly one of --api-key-env VAR or --api-key-stdin")
+        raise fail("give exactly one of --api-key-env VAR or --api-key-stdin")
     key = sys.stdin.readline().strip() if api_key_stdin else os.environ.get(api_key_env or "", "")
     if not key:
-        raise _fail("the key is empty" + (f" (is {api_key_env} set?)" if api_key_env else ""))
+        raise fail("the key is empty" + (f" (is {api_key_env} set?)" if api_key_env else ""))
     _, store = _open(config)
     try:
         store.add_key(
@@ -194,7 +188,7 @@ def add_key(
             now=time.time(),
         )
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"added {kind.value} key [bold]{name}[/bold]")
 
 
@@ -313,7 +307,7 @@ def _set_status(name: str, status: Status, config: Path | None, reason: str | No
     try:
         store.set_status(name, status.value, reason, time.time())
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"{name}: {status.value} (a running server picks this up within seconds)")
 
 
@@ -336,7 +330,7 @@ def remove(name: str, config: ConfigOption = None) -> None:
     try:
         store.remove(name)
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"removed {name}")
 
 
@@ -353,9 +347,9 @@ def export(
     try:
         row = store.get(name)
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if row.kind is not Kind.CODEX:
-        raise _fail(f"{name} is an API key, not a ChatGPT login")
+        raise fail(f"{name} is an API key, not a ChatGPT login")
     stamp = (
         datetime.fromtimestamp(row.last_refresh or row.updated_at, UTC)
         .isoformat()

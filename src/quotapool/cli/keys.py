@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from quotapool.cli.common import ConfigOption, err, fail
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.client import ClientKey, Measure, parse_duration, parse_limit
 from quotapool.routing.pricing import DEFAULT_PRICES
@@ -23,21 +24,14 @@ app = typer.Typer(
     help="Client API keys: once one exists, every client must send one.",
 )
 console = Console()
-err = Console(stderr=True)
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML file")]
 JsonOption = Annotated[bool, typer.Option("--json", help="The whole record as JSON")]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
-    return typer.Exit(1)
 
 
 def _open(config: Path | None) -> tuple[Settings, ClientKeyStore]:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     return settings, ClientKeyStore(engine)
@@ -81,7 +75,7 @@ def create(
         limits = [str(parse_limit(text)) for text in limit or ()]
         expires_at = now + parse_duration(expires) if expires else None
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if profile is not None and profile not in settings.routing_profiles():
         known = ", ".join(sorted(settings.routing_profiles()))
         err.print(
@@ -94,7 +88,7 @@ def create(
             name, now, models=models or (), profile=profile, limits=limits, expires_at=expires_at
         )
     except ClientKeyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _issued(key, secret, as_json, "created")
 
 
@@ -105,7 +99,7 @@ def rotate(name: str, as_json: JsonOption = False, config: ConfigOption = None) 
     try:
         key, secret = store.rotate(name, time.time())
     except ClientKeyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _issued(key, secret, as_json, "rotated")
 
 
@@ -116,7 +110,7 @@ def revoke(name: str, config: ConfigOption = None) -> None:
     try:
         store.revoke(name, time.time())
     except ClientKeyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"revoked {name!r}", markup=False)
 
 
