@@ -15,9 +15,12 @@ from quotapool import __version__
 from quotapool.accounts.live import LiveAccounts
 from quotapool.accounts.refresh import TokenRefresher
 from quotapool.accounts.usage_poller import UsagePoller
-from quotapool.admin.app import Control, build_admin
+from quotapool.admin.app import build_admin
+from quotapool.admin.control import Control
+from quotapool.admin.session import Sessions
 from quotapool.clock import Clock, SystemClock
 from quotapool.config import ConfigError, RoutingConfig, Settings
+from quotapool.control.routing import LiveRouting
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
@@ -43,6 +46,7 @@ from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.batch import BatchWriter
 from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.memory import MemoryPoolStore
+from quotapool.store.routing_overrides import RoutingOverrides
 from quotapool.store.sql.db import make_engine, migrate
 from quotapool.store.sql.schema import usage_history
 from quotapool.store.usage_history import UsageHistory
@@ -191,6 +195,7 @@ class Quotapool:
     pool: MemoryPoolStore
     request_log: BatchWriter | None
     accounts: LiveAccounts
+    routing: LiveRouting
     tasks: TaskSet = field(default_factory=TaskSet)
 
 
@@ -247,20 +252,28 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         if status is not Status.ACTIVE:
             pool.apply(StatusSet(credential_id, clock.now(), status, reason))
     refresher = accounts.attach(pool)
-    routing = settings.routing
-    conversations = open_conversations(engine, routing, clock.now())
+    conversations = open_conversations(engine, settings.routing, clock.now())
+    live_routing = LiveRouting(
+        settings,
+        RoutingOverrides(engine),
+        routing_from,
+        lambda chosen: dispatcher.use_routing(chosen),
+        clock.now,
+    )
     dispatcher = Dispatcher(
         pool=pool,
         transports=transports_for(settings),
         secrets=secrets,
-        routing=warn_unknown_names(routing_from(settings), {c.name for c in credentials}),
+        routing=warn_unknown_names(live_routing.current(), {c.name for c in credentials}),
         clock=clock,
-        rng=random.Random(routing.seed),
+        rng=random.Random(settings.routing.seed),
         settings=DispatchSettings(
-            routing.max_attempts, settings.sse_keepalive_seconds, routing.route_header
+            settings.routing.max_attempts,
+            settings.sse_keepalive_seconds,
+            settings.routing.route_header,
         ),
         affinity=conversations,
-        sticky=routing.session_affinity,
+        sticky=settings.routing.session_affinity,
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
         redact=Redactor(lambda: pool_secrets(secrets, refresher)),
@@ -315,7 +328,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             "quotapool %s: %d credential(s), strategy %s",
             __version__,
             len(pool.snapshot().credentials),
-            routing.strategy,
+            dispatcher.routing.default.strategy.name,
         )
 
     async def shutdown() -> None:
@@ -343,15 +356,22 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         metrics_public=settings.metrics_public,
         admin=build_admin(
             Control(
-                pool,
-                store,
-                keys,
-                keys.store,
-                engine,
-                lambda: dispatcher.routing,
-                clock.now,
-                dispatcher.warmups.probe,
+                pool=pool,
+                accounts=store,
+                keys=keys,
+                key_store=keys.store,
+                engine=engine,
+                routing=lambda: dispatcher.routing,
+                live_routing=live_routing,
+                sessions=Sessions(
+                    store.box.derived_key("quotapool dashboard sessions"),
+                    lambda: keys.admin_hash,
+                    clock.now,
+                ),
+                now=clock.now,
+                reload_accounts=accounts.reload,
+                probe=dispatcher.warmups.probe,
             )
         ),
     )
-    return Quotapool(settings, app, dispatcher, pool, request_log, accounts, tasks)
+    return Quotapool(settings, app, dispatcher, pool, request_log, accounts, live_routing, tasks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -281,6 +282,19 @@ class Settings(BaseSettings):
             default = over.over(default, everything=True)
         merged = {name: p.over(self.routing) for name, p in self.profiles.items()}
         return {**merged, DEFAULT_PROFILE: default}
+
+    def with_strategies(self, chosen: Mapping[str, str]) -> Settings:
+        """These settings with the strategy of each profile in `chosen` replaced, as if
+        quotapool.toml said so: the default's is `[routing]`'s (followed by the profiles that
+        inherit it). Unknown profiles are ignored."""
+        routing = self.routing
+        profiles = dict(self.profiles)
+        for name, strategy in chosen.items():
+            if name == DEFAULT_PROFILE:
+                routing = routing.model_copy(update={"strategy": strategy})
+            if name in profiles:
+                profiles[name] = profiles[name].model_copy(update={"strategy": strategy})
+        return self.model_copy(update={"routing": routing, "profiles": profiles})
 
     @classmethod
     def settings_customise_sources(

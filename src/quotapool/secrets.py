@@ -4,6 +4,7 @@ everything that leaves the process (`Redactor`)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import stat
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_FILE_NAME = "secret.key"
 REDACTED = "[redacted]"
@@ -94,7 +97,14 @@ class SecretBox:
 
     def __init__(self, key: bytes, key_path: Path | None = None) -> None:
         self._fernet = Fernet(key)
+        self._key = key
         self._path = key_path
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A Fernet key for `purpose` (e.g. dashboard sessions), derived from this one with
+        HKDF: nothing sealed for one purpose opens under another."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        return base64.urlsafe_b64encode(hkdf.derive(base64.urlsafe_b64decode(self._key)))
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
-from quotapool.compose import Quotapool, build, routing_from
+from quotapool.compose import Quotapool, build
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.proxy.edge import EdgeLimits, with_limits
@@ -89,8 +89,7 @@ def serve(
         except ConfigError as exc:
             log.error("routing not reloaded, the configuration is invalid: %s", exc)
             return
-        routing = routing_from(settings)
-        pool.dispatcher.use_routing(routing)
+        routing = pool.routing.reload(settings)
         others = sorted(set(routing.profiles) - {DEFAULT_PROFILE})
         log.info(
             "routing reloaded: strategy %s%s",

@@ -51,7 +51,7 @@ def test_the_api_needs_the_admin_token_and_documents_itself(h: Harness) -> None:
 def test_credentials_pause_and_resume_move_traffic(h: Harness) -> None:
     assert routed(h) == "alpha"
     with admin(h) as api:
-        rows = {row["name"]: row for row in api.get("/credentials").json()}
+        rows = {row["name"]: row for row in api.get("/credentials").json()["credentials"]}
         assert (
             rows["alpha"]["status"] == "active" and rows["alpha"]["primary"]["used_percent"] == 12
         )
@@ -84,14 +84,14 @@ def test_keys_created_by_the_api_work_and_requests_are_listed(h: Harness) -> Non
         invalid = api.get("/requests", params={"limit": 0})
         assert invalid.status_code == 422 and "limit" in invalid.json()["error"]["message"]
         assert api.post("/keys/web/revoke").json()["revoked_at"]
-        assert api.get("/routing").json()["default"]["strategy"] == "sequential"
+        assert api.get("/routing").json()["profiles"]["default"]["strategy"] == "sequential"
 
 
 def test_force_probe_refreshes_a_limit_the_upstream_already_reset(h: Harness) -> None:
     h.fake.account("tok-a").fail_next(usage_limit(time.time() + 3600))
     assert routed(h) == "bravo"  # alpha is out for an hour, as its 429 said
     with admin(h) as api:
-        assert api.get("/credentials").json()[0]["status"] == "quota_exceeded"
+        assert api.get("/credentials").json()["credentials"][0]["status"] == "quota_exceeded"
         # The upstream reset it early (e.g. a reset event): one minimal request pinned to it.
         probed = api.post("/credentials/alpha/probe").json()
     assert probed["probe"] == {"model": "gpt-5.4-mini", "status": 200, "error": None}

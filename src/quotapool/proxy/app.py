@@ -54,8 +54,9 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
-ADMIN_PREFIX = "/quotapool/api"
-"""Where the admin API (`quotapool.admin`) is mounted."""
+ADMIN_PREFIX = "/quotapool"
+"""Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
+that is not the data plane's own (`/quotapool/pool`)."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """Served without a client key (probes of load balancers and orchestrators)."""
 _REMOTE_REFUSED = (

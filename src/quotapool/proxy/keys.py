@@ -105,6 +105,11 @@ class KeyRing:
             return error(dialect, 401, message, code="invalid_api_key")
         return key
 
+    @property
+    def admin_hash(self) -> str | None:
+        """The hash of the admin token as last read (None until one is made)."""
+        return self._admin
+
     def is_admin(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """The request carries the admin token (`quotapool admin token`)."""
         token = presented(headers)
@@ -146,6 +151,19 @@ class KeyRing:
         for period in {limit.period for limit in key.limits}:
             used = self._current(key.name, period, now)
             self._spent[(key.name, period)] = (period.window(now)[0], used.plus(1, tokens, cost))
+
+    def usage(self, key: ClientKey) -> list[dict[str, Any]]:
+        """What the key used against each of its limits, and when each window resets."""
+        now = self.clock.now()
+        return [
+            {
+                "limit": str(limit),
+                "used": self._current(key.name, limit.period, now).of(limit.measure),
+                "amount": limit.amount,
+                "resets_at": limit.window(now)[1],
+            }
+            for limit in key.limits
+        ]
 
     def _current(self, name: str, period: Period, now: float) -> Spent:
         """What the key spent in the window of `period` that holds `now`."""

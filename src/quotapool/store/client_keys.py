@@ -19,6 +19,10 @@ class ClientKeyError(Exception):
     """A key operation that cannot be done; the message says why."""
 
 
+class UnknownClientKey(ClientKeyError):
+    """No key has that name."""
+
+
 def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
@@ -130,5 +134,5 @@ class ClientKeyStore:
         found = self._named(name)
         if found is None:
             known = ", ".join(k.name for k in self.all()) or "none yet"
-            raise ClientKeyError(f"no key named {name!r} (keys: {known})")
+            raise UnknownClientKey(f"no key named {name!r} (keys: {known})")
         return found

@@ -1,5 +1,6 @@
-"""What was used, read from the request log: requests that reached an upstream, their tokens and
-cost, for a client key's limits and for the usage aggregates of the admin API."""
+"""What was used: from the request log, requests that reached an upstream, their tokens and
+cost (a client key's limits, the usage aggregates of the admin API), failures and failovers;
+from the usage history, each account's quota over time."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, func, select
+from sqlalchemy import ColumnElement, Engine, Select, case, func, select
 
 from quotapool.domain.client import Measure
-from quotapool.store.sql.schema import requests
+from quotapool.store.sql.schema import requests, usage_history
 
 USAGE_BY = {
     "credential": requests.c.credential,
@@ -106,3 +107,48 @@ def usage(
             row["cached_tokens"] += int(cached)
             row["cost"] += cost_of(model, int(tokens_in) + int(tokens_out), prices)
     return [totals[k] for k in sorted(totals)]
+
+
+def activity(engine: Engine, period_seconds: float, since: float) -> list[dict[str, Any]]:
+    """Per period since `since`: every request, those that failed (status ≥ 400), and the
+    failovers (attempts after the first); oldest period first."""
+    bucket = func.floor(requests.c.at / period_seconds)
+    failed = func.sum(case((requests.c.status >= 400, 1), else_=0))
+    moved = func.sum(case((requests.c.attempts > 1, requests.c.attempts - 1), else_=0))
+    query = (
+        select(bucket, func.count(), failed, moved)
+        .where(requests.c.at >= since)
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+    with engine.connect() as connection:
+        return [
+            {
+                "at": float(start) * period_seconds,
+                "requests": int(count),
+                "errors": int(errors or 0),
+                "failovers": int(failovers or 0),
+            }
+            for start, count, errors, failovers in connection.execute(query)
+        ]
+
+
+def quota_history(
+    engine: Engine, since: float, credential: str | None = None, limit: int = 5000
+) -> list[dict[str, Any]]:
+    """Quota readings (window used %, its reset, where it was learned) since `since`, oldest
+    first: each account's quota over time."""
+    query = select(
+        usage_history.c.credential,
+        usage_history.c.at,
+        usage_history.c.window,
+        usage_history.c.used_percent,
+        usage_history.c.resets_at,
+        usage_history.c.source,
+    ).where(usage_history.c.at >= since)
+    if credential is not None:
+        query = query.where(usage_history.c.credential == credential)
+    query = query.order_by(usage_history.c.at.desc()).limit(limit)
+    with engine.connect() as connection:
+        rows = [{str(k): v for k, v in row._mapping.items()} for row in connection.execute(query)]
+    return rows[::-1]

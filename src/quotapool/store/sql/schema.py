@@ -93,6 +93,14 @@ admin_token = Table(
     Column("created_at", Float, nullable=False),
 )
 
+routing_overrides = Table(
+    "routing_overrides",
+    metadata,
+    Column("profile", String(64), primary_key=True),
+    Column("strategy", String(64), nullable=False, doc="over the configuration's, until cleared"),
+    Column("updated_at", Float, nullable=False),
+)
+
 conversations = Table(
     "conversations",
     metadata,

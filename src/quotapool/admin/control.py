@@ -1,0 +1,36 @@
+"""What the admin API and the dashboard read and change."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from quotapool.admin.session import Sessions
+from quotapool.control.routing import LiveRouting
+from quotapool.domain.credential import Credential
+from quotapool.proxy.keys import KeyRing
+from quotapool.proxy.record import Record
+from quotapool.routing.profiles import Routing
+from quotapool.store.accounts import AccountStore
+from quotapool.store.base import PoolStore
+from quotapool.store.client_keys import ClientKeyStore
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    pool: PoolStore
+    accounts: AccountStore
+    keys: KeyRing
+    key_store: ClientKeyStore
+    engine: Engine
+    routing: Callable[[], Routing]
+    """The routing in use."""
+    live_routing: LiveRouting
+    sessions: Sessions
+    now: Callable[[], float]
+    reload_accounts: Callable[[], Awaitable[None]]
+    """Read the accounts from the database into the pool now."""
+    probe: Callable[[Credential, str, float], Awaitable[Record]]
+    """Send one minimal request pinned to a credential (model, timeout) and learn from it."""

@@ -1,0 +1,81 @@
+"""`/credentials`: every credential (accounts and quotapool.toml's) with its state; pause,
+resume, remove, force-probe."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from quotapool.admin.control import Control
+from quotapool.domain.credential import Credential
+from quotapool.domain.outcome import StatusSet
+from quotapool.domain.state import Status
+from quotapool.proxy.models import credential_rows
+from quotapool.proxy.warmup import CHEAP_MODELS
+from quotapool.store.accounts import AccountError
+
+PROBE_TIMEOUT_SECONDS = 30.0
+
+
+def add(api: APIRouter, control: Control) -> None:
+    @api.get("/credentials", summary="Every credential with its status, quota and resets")
+    def credentials() -> dict[str, Any]:
+        now = control.now()
+        return {"now": now, "credentials": credential_rows(control.pool.snapshot(), now)}
+
+    @api.post("/credentials/{name}/pause", summary="Take a credential out until resumed")
+    def pause(name: str) -> dict[str, Any]:
+        return _set(control, name, Status.PAUSED, "paused by operator")
+
+    @api.post("/credentials/{name}/resume", summary="Put a paused credential back")
+    def resume(name: str) -> dict[str, Any]:
+        return _set(control, name, Status.ACTIVE, "")
+
+    @api.delete("/credentials/{name}", summary="Remove an account and its secrets")
+    async def remove(name: str) -> dict[str, Any]:
+        _credential(control, name)
+        try:
+            control.accounts.remove(name)
+        except AccountError:
+            message = f"{name!r} comes from quotapool.toml: remove it there and reload (SIGHUP)."
+            raise HTTPException(400, message) from None
+        await control.reload_accounts()
+        return {"removed": name}
+
+    @api.post(
+        "/credentials/{name}/probe",
+        summary="Send one minimal request to it now, to refresh a stale limit or status",
+    )
+    async def probe(name: str, model: str | None = None) -> dict[str, Any]:
+        credential = _credential(control, name)
+        sent = model or min(credential.models, default=CHEAP_MODELS[credential.kind])
+        record = await control.probe(credential, sent, PROBE_TIMEOUT_SECONDS)
+        probed = {"model": sent, "status": record.status, "error": record.error}
+        return {"probe": probed, **_row(control, name)}
+
+
+def _set(control: Control, name: str, status: Status, reason: str) -> dict[str, Any]:
+    """Pause or resume: accounts in the database (kept over restarts) and credentials from
+    quotapool.toml (until the next start) alike."""
+    credential = _credential(control, name)
+    now = control.now()
+    with contextlib.suppress(AccountError):  # from quotapool.toml: it lives in the pool only
+        control.accounts.set_status(name, status.value, reason or None, now)
+    control.pool.apply(StatusSet(credential.id, now, status, reason))
+    return _row(control, name)
+
+
+def _row(control: Control, name: str) -> dict[str, Any]:
+    rows = credential_rows(control.pool.snapshot(), control.now())
+    return next(row for row in rows if row["name"] == name)
+
+
+def _credential(control: Control, name: str) -> Credential:
+    snapshot = control.pool.snapshot()
+    credential = next((c for c in snapshot.credentials if c.name == name), None)
+    if credential is None:
+        known = ", ".join(c.name for c in snapshot.credentials)
+        raise HTTPException(404, f"no credential named {name!r} (credentials: {known})")
+    return credential

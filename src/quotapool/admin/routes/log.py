@@ -1,0 +1,75 @@
+"""`/requests`, `/usage`, `/activity`, `/quota-history`: what the request log and the usage
+history say, filtered, paginated and aggregated."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+
+from quotapool.admin.control import Control
+from quotapool.store.batch import recent
+from quotapool.store.usage import activity, quota_history, usage
+
+WEEK_SECONDS = 7 * 86400.0
+Period = Literal["minute", "hour", "day"]
+PERIOD_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def add(api: APIRouter, control: Control) -> None:
+    @api.get(
+        "/requests",
+        summary="Requests with their decisions, newest last",
+        description="Pages: pass the first `id` as `before_id` for older rows, the last as "
+        "`after_id` for newer ones.",
+    )
+    def requests(
+        credential: str | None = None,
+        key: str | None = None,
+        model: str | None = None,
+        profile: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after_id: int = 0,
+        before_id: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        rows = recent(
+            control.engine,
+            limit,
+            after_id=after_id,
+            before_id=before_id,
+            since=since,
+            until=until,
+            credential=credential,
+            client_key=key,
+            status=status,
+            model=model,
+            profile=profile,
+        )
+        for row in rows:
+            row["decision"] = orjson.loads(row["decision"]) if row["decision"] else None
+        return rows
+
+    @api.get("/usage", summary="Requests, tokens and cost per credential, key or model")
+    def usage_view(
+        by: Literal["credential", "key", "model"] = "credential",
+        period: Period = "hour",
+        since: float | None = None,
+    ) -> list[dict[str, Any]]:
+        start = since if since is not None else control.now() - WEEK_SECONDS
+        return usage(control.engine, by, PERIOD_SECONDS[period], start, control.keys.prices)
+
+    @api.get("/activity", summary="Requests, errors and failovers per hour or day")
+    def activity_view(period: Period = "hour", since: float | None = None) -> list[dict[str, Any]]:
+        start = since if since is not None else control.now() - WEEK_SECONDS
+        return activity(control.engine, PERIOD_SECONDS[period], start)
+
+    @api.get("/quota-history", summary="Each account's quota readings over time")
+    def quota_view(
+        credential: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        start = since if since is not None else control.now() - WEEK_SECONDS
+        return quota_history(control.engine, start, credential)

@@ -1,0 +1,62 @@
+"""Dashboard sessions: after the admin token is typed once, an encrypted cookie (Fernet, with a
+key derived from the secret key file) stands for it.
+
+The cookie is HttpOnly and SameSite=Strict, names the admin token it was opened with (rotating
+the token ends every session) and carries the session's CSRF token, which the page sends back in
+`x-csrf-token` on every change: another site can neither read it nor make a browser send it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
+COOKIE = "quotapool_session"
+CSRF_HEADER = "x-csrf-token"
+SESSION_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    csrf: str
+
+    def allows(self, sent: str | None) -> bool:
+        """A change the page itself asked for (it sent the session's CSRF token)."""
+        return sent is not None and hmac.compare_digest(sent, self.csrf)
+
+
+class Sessions:
+    def __init__(
+        self, key: bytes, admin_hash: Callable[[], str | None], now: Callable[[], float]
+    ) -> None:
+        self._fernet = Fernet(key)
+        self._admin_hash = admin_hash
+        self._now = now
+
+    def open(self) -> tuple[str, Session]:
+        """A new session for whoever just gave the admin token: the cookie value and it."""
+        session = Session(secrets.token_urlsafe(24))
+        payload = orjson.dumps({"admin": self._admin_hash(), "csrf": session.csrf})
+        cookie = self._fernet.encrypt_at_time(payload, int(self._now())).decode()
+        return cookie, session
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session the cookie stands for, if it is ours, recent and of the current token."""
+        if not cookie:
+            return None
+        try:
+            payload = self._fernet.decrypt_at_time(
+                cookie.encode(), SESSION_SECONDS, int(self._now())
+            )
+            data = orjson.loads(payload)
+        except (InvalidToken, orjson.JSONDecodeError):
+            return None
+        admin = self._admin_hash()
+        if admin is None or not isinstance(data, dict) or data.get("admin") != admin:
+            return None
+        return Session(str(data.get("csrf", "")))

@@ -1,0 +1,260 @@
+// The dashboard: one Alpine.js component over the admin API (same origin, session cookie,
+// CSRF token in a header on every change).
+"use strict";
+
+const API = "/quotapool/api";
+const RANGES = {
+  minute: { seconds: 60, span: 2 * 3600 },
+  hour: { seconds: 3600, span: 2 * 86400 },
+  day: { seconds: 86400, span: 30 * 86400 },
+};
+const PALETTE = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
+
+document.addEventListener("alpine:init", () => {
+  window.Alpine.data("dashboard", () => ({
+    tabs: ["Accounts", "Routing", "Requests", "Charts", "Keys"],
+    tab: "Accounts",
+    problem: "",
+    notice: "",
+    credentials: [],
+    serverOffset: 0, // server clock minus this browser's, in seconds
+    clock: Date.now() / 1000,
+    routing: {},
+    requests: [],
+    selected: null,
+    filters: { credential: "", model: "", key: "", profile: "", status: "" },
+    live: true,
+    keys: [],
+    newKey: { name: "", models: "", profile: "", limits: "", expires: "" },
+    issued: null,
+    confirming: "",
+    probing: "",
+    range: "hour",
+    charts: [],
+
+    init() {
+      const wanted = location.hash.slice(1);
+      if (this.tabs.includes(wanted)) this.tab = wanted;
+      this.refresh();
+      setInterval(() => { this.clock = Date.now() / 1000 + this.serverOffset; }, 1000);
+      setInterval(() => this.refresh(), 3000);
+    },
+
+    async call(method, path, body) {
+      const headers = { "x-csrf-token": document.querySelector('meta[name="csrf-token"]').content };
+      if (body !== undefined) headers["content-type"] = "application/json";
+      const response = await fetch(API + path, {
+        method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (response.status === 401) { location.reload(); throw new Error("signed out"); }
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const message = (data.error && data.error.message) || `${method} ${path}: ${response.status}`;
+        this.problem = message;
+        throw new Error(message);
+      }
+      return data;
+    },
+
+    show(name) {
+      this.tab = name;
+      history.replaceState(null, "", "#" + name);
+      this.refresh();
+    },
+
+    async refresh() {
+      try {
+        const pool = await this.call("GET", "/credentials");
+        this.serverOffset = pool.now - Date.now() / 1000;
+        this.clock = pool.now;
+        this.credentials = pool.credentials;
+        this.routing = await this.call("GET", "/routing");
+        if (this.tab === "Requests" && this.live) await this.newerRequests();
+        if (this.tab === "Keys") this.keys = await this.call("GET", "/keys");
+        if (this.tab === "Charts" && this.charts.length === 0) await this.drawCharts();
+      } catch (error) { /* shown in this.problem */ }
+    },
+
+    // Accounts
+    activeStrategy() {
+      const d = this.routing.profiles && this.routing.profiles.default;
+      return d ? d.strategy : "…";
+    },
+    poolSummary() {
+      const active = this.credentials.filter((c) => c.status === "active").length;
+      return `${this.credentials.length} credential(s), ${active} active`;
+    },
+    until(at) {
+      let left = Math.max(0, Math.round(at - this.clock));
+      const d = Math.floor(left / 86400); left -= d * 86400;
+      const h = Math.floor(left / 3600); left -= h * 3600;
+      const m = Math.floor(left / 60); const s = left - m * 60;
+      if (d) return `${d}d ${h}h`;
+      if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+      return `${m}m ${String(s).padStart(2, "0")}s`;
+    },
+    bar(percent) {
+      const p = Math.max(0, Math.min(100, percent || 0));
+      const level = p >= 95 ? "full" : p >= 75 ? "high" : "ok";
+      return `<div class="bar ${level}" role="meter" aria-valuenow="${Math.round(p)}" aria-valuemin="0" aria-valuemax="100"><span style="width:${p}%"></span></div>`;
+    },
+    quota(window) {
+      if (!window) return '<span class="muted">not known yet</span>';
+      const resets = window.resets_at ? ` · resets in <span class="countdown">${this.until(window.resets_at)}</span>` : "";
+      return `${this.bar(window.used_percent)}<small>${Math.round(window.used_percent)}%${resets}</small>`;
+    },
+    latency(c) {
+      const values = Object.values(c.latency_ms || {});
+      return values.length ? `${Math.round(Math.min(...values))} ms` : "—";
+    },
+    async act(name, action) {
+      await this.call("POST", `/credentials/${encodeURIComponent(name)}/${action}`);
+      this.notice = `${name}: ${action === "pause" ? "paused" : "back in rotation"}`;
+      await this.refresh();
+    },
+    async probe(name) {
+      this.probing = name;
+      try {
+        const row = await this.call("POST", `/credentials/${encodeURIComponent(name)}/probe`);
+        const p = row.probe;
+        this.notice = `${name}: probe with ${p.model} answered ${p.status}${p.error ? " (" + p.error + ")" : ""}`;
+        await this.refresh();
+      } finally { this.probing = ""; }
+    },
+
+    // Routing
+    async choose(profile, strategy) {
+      this.routing = await this.call("PUT", `/routing/${encodeURIComponent(profile)}`, { strategy });
+      const now = this.routing.profiles[profile].strategy;
+      this.notice = `${profile} now routes with ${now}`;
+    },
+    pairs(map) {
+      const entries = Object.entries(map || {});
+      return entries.length ? entries.map(([k, v]) => `${k}: ${v}`).join(", ") : "—";
+    },
+
+    // Requests
+    query(extra) {
+      const params = new URLSearchParams();
+      for (const [name, value] of Object.entries({ ...this.filters, ...extra })) {
+        if (value !== "" && value !== null && value !== undefined) params.set(name, value);
+      }
+      return "/requests?" + params.toString();
+    },
+    async reloadRequests() {
+      const rows = await this.call("GET", this.query({ limit: 100 }));
+      this.requests = rows.reverse();
+      this.selected = null;
+    },
+    async newerRequests() {
+      if (this.requests.length === 0) return this.reloadRequests();
+      const rows = await this.call("GET", this.query({ after_id: this.requests[0].id, limit: 200 }));
+      this.requests = rows.reverse().concat(this.requests).slice(0, 500);
+    },
+    async older() {
+      const oldest = this.requests[this.requests.length - 1];
+      const rows = await this.call("GET", this.query({ before_id: oldest.id, limit: 100 }));
+      this.requests = this.requests.concat(rows.reverse());
+    },
+    time(at) { return new Date(at * 1000).toLocaleTimeString(); },
+    num(value) { return typeof value === "number" ? (Math.round(value * 1000) / 1000).toString() : String(value); },
+
+    // Charts
+    async drawCharts() {
+      const range = RANGES[this.range];
+      const since = this.clock - range.span;
+      const [usage, activity, history] = await Promise.all([
+        this.call("GET", `/usage?by=credential&period=${this.range}&since=${since}`),
+        this.call("GET", `/activity?period=${this.range}&since=${since}`),
+        this.call("GET", `/quota-history?since=${since}`),
+      ]);
+      for (const chart of this.charts) chart.destroy();
+      this.charts = [
+        this.plot("chart-requests", series(usage, "credential", "requests")),
+        this.plot("chart-tokens", series(usage, "credential", (r) => r.input_tokens + r.output_tokens)),
+        this.plot("chart-primary", steps(history, "primary"), { max: 100 }),
+        this.plot("chart-secondary", steps(history, "secondary"), { max: 100 }),
+        this.plot("chart-activity", {
+          xs: activity.map((r) => r.at),
+          lines: { errors: activity.map((r) => r.errors), failovers: activity.map((r) => r.failovers) },
+        }),
+      ];
+    },
+    plot(id, data, options = {}) {
+      const element = document.getElementById(id);
+      element.replaceChildren();
+      const names = Object.keys(data.lines);
+      const width = Math.max(320, element.clientWidth || 560);
+      return new window.uPlot({
+        width, height: 220,
+        scales: { x: { time: true }, y: options.max ? { range: [0, options.max] } : {} },
+        series: [{}, ...names.map((name, i) => ({
+          label: name, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: true, size: 5 },
+        }))],
+        axes: [{}, { size: 60 }],
+      }, [data.xs, ...names.map((name) => data.lines[name])], element);
+    },
+
+    // Keys
+    async createKey() {
+      const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
+      const body = {
+        name: this.newKey.name.trim(), models: list(this.newKey.models),
+        profile: this.newKey.profile || null, limits: list(this.newKey.limits),
+        expires: this.newKey.expires.trim() || null,
+      };
+      this.issued = await this.call("POST", "/keys", body);
+      this.newKey = { name: "", models: "", profile: "", limits: "", expires: "" };
+      this.keys = await this.call("GET", "/keys");
+    },
+    async keyAction(name, action) {
+      if (this.confirming !== `${name}:${action}`) { this.confirming = `${name}:${action}`; return; }
+      this.confirming = "";
+      const answer = await this.call("POST", `/keys/${encodeURIComponent(name)}/${action}`);
+      this.issued = action === "rotate" ? answer : null;
+      this.notice = `${name}: ${action === "rotate" ? "rotated; the old secret no longer works" : "revoked"}`;
+      this.keys = await this.call("GET", "/keys");
+    },
+    usageText(u) {
+      const used = u.limit.startsWith("cost") ? `$${u.used.toFixed(2)}` : Math.round(u.used);
+      return `${used} of ${u.limit} · resets in ${this.until(u.resets_at)}`;
+    },
+
+    async logout() {
+      const token = document.querySelector('meta[name="csrf-token"]').content;
+      await fetch("/quotapool/logout", { method: "POST", headers: { "x-csrf-token": token } });
+      location.reload();
+    },
+  }));
+});
+
+// Rows per (period, name) → aligned uPlot columns, one line per name.
+function series(rows, by, value) {
+  const pick = typeof value === "function" ? value : (r) => r[value];
+  const xs = [...new Set(rows.map((r) => r.at))].sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const lines = {};
+  for (const row of rows) {
+    const name = row[by] || "(none)";
+    lines[name] = lines[name] || xs.map(() => 0);
+    lines[name][index.get(row.at)] += pick(row);
+  }
+  return { xs, lines };
+}
+
+// Quota readings of one window kind → a line per credential, carried forward between readings.
+function steps(history, window) {
+  const rows = history.filter((r) => r.window === window);
+  const xs = [...new Set(rows.map((r) => Math.round(r.at)))].sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const lines = {};
+  for (const row of rows) {
+    lines[row.credential] = lines[row.credential] || xs.map(() => null);
+    lines[row.credential][index.get(Math.round(row.at))] = row.used_percent;
+  }
+  for (const values of Object.values(lines)) {
+    for (let i = 1; i < values.length; i++) if (values[i] === null) values[i] = values[i - 1];
+  }
+  return { xs, lines };
+}
