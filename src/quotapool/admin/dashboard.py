@@ -26,7 +26,7 @@ PAGE_HEADERS = {
         "form-action 'self'; base-uri 'none'"
     ),
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # "no-referrer" would make form posts send Origin: null
     "x-content-type-options": "nosniff",
 }
 NO_TOKEN = "No admin token exists yet: run <code>quotapool admin token</code> on the server."

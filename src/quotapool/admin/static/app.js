@@ -163,34 +163,45 @@ document.addEventListener("alpine:init", () => {
     // Charts
     async drawCharts() {
       const range = RANGES[this.range];
-      const since = this.clock - range.span;
+      const until = this.clock;
+      const since = until - range.span;
       const [usage, activity, history] = await Promise.all([
         this.call("GET", `/usage?by=credential&period=${this.range}&since=${since}`),
         this.call("GET", `/activity?period=${this.range}&since=${since}`),
         this.call("GET", `/quota-history?since=${since}`),
       ]);
+      const grid = [];
+      for (let at = Math.floor(since / range.seconds) * range.seconds; at <= until; at += range.seconds) grid.push(at);
+      const span = { min: since, max: until };
       for (const chart of this.charts) chart.destroy();
       this.charts = [
-        this.plot("chart-requests", series(usage, "credential", "requests")),
-        this.plot("chart-tokens", series(usage, "credential", (r) => r.input_tokens + r.output_tokens)),
-        this.plot("chart-primary", steps(history, "primary"), { max: 100 }),
-        this.plot("chart-secondary", steps(history, "secondary"), { max: 100 }),
+        this.plot("chart-requests", series(usage, grid, "credential", (r) => r.requests), span),
+        this.plot("chart-tokens", series(usage, grid, "credential", (r) => r.input_tokens + r.output_tokens), span),
+        this.plot("chart-primary", steps(history, "primary", until), span, 100),
+        this.plot("chart-secondary", steps(history, "secondary", until), span, 100),
         this.plot("chart-activity", {
-          xs: activity.map((r) => r.at),
-          lines: { errors: activity.map((r) => r.errors), failovers: activity.map((r) => r.failovers) },
-        }),
+          xs: grid,
+          lines: {
+            errors: series(activity, grid, null, (r) => r.errors).lines["(all)"] || grid.map(() => 0),
+            failovers: series(activity, grid, null, (r) => r.failovers).lines["(all)"] || grid.map(() => 0),
+          },
+        }, span),
       ];
     },
-    plot(id, data, options = {}) {
+    plot(id, data, span, max) {
       const element = document.getElementById(id);
       element.replaceChildren();
       const names = Object.keys(data.lines);
       const width = Math.max(320, element.clientWidth || 560);
       return new window.uPlot({
         width, height: 220,
-        scales: { x: { time: true }, y: options.max ? { range: [0, options.max] } : {} },
+        scales: {
+          x: { time: true, range: () => [span.min, span.max] },
+          y: max ? { range: [0, max] } : { range: (u, lo, hi) => [0, Math.max(1, hi)] },
+        },
         series: [{}, ...names.map((name, i) => ({
-          label: name, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: true, size: 5 },
+          label: name, stroke: PALETTE[i % PALETTE.length], width: 2,
+          points: { show: Boolean(max), size: 6 }, // quota: a point at each reading
         }))],
         axes: [{}, { size: 60 }],
       }, [data.xs, ...names.map((name) => data.lines[name])], element);
@@ -229,24 +240,26 @@ document.addEventListener("alpine:init", () => {
   }));
 });
 
-// Rows per (period, name) → aligned uPlot columns, one line per name.
-function series(rows, by, value) {
-  const pick = typeof value === "function" ? value : (r) => r[value];
-  const xs = [...new Set(rows.map((r) => r.at))].sort((a, b) => a - b);
-  const index = new Map(xs.map((x, i) => [x, i]));
+// Rows per (period start, name) → a line per name over every period of the grid (0 where none).
+function series(rows, grid, by, value) {
+  const index = new Map(grid.map((x, i) => [x, i]));
   const lines = {};
   for (const row of rows) {
-    const name = row[by] || "(none)";
-    lines[name] = lines[name] || xs.map(() => 0);
-    lines[name][index.get(row.at)] += pick(row);
+    const name = by ? row[by] || "(none)" : "(all)";
+    const i = index.get(row.at);
+    if (i === undefined) continue;
+    lines[name] = lines[name] || grid.map(() => 0);
+    lines[name][i] += value(row);
   }
-  return { xs, lines };
+  return { xs: grid, lines };
 }
 
-// Quota readings of one window kind → a line per credential, carried forward between readings.
-function steps(history, window) {
+// Quota readings of one window kind → a line per credential, each reading held until the next
+// (and until now).
+function steps(history, window, until) {
   const rows = history.filter((r) => r.window === window);
   const xs = [...new Set(rows.map((r) => Math.round(r.at)))].sort((a, b) => a - b);
+  if (xs.length) xs.push(Math.max(Math.round(until), xs[xs.length - 1] + 1));
   const index = new Map(xs.map((x, i) => [x, i]));
   const lines = {};
   for (const row of rows) {

@@ -1,0 +1,233 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+Screenshots of every view land in test-artifacts/dashboard/ (look at them after a change).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from quotapool.testing.fake_upstream import usage_limit
+from tests.conftest import Harness, HarnessFactory, codex_credentials
+from tests.proxy.test_client_keys_e2e import cli
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+QUIET_CHROMIUM = [  # no calls home from a machine without internet
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: ./scripts/test installs it"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET_CHROMIUM)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def h(harness: HarnessFactory) -> Harness:
+    creds = codex_credentials() + [
+        {"kind": "openai", "name": "openai-key", "api_key": "sk-openai", "models": ["gpt-4.1"]}
+    ]
+    return harness(
+        credentials=creds, routing={"strategy": "sequential"}, accounts_watch_interval=0.1
+    )
+
+
+@pytest.fixture
+def page(browser: Browser, h: Harness) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda exc: problems.append(str(exc)))
+    opened.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    failed: list[str] = []
+    opened.on(
+        "response",
+        lambda r: (
+            failed.append(f"{r.request.method} {r.url} {r.status}") if r.status >= 400 else None
+        ),
+    )
+    yield opened
+    context.close()
+    assert problems == [], problems
+    assert [f for f in failed if not f.endswith("/quotapool/login 401")] == []
+
+
+def ask(h: Harness, model: str = "gpt-5.5") -> httpx.Response:
+    with h.http() as http:
+        return http.post("/v1/responses", json={"model": model, "input": str(uuid.uuid4())})
+
+
+def sign_in(h: Harness, page: Page) -> None:
+    token = cli(h, "admin", "token").strip().splitlines()[-1]
+    deadline = time.monotonic() + 5  # the server reads the new token within a poll
+    while (
+        httpx.get(
+            f"{h.base}/quotapool/api/routing", headers={"authorization": f"Bearer {token}"}
+        ).status_code
+        != 200
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    page.goto(f"{h.base}/quotapool/")
+    expect(page.get_by_label("Admin token")).to_be_visible()
+    page.get_by_label("Admin token").fill("not-it")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not the admin token")
+    shot(page, "login")
+    page.get_by_label("Admin token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("status-line")).to_contain_text("sequential")
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_accounts_show_quota_resets_and_why_and_pausing_moves_traffic(
+    h: Harness, page: Page
+) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 3600))
+    assert ask(h).headers["x-quotapool-route"].endswith("credential=bravo")
+    sign_in(h, page)
+    alpha, bravo, charlie = (
+        page.locator(f'tr[data-credential="{n}"]') for n in ("alpha", "bravo", "charlie")
+    )
+    expect(alpha.get_by_test_id("status")).to_have_text("quota_exceeded")
+    expect(alpha.get_by_test_id("back-at")).to_have_text(re.compile(r"in (59m|1h 00m)"))
+    expect(bravo.get_by_test_id("status")).to_have_text("active")
+    expect(bravo.get_by_test_id("primary")).to_contain_text("12% · resets in")
+    expect(bravo.get_by_test_id("primary").get_by_role("meter")).to_have_attribute(
+        "aria-valuenow", "12"
+    )
+    expect(bravo.get_by_test_id("secondary")).to_contain_text("resets in")
+    expect(charlie.get_by_test_id("primary")).to_have_text("not known yet")
+    first = alpha.get_by_test_id("back-at").inner_text()
+    expect(alpha.get_by_test_id("back-at")).not_to_have_text(first, timeout=3000)  # it counts down
+    shot(page, "accounts")
+
+    bravo.get_by_role("button", name="Pause").click()
+    expect(bravo.get_by_test_id("status")).to_have_text("paused")
+    expect(page.get_by_role("status")).to_contain_text("bravo: paused")
+    assert ask(h).headers["x-quotapool-route"].endswith("credential=charlie")
+    shot(page, "accounts-paused")
+    bravo.get_by_role("button", name="Resume").click()
+    expect(bravo.get_by_test_id("status")).to_have_text("active")
+    assert ask(h).headers["x-quotapool-route"].endswith("credential=bravo")
+
+
+def test_switching_strategy_applies_live(h: Harness, page: Page) -> None:
+    sign_in(h, page)
+    page.get_by_role("button", name="Routing").click()
+    page.get_by_label("strategy of default").select_option("round_robin")
+    expect(page.get_by_test_id("status-line")).to_contain_text("round_robin")
+    expect(page.get_by_test_id("status-line")).to_contain_text("chosen here")
+    expect(page.locator('[data-profile="default"]')).to_contain_text(
+        "quotapool.toml says sequential"
+    )
+    shot(page, "routing")
+    assert sorted(ask(h).headers["x-quotapool-route"].split("=")[1] for _ in range(3)) == [
+        "alpha",
+        "bravo",
+        "charlie",
+    ]
+    page.get_by_role("button", name="Back to the configured one").click()
+    expect(page.get_by_test_id("status-line")).to_contain_text("sequential")
+    assert {ask(h).headers["x-quotapool-route"].split("=")[1] for _ in range(2)} == {"alpha"}
+
+
+def test_requests_live_with_filters_and_a_decision_explained(h: Harness, page: Page) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 3600))
+    ask(h)
+    h.rows(1)
+    sign_in(h, page)
+    page.get_by_role("button", name="Requests").click()
+    rows = page.locator("table.log tbody tr")
+    expect(rows).to_have_count(1)
+    ask(h, "gpt-5.4-mini")  # arrives while the page is open
+    expect(rows).to_have_count(2, timeout=8000)
+    expect(rows.first).to_contain_text("gpt-5.4-mini")
+    rows.nth(1).click()
+    decision = page.get_by_test_id("decision")
+    expect(decision).to_contain_text("Attempt 1: alpha")
+    expect(decision).to_contain_text("Attempt 2: bravo")
+    expect(decision).to_contain_text("alpha excluded")
+    shot(page, "decision")
+    page.get_by_label("model", exact=True).fill("gpt-5.4-mini")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("gpt-5.4-mini")
+
+
+def test_charts_draw_traffic_quota_and_failovers(h: Harness, page: Page) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 3600))
+    for _ in range(3):
+        ask(h)
+    h.rows(3)
+    sign_in(h, page)
+    page.get_by_role("button", name="Charts").click()
+    page.get_by_label("Range").select_option("minute")
+    charts = page.locator(".uplot")
+    expect(charts).to_have_count(5)
+    expect(page.locator("#chart-requests .u-legend")).to_contain_text("bravo")
+    expect(page.locator("#chart-activity .u-legend")).to_contain_text("failovers")
+    shot(page, "charts")
+
+
+def test_keys_are_created_shown_once_used_and_revoked(h: Harness, page: Page) -> None:
+    sign_in(h, page)
+    page.get_by_role("button", name="Keys").click()
+    page.get_by_label("key name").fill("laptop")
+    page.get_by_label("limits").fill("requests=2/day")
+    page.get_by_role("button", name="Create key").click()
+    issued = page.get_by_test_id("issued-key")
+    expect(issued).to_contain_text("qp-")
+    key = issued.locator("code").inner_text()
+    shot(page, "key-created")
+    with h.http() as http:
+        sent = http.post(
+            "/v1/responses",
+            json={"model": "gpt-5.5", "input": "hi"},
+            headers={"authorization": f"Bearer {key}"},
+        )
+    assert sent.status_code == 200
+    laptop = page.locator('tr[data-key="laptop"]')
+    expect(laptop).to_contain_text("1 of requests=2/day", timeout=8000)
+    revoke = laptop.get_by_role("button", name="Revoke")
+    revoke.click()
+    laptop.get_by_role("button", name="Confirm revoke").click()
+    expect(laptop).to_contain_text("revoked")
+    shot(page, "keys")
+    with h.http() as http:
+        refused = http.post(
+            "/v1/responses",
+            json={"model": "gpt-5.5", "input": "hi"},
+            headers={"authorization": f"Bearer {key}"},
+        )
+    assert refused.status_code == 401
