@@ -88,7 +88,13 @@ def serve(
             + ", or accounts with `quotapool accounts` (or try `quotapool demo`)."
         )
     try:
-        run(settings, config, lambda url: console.print(f"quotapool listening on {url}"))
+        run(
+            settings,
+            config,
+            lambda url: console.print(
+                f"quotapool listening on {url} (dashboard: {url}/quotapool/)", markup=False
+            ),
+        )
     except ListenError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
