@@ -58,8 +58,17 @@ def test_file_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("port = 'x'", "port"),
         ("[[credentials]]\nkind = 'openai'\nname = 'a'\napi_key = 'k'", "need a base_url"),
         ("[[credentials]]\nkind = 'codex'\nname = 'a'", "set api_key or api_key_env"),
-        ("[[credentials]]\nkind = 'gemini'\nname = 'a'\napi_key = 'k'", "credentials.0.kind"),
-        ("surprise = 1", "surprise"),
+        ("[[credentials]]\nkind = 'gemini'\nname = 'a'\napi_key = 'k'", "'kind' of credential 'a'"),
+        ("surprise = 1", "unknown setting 'surprise' \\(known: .*port"),
+        ("[routing]\nstratgy = 'x'", r"'stratgy' in \[routing\]; did you mean 'strategy'\?"),
+        (
+            "[[credentials]]\nkind = 'codex'\nname = 'w'\napi_key = 'k'\nweigth = 2",
+            "unknown setting 'weigth' of credential 'w'; did you mean 'weight'",
+        ),
+        (
+            "[profiles.batch]\nstrategi = 'x'",
+            r"'strategi' in \[profiles.batch\]; did you mean 'strategy'",
+        ),
         ("port = ", "not valid TOML"),
         (
             "[[credentials]]\nkind = 'codex'\nname = \"a\\r\\nb\"\napi_key = 'k'",
@@ -76,6 +85,18 @@ def test_bad_config_says_what_to_fix(tmp_path: Path, text: str, needle: str) -> 
     path.write_text(text)
     with pytest.raises(ConfigError, match=needle):
         load_settings(path)
+
+
+def test_a_bad_environment_override_is_blamed_on_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUOTAPOOL_ROUTING__MAX_ATTEMPTS", "many")
+    path = tmp_path / "q.toml"
+    path.write_text("port = 1234\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert "QUOTAPOOL_ROUTING__MAX_ATTEMPTS (environment variable)" in str(raised.value)
+    assert str(path) not in str(raised.value)  # the file is fine
 
 
 def test_missing_env_key_and_duplicate_names(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.net.aiohttp import AiohttpClient
+from quotapool.proxy.access_log import StatusWatch, log_request
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
@@ -157,6 +158,7 @@ def logged(
         if row["client_key"] is not None:
             keys.count(row)
         metrics.observe(row)
+        log_request(row)
 
     return submit
 
@@ -222,6 +224,19 @@ def open_accounts(settings: Settings, engine: Engine, *, create_key: bool = True
     home = settings.resolved_home
     box = SecretBox(load_or_create_key(home, create=create_key), home / KEY_FILE_NAME)
     return AccountStore(engine, box)
+
+
+def upstream_session(settings: Settings) -> aiohttp.ClientSession:
+    """The one HTTP client session every upstream request goes through."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
+    )
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        timeout=timeout,
+        headers={"user-agent": f"quotapool/{__version__}"},
+        skip_auto_headers=("Content-Type",),
+    )
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
@@ -305,15 +320,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         return readiness(pool, clock, writers)
 
     async def startup() -> None:
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
-        )
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-            timeout=timeout,
-            headers={"user-agent": f"quotapool/{__version__}"},
-            skip_auto_headers=("Content-Type",),
-        )
+        session = upstream_session(settings)
         session_holder.append(session)
         dispatcher.client = AiohttpClient(session)
         if request_log is not None:
@@ -322,6 +329,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         tasks.spawn(conversations.run(), "conversations-writer")
         tasks.spawn(accounts.watch(settings.accounts_watch_interval), "accounts-watch")
         tasks.spawn(keys.watch(settings.accounts_watch_interval), "client-keys-watch")
+        tasks.spawn(StatusWatch(pool.snapshot, clock.now).run(), "status-watch")
         if settings.usage_poll_interval > 0:
             tasks.spawn(poller.run(), "usage-poller")
         log.info(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -317,10 +318,15 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.resolved_home / 'quotapool.db'}"
 
 
+def resolved_config_path(config_file: Path | None, home: Path | None = None) -> Path:
+    """The file read: the one given, else `quotapool.toml` in the home."""
+    home = Path(os.environ.get("QUOTAPOOL_HOME", home or DEFAULT_HOME)).expanduser()
+    return config_file or home / CONFIG_FILE_NAME
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (explicit, or `quotapool.toml` in the home), apply env and overrides."""
-    home = Path(os.environ.get("QUOTAPOOL_HOME", overrides.get("home", DEFAULT_HOME))).expanduser()
-    path = config_file or home / CONFIG_FILE_NAME
+    path = resolved_config_path(config_file, overrides.get("home"))
     values: dict[str, Any] = {}
     if config_file is not None and not config_file.exists():
         raise ConfigError(f"config file {config_file} does not exist")
@@ -333,7 +339,72 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration ({path}): {problems}") from None
+        problems = [_problem(e, values) for e in exc.errors()]
+        source = "" if all("(environment variable)" in p for p in problems) else f" ({path})"
+        listed = "".join(f"\n  - {problem}" for problem in problems)
+        raise ConfigError(f"invalid configuration{source}:{listed}") from None
+
+
+def _problem(error: Any, values: Mapping[str, Any]) -> str:
+    """One validation error as a person would say it: credentials by name, the closest known
+    setting for an unknown one, and the environment variable when one set the value."""
+    loc = tuple(error["loc"])
+    where = _where(loc, values)
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+        return f"unknown setting {where}{hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if (variable := _env_variable(loc)) is not None:
+        return f"{variable} (environment variable): {message}"
+    return f"{where}: {message}"
+
+
+def _where(loc: tuple[Any, ...], values: Mapping[str, Any]) -> str:
+    """`credentials.1.weight` → `weight of credential 'work'`; `routing.stratgy` →
+    `'stratgy' in [routing]`."""
+    if not loc:
+        return "the configuration"
+    if loc[0] == "credentials" and len(loc) > 1 and isinstance(loc[1], int):
+        entries = values.get("credentials") or []
+        entry = entries[loc[1]] if loc[1] < len(entries) else {}
+        name = entry.get("name") if isinstance(entry, dict) else None
+        who = f"credential {name!r}" if name else f"credential #{loc[1] + 1}"
+        return f"{'.'.join(map(str, loc[2:]))!r} of {who}" if len(loc) > 2 else who
+    if len(loc) == 1:
+        return repr(loc[0])
+    table = ".".join(map(str, loc[:-1]))
+    return f"{loc[-1]!r} in [{table}]"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The setting names the table at `loc` knows."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index or a profile name: the model is the same
+        inner = _model_in(model.model_fields[part].annotation)
+        if inner is None:
+            break
+        model = inner
+    return sorted(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def _env_variable(loc: tuple[Any, ...]) -> str | None:
+    """The QUOTAPOOL_… variable that set the value at `loc`, if one did."""
+    names = [str(p).upper() for p in loc if not isinstance(p, int)]
+    for depth in range(len(names), 0, -1):
+        variable = "QUOTAPOOL_" + "__".join(names[:depth])
+        if variable in os.environ:
+            return variable
+    return None

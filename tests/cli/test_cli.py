@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from quotapool.cli.main import app
-from quotapool.testing.fake_upstream import usage_limit
+from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread, usage_limit
 from tests.conftest import Harness, HarnessFactory
 
 runner = CliRunner()
@@ -122,3 +126,93 @@ def test_requests_follow_prints_new_ones_as_they_come(h: Harness) -> None:
     finally:
         follow.terminate()
         follow.communicate(timeout=10)
+
+
+def test_serve_prints_a_line_per_request_and_when_a_credential_goes_out_and_comes_back(
+    tmp_path: Path,
+) -> None:
+    fake = FakeUpstream()
+    fake.add("tok-a", name="alpha", account_id="acct-a")
+    fake.add("tok-b", name="bravo", account_id="acct-b")
+    with run_in_thread(fake) as upstream, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        (tmp_path / "quotapool.toml").write_text(
+            f'port = {port}\ncodex_base_url = "{upstream}/backend-api"\nusage_poll_interval = 0\n'
+            '[routing]\nstrategy = "sequential"\n'
+            '[[credentials]]\nkind = "codex"\nname = "alpha"\napi_key = "tok-a"\naccount_id = "acct-a"\n'
+            '[[credentials]]\nkind = "codex"\nname = "bravo"\napi_key = "tok-b"\naccount_id = "acct-b"\n'
+        )
+        env = {**os.environ, "QUOTAPOOL_HOME": str(tmp_path), "COLUMNS": "200"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "quotapool.cli.main", "serve", "--log-level", "info"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None and server.stderr is not None
+            assert "dashboard: http://127.0.0.1" in server.stdout.readline()
+            fake.account("tok-a").fail_next(usage_limit(time.time() + 2))
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/health").status_code == 200:
+                        break
+                time.sleep(0.05)
+            body = {"model": "gpt-5.5", "input": "hi"}
+            assert httpx.post(f"{base}/v1/responses", json=body, timeout=10).status_code == 200
+            lines: list[str] = []
+            deadline = time.monotonic() + 15
+            while not any("alpha is back in rotation" in line for line in lines):
+                assert time.monotonic() < deadline, lines
+                lines.append(server.stderr.readline())
+        finally:
+            server.terminate()
+            server.communicate(timeout=15)
+    text = "".join(lines)
+    assert re.search(
+        r"INFO quotapool\.access: responses gpt-5\.5 → bravo 200 \d+ ms, 1 failover\n", text
+    )
+    assert re.search(
+        r"WARNING quotapool\.status: alpha is out: quota_exceeded until \d\d:\d\d:\d\d: 429", text
+    )
+    assert "alembic" not in text and "Traceback" not in text
+
+
+def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
+    tmp_path: Path,
+) -> None:
+    env = {"QUOTAPOOL_HOME": str(tmp_path), "COLUMNS": "80"}
+    made = runner.invoke(app, ["init"], env=env)
+    assert made.exit_code == 0 and "config check" in made.output
+    sample = (tmp_path / "quotapool.toml").read_text()
+    assert "[routing]" in sample and "# [[credentials]]" in sample
+    again = runner.invoke(app, ["init"], env=env)
+    assert again.exit_code == 1 and "--force" in again.output
+    (tmp_path / "quotapool.toml").write_text(
+        sample + '\n[[credentials]]\nkind = "codex"\nname = "w"\napi_key = "tok-secret-123"\n'
+    )
+    checked = runner.invoke(app, ["config", "check"], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "configuration OK" in checked.stderr
+    effective = json.loads(checked.stdout)
+    assert effective["routing"]["strategy"] == "capacity_weighted"
+    assert (
+        "tok-secret-123" not in checked.output
+        and effective["credentials"][0]["api_key"] == "**********"
+    )
+    (tmp_path / "quotapool.toml").write_text(
+        "[routing]\nstrategy = 'capacity_weighted'\nmax_attempt = 2\n"
+    )
+    bad = runner.invoke(app, ["config", "check"], env=env)
+    assert bad.exit_code == 2 and "did you mean 'max_attempts'?" in bad.output
+    assert "[routing]" in bad.output  # brackets are text, not markup
+    missing = tmp_path / "env.toml"
+    missing.write_text(
+        '[[credentials]]\nkind = "codex"\nname = "w"\napi_key_env = "QP_UNSET_FOR_TEST"\n'
+    )
+    unset = runner.invoke(app, ["config", "check", "--config", str(missing)], env=env)
+    assert unset.exit_code == 2 and "QP_UNSET_FOR_TEST is not set" in unset.output

@@ -13,7 +13,7 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML 
 err = Console(stderr=True)
 
 
-def fail(message: str) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `message` as an error (its brackets as text, not markup); raise what it returns."""
     err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(1)
+    return typer.Exit(code)

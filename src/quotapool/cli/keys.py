@@ -159,7 +159,7 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     console.print(table)
 
 
-admin_app = typer.Typer(no_args_is_help=True, help="The admin token (for /metrics).")
+admin_app = typer.Typer(no_args_is_help=True, help="The admin token (dashboard, admin API, /metrics).")
 
 
 @admin_app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 import time
@@ -17,20 +18,38 @@ from rich.table import Table
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
+from quotapool.cli.config import app as config_app
+from quotapool.cli.config import init
 from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.secrets import KeyFileError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    help="One endpoint in front of all your LLM credentials (ChatGPT/Codex accounts, "
+    "OpenAI-compatible and Anthropic keys): each request goes to one with quota left, and "
+    "fails over before the first byte when one runs dry.\n\n"
+    "Start with `quotapool init` and `quotapool serve` (dashboard at /quotapool/); "
+    "`quotapool demo` shows it on fake accounts.",
+)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
+app.add_typer(config_app, name="config")
+app.command()(init)
 console = Console()
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),
 ]
+
+
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 def _version(show: bool) -> None:
@@ -53,7 +72,7 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     # Command-line flags beat the file and the environment.
     return settings.model_copy(update={k: v for k, v in flags.items() if v is not None})
@@ -73,13 +92,22 @@ def serve(
         str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")
     ] = None,
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port [default: 8410]")] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            help="info: a line per request and per credential going out or coming back "
+            "[default: info]"
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
     from quotapool.server import ListenError
     from quotapool.server import serve as run
 
-    settings = _settings(config, host=host, port=port)
+    settings = _settings(
+        config, host=host, port=port, log_level=log_level.value if log_level else None
+    )
     _logging(settings.log_level)
     if not settings.credentials:
         console.print(

@@ -13,7 +13,7 @@ from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
-from quotapool.domain.state import LIMITED
+from quotapool.proxy.access_log import effective_status
 from quotapool.routing.filters import available
 from quotapool.routing.profiles import Routing
 from quotapool.secrets import Secret
@@ -95,9 +95,7 @@ def credential_rows(snapshot: PoolSnapshot, now: float) -> list[dict[str, Any]]:
                 "name": credential.name,
                 "kind": credential.kind.value,
                 "plan": credential.plan,
-                "status": state.status.value
-                if limited or state.status not in LIMITED
-                else "active",
+                "status": effective_status(state, now).value,
                 "until": state.until if limited else None,
                 "reason": state.reason or None,
                 "backoff_until": backoff,
