@@ -198,6 +198,7 @@ class Quotapool:
     request_log: BatchWriter | None
     accounts: LiveAccounts
     routing: LiveRouting
+    keys: KeyRing
     tasks: TaskSet = field(default_factory=TaskSet)
 
 
@@ -382,4 +383,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             )
         ),
     )
-    return Quotapool(settings, app, dispatcher, pool, request_log, accounts, live_routing, tasks)
+    return Quotapool(
+        settings, app, dispatcher, pool, request_log, accounts, live_routing, keys, tasks
+    )

@@ -19,6 +19,8 @@ import uvicorn
 
 from quotapool.compose import Quotapool, build
 from quotapool.config import ConfigError, Settings, load_settings
+from quotapool.control.runfile import announced
+from quotapool.domain.client import key_hash
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.proxy.edge import EdgeLimits, with_limits
 
@@ -101,8 +103,18 @@ def serve(
     tune_gc()
     return_big_buffers()
     host, port = sock.getsockname()[:2]
-    on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}")
-    uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
+    with announced(settings.resolved_home, local_url(sock)) as token:
+        pool.keys.local = key_hash(token)
+        on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}")
+        uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
+
+
+def local_url(sock: socket.socket) -> str:
+    """How a client on this machine reaches the server listening on `sock`."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 M_MMAP_THRESHOLD = -3
@@ -146,7 +158,9 @@ def run_in_thread(pool: Quotapool) -> Iterator[str]:
     if not server.started:
         raise RuntimeError("quotapool did not start; see the log above")
     try:
-        yield f"http://{pool.settings.host}:{port}"
+        with announced(pool.settings.resolved_home, local_url(sock)) as token:
+            pool.keys.local = key_hash(token)
+            yield f"http://{pool.settings.host}:{port}"
     finally:
         server.should_exit = True
         thread.join(15)

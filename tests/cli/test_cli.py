@@ -216,3 +216,35 @@ def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
     )
     unset = runner.invoke(app, ["config", "check", "--config", str(missing)], env=env)
     assert unset.exit_code == 2 and "QP_UNSET_FOR_TEST is not set" in unset.output
+
+
+def test_accounts_list_shows_every_credential_live_and_pause_works_for_configured_ones(
+    harness: HarnessFactory,
+) -> None:
+    h = harness(routing={"strategy": "sequential"})
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 7200))
+    with h.http() as http:
+        http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"})
+    env = {"QUOTAPOOL_HOME": str(h.qp.settings.resolved_home), "COLUMNS": "80"}
+    listed = runner.invoke(app, ["accounts", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "live from the running server" in listed.stdout
+    alpha = next(line for line in lines if "alpha" in line)
+    assert "quota_exceeded" in alpha and re.search(r"\b(1h59m|2h00m)\b", alpha), alpha
+    bravo = next(line for line in lines if "bravo" in line)
+    assert re.search(r"12% ↻\d+m", bravo) and "30% ↻" in bravo, bravo
+    as_json = runner.invoke(app, ["accounts", "list", "--json"], env=env)
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [r["name"] for r in rows] == ["alpha", "bravo", "charlie"]
+    assert rows[0]["back_at"] > time.time() + 7000
+    paused = runner.invoke(app, ["accounts", "pause", "bravo"], env=env)
+    assert paused.exit_code == 0 and "bravo: paused (in the running server)" in paused.output
+    with h.http() as http:
+        moved = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"})
+    assert moved.headers["x-quotapool-route"].endswith("credential=charlie")
+    unknown = runner.invoke(app, ["accounts", "pause", "nobody"], env=env)
+    assert unknown.exit_code == 1 and "no credential named 'nobody'" in unknown.output
+    assert runner.invoke(app, ["accounts", "resume", "bravo"], env=env).exit_code == 0
+    assert h.state("bravo").status.value == "active"

@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
-import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-import aiohttp
-import httpx
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from sqlalchemy import select
 
-from quotapool.accounts import oauth
-from quotapool.accounts.import_ import auth_json, read_all
-from quotapool.accounts.jwt import TokenError, identity
 from quotapool.cli.common import ConfigOption, err, fail
-from quotapool.compose import open_accounts
-from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.credential import Kind
-from quotapool.domain.state import Status
-from quotapool.secrets import KeyFileError
-from quotapool.store.accounts import AccountError, AccountStore, CodexLogin, Tokens
-from quotapool.store.sql.db import make_engine, migrate
-from quotapool.store.sql.schema import usage_history
+
+if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
+    from quotapool.accounts import oauth
+    from quotapool.config import Settings
+    from quotapool.store.accounts import AccountStore, CodexLogin
 
 app = typer.Typer(no_args_is_help=True, help="Manage the pool's accounts and API keys.")
 console = Console()
 
 
 def _open(config: Path | None) -> tuple[Settings, AccountStore]:
+    from quotapool.compose import open_accounts
+    from quotapool.config import ConfigError, load_settings
+    from quotapool.secrets import KeyFileError
+    from quotapool.store.sql.db import make_engine, migrate
+
     try:
         settings = load_settings(config)
         engine = make_engine(settings.resolved_database_url)
@@ -48,6 +41,8 @@ def _open(config: Path | None) -> tuple[Settings, AccountStore]:
 
 
 def _saved(results: list[tuple[str, bool]], logins: list[CodexLogin]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{len(results)} account(s) saved")
     for column in ("name", "email", "plan", "account id", ""):
         table.add_column(column)
@@ -68,6 +63,10 @@ def import_(
     config: ConfigOption = None,
 ) -> None:
     """Import Codex auth.json files. Every file is checked first: one bad file imports nothing."""
+    from rich.progress import Progress
+
+    from quotapool.accounts.import_ import read_all
+
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("reading auth files", total=None)
         logins, problems = read_all(paths)
@@ -83,6 +82,9 @@ def import_(
 
 
 def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
+    from quotapool.accounts.jwt import TokenError, identity
+    from quotapool.store.accounts import CodexLogin, Tokens
+
     if not tokens.id_token or not tokens.refresh_token:
         raise fail("the auth server returned no id token or refresh token; try again")
     try:
@@ -103,6 +105,13 @@ def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
 async def _login_flow(
     auth_base: str, *, device: bool, manual: bool, browser: bool
 ) -> oauth.TokenSet:
+    import asyncio
+    import webbrowser
+
+    import aiohttp
+
+    from quotapool.accounts import oauth
+
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         if device:
             code = await oauth.device_start(session, auth_base)
@@ -138,6 +147,10 @@ def login(
     config: ConfigOption = None,
 ) -> None:
     """Log a ChatGPT account in (OAuth PKCE, callback on localhost:1455) and add it to the pool."""
+    import asyncio
+
+    from quotapool.accounts import oauth
+
     settings, store = _open(config)
     try:
         tokens = asyncio.run(
@@ -168,6 +181,8 @@ def add_key(
     config: ConfigOption = None,
 ) -> None:
     """Add an API key (stored encrypted; never passed on the command line)."""
+    from quotapool.store.accounts import AccountError
+
     if kind is Kind.CODEX:
         raise fail("Codex accounts come from `accounts import` or `accounts login`")
     if api_key_stdin == (api_key_env is not None):
@@ -192,140 +207,45 @@ def add_key(
     console.print(f"added {kind.value} key [bold]{name}[/bold]")
 
 
-def _live(settings: Settings) -> dict[str, dict[str, Any]] | None:
-    """The running server's view of the pool, if one answers on the configured port."""
-    try:
-        response = httpx.get(f"http://127.0.0.1:{settings.port}/quotapool/pool", timeout=1.0)
-        rows: list[dict[str, Any]] = response.json()["credentials"]
-    except (httpx.HTTPError, ValueError, KeyError):
-        return None
-    return {row["name"]: row for row in rows}
-
-
-def _history(store: AccountStore) -> dict[tuple[str, str], tuple[float, float | None]]:
-    """Latest (used %, reset) per (account, window) from the usage history."""
-    latest: dict[tuple[str, str], tuple[float, float | None]] = {}
-    query = select(usage_history).order_by(usage_history.c.at.desc()).limit(5000)
-    with store.engine.connect() as connection:
-        for row in connection.execute(query).mappings():
-            latest.setdefault(
-                (row["credential"], row["window"]), (row["used_percent"], row["resets_at"])
-            )
-    return latest
-
-
-def _in(seconds: float | None) -> str:
-    if seconds is None or seconds <= 0:
-        return "-"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours // 24}d {hours % 24}h" if hours >= 24 else f"{hours}h {rest // 60}m"
-
-
 @app.command("list")
 def list_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Every account: plan, status, 5-hour and weekly use, when they reset, requests in flight."""
-    settings, store = _open(config)
-    live, now = _live(settings), time.time()
-    history = _history(store) if live is None else {}
-    rows = []
-    for account in store.all():
-        view = (live or {}).get(account.name, {})
-        primary = (view.get("primary") or {}) if live else None
-        secondary = (view.get("secondary") or {}) if live else None
-        used5, reset5 = (
-            (primary.get("used_percent"), primary.get("resets_at"))
-            if primary
-            else history.get((account.name, "primary"), (None, None))
-        )
-        usedw, resetw = (
-            (secondary.get("used_percent"), secondary.get("resets_at"))
-            if secondary
-            else history.get((account.name, "secondary"), (None, None))
-        )
-        rows.append(
-            {
-                "name": account.name,
-                "kind": account.kind.value,
-                "email": account.email,
-                "plan": account.plan,
-                "status": view.get("status", account.status),
-                "reason": view.get("reason", account.status_reason),
-                "primary_used_percent": used5,
-                "primary_resets_at": reset5,
-                "secondary_used_percent": usedw,
-                "secondary_resets_at": resetw,
-                "in_flight": view.get("in_flight") if live else None,
-            }
-        )
+    """Every credential (accounts and quotapool.toml's): status and why, 5-hour and weekly use
+    with their resets, when it is back, requests in flight."""
+    from quotapool.cli.pool_view import credential_table, credentials
+
+    rows, live = credentials(config)
     if as_json:
         for row in rows:
             typer.echo(orjson.dumps(row).decode())
         return
-    title = (
-        "accounts (live from the running server)"
-        if live
-        else "accounts (from the database; server not running)"
-    )
-    table = Table(title=title)
-    for column in (
-        "name",
-        "kind",
-        "plan",
-        "status",
-        "5 h used",
-        "resets in",
-        "weekly used",
-        "resets in",
-        "in flight",
-    ):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["name"],
-            row["kind"],
-            row["plan"] or "-",
-            row["status"]
-            + (f" ({row['reason']})" if row["reason"] and row["status"] != "active" else ""),
-            f"{row['primary_used_percent']:.0f}%"
-            if row["primary_used_percent"] is not None
-            else "-",
-            _in(row["primary_resets_at"] - now if row["primary_resets_at"] else None),
-            f"{row['secondary_used_percent']:.0f}%"
-            if row["secondary_used_percent"] is not None
-            else "-",
-            _in(row["secondary_resets_at"] - now if row["secondary_resets_at"] else None),
-            str(row["in_flight"]) if row["in_flight"] is not None else "-",
-        )
-    console.print(table)
-
-
-def _set_status(name: str, status: Status, config: Path | None, reason: str | None = None) -> None:
-    _, store = _open(config)
-    try:
-        store.set_status(name, status.value, reason, time.time())
-    except AccountError as exc:
-        raise fail(str(exc)) from None
-    console.print(f"{name}: {status.value} (a running server picks this up within seconds)")
+    console.print(credential_table(rows, live, time.time()))
 
 
 @app.command()
 def pause(name: str, config: ConfigOption = None) -> None:
-    """Take an account out of the pool until `resume`."""
-    _set_status(name, Status.PAUSED, config, "paused by operator")
+    """Take a credential out of the pool until `resume` (a quotapool.toml one: while the
+    server runs)."""
+    from quotapool.cli.pool_view import set_status
+
+    console.print(set_status(name, "pause", config), markup=False)
 
 
 @app.command()
 def resume(name: str, config: ConfigOption = None) -> None:
-    """Put a paused (or re-logged-in) account back into the pool."""
-    _set_status(name, Status.ACTIVE, config)
+    """Put a paused (or re-logged-in) credential back into the pool."""
+    from quotapool.cli.pool_view import set_status
+
+    console.print(set_status(name, "resume", config), markup=False)
 
 
 @app.command()
 def remove(name: str, config: ConfigOption = None) -> None:
     """Delete an account and its secrets."""
+    from quotapool.store.accounts import AccountError
+
     _, store = _open(config)
     try:
         store.remove(name)
@@ -343,6 +263,9 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write an account back as a Codex auth.json."""
+    from quotapool.accounts.import_ import auth_json
+    from quotapool.store.accounts import AccountError
+
     _, store = _open(config)
     try:
         row = store.get(name)

@@ -11,7 +11,6 @@ import orjson
 import typer
 
 from quotapool.cli.common import ConfigOption, err, fail
-from quotapool.config import CONFIG_FILE_NAME, ConfigError, load_settings, resolved_config_path
 
 app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
 
@@ -19,6 +18,8 @@ app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Validate the configuration and print what is in effect (secrets masked)."""
+    from quotapool.config import ConfigError, load_settings, resolved_config_path
+
     try:
         settings = load_settings(config)
         for credential in settings.credentials:
@@ -34,11 +35,13 @@ def check(config: ConfigOption = None) -> None:
 def init(
     path: Annotated[
         Path | None,
-        typer.Argument(help=f"Where to write it (default: $QUOTAPOOL_HOME/{CONFIG_FILE_NAME})"),
+        typer.Argument(help="Where to write it (default: $QUOTAPOOL_HOME/quotapool.toml)"),
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace a file that exists")] = False,
 ) -> None:
     """Write a commented sample configuration to start from."""
+    from quotapool.config import resolved_config_path
+
     target = path or resolved_config_path(None)
     if target.exists() and not force:
         raise fail(f"{target} exists; pass --force to replace it")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from quotapool.cli.common import ConfigOption, err, fail
-from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.domain.client import ClientKey, Measure, parse_duration, parse_limit
-from quotapool.routing.pricing import DEFAULT_PRICES
-from quotapool.store.client_keys import ClientKeyError, ClientKeyStore
-from quotapool.store.sql.db import make_engine, migrate
-from quotapool.store.usage import Spent, spent
+
+if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
+    from quotapool.config import Settings
+    from quotapool.store.client_keys import ClientKeyStore
+    from quotapool.store.usage import Spent
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -28,6 +28,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="The whole record as JS
 
 
 def _open(config: Path | None) -> tuple[Settings, ClientKeyStore]:
+    from quotapool.config import ConfigError, load_settings
+    from quotapool.store.client_keys import ClientKeyStore
+    from quotapool.store.sql.db import make_engine, migrate
+
     try:
         settings = load_settings(config)
     except ConfigError as exc:
@@ -69,6 +73,8 @@ def create(
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (once)."""
+    from quotapool.store.client_keys import ClientKeyError
+
     settings, store = _open(config)
     now = time.time()
     try:
@@ -95,6 +101,8 @@ def create(
 @app.command()
 def rotate(name: str, as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Give a key a new secret (same name, limits and usage); the old one stops working."""
+    from quotapool.store.client_keys import ClientKeyError
+
     _, store = _open(config)
     try:
         key, secret = store.rotate(name, time.time())
@@ -106,6 +114,8 @@ def rotate(name: str, as_json: JsonOption = False, config: ConfigOption = None) 
 @app.command()
 def revoke(name: str, config: ConfigOption = None) -> None:
     """Stop a key from working (a running server notices within seconds)."""
+    from quotapool.store.client_keys import ClientKeyError
+
     _, store = _open(config)
     try:
         store.revoke(name, time.time())
@@ -115,6 +125,8 @@ def revoke(name: str, config: ConfigOption = None) -> None:
 
 
 def _usage(key: ClientKey, store: ClientKeyStore, prices: dict[str, float], now: float) -> str:
+    from quotapool.store.usage import spent
+
     parts = []
     for limit in key.limits:
         used = spent(store.engine, key.name, limit.window(now)[0], prices)
@@ -133,6 +145,8 @@ def _used(used: Spent, measure: Measure) -> str:
 @app.command("list")
 def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Every key, and its usage against each of its limits."""
+    from quotapool.routing.pricing import DEFAULT_PRICES
+
     settings, store = _open(config)
     prices = {**DEFAULT_PRICES, **settings.routing.pricing}
     now = time.time()
@@ -159,7 +173,9 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     console.print(table)
 
 
-admin_app = typer.Typer(no_args_is_help=True, help="The admin token (dashboard, admin API, /metrics).")
+admin_app = typer.Typer(
+    no_args_is_help=True, help="The admin token (dashboard, admin API, /metrics)."
+)
 
 
 @admin_app.command()

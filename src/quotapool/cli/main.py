@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -22,8 +22,9 @@ from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
 from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
-from quotapool.config import ConfigError, Settings, load_settings
-from quotapool.secrets import KeyFileError
+
+if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
+    from quotapool.config import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -69,6 +70,8 @@ def main(
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
+    from quotapool.config import ConfigError, load_settings
+
     try:
         settings = load_settings(config)
     except ConfigError as exc:
@@ -102,6 +105,8 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
+    from quotapool.config import ConfigError
+    from quotapool.secrets import KeyFileError
     from quotapool.server import ListenError
     from quotapool.server import serve as run
 

@@ -52,6 +52,8 @@ class KeyRing:
         """(key name, period) → (start of its current window, what was spent in it)."""
         self._version: tuple[int, float, str | None] | None = None
         self._admin: str | None = None
+        self.local: str | None = None
+        """The hash of the token in the run file, for the CLI on this machine."""
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
 
@@ -111,11 +113,15 @@ class KeyRing:
         return self._admin
 
     def is_admin(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """The request carries the admin token (`quotapool admin token`)."""
+        """The request carries the admin token (`quotapool admin token`), or the token of the
+        run file (the CLI on this machine)."""
         token = presented(headers)
-        admin = self._admin
-        return (
-            token is not None and admin is not None and hmac.compare_digest(key_hash(token), admin)
+        if token is None:
+            return False
+        digest = key_hash(token)
+        return any(
+            known is not None and hmac.compare_digest(digest, known)
+            for known in (self._admin, self.local)
         )
 
     def admit(self, key: ClientKey, model: str, dialect: Dialect) -> ErrorResponse | None:

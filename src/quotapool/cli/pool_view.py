@@ -1,0 +1,195 @@
+"""What `accounts list`, `pause` and `resume` read and change: the running server's pool through
+its admin API (found by its run file, with the CLI's token), else what the database and
+quotapool.toml hold."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.table import Table
+from sqlalchemy import select
+
+from quotapool.cli.common import fail
+from quotapool.config import ConfigError, Settings, load_settings
+from quotapool.control.runfile import Running, read
+from quotapool.secrets import KeyFileError
+from quotapool.store.accounts import AccountError, AccountStore
+from quotapool.store.sql.schema import usage_history
+
+STATUS_FOR = {"pause": "paused", "resume": "active"}
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc), code=2) from None
+
+
+def _store(settings: Settings) -> AccountStore:
+    from quotapool.compose import open_accounts
+    from quotapool.store.sql.db import make_engine, migrate
+
+    try:
+        engine = make_engine(settings.resolved_database_url)
+        migrate(engine)
+        return open_accounts(settings, engine)
+    except KeyFileError as exc:
+        raise fail(str(exc)) from None
+
+
+def _api(running: Running, method: str, path: str) -> httpx.Response:
+    headers = {"authorization": f"Bearer {running.token}"}
+    url = f"{running.url}/quotapool/api{path}"
+    return httpx.request(method, url, headers=headers, timeout=10.0)
+
+
+def credentials(config: Path | None) -> tuple[list[dict[str, Any]], bool]:
+    """Every credential as rows (and whether they are live from a running server)."""
+    settings = _settings(config)
+    store = _store(settings)
+    running = read(settings.resolved_home)
+    if running is not None:
+        try:
+            answer = _api(running, "GET", "/credentials")
+            if answer.status_code == 200:
+                emails = {account.name: account.email for account in store.all()}
+                live = answer.json()["credentials"]
+                return [_live_row(row, emails.get(row["name"])) for row in live], True
+        except httpx.HTTPError:
+            pass  # stopping, or not ours: fall back to what is stored
+    return _stored_rows(settings, store), False
+
+
+def _live_row(row: dict[str, Any], email: str | None) -> dict[str, Any]:
+    primary, secondary = row.get("primary") or {}, row.get("secondary") or {}
+    return {
+        "name": row["name"],
+        "kind": row["kind"],
+        "email": email,
+        "plan": row["plan"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "back_at": row["back_at"],
+        "primary_used_percent": primary.get("used_percent"),
+        "primary_resets_at": primary.get("resets_at"),
+        "secondary_used_percent": secondary.get("used_percent"),
+        "secondary_resets_at": secondary.get("resets_at"),
+        "in_flight": row["in_flight"],
+    }
+
+
+def _stored_rows(settings: Settings, store: AccountStore) -> list[dict[str, Any]]:
+    """No server: quotapool.toml's credentials, then the accounts with the status kept for
+    them and their last quota readings."""
+    latest: dict[tuple[str, str], tuple[float, float | None]] = {}
+    query = select(usage_history).order_by(usage_history.c.at.desc()).limit(5000)
+    with store.engine.connect() as connection:
+        for reading in connection.execute(query).mappings():
+            key = (reading["credential"], reading["window"])
+            latest.setdefault(key, (reading["used_percent"], reading["resets_at"]))
+    entries: list[tuple[str, str, str | None, str | None, str, str | None]] = [
+        (c.name, c.kind.value, None, c.plan, "active", None) for c in settings.credentials
+    ]
+    entries += [
+        (a.name, a.kind.value, a.email, a.plan, a.status, a.status_reason) for a in store.all()
+    ]
+    rows = []
+    for name, kind, email, plan, status, reason in entries:
+        used5, reset5 = latest.get((name, "primary"), (None, None))
+        usedw, resetw = latest.get((name, "secondary"), (None, None))
+        rows.append(
+            {
+                "name": name,
+                "kind": kind,
+                "email": email,
+                "plan": plan,
+                "status": status,
+                "reason": reason,
+                "back_at": None,
+                "primary_used_percent": used5,
+                "primary_resets_at": reset5,
+                "secondary_used_percent": usedw,
+                "secondary_resets_at": resetw,
+                "in_flight": None,
+            }
+        )
+    return rows
+
+
+def credential_table(rows: list[dict[str, Any]], live: bool, now: float) -> Table:
+    """One line per credential at 80 columns: long reasons are cut with …"""
+    title = (
+        "credentials (live from the running server)"
+        if live
+        else "credentials (stored; no server running: limits it learned are not shown)"
+    )
+    table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("5 h", no_wrap=True)
+    table.add_column("weekly", no_wrap=True)
+    table.add_column("back in", no_wrap=True)
+    table.add_column("busy", no_wrap=True, justify="right")
+    for row in rows:
+        status = row["status"]
+        if row["reason"] and status != "active":
+            status = f"{status}: {row['reason']}"
+        table.add_row(
+            row["name"] + (f" ({row['plan']})" if row["plan"] else ""),
+            status,
+            _window(row["primary_used_percent"], row["primary_resets_at"], now),
+            _window(row["secondary_used_percent"], row["secondary_resets_at"], now),
+            _in(row["back_at"] - now if row["back_at"] else None),
+            str(row["in_flight"]) if row["in_flight"] is not None else "-",
+        )
+    return table
+
+
+def _window(used: float | None, resets_at: float | None, now: float) -> str:
+    if used is None:
+        return "-"
+    if resets_at is not None and resets_at <= now:
+        return "reset"  # a reading from before its window reset
+    resets = f" ↻{_in(resets_at - now)}" if resets_at else ""
+    return f"{used:.0f}%{resets}"
+
+
+def _in(seconds: float | None) -> str:
+    if seconds is None or seconds <= 0:
+        return "-"
+    hours, rest = divmod(int(seconds), 3600)
+    if hours >= 24:
+        return f"{hours // 24}d{hours % 24}h"
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m"
+
+
+def set_status(name: str, action: str, config: Path | None) -> str:
+    """Pause or resume `name` in the running server (accounts keep it over restarts), else in
+    the database; what to print."""
+    settings = _settings(config)
+    running = read(settings.resolved_home)
+    if running is not None:
+        try:
+            answer = _api(running, "POST", f"/credentials/{name}/{action}")
+        except httpx.HTTPError:
+            answer = None
+        if answer is not None:
+            if answer.status_code != 200:
+                raise fail(answer.json()["error"]["message"])
+            return f"{name}: {answer.json()['status']} (in the running server)"
+    store = _store(settings)
+    if any(c.name == name for c in settings.credentials):
+        raise fail(
+            f"{name!r} comes from quotapool.toml: it can be paused while the server runs "
+            "(until it stops), or taken out of the file"
+        )
+    reason = "paused by operator" if action == "pause" else None
+    try:
+        store.set_status(name, STATUS_FOR[action], reason, time.time())
+    except AccountError as exc:
+        raise fail(str(exc)) from None
+    return f"{name}: {STATUS_FOR[action]} (a server started later keeps it)"
