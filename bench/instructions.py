@@ -92,6 +92,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--api", choices=sorted(PATHS), default="chat")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--log-levels",
+        default="warning",
+        help="quotapool's log levels to count, comma-separated (info adds the access log line)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install -y valgrind")
@@ -105,19 +110,23 @@ def main() -> None:
     fake = [python, "-m", "quotapool.testing.fake_upstream", "--port", str(upstream_port)]
     quotapool = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
     floor = [python, str(HERE / "floor.py"), upstream, str(floor_port)]
-    env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
     path = PATHS[args.api]
+    counts = {}
     with process([*fake, "--accounts", "4"], upstream_port, "1"):
         floor_count = count(floor, floor_port, path, body, args.requests, {})
-        qp_count = count(quotapool, proxy_port, path, body, args.requests, env)
+        for level in args.log_levels.split(","):
+            env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": level}
+            counts[level] = count(quotapool, proxy_port, path, body, args.requests, env)
     shutil.rmtree(home, ignore_errors=True)
     mode = "stream" if args.stream else "non-stream"
     print(f"{args.api} {mode}, {args.requests} requests at c={CONCURRENCY}:")
     print(f"  bare floor  {floor_count / 1000:8.1f} k instructions/request")
-    print(f"  quotapool   {qp_count / 1000:8.1f} k instructions/request")
-    print(
-        f"  ratio       {qp_count / floor_count:8.2f}×  (+{(qp_count - floor_count) / 1000:.1f} k)"
-    )
+    for level, qp_count in counts.items():
+        print(f"  quotapool   {qp_count / 1000:8.1f} k instructions/request (log level {level})")
+        print(
+            f"  ratio       {qp_count / floor_count:8.2f}×  "
+            f"(+{(qp_count - floor_count) / 1000:.1f} k)"
+        )
 
 
 if __name__ == "__main__":

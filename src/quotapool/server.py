@@ -72,10 +72,18 @@ def listen(host: str, port: int) -> socket.socket:
         raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
+class _Terminated(Exception):
+    """SIGTERM, re-raised by uvicorn once it has shut down."""
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
 def serve(
     settings: Settings,
     config_file: Path | None = None,
-    on_listening: Callable[[str], None] = lambda _url: None,
+    on_listening: Callable[[str, str], None] = lambda _url, _local: None,
 ) -> None:
     """Run until interrupted. SIGHUP re-reads the routing section of the configuration."""
     sock = listen(settings.host, settings.port)
@@ -103,10 +111,17 @@ def serve(
     tune_gc()
     return_big_buffers()
     host, port = sock.getsockname()[:2]
-    with announced(settings.resolved_home, local_url(sock)) as token:
-        pool.keys.local = key_hash(token)
-        on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}")
-        uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
+    # uvicorn shuts down on SIGTERM, then raises it again: let that end the `with` (so the run
+    # file goes), then die of it as before.
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with announced(settings.resolved_home, local_url(sock)) as token:
+            pool.keys.local = key_hash(token)
+            on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}", local_url(sock))
+            uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
 
 
 def local_url(sock: socket.socket) -> str:

@@ -79,6 +79,7 @@ def test_sigterm_cuts_long_streams_with_an_error_event_and_logs_every_row(tmp_pa
         took = time.monotonic() - signalled
     server, output = qp.process, qp.output
     assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal
+    assert not (tmp_path / "home" / "server.json").exists()  # the CLI sees no server
     assert took < 1 + 2 + 2, took  # the grace period, the drain, and start-up slack
     assert b"event: error" in bodies["responses"] and b"shutting down" in bodies["responses"]
     assert b'data: {"error"' in bodies["chat"] and b"shutting down" in bodies["chat"]

@@ -118,14 +118,17 @@ def serve(
         console.print(
             "[yellow]No credentials configured[/yellow]: add "
             + escape(f"[[credentials]] entries to {settings.resolved_home / 'quotapool.toml'}")
-            + ", or accounts with `quotapool accounts` (or try `quotapool demo`)."
+            + ", or accounts with `quotapool accounts` (or try `quotapool demo`).",
+            soft_wrap=True,
         )
     try:
         run(
             settings,
             config,
-            lambda url: console.print(
-                f"quotapool listening on {url} (dashboard: {url}/quotapool/)", markup=False
+            lambda url, local: console.print(
+                f"quotapool listening on {url} (dashboard: {local}/quotapool/)",
+                markup=False,
+                soft_wrap=True,
             ),
         )
     except ListenError as exc:
