@@ -32,3 +32,23 @@ class TaskSet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Outage:
+    """A background job that fails again and again (the database is down) says so once, and
+    once more when it works again; not once per try."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.log = logger
+        self.what = what
+        self.out = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.out:
+            self.out = True
+            self.log.warning("%s failed (%s: %s); retrying", self.what, type(exc).__name__, exc)
+
+    def ok(self) -> None:
+        if self.out:
+            self.out = False
+            self.log.warning("%s works again", self.what)

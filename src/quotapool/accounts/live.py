@@ -23,7 +23,7 @@ from quotapool.domain.state import OUT_OF_SERVICE, Status
 from quotapool.secrets import Secret, SecretBox
 from quotapool.store.accounts import AccountStore
 from quotapool.store.memory import MemoryPoolStore
-from quotapool.tasks import TaskSet
+from quotapool.tasks import Outage, TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,17 @@ class LiveAccounts:
             self.tasks.spawn(self.refresher.refresh(credential_id), f"refresh-{credential_id}")
 
     async def watch(self, interval: float) -> None:
+        outage = Outage(log, "reading accounts from the database")
         while True:
             await asyncio.sleep(interval)
             try:
                 version = await asyncio.to_thread(self.store.version)
                 if version != self._version:
                     await self.reload()
-            except Exception:
-                log.exception("could not reload accounts from the database")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.ok()
 
     async def reload(self) -> None:
         assert self.pool is not None

@@ -18,6 +18,7 @@ from quotapool.domain.client import ClientKey, Limit, Measure, Period, key_hash
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, retry_headers
 from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.usage import Spent, cost_of, spent
+from quotapool.tasks import Outage
 
 log = logging.getLogger(__name__)
 HOW_TO_GET_ONE = "an operator creates one with `quotapool keys create NAME`"
@@ -74,14 +75,17 @@ class KeyRing:
 
     async def watch(self, interval: float) -> None:
         """Pick up keys created, rotated or revoked by the CLI while running."""
+        outage = Outage(log, "reading client keys from the database")
         while True:
             await asyncio.sleep(interval)
             try:
                 if await asyncio.to_thread(self.store.version) != self._version:
                     await asyncio.to_thread(self.load)
                     log.info("client keys reloaded: %d", len(self._by_name))
-            except Exception:
-                log.exception("could not reload client keys from the database")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.ok()
 
     def identify(
         self, headers: list[tuple[bytes, bytes]], dialect: Dialect
