@@ -138,6 +138,25 @@ def test_chatgpt_mode_over_websocket(h: Harness, tmp_path: Path) -> None:
     assert frames and len({s.account for s in frames}) == 1  # every frame on one account
 
 
+@pytest.mark.parametrize("websockets", [False, True], ids=["http", "websocket"])
+def test_chatgpt_mode_with_a_client_key_as_its_access_token(
+    harness: HarnessFactory, tmp_path: Path, websockets: bool
+) -> None:
+    """ChatGPT mode sends auth.json's access token as the bearer: a client key goes there."""
+    h = harness(accounts_watch_interval=0.1)
+    key = create(h, "chatgpt-user")
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    auth = json.loads((home / "auth.json").read_text())
+    auth["tokens"]["access_token"] = key
+    (home / "auth.json").write_text(json.dumps(auth))
+    result = codex(h, home, CHATGPT_MODE, websockets=websockets)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("Hi from ")
+    assert h.rows(1)[-1]["client_key"] == "chatgpt-user"
+    assert h.fake.seen[-1].headers["authorization"] != f"Bearer {key}"  # never forwarded
+
+
 def test_no_upstream_websocket_sends_the_cli_to_http(h: Harness, tmp_path: Path) -> None:
     for token in ("tok-a", "tok-b", "tok-c"):
         h.fake.account(token).ws_refuse = 426
