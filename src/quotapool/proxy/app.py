@@ -341,22 +341,33 @@ class ProxyApp:
             or endpoint.route is not Route.RESPONSES
         ):
             return error(codex, 404, f"No WebSocket route {path}."), None
+        refused, key = self._admission(scope, codex, key_needed=True, json_body=False)
+        if refused is not None or key is None:
+            return refused, key
+        record.client_key = key.name
+        if key.models:  # models are named per message: checked on HTTP, where 426 sends it
+            message = "This client key may use only some models; use HTTP (POST)."
+            return error(codex, 426, message), key
+        assert self._keys is not None
+        return self._keys.admit(key, "", codex), key
+
+    def _admission(
+        self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool
+    ) -> tuple[ErrorResponse | None, ClientKey | None]:
+        """The edge checks every HTTP request and WebSocket upgrade passes: its client key (when
+        keys are required), where it comes from, its Host, Origin and body type. Returns why
+        it is refused (None: it is not) and its key."""
         key = None
-        if self._keys is not None and self._keys.required:
-            found = self._keys.identify(scope["headers"], codex)
+        if key_needed and self._keys is not None and self._keys.required:
+            found = self._keys.identify(scope["headers"], dialect)
             if isinstance(found, ErrorResponse):
                 return found, None
-            key, record.client_key = found, found.name
-            if key.models:  # models are named per message: checked on HTTP, where 426 sends it
-                message = "This client key may use only some models; use HTTP (POST)."
-                return error(codex, 426, message), key
-            if (over := self._keys.admit(key, "", codex)) is not None:
-                return over, key
+            key = found
         client = scope.get("client")
         if key is None and not self._allow_remote and client and not is_loopback(client[0]):
-            return error(codex, 403, _REMOTE_REFUSED), None
-        if refused := self._guard.refusal(scope["headers"], json_body=False):
-            return error(codex, refused.status, refused.message), key
+            return error(dialect, 403, _REMOTE_REFUSED), None
+        if refused := self._guard.refusal(scope["headers"], json_body=json_body):
+            return error(dialect, refused.status, refused.message), key
         return None, key
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -367,8 +378,8 @@ class ProxyApp:
         endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
         dialect = endpoint.dialect if endpoint else _dialect_for(route_path)
         if endpoint is None and self._admin is not None and route_path.startswith(ADMIN_PREFIX):
-            if refused := self._guard.refusal(scope["headers"], json_body=False):
-                await _send_error(send, base, error(dialect, refused.status, refused.message))
+            if blocked := self._guard.refusal(scope["headers"], json_body=False):
+                await _send_error(send, base, error(dialect, blocked.status, blocked.message))
                 return
             await self._admin(scope, receive, send)  # its own app, its own token check
             return
@@ -391,20 +402,14 @@ class ProxyApp:
         if route_path == "/metrics":
             await self._scrape(scope, send, base)
             return
-        key = None
-        if self._keys is not None and self._keys.required and route_path not in OPEN_PATHS:
-            found = self._keys.identify(scope["headers"], dialect)
-            if isinstance(found, ErrorResponse):
-                await _send_error(send, base, found)
-                return
-            key = found
-        client = scope.get("client")
-        if key is None and not self._allow_remote and client and not is_loopback(client[0]):
-            await _send_error(send, base, error(dialect, 403, _REMOTE_REFUSED))
-            return
-        refused = self._guard.refusal(scope["headers"], json_body=endpoint.route is not None)
+        refused, key = self._admission(
+            scope,
+            dialect,
+            key_needed=route_path not in OPEN_PATHS,
+            json_body=endpoint.route is not None,
+        )
         if refused is not None:
-            await _send_error(send, base, error(dialect, refused.status, refused.message))
+            await _send_error(send, base, refused)
             return
         if endpoint.route is None:
             await self._own(route_path, dialect, send, base)
