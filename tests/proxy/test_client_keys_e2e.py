@@ -152,7 +152,17 @@ def test_keys_are_stored_hashed_and_listed_without_the_secret(h: Harness) -> Non
     stored = " ".join(str(value) for value in row)
     assert key not in stored
     assert key not in cli(h, "keys", "list", "--json")
-    assert key not in httpx.get(f"{h.base}/quotapool/pool", headers={"x-api-key": key}).text
+    view = httpx.get(f"{h.base}/quotapool/pool", headers={"x-api-key": key})
+    assert view.status_code == 403 and "admin token" in view.text  # not for every key holder
+    assert key not in view.text
+    admin = cli(h, "admin", "token").strip().splitlines()[-1]
+    deadline = time.monotonic() + 5
+    while (
+        seen := httpx.get(f"{h.base}/quotapool/pool", headers={"authorization": f"Bearer {admin}"})
+    ).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "alpha" in seen.text and key not in seen.text
 
 
 def test_usage_survives_a_restart(harness: HarnessFactory, h: Harness) -> None:

@@ -54,6 +54,7 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
+POOL_PATH = "/quotapool/pool"
 ADMIN_PREFIX = "/quotapool"
 """Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
 that is not the data plane's own (`/quotapool/pool`)."""
@@ -88,7 +89,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
     "/health": Endpoint(("GET",), Dialect.OPENAI),
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
-    "/quotapool/pool": Endpoint(("GET",), Dialect.OPENAI),
+    POOL_PATH: Endpoint(("GET",), Dialect.OPENAI),
     "/metrics": Endpoint(("GET",), Dialect.OPENAI),
 }
 
@@ -402,12 +403,23 @@ class ProxyApp:
         if route_path == "/metrics":
             await self._scrape(scope, send, base)
             return
+        pool_view = route_path == POOL_PATH
         refused, key = self._admission(
             scope,
             dialect,
-            key_needed=route_path not in OPEN_PATHS,
+            key_needed=route_path not in OPEN_PATHS and not pool_view,
             json_body=endpoint.route is not None,
         )
+        keys = self._keys
+        if (
+            refused is None
+            and pool_view
+            and keys is not None
+            and keys.required
+            and not keys.is_admin(scope["headers"])
+        ):  # account names (emails) and their quota are the admin's, not every key holder's
+            message = "With client keys, the pool view needs the admin token."
+            refused = error(dialect, 403, message, code="permission_error")
         if refused is not None:
             await _send_error(send, base, refused)
             return
@@ -447,7 +459,7 @@ class ProxyApp:
             status = "ready" if ready else "no eligible credential"
             body = orjson.dumps({"status": status, **detail})
             await send_body(send, 200 if ready else 503, body, base)
-        elif path == "/quotapool/pool":
+        elif path == POOL_PATH:
             await send_body(send, 200, self._pool_view(), base)
         else:
             await send_body(send, 200, await self._models(dialect), base)
