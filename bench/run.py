@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -292,13 +293,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     qp_cmd = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
     floor_cmd = [python, str(HERE / "floor.py"), upstream, str(floor_port)]
     env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
-    with (
-        process(fake_cmd, upstream_port, LOAD_CPU),
-        process(floor_cmd, floor_port, PROXY_CPU),
-        process(qp_cmd, proxy_port, PROXY_CPU, env) as qp,
-    ):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(process(fake_cmd, upstream_port, LOAD_CPU))
+        stack.enter_context(process(floor_cmd, floor_port, PROXY_CPU))
+        qp = stack.enter_context(process(qp_cmd, proxy_port, PROXY_CPU, env))
+        variants = []
+        for name, overrides in args.variant:  # the same quotapool, other settings
+            port, variant_home = free_port(), Path(tempfile.mkdtemp(prefix="qp-bench-"))
+            write_config(variant_home, upstream, 4)
+            command = [*qp_cmd[:-1], str(port)]
+            variant_env = {**env, "QUOTAPOOL_HOME": str(variant_home), **overrides}
+            started = stack.enter_context(process(command, port, PROXY_CPU, variant_env, name))
+            variants.append((name, f"http://127.0.0.1:{port}", started.pid))
         rss_start = rss_mb(qp.pid)
-        targets = (("direct", upstream, None), ("floor", floor, None), ("quotapool", proxy, qp.pid))
+        targets = (
+            ("direct", upstream, None),
+            ("floor", floor, None),
+            ("quotapool", proxy, qp.pid),
+            *variants,
+        )
         rounds: dict[tuple[str, str, int, str], list[Result]] = {}
         for number in range(1, args.rounds + 1):
             print(f"round {number} of {args.rounds}", flush=True)
@@ -312,6 +325,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         litellm = measure_litellm(home, upstream, args.seconds) if args.litellm else []
     shutil.rmtree(home, ignore_errors=True)
     return {
+        "variants": [name for name, _ in args.variant],
         "litellm": [asdict(r) for r in litellm],
         "results": [asdict(r) for r in results],
         "rss_mb": {"start": rss_start, "end": rss_end},
@@ -385,7 +399,8 @@ def memory_run(proxy: str, pid: int, requests: int) -> dict[str, Any]:
 
 
 def table(data: dict[str, Any]) -> str:
-    rows = data["results"]
+    variants = data.get("variants", [])
+    rows = [r for r in data["results"] if r["target"] not in variants]
     out = [
         "| API | mode | c | direct /s | bare floor /s | quotapool /s | vs floor | direct p50 | quotapool p50 | added p50 | quotapool p99 | added TTFB p50 | proxy CPU/req |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -400,6 +415,8 @@ def table(data: dict[str, Any]) -> str:
             f"| {qp['api']} | {qp['mode']} | {qp['concurrency']} | {direct['rps']:,.0f} | {floor['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / floor['rps']:.0%} "
             f"| {direct['p50_ms']:.2f} ms | {qp['p50_ms']:.2f} ms | {qp['p50_ms'] - direct['p50_ms']:+.2f} ms | {qp['p99_ms']:.2f} ms | {ttfb} | {qp['cpu_ms_per_request']:.3f} ms |"
         )
+    if variants:
+        out += variant_table(data["results"], variants)
     if data["litellm"]:
         quotapool = {
             (r["api"], r["concurrency"]): r
@@ -429,6 +446,39 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def variant_table(results: list[dict[str, Any]], variants: list[str]) -> list[str]:
+    """quotapool beside itself with other settings, measured in the same rounds."""
+    by_row: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
+    for r in results:
+        by_row.setdefault((r["api"], r["mode"], r["concurrency"]), {})[r["target"]] = r
+    header = " | ".join(f"{v} /s | {v} CPU/req" for v in variants)
+    out = [
+        "\nThe same quotapool with other settings, same run (each ratio is to quotapool as configured above):\n",
+        f"| API | mode | c | quotapool /s | quotapool CPU/req | {header} |",
+        "|---|---|---|---|---|" + "---|---|" * len(variants),
+    ]
+    for (api, mode, concurrency), cells in by_row.items():
+        qp = cells["quotapool"]
+        line = f"| {api} | {mode} | {concurrency} | {qp['rps']:,.0f} | {qp['cpu_ms_per_request']:.3f} ms |"
+        for v in variants:
+            other = cells[v]
+            line += (
+                f" {other['rps']:,.0f} ({other['rps'] / qp['rps']:.0%}) |"
+                f" {other['cpu_ms_per_request']:.3f} ms ({other['cpu_ms_per_request'] / qp['cpu_ms_per_request']:.0%}) |"
+            )
+        out.append(line)
+    return out
+
+
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    """`no-metrics:QUOTAPOOL_METRICS=false` → ("no-metrics", {"QUOTAPOOL_METRICS": "false"})."""
+    name, _, assignments = text.partition(":")
+    overrides = dict(a.split("=", 1) for a in assignments.split(",") if a)
+    if not name or not overrides:
+        raise argparse.ArgumentTypeError("give NAME:VARIABLE=VALUE[,VARIABLE=VALUE]")
+    return name, overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -443,6 +493,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument(
         "--litellm", action="store_true", help="also measure LiteLLM (installed in bench/.litellm)"
+    )
+    parser.add_argument(
+        "--variant",
+        type=variant,
+        action="append",
+        default=[],
+        help="also measure quotapool with these environment settings, e.g. "
+        "no-metrics:QUOTAPOOL_METRICS=false or access-log:QUOTAPOOL_LOG_LEVEL=info (repeat)",
     )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)

@@ -26,7 +26,7 @@ from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.net.aiohttp import AiohttpClient
-from quotapool.proxy.access_log import StatusWatch, log_request
+from quotapool.proxy.access_log import AccessLog, StatusWatch
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
@@ -148,7 +148,7 @@ def transports_for(settings: Settings) -> dict[Kind, Transport]:
 
 
 def logged(
-    request_log: BatchWriter | None, keys: KeyRing, metrics: Metrics
+    request_log: BatchWriter | None, keys: KeyRing, metrics: Metrics | None, access: AccessLog
 ) -> Callable[[dict[str, Any]], None]:
     """What becomes of a finished request's row: the log, its client key's usage, metrics."""
 
@@ -157,8 +157,9 @@ def logged(
             request_log.submit(row)
         if row["client_key"] is not None:
             keys.count(row)
-        metrics.observe(row)
-        log_request(row)
+        if metrics is not None:
+            metrics.observe(row)
+        access(row)
 
     return submit
 
@@ -299,8 +300,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     )
     keys = open_keys(engine, settings, clock)
     writers = [w for w in (request_log, history) if w is not None]
-    metrics = Metrics(pool.snapshot, clock.now, writers)
-    submit = logged(request_log, keys, metrics)
+    metrics = Metrics(pool.snapshot, clock.now, writers) if settings.metrics else None
+    access = AccessLog(clock.now)
+    submit = logged(request_log, keys, metrics, access)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(
@@ -324,15 +326,19 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         session = upstream_session(settings)
         session_holder.append(session)
         dispatcher.client = AiohttpClient(session)
-        if request_log is not None:
-            tasks.spawn(request_log.run(), "request-log-writer")
-        tasks.spawn(history.run(), "usage-history-writer")
-        tasks.spawn(conversations.run(), "conversations-writer")
-        tasks.spawn(accounts.watch(settings.accounts_watch_interval), "accounts-watch")
-        tasks.spawn(keys.watch(settings.accounts_watch_interval), "client-keys-watch")
-        tasks.spawn(StatusWatch(pool.snapshot, clock.now).run(), "status-watch")
-        if settings.usage_poll_interval > 0:
-            tasks.spawn(poller.run(), "usage-poller")
+        jobs = {
+            "request-log-writer": request_log.run() if request_log is not None else None,
+            "usage-history-writer": history.run(),
+            "conversations-writer": conversations.run(),
+            "accounts-watch": accounts.watch(settings.accounts_watch_interval),
+            "client-keys-watch": keys.watch(settings.accounts_watch_interval),
+            "status-watch": StatusWatch(pool.snapshot, clock.now).run(),
+            "access-log": access.run(),
+            "usage-poller": poller.run() if settings.usage_poll_interval > 0 else None,
+        }
+        for name, job in jobs.items():
+            if job is not None:
+                tasks.spawn(job, name)
         log.info(
             "quotapool %s: %d credential(s), strategy %s",
             __version__,

@@ -239,6 +239,8 @@ class Settings(BaseSettings):
     with an error event (every request still gets its log row)."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
+    metrics: bool = True
+    """Count what `GET /metrics` reports (off: it answers 404 and nothing is counted)."""
     metrics_public: bool = False
     """Serve `GET /metrics` without the admin token (behind your own access control)."""
     require_client_keys: bool = False
