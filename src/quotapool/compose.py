@@ -39,7 +39,7 @@ from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.filters import available
 from quotapool.routing.pricing import DEFAULT_PRICES
-from quotapool.routing.profiles import Profile, Routing, Warmup
+from quotapool.routing.profiles import CLAUDE_MODELS, Profile, Routing, Warmup
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import KEY_FILE_NAME, Redactor, Secret, SecretBox, load_or_create_key
 from quotapool.store.accounts import AccountStore
@@ -112,6 +112,7 @@ def profile_from(name: str, config: RoutingConfig) -> Profile:
         weights=dict(config.weights),
         models={str(scenario): model for scenario, model in config.models.items()},
         long_context_tokens=config.long_context_tokens,
+        claude_models={**CLAUDE_MODELS, **{str(k): v for k, v in config.claude_models.items()}},
         warmup=Warmup(
             frozenset(warmup.credentials),
             warmup.ttl_seconds,

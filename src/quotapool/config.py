@@ -142,6 +142,9 @@ class RoutingConfig(BaseModel):
     long_context_tokens: int = Field(default=60_000, gt=0)
     """Estimated input tokens above which a request is the `long_context` scenario."""
     warmup: WarmupConfig | None = None
+    claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] = {}
+    """Claude family → the model Codex accounts serve in its place (over the defaults:
+    opus and sonnet gpt-5.5, haiku gpt-5.4-mini)."""
 
     @field_validator("weights")
     @classmethod
@@ -189,6 +192,7 @@ class ProfileConfig(BaseModel):
     models: dict[Scenario, str] | None = None
     long_context_tokens: int | None = None
     warmup: WarmupConfig | None = None
+    claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] | None = None
 
     def over(self, routing: RoutingConfig, *, everything: bool = False) -> RoutingConfig:
         """The profile's settings, validated like `[routing]`. Strategy and modifiers it

@@ -29,7 +29,7 @@ SERVED_BY: dict[Route, frozenset[Kind]] = {
     Route.RESPONSES: frozenset({Kind.CODEX, Kind.OPENAI}),
     Route.COMPACT: frozenset({Kind.CODEX, Kind.OPENAI}),
     Route.CHAT: frozenset({Kind.OPENAI, Kind.CODEX}),
-    Route.MESSAGES: frozenset({Kind.ANTHROPIC}),
+    Route.MESSAGES: frozenset({Kind.ANTHROPIC, Kind.CODEX}),
     Route.COUNT_TOKENS: frozenset({Kind.ANTHROPIC}),
     Route.WEBSOCKET: frozenset({Kind.CODEX}),
 }

@@ -25,7 +25,7 @@ from quotapool.proxy.relay import (
     Sink,
     StreamFailure,
     UpstreamEvents,
-    collect_chat,
+    collect_adapted,
     collect_response,
     first_event_failure,
     stream_events,
@@ -40,8 +40,11 @@ from quotapool.routing.scenarios import detect
 from quotapool.secrets import Redactor, Secret
 from quotapool.store.affinity import TURN_STATE, AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
+from quotapool.translate import StreamAdapter, TranslationError
+from quotapool.translate.messages_responses import MessagesStreamAdapter, wants_thinking
+from quotapool.translate.token_estimate import estimate_input_tokens
 from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
-from quotapool.upstream.chat_to_responses import ChatStreamAdapter, TranslationError
+from quotapool.upstream.chat_to_responses import ChatStreamAdapter
 from quotapool.upstream.signals import classify_error
 from quotapool.upstream.usage import Usage, parse_usage
 
@@ -146,6 +149,11 @@ class Dispatcher:
         profile = self.routing.profiles.get(name)
         return profile if profile is not None else self.routing.unknown(name)
 
+    def _anthropic_serves(self, request: ClientRequest, profile: Profile) -> bool:
+        """An Anthropic key of the profile serves the model (else tokens are counted here)."""
+        credentials = profile.view(self.pool.snapshot()).credentials
+        return any(c.kind is Kind.ANTHROPIC and c.serves(request.model) for c in credentials)
+
     async def serve(
         self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
     ) -> None:
@@ -153,6 +161,11 @@ class Dispatcher:
         profile = self.profile(request.headers)
         if isinstance(profile, str):
             await self._send_error(send, record, base, error(dialect, 400, profile))
+            return
+        if request.route is Route.COUNT_TOKENS and not self._anthropic_serves(request, profile):
+            count = orjson.dumps({"input_tokens": estimate_input_tokens(request.payload)})
+            record.status, record.scenario = 200, "estimate"
+            await send_body(send, 200, count, [*base, (b"x-quotapool-count", b"estimated")])
             return
         scenario = detect(
             request.payload, len(request.body), request.model, profile.long_context_tokens
@@ -181,7 +194,7 @@ class Dispatcher:
             credential = choice.credential
             if self.warmups is not None and record.attempts == 1:
                 self.warmups.after(choice, failover.request, profile)
-            sent = credential.sent_model(request.model)
+            sent = profile.model_on(credential.kind, credential.sent_model(request.model))
             record.sent_model = sent
             try:
                 call = self.transports[credential.kind].prepare(
@@ -396,14 +409,16 @@ class Dispatcher:
         events = UpstreamEvents(response.content, self.settings.keepalive_seconds)
         if call.relay is Relay.RESPONSES_FROM_STREAM:
             return await collect_response(events, sink)
-        adapter = None
+        adapter: StreamAdapter | None = None
         if call.relay is Relay.CHAT_FROM_RESPONSES:
             created = int(self.clock.now())
             adapter = ChatStreamAdapter(
                 request.model, include_usage=_include_usage(request), created=created
             )
-            if not request.stream:
-                return await collect_chat(events, adapter, sink)
+        elif call.relay is Relay.MESSAGES_FROM_RESPONSES:
+            adapter = MessagesStreamAdapter(request.model, thinking=wants_thinking(request.payload))
+        if adapter is not None and not request.stream:
+            return await collect_adapted(events, adapter, sink)
         if (failure := await first_event_failure(events, self.clock.now())) is not None:
             return failure
         return await stream_events(

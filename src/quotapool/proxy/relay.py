@@ -15,7 +15,7 @@ from quotapool.domain.request import Route
 from quotapool.net.client import Body
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
 from quotapool.proxy.record import Record
-from quotapool.upstream.chat_to_responses import ChatStreamAdapter
+from quotapool.translate import StreamAdapter
 from quotapool.upstream.signals import (
     QUOTA_ERRORS,
     Verdict,
@@ -156,7 +156,7 @@ def error_event(route: Route, message: str) -> bytes:
 
 async def stream_events(
     events: UpstreamEvents,
-    adapter: ChatStreamAdapter | None,
+    adapter: StreamAdapter | None,
     route: Route,
     sink: Sink,
     *,
@@ -205,7 +205,7 @@ async def stream_events(
     tail = b""
     if adapter is not None:
         record.usage = adapter.usage
-        tail = _DONE
+        tail = adapter.tail
     await send({"type": "http.response.body", "body": tail})
     return None
 
@@ -238,10 +238,11 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
     return None
 
 
-async def collect_chat(
-    events: UpstreamEvents, adapter: ChatStreamAdapter, sink: Sink
+async def collect_adapted(
+    events: UpstreamEvents, adapter: StreamAdapter, sink: Sink
 ) -> StreamFailure | None:
-    """Serve a non-streaming chat client from a streamed Responses answer."""
+    """Serve a non-streaming client of another API (chat, Messages) from a streamed
+    Responses answer."""
     while (event := await events.next()) is not None:
         if not isinstance(event, bytes):
             continue
@@ -250,7 +251,7 @@ async def collect_chat(
             return failure
         if isinstance(payload, dict):
             adapter.feed(payload)
-    if adapter.finish_reason is None:
+    if not adapter.finished:
         return _incomplete()
     sink.record.usage = adapter.usage
     await _send_json(adapter.completion(), sink)

@@ -1,8 +1,9 @@
 """Session affinity keys: which requests belong to one conversation. Pure.
 
 Strongest first: `x-codex-turn-state`, `thread-id`, `session-id` / `session_id` /
-`x-codex-session-id`, the body's `prompt_cache_key`; without any, a hash of (client identity,
-instructions prefix, first input item), so even a bare SDK conversation keeps its cache warm.
+`x-codex-session-id` / `x-claude-code-session-id`, the body's `prompt_cache_key`; without any, a
+hash of (client identity, instructions prefix, first input item), so even a bare SDK
+conversation keeps its cache warm.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Any
 
 import orjson
 
-HEADER_KEYS = ("x-codex-turn-state", "thread-id", "session-id", "session_id", "x-codex-session-id")
+HEADER_KEYS = (
+    "x-codex-turn-state",
+    "thread-id",
+    "session-id",
+    "session_id",
+    "x-codex-session-id",
+    "x-claude-code-session-id",
+)
 PREFIX_CHARS = 512
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from quotapool.domain.credential import Credential
+from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.routing.base import RoutingPolicy, Strategy
@@ -20,6 +20,15 @@ PROFILE_HEADER = "x-quotapool-profile"
 """The header a client names its profile by (a `/p/NAME/` path prefix sets it too)."""
 FILL_STRATEGIES = frozenset({"fill_first", "sequential"})
 """Strategies that keep secondaries idle: the ones warmup is for."""
+
+
+CLAUDE_MODELS = {
+    "opus": "gpt-5.5",
+    "sonnet": "gpt-5.5",
+    "haiku": "gpt-5.4-mini",
+    "default": "gpt-5.5",
+}
+"""What Claude model names become on Codex accounts unless `claude_models` says otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +56,18 @@ class Profile:
     """Scenario → model sent (`default` for every scenario without its own)."""
     long_context_tokens: int = 60_000
     warmup: Warmup | None = None
+    claude_models: Mapping[str, str] = field(default_factory=lambda: dict(CLAUDE_MODELS))
+    """Claude family (opus, sonnet, haiku) → the model a credential that is not Anthropic's
+    serves in its place (Claude Code on ChatGPT accounts)."""
     _view: list[tuple[Credential, ...]] = field(default_factory=list, repr=False)
     """The last (pool credentials, this profile's view of them): they change rarely."""
+
+    def model_on(self, kind: Kind, model: str) -> str:
+        """`claude-opus-5-5` on a Codex account is its opus model; other names stay."""
+        if kind is Kind.ANTHROPIC or not model.startswith("claude"):
+            return model
+        family = next((f for f in ("opus", "sonnet", "haiku") if f in model), "default")
+        return self.claude_models.get(family, self.claude_models["default"])
 
     @property
     def fills(self) -> bool:

@@ -22,6 +22,8 @@ class Relay(Enum):
     """A non-streaming Responses client served from a streamed upstream (Codex always streams)."""
     CHAT_FROM_RESPONSES = "chat_from_responses"
     """A chat client served by the Responses API: events are translated."""
+    MESSAGES_FROM_RESPONSES = "messages_from_responses"
+    """An Anthropic Messages client served by the Responses API: events are translated."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,9 @@ from typing import Any
 
 import orjson
 
+from quotapool.translate import TranslationError
 from quotapool.upstream.chat_schema import ChatBody, problem
 from quotapool.upstream.usage import Usage, parse_usage
-
-
-class TranslationError(ValueError):
-    """The chat request uses something the Responses API cannot express."""
-
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 def _text_parts(content: Any, part_type: str, param: str) -> list[dict[str, Any]]:
@@ -174,6 +167,8 @@ def _chat_usage(usage: Usage) -> dict[str, Any]:
 class ChatStreamAdapter:
     """Feeds on Responses events; emits chat chunks (stream) or one completion (not stream)."""
 
+    tail = b"data: [DONE]\n\n"
+
     def __init__(self, model: str, *, include_usage: bool, created: int) -> None:
         self.model = model
         self.include_usage = include_usage
@@ -185,6 +180,10 @@ class ChatStreamAdapter:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.error: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {

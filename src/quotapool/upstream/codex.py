@@ -10,6 +10,7 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
+from quotapool.translate.messages_responses import messages_to_responses
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
 from quotapool.upstream.chat_to_responses import chat_request_to_responses
 from quotapool.upstream.headers import forwarded
@@ -41,6 +42,12 @@ class CodexTransport:
         if request.route is Route.CHAT:
             body = orjson.dumps(chat_request_to_responses(request.payload))
             return UpstreamCall(url, headers, body, Relay.CHAT_FROM_RESPONSES)
+        if request.route is Route.MESSAGES:
+            session = request.headers.get("x-claude-code-session-id")
+            if session:  # the backend keeps a conversation's prompt cache by its session
+                headers["session_id"] = session
+            body = orjson.dumps(messages_to_responses(request.payload, session))
+            return UpstreamCall(url, headers, body, Relay.MESSAGES_FROM_RESPONSES)
         payload = request.payload
         if payload.get("stream") is True and payload.get("store") is False:
             return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
