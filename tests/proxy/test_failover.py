@@ -148,8 +148,10 @@ def test_unknown_model_is_a_clear_404(h: Harness, harness: HarnessFactory) -> No
         response = http.post("/v1/chat/completions", json={"model": "nope", "messages": []})
     assert response.status_code == 404
     assert "GET /v1/models" in response.json()["error"]["message"]
-    codex_only = harness()
-    with codex_only.http() as http:
+    openai_only = harness(
+        credentials=[{"kind": "openai", "name": "oai", "api_key": "sk-openai", "models": ["x"]}]
+    )
+    with openai_only.http() as http:
         response = http.post("/v1/messages", json={"model": "x", "max_tokens": 1, "messages": []})
     assert response.status_code == 404
     assert response.json()["type"] == "error"  # Anthropic-shaped

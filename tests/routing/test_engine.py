@@ -115,7 +115,7 @@ def test_rejection_carries_the_soonest_comeback() -> None:
     rejection = pick(pool, now=100.0)
     assert isinstance(rejection, Rejection)
     assert rejection.retry_at == 200.0 and not rejection.no_match
-    none_serve = pick(pool, RouteRequest(Route.MESSAGES, "claude"))
+    none_serve = pick(pool, RouteRequest(Route.COUNT_TOKENS, "claude"))
     assert isinstance(none_serve, Rejection) and none_serve.no_match and none_serve.retry_at is None
 
 
