@@ -1,0 +1,95 @@
+"""The real Claude Code CLI (npm @anthropic-ai/claude-code, print mode) on a pool of only Codex
+(ChatGPT) accounts: its Messages requests are translated to the Codex backend and back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quotapool.testing.fake_upstream import usage_limit
+from tests.conftest import Harness, HarnessFactory
+from tests.proxy.test_client_keys_e2e import create
+
+CLAUDE = Path(__file__).parent / "node_modules" / ".bin" / "claude"
+
+
+@pytest.fixture
+def h(harness: HarnessFactory) -> Harness:
+    """Three Codex accounts and nothing else; the first available serves."""
+    return harness(routing={"strategy": "sequential"}, accounts_watch_interval=0.1)
+
+
+def claude(
+    h: Harness, home: Path, prompt: str, *args: str, key: str = "client-key"
+) -> dict[str, Any]:
+    if not CLAUDE.exists():
+        pytest.fail(f"Claude Code is missing at {CLAUDE}: run ./scripts/test, which installs it")
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": h.base,
+        "ANTHROPIC_API_KEY": key,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "IS_SANDBOX": "1",
+        "HTTPS_PROXY": "http://127.0.0.1:9",  # nothing but quotapool is reachable
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    result = subprocess.run(
+        [str(CLAUDE), "-p", prompt, "--output-format", "json", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=home,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def test_a_text_turn(h: Harness, tmp_path: Path) -> None:
+    answer = claude(h, tmp_path / "home", "say hi")
+    assert answer["result"] == "Hi from alpha!" and answer["is_error"] is False
+    seen = h.fake.seen[-1]
+    assert seen.path == "/backend-api/codex/responses" and seen.model == "gpt-5.5"
+    assert not seen.body["instructions"].startswith("x-anthropic-billing-header")
+    assert seen.headers["session_id"] == seen.body["prompt_cache_key"]  # Claude Code's session
+    row = h.rows(1)[-1]
+    assert row["model"].startswith("claude-") and row["sent_model"] == "gpt-5.5"
+
+
+def test_a_tool_turn_runs_bash_and_sends_its_output_back(h: Harness, tmp_path: Path) -> None:
+    h.fake.account("tok-a").tool_call = ("Bash", '{"command": "echo quotapool-tool-ok"}')
+    answer = claude(h, tmp_path / "home", "run the echo", "--allowedTools", "Bash")
+    assert answer["result"] == "Hi from alpha!" and answer["num_turns"] == 2
+    call, result = h.fake.seen[-2].body, h.fake.seen[-1].body
+    assert call["input"][-1]["type"] == "message"
+    output = next(i for i in result["input"] if i["type"] == "function_call_output")
+    assert "quotapool-tool-ok" in output["output"]
+    assert {h.fake.seen[-2].account, h.fake.seen[-1].account} == {
+        "alpha"
+    }  # one session, one account
+
+
+def test_a_usage_limit_on_the_first_account_is_invisible(h: Harness, tmp_path: Path) -> None:
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 900))
+    answer = claude(h, tmp_path / "home", "say hi")
+    assert answer["result"] == "Hi from bravo!"
+    assert [s.account for s in h.fake.seen[-2:]] == ["alpha", "bravo"]
+
+
+def test_with_a_client_key(h: Harness, tmp_path: Path) -> None:
+    key = create(h, "claude-user")
+    answer = claude(h, tmp_path / "home", "say hi", key=key)
+    assert answer["result"] == "Hi from alpha!"
+    assert h.rows(1)[-1]["client_key"] == "claude-user"
