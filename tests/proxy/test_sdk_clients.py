@@ -208,3 +208,21 @@ def test_anthropic_count_tokens_passes_through(h: Harness) -> None:
     seen = h.fake.seen[-1]
     assert seen.path == "/v1/messages/count_tokens" and seen.headers["x-api-key"] == "sk-ant"
     assert h.rows(1)[-1]["route"] == "count_tokens"
+
+
+def test_beta_query_reaches_anthropic_and_streams_have_one_cache_control(h: Harness) -> None:
+    body = {
+        "model": "claude-fake-1",
+        "max_tokens": 9,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with h.http() as http:
+        streamed = http.post("/v1/messages?beta=true", json=body)  # as Claude Code sends it
+        assert h.fake.seen[-1].path == "/v1/messages" and h.fake.seen[-1].query == "beta=true"
+        translated = http.post(
+            "/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
+        )
+    for response in (streamed, translated):
+        assert response.headers.get_list("cache-control") == ["no-cache"]
+        assert len(response.headers.get_list("content-type")) == 1

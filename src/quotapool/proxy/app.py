@@ -146,6 +146,7 @@ def parse_request(
     dialect: Dialect,
     profile: str | None = None,
     key: ClientKey | None = None,
+    query: bytes = b"",
 ) -> ClientRequest:
     """Parse the body once and check what routing needs; a clear 400 otherwise."""
     try:
@@ -175,7 +176,9 @@ def parse_request(
     forwarded, client = client_headers(headers, profile)
     if key is not None and key.profile is not None:
         forwarded[PROFILE_HEADER] = key.profile  # a key's profile beats the header and path
-    return ClientRequest(route, body, payload, model, stream, forwarded, client)
+    return ClientRequest(
+        route, body, payload, model, stream, forwarded, client, query.decode("latin-1")
+    )
 
 
 _DROP_RAW = frozenset(name.encode() for name in _DROP_REQUEST_HEADERS)
@@ -491,7 +494,9 @@ class ProxyApp:
         self._active += 1
         try:
             body = await read_body(scope, receive, self._limit, dialect, watch)
-            request = parse_request(route, body, scope["headers"], dialect, profile, key)
+            request = parse_request(
+                route, body, scope["headers"], dialect, profile, key, scope.get("query_string", b"")
+            )
             record.model, record.stream = request.model, request.stream
             self._admit(key, request, dialect, record)
             await self._serve(request, dialect, send, record, base)

@@ -26,7 +26,12 @@ async def send_body(
     await send({"type": "http.response.body", "body": body})
 
 
+_STREAM_OWN = frozenset({b"content-type", b"cache-control"})
+
+
 async def start_stream(send: Send, status: int, headers: Headers) -> None:
+    """An event stream: its content type and cache-control are ours (never the upstream's too)."""
+    headers[:] = [h for h in headers if h[0] not in _STREAM_OWN]
     headers.append((b"content-type", SSE))
     headers.append((b"cache-control", b"no-cache"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -123,6 +123,7 @@ class Seen:
     body: dict[str, Any]
     raw: bytes = b""
     """The body (or WebSocket message) exactly as it arrived."""
+    query: str = ""
 
 
 AUTH = "https://api.openai.com/auth"

@@ -152,7 +152,9 @@ class FakeUpstream:
             raise _refused(dialect, *found)
         headers = {k.lower(): v for k, v in request.headers.items()}
         name = account.name if account else None
-        self.seen.append(Seen(request.path, name, body.get("model"), headers, body, raw))
+        self.seen.append(
+            Seen(request.path, name, body.get("model"), headers, body, raw, request.query_string)
+        )
         if account is None:
             if anthropic:
                 err = {

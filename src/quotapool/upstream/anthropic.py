@@ -29,7 +29,7 @@ class AnthropicTransport:
         path = (
             "/v1/messages/count_tokens" if request.route is Route.COUNT_TOKENS else "/v1/messages"
         )
-        url = f"{credential.base_url}{path}"
+        url = f"{credential.base_url}{path}" + (f"?{request.query}" if request.query else "")
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:

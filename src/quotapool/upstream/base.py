@@ -39,6 +39,8 @@ class ClientRequest:
     """Client headers, lower-case, already stripped of hop-by-hop and client credentials."""
     client: str = ""
     """A digest of the client's own credential: tells clients apart without keeping it."""
+    query: str = ""
+    """The query string (`beta=true` from Anthropic SDKs), for upstreams of the same API."""
 
 
 @dataclass(frozen=True, slots=True)
