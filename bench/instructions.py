@@ -27,7 +27,17 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from bench.run import BODIES, HERE, PATHS, RESULTS, free_port, process, wait_port, write_config
+from bench.run import (
+    BODIES,
+    HERE,
+    PATHS,
+    RESULTS,
+    free_port,
+    process,
+    variant,
+    wait_port,
+    write_config,
+)
 
 CONCURRENCY = 16
 
@@ -93,9 +103,12 @@ def main() -> None:
     parser.add_argument("--api", choices=sorted(PATHS), default="chat")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument(
-        "--log-levels",
-        default="warning",
-        help="quotapool's log levels to count, comma-separated (info adds the access log line)",
+        "--variant",
+        type=variant,
+        action="append",
+        default=[],
+        help="also count quotapool with these settings, e.g. no-metrics:QUOTAPOOL_METRICS=false "
+        "or access-log:QUOTAPOOL_LOG_LEVEL=info (repeat)",
     )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
@@ -114,15 +127,16 @@ def main() -> None:
     counts = {}
     with process([*fake, "--accounts", "4"], upstream_port, "1"):
         floor_count = count(floor, floor_port, path, body, args.requests, {})
-        for level in args.log_levels.split(","):
-            env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": level}
-            counts[level] = count(quotapool, proxy_port, path, body, args.requests, env)
+        base = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
+        for name, overrides in [("as configured", {}), *args.variant]:
+            env = {**base, **overrides}
+            counts[name] = count(quotapool, proxy_port, path, body, args.requests, env)
     shutil.rmtree(home, ignore_errors=True)
     mode = "stream" if args.stream else "non-stream"
     print(f"{args.api} {mode}, {args.requests} requests at c={CONCURRENCY}:")
     print(f"  bare floor  {floor_count / 1000:8.1f} k instructions/request")
-    for level, qp_count in counts.items():
-        print(f"  quotapool   {qp_count / 1000:8.1f} k instructions/request (log level {level})")
+    for name, qp_count in counts.items():
+        print(f"  quotapool   {qp_count / 1000:8.1f} k instructions/request ({name})")
         print(
             f"  ratio       {qp_count / floor_count:8.2f}×  "
             f"(+{(qp_count - floor_count) / 1000:.1f} k)"

@@ -142,7 +142,7 @@ def open_keys(engine: Engine, settings: Settings, clock: Clock) -> KeyRing:
 
 def transports_for(settings: Settings) -> dict[Kind, Transport]:
     return {
-        Kind.CODEX: CodexTransport(),
+        Kind.CODEX: CodexTransport(settings.lenient),
         Kind.OPENAI: OpenAITransport(),
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
     }

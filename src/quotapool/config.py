@@ -243,6 +243,9 @@ class Settings(BaseSettings):
     with an error event (every request still gets its log row)."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
+    lenient: bool = False
+    """Drop request parameters an upstream cannot honour (named in `x-quotapool-dropped`)
+    instead of answering 400."""
     metrics: bool = True
     """Count what `GET /metrics` reports (off: it answers 404 and nothing is counted)."""
     metrics_public: bool = False

@@ -193,3 +193,43 @@ def test_count_tokens_is_estimated_locally_without_an_anthropic_key(h: Harness) 
     )
     assert 0 < short.input_tokens < 50 and 3000 < long.input_tokens < 8000
     assert not any(s.path.endswith("count_tokens") for s in h.fake.seen)
+
+
+def test_chat_parameters_codex_cannot_honour_are_named_or_dropped_when_lenient(
+    harness: HarnessFactory,
+) -> None:
+    import openai
+
+    strict = harness()
+    client = strict.openai()
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="gpt-5.5", temperature=0.2, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raised.value.body["param"] == "temperature"  # type: ignore[index]
+    assert "lenient" in raised.value.body["message"]  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as capped:
+        client.responses.create(model="gpt-5.5", input="hi", max_output_tokens=100)
+    assert capped.value.body["param"] == "max_output_tokens"  # type: ignore[index]
+    lenient = harness(lenient=True).openai()
+    answer = lenient.chat.completions.with_raw_response.create(
+        model="gpt-5.5",
+        temperature=0.2,
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert answer.headers["x-quotapool-dropped"] == "temperature, max_tokens"
+    assert answer.parse().choices[0].message.content.startswith("Hi from ")
+    responses = lenient.responses.with_raw_response.create(
+        model="gpt-5.5", input="hi", max_output_tokens=100
+    )
+    assert responses.headers["x-quotapool-dropped"] == "max_output_tokens"
+    assert responses.parse().output_text.startswith("Hi from ")
+    messages = harness(lenient=True).anthropic()
+    dropped = messages.messages.with_raw_response.create(
+        model="claude-sonnet-5-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"temperature": 0.5, "top_k": 3},
+    )
+    assert dropped.headers["x-quotapool-dropped"] == "temperature, top_k"

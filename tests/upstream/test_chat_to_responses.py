@@ -85,12 +85,40 @@ def test_full_conversation_translates() -> None:
             },
             "tools[0]",
         ),
+        *(
+            ({"model": "m", "messages": [{"role": "user", "content": "x"}], name: value}, name)
+            for name, value in (
+                ("temperature", 0.2),
+                ("max_tokens", 100),
+                ("max_completion_tokens", 100),
+                ("n", 2),
+                ("logprobs", True),
+                ("stop", ["\n"]),
+                ("seed", 7),
+                ("top_p", 0.9),
+            )
+        ),
     ],
 )
 def test_untranslatable_requests_name_the_param(body: dict[str, object], param: str) -> None:
     with pytest.raises(TranslationError) as info:
         chat_request_to_responses(body)
     assert info.value.param == param
+
+
+def test_neutral_values_and_image_detail_are_carried_over() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA", "detail": "low"}}
+    request = chat_request_to_responses(
+        {
+            "model": "m",
+            "n": 1,
+            "logprobs": False,
+            "messages": [{"role": "user", "content": [image]}],
+        }
+    )
+    assert request["input"][0]["content"] == [
+        {"type": "input_image", "image_url": "data:image/png;base64,AA", "detail": "low"}
+    ]
 
 
 def test_failed_response_becomes_an_error_chunk() -> None:

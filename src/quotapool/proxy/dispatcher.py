@@ -205,6 +205,8 @@ class Dispatcher:
                 await self._send_error(send, record, base, bad)
                 return
             headers = self._headers(base, choice)
+            if call.dropped:
+                headers.append((b"x-quotapool-dropped", ", ".join(call.dropped).encode()))
             failure = await self.attempt(
                 call, credential, request, dialect, send, record, headers, choice
             )

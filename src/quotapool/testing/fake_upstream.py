@@ -78,6 +78,11 @@ def _refused(dialect: str, field: str, message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=orjson.dumps(body).decode(), content_type="application/json")
 
 
+CODEX_UNSUPPORTED = ("max_output_tokens", "temperature", "top_p")
+"""Parameters the ChatGPT Codex backend answers 400 "Unsupported parameter" (measured by users
+of other proxies; the Codex CLI never sends them)."""
+
+
 class FakeUpstream:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
@@ -256,6 +261,8 @@ class FakeUpstream:
         if body.get("stream") is not True or body.get("store") is not False:
             detail = {"detail": "Stream must be set to true and store to false"}
             return web.json_response(detail, status=400)
+        if refused := next((p for p in CODEX_UNSUPPORTED if p in body), None):
+            return web.json_response({"detail": f"Unsupported parameter: {refused}"}, status=400)
         if (failure := account.next_failure(body.get("model"))) is not None:
             return await self._failure(request, failure, True, "codex")
         frames = events.responses_stream(

@@ -3,6 +3,7 @@ bodies in, parsed bodies out; upstream events in, client stream bytes out."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from quotapool.upstream.usage import Usage
@@ -14,6 +15,37 @@ class TranslationError(ValueError):
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)
         self.param = param
+
+
+LENIENT_HINT = (
+    "leave it out, send it where an upstream can honour it, or set lenient = true to have such "
+    "parameters dropped (named in the x-quotapool-dropped response header)"
+)
+
+
+def unsupported(body: Mapping[str, Any], refused: Mapping[str, str]) -> list[str]:
+    """The parameters of `body` in `refused` (name → what it does) that are set to something
+    other than their neutral value (absent, null, false, `n: 1`)."""
+    return [
+        name
+        for name in refused
+        if (value := body.get(name)) is not None
+        and value is not False
+        and not (name == "n" and value == 1)
+    ]
+
+
+def refuse(body: Mapping[str, Any], refused: Mapping[str, str], what: str) -> None:
+    """A TranslationError (a 400 naming it) for the first parameter `what` cannot honour."""
+    if found := unsupported(body, refused):
+        name = found[0]
+        raise TranslationError(
+            f"{name} ({refused[name]}) is not supported by {what}; {LENIENT_HINT}", name
+        )
+
+
+def without(body: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in names} if names else body
 
 
 class StreamAdapter(Protocol):

@@ -17,12 +17,13 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError
+from quotapool.translate import TranslationError, refuse
 from quotapool.upstream.usage import Usage, parse_usage
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 """Claude Code's first system block: a per-run stamp, not a prompt. Sent on, it would change
 the prompt prefix with every run and defeat prefix caching."""
+CODEX_ACCOUNTS = "Codex (ChatGPT) accounts"
 REFUSED = {
     "temperature": "sampling temperature",
     "top_p": "nucleus sampling",
@@ -40,13 +41,7 @@ def messages_to_responses(body: dict[str, Any], session: str | None = None) -> d
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise TranslationError("'messages' must be a non-empty array", "messages")
-    for name, what in REFUSED.items():
-        if body.get(name) is not None:
-            raise TranslationError(
-                f"{name} ({what}) is not supported by Codex (ChatGPT) accounts; leave it out "
-                "or route this request to an Anthropic key",
-                name,
-            )
+    refuse(body, REFUSED, CODEX_ACCOUNTS)
     items: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         items.extend(_items(index, message))

@@ -51,6 +51,8 @@ class UpstreamCall:
     relay: Relay
     hide_usage_chunk: bool = False
     """Usage was asked for on the client's behalf (to log tokens): keep its chunk from it."""
+    dropped: tuple[str, ...] = ()
+    """Parameters left out because the upstream cannot honour them (`lenient = true`)."""
 
 
 class Transport(Protocol):

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError
+from quotapool.translate import TranslationError, refuse
 from quotapool.upstream.chat_schema import ChatBody, problem
 from quotapool.upstream.usage import Usage, parse_usage
 
@@ -28,7 +28,10 @@ def _text_parts(content: Any, part_type: str, param: str) -> list[dict[str, Any]
         elif kind == "image_url" and part_type == "input_text":
             image = part.get("image_url") or {}
             url = image.get("url") if isinstance(image, dict) else image
-            parts.append({"type": "input_image", "image_url": url})
+            detail = image.get("detail") if isinstance(image, dict) else None
+            parts.append(
+                {"type": "input_image", "image_url": url, **({"detail": detail} if detail else {})}
+            )
         else:
             raise TranslationError(f"content part type {kind!r} is not supported here", param)
     return parts
@@ -120,6 +123,24 @@ def _text_format(response_format: Any) -> dict[str, Any] | None:
     return None
 
 
+CHAT_REFUSED = {
+    "n": "more than one choice",
+    "temperature": "sampling temperature",
+    "top_p": "nucleus sampling",
+    "max_tokens": "an output cap: the backend refuses one",
+    "max_completion_tokens": "an output cap: the backend refuses one",
+    "stop": "stop sequences",
+    "seed": "deterministic sampling",
+    "logprobs": "log probabilities",
+    "top_logprobs": "log probabilities",
+    "logit_bias": "token biases",
+    "frequency_penalty": "repetition penalties",
+    "presence_penalty": "repetition penalties",
+}
+"""Chat parameters the Codex backend cannot honour (it refuses or ignores them): a 400 names
+each, instead of answering as if it had been honoured."""
+
+
 def chat_request_to_responses(body: dict[str, Any]) -> dict[str, Any]:
     """Rewrite a chat request as a streamed, unstored Codex Responses request."""
     messages = body.get("messages")
@@ -128,6 +149,7 @@ def chat_request_to_responses(body: dict[str, Any]) -> dict[str, Any]:
     if (found := problem(ChatBody, body)) is not None:
         field, message = found
         raise TranslationError(message, field)
+    refuse(body, CHAT_REFUSED, "Codex (ChatGPT) accounts")
     instructions = [
         _plain_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -10,9 +11,11 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
-from quotapool.translate.messages_responses import messages_to_responses
+from quotapool.translate import refuse, unsupported, without
+from quotapool.translate.messages_responses import CODEX_ACCOUNTS, messages_to_responses
+from quotapool.translate.messages_responses import REFUSED as MESSAGES_REFUSED
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
-from quotapool.upstream.chat_to_responses import chat_request_to_responses
+from quotapool.upstream.chat_to_responses import CHAT_REFUSED, chat_request_to_responses
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
 
@@ -27,8 +30,31 @@ def codex_auth(secret: Secret, headers: Mapping[str, str] | None = None) -> dict
     return merged
 
 
+RESPONSES_REFUSED = {
+    "max_output_tokens": "an output cap",
+    "temperature": "sampling temperature",
+    "top_p": "nucleus sampling",
+}
+"""What the Codex backend answers 400 "Unsupported parameter" to on its Responses API."""
+
+
 class CodexTransport:
     kind = Kind.CODEX
+
+    def __init__(self, lenient: bool = False) -> None:
+        self.lenient = lenient
+        """Drop what the backend cannot honour (named in a header) instead of a 400."""
+
+    def _honoured(
+        self, payload: dict[str, Any], refused: Mapping[str, str]
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The payload without what the backend cannot honour, and what was left out, when
+        lenient; else a TranslationError (a 400) naming the first such parameter."""
+        if not self.lenient:
+            refuse(payload, refused, CODEX_ACCOUNTS)
+            return payload, ()
+        dropped = unsupported(payload, refused)
+        return without(payload, dropped), tuple(dropped)
 
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
@@ -40,21 +66,24 @@ class CodexTransport:
         if request.route is Route.COMPACT:
             return UpstreamCall(f"{url}/compact", headers, request.body, Relay.PASSTHROUGH)
         if request.route is Route.CHAT:
-            body = orjson.dumps(chat_request_to_responses(request.payload))
-            return UpstreamCall(url, headers, body, Relay.CHAT_FROM_RESPONSES)
+            payload, dropped = self._honoured(request.payload, CHAT_REFUSED)
+            body = orjson.dumps(chat_request_to_responses(payload))
+            return UpstreamCall(url, headers, body, Relay.CHAT_FROM_RESPONSES, dropped=dropped)
         if request.route is Route.MESSAGES:
             session = request.headers.get("x-claude-code-session-id")
             if session:  # the backend keeps a conversation's prompt cache by its session
                 headers["session_id"] = session
-            body = orjson.dumps(messages_to_responses(request.payload, session))
-            return UpstreamCall(url, headers, body, Relay.MESSAGES_FROM_RESPONSES)
-        payload = request.payload
-        if payload.get("stream") is True and payload.get("store") is False:
+            payload, dropped = self._honoured(request.payload, MESSAGES_REFUSED)
+            body = orjson.dumps(messages_to_responses(payload, session))
+            relay = Relay.MESSAGES_FROM_RESPONSES
+            return UpstreamCall(url, headers, body, relay, dropped=dropped)
+        payload, dropped = self._honoured(request.payload, RESPONSES_REFUSED)
+        if not dropped and payload.get("stream") is True and payload.get("store") is False:
             return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
         # The Codex backend only streams and never stores: ask for that, adapt the answer.
         body = orjson.dumps({**payload, "stream": True, "store": False})
         relay = Relay.PASSTHROUGH if request.stream else Relay.RESPONSES_FROM_STREAM
-        return UpstreamCall(url, headers, body, relay)
+        return UpstreamCall(url, headers, body, relay, dropped=dropped)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
         return parse_codex_headers(headers, now)
