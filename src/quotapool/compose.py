@@ -33,7 +33,7 @@ from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.metrics import Metrics
-from quotapool.proxy.models import CodexModels, model_ids, openai_models, pool_view
+from quotapool.proxy.models import CodexModels, models_answer, pool_view, served_models
 from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy
@@ -315,10 +315,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         on_unauthorized=accounts.on_unauthorized,
     )
 
-    async def models(dialect: Dialect) -> bytes:
+    async def models(dialect: Dialect, model: str | None) -> tuple[int, bytes]:
         if dialect is Dialect.CODEX and session_holder:
-            return await codex_models.fetch(session_holder[0])
-        return openai_models(model_ids(pool.snapshot().credentials, settings.codex_models))
+            return 200, await codex_models.fetch(session_holder[0])
+        ids = served_models(pool.snapshot().credentials, settings.codex_models, dialect)
+        return models_answer(ids, dialect, model)
 
     def ready() -> tuple[bool, dict[str, Any]]:
         return readiness(pool, clock, writers)

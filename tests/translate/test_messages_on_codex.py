@@ -233,3 +233,19 @@ def test_chat_parameters_codex_cannot_honour_are_named_or_dropped_when_lenient(
         extra_body={"temperature": 0.5, "top_k": 3},
     )
     assert dropped.headers["x-quotapool-dropped"] == "temperature, top_k"
+
+
+def test_models_are_listed_in_the_clients_shape(h: Harness) -> None:
+    import openai
+
+    listed = [m.id for m in h.anthropic().models.list()]
+    assert {"claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "gpt-5.5"} <= set(listed)
+    one = h.anthropic().models.retrieve("claude-sonnet-5-5")
+    assert one.type == "model" and one.id == "claude-sonnet-5-5"
+    with pytest.raises(anthropic.NotFoundError):
+        h.anthropic().models.retrieve("claude-unknown")
+    client = h.openai()
+    assert "claude-opus-5-5" not in {m.id for m in client.models.list()}
+    assert client.models.retrieve("gpt-5.5").id == "gpt-5.5"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-9-turbo")

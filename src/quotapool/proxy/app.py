@@ -55,6 +55,7 @@ _DROP_REQUEST_HEADERS = frozenset(
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
 POOL_PATH = "/quotapool/pool"
+MODELS_PATH = "/v1/models"
 ADMIN_PREFIX = "/quotapool"
 """Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
 that is not the data plane's own (`/quotapool/pool`)."""
@@ -85,7 +86,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": Endpoint(("POST",), Dialect.OPENAI, Route.CHAT),
     "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
     "/v1/messages/count_tokens": Endpoint(("POST",), Dialect.ANTHROPIC, Route.COUNT_TOKENS),
-    "/v1/models": Endpoint(("GET",), Dialect.OPENAI),
+    MODELS_PATH: Endpoint(("GET",), Dialect.OPENAI),
     "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
     "/health": Endpoint(("GET",), Dialect.OPENAI),
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
@@ -226,7 +227,7 @@ class ProxyApp:
         *,
         serve: Callable[[ClientRequest, Dialect, Send, Record, Headers], Awaitable[None]],
         submit: Callable[[dict[str, Any]], None],
-        models: Callable[[Dialect], Awaitable[bytes]],
+        models: Callable[[Dialect, str | None], Awaitable[tuple[int, bytes]]],
         ready: Callable[[], tuple[bool, dict[str, Any]]],
         pool_view: Callable[[], bytes],
         now: Callable[[], float],
@@ -380,7 +381,13 @@ class ProxyApp:
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
         route_path, profile = profile_path(path)
         endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
+        if endpoint is None and route_path.startswith(MODELS_PATH + "/"):
+            endpoint = ENDPOINTS[MODELS_PATH]  # GET /v1/models/{id}
         dialect = endpoint.dialect if endpoint else _dialect_for(route_path)
+        if route_path.startswith(MODELS_PATH) and any(
+            name == b"anthropic-version" for name, _ in scope["headers"]
+        ):
+            dialect = Dialect.ANTHROPIC  # the Anthropic SDKs and Claude Code list models too
         if endpoint is None and self._admin is not None and route_path.startswith(ADMIN_PREFIX):
             if blocked := self._guard.refusal(scope["headers"], json_body=False):
                 await _send_error(send, base, error(dialect, blocked.status, blocked.message))
@@ -459,13 +466,15 @@ class ProxyApp:
             await send_body(send, 200, b'{"status":"ok"}', base)
         elif path == "/ready":
             ready, detail = self._ready()
-            status = "ready" if ready else "no eligible credential"
-            body = orjson.dumps({"status": status, **detail})
+            said = "ready" if ready else "no eligible credential"
+            body = orjson.dumps({"status": said, **detail})
             await send_body(send, 200 if ready else 503, body, base)
         elif path == POOL_PATH:
             await send_body(send, 200, self._pool_view(), base)
         else:
-            await send_body(send, 200, await self._models(dialect), base)
+            model = path.removeprefix(MODELS_PATH).strip("/") or None
+            status, body = await self._models(dialect, model)
+            await send_body(send, status, body, base)
 
     def _admit(
         self, key: ClientKey | None, request: ClientRequest, dialect: Dialect, record: Record

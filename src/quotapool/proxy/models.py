@@ -14,6 +14,7 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
 from quotapool.proxy.access_log import effective_status
+from quotapool.proxy.errors import Dialect, error
 from quotapool.routing.filters import available
 from quotapool.routing.profiles import Routing
 from quotapool.secrets import Secret
@@ -32,9 +33,50 @@ def model_ids(credentials: Sequence[Credential], codex_models: Sequence[str]) ->
     return list(seen)
 
 
-def openai_models(ids: Sequence[str]) -> bytes:
-    data = [{"id": m, "object": "model", "created": 0, "owned_by": "quotapool"} for m in ids]
-    return orjson.dumps({"object": "list", "data": data})
+CLAUDE_NAMES = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
+"""Listed to Anthropic clients when Codex accounts serve Claude names (any `claude-*` name is
+taken; these are Claude Code's own)."""
+
+
+def served_models(
+    credentials: Sequence[Credential], codex_models: Sequence[str], dialect: Dialect
+) -> list[str]:
+    """The model ids to list to a client of `dialect`."""
+    ids = model_ids(credentials, codex_models)
+    if dialect is Dialect.ANTHROPIC and any(c.kind is Kind.CODEX for c in credentials):
+        ids += [name for name in CLAUDE_NAMES if name not in ids]
+    return ids
+
+
+def _openai_model(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "quotapool"}
+
+
+def _anthropic_model(model: str) -> dict[str, Any]:
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": model,
+        "created_at": "1970-01-01T00:00:00Z",
+    }
+
+
+def models_answer(ids: Sequence[str], dialect: Dialect, model: str | None) -> tuple[int, bytes]:
+    """`GET /v1/models` (model None) or `GET /v1/models/{model}`, in the client's shape."""
+    shape = _anthropic_model if dialect is Dialect.ANTHROPIC else _openai_model
+    if model is not None:
+        if model not in ids:
+            message = (
+                f"The model {model!r} is not served here; GET /v1/models lists those that are."
+            )
+            return 404, error(dialect, 404, message, code="model_not_found").body
+        return 200, orjson.dumps(shape(model))
+    data = [shape(m) for m in ids]
+    if dialect is Dialect.ANTHROPIC:
+        first, last = (ids[0], ids[-1]) if ids else (None, None)
+        listing = {"data": data, "has_more": False, "first_id": first, "last_id": last}
+        return 200, orjson.dumps(listing)
+    return 200, orjson.dumps({"object": "list", "data": data})
 
 
 class CodexModels:
