@@ -33,7 +33,13 @@ from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.metrics import Metrics
-from quotapool.proxy.models import CodexModels, models_answer, pool_view, served_models
+from quotapool.proxy.models import (
+    CodexModels,
+    models_answer,
+    pool_usage,
+    pool_view,
+    served_models,
+)
 from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy
@@ -360,6 +366,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         models=models,
         ready=ready,
         pool_view=lambda: pool_view(pool.snapshot(), clock.now(), dispatcher.routing),
+        pool_usage=lambda: pool_usage(pool.snapshot(), clock.now()),
         now=clock.now,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout_seconds,

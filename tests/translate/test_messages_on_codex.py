@@ -249,3 +249,29 @@ def test_models_are_listed_in_the_clients_shape(h: Harness) -> None:
     assert client.models.retrieve("gpt-5.5").id == "gpt-5.5"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-9-turbo")
+
+
+def test_the_codex_clis_usage_view_shows_the_pool(h: Harness) -> None:
+    from quotapool.upstream.signals import parse_wham_usage
+
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 900))
+    with h.http() as http:
+        http.post(
+            "/v1/responses", json={"model": "gpt-5.5", "input": "hi"}
+        )  # alpha out, bravo serves
+        for path in ("/backend-api/wham/usage", "/api/codex/usage"):
+            answer = http.get(path)
+            assert answer.status_code == 200
+            reading = parse_wham_usage(answer.json(), time.time())  # as quotapool reads an account
+            assert (
+                reading is not None
+                and reading.primary is not None
+                and reading.secondary is not None
+            )
+            assert reading.primary.used_percent == pytest.approx((100 + 12 + 0) / 3, abs=0.1)
+            assert reading.secondary.used_percent == pytest.approx((100 + 30 + 0) / 3, abs=0.1)
+            assert (
+                reading.primary.resets_at is not None
+                and reading.primary.resets_at <= time.time() + 3600
+            )
+            assert answer.json()["rate_limit"]["allowed"] is True

@@ -56,6 +56,8 @@ _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
 POOL_PATH = "/quotapool/pool"
 MODELS_PATH = "/v1/models"
+USAGE_PATHS = frozenset({"/backend-api/wham/usage", "/api/codex/usage"})
+"""Where the Codex CLI reads its account's limits: answered with the pool's."""
 ADMIN_PREFIX = "/quotapool"
 """Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
 that is not the data plane's own (`/quotapool/pool`)."""
@@ -91,6 +93,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/health": Endpoint(("GET",), Dialect.OPENAI),
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
     POOL_PATH: Endpoint(("GET",), Dialect.OPENAI),
+    "/backend-api/wham/usage": Endpoint(("GET",), Dialect.CODEX),
+    "/api/codex/usage": Endpoint(("GET",), Dialect.CODEX),
     "/metrics": Endpoint(("GET",), Dialect.OPENAI),
 }
 
@@ -230,6 +234,7 @@ class ProxyApp:
         models: Callable[[Dialect, str | None], Awaitable[tuple[int, bytes]]],
         ready: Callable[[], tuple[bool, dict[str, Any]]],
         pool_view: Callable[[], bytes],
+        pool_usage: Callable[[], bytes] = lambda: b"{}",
         now: Callable[[], float],
         max_body_bytes: int,
         body_timeout: float,
@@ -253,6 +258,7 @@ class ProxyApp:
         self._models = models
         self._ready = ready
         self._pool_view = pool_view
+        self._pool_usage = pool_usage
         self._now = now
         self._limit = max_body_bytes
         self._allow_remote = allow_remote
@@ -471,6 +477,8 @@ class ProxyApp:
             await send_body(send, 200 if ready else 503, body, base)
         elif path == POOL_PATH:
             await send_body(send, 200, self._pool_view(), base)
+        elif path in USAGE_PATHS:
+            await send_body(send, 200, self._pool_usage(), base)
         else:
             model = path.removeprefix(MODELS_PATH).strip("/") or None
             status, body = await self._models(dialect, model)

@@ -166,3 +166,33 @@ def pool_view(snapshot: PoolSnapshot, now: float, routing: Routing | None = None
     if routing is not None:
         view["profiles"] = {name: p.describe() for name, p in sorted(routing.profiles.items())}
     return orjson.dumps(view)
+
+
+def pool_usage(snapshot: PoolSnapshot, now: float) -> bytes:
+    """`GET /backend-api/wham/usage` (and `/api/codex/usage`), as the Codex CLI reads it for
+    `/status`: the pool's Codex accounts as one, each window's use the average across them (an
+    account out of rotation counts as spent), resets the soonest."""
+    states = [snapshot.state(c.id) for c in snapshot.credentials if c.kind is Kind.CODEX]
+    usable = [s for s in states if available(s, now)]
+    rate_limit: dict[str, Any] = {"allowed": bool(usable), "limit_reached": not usable}
+    for name, seconds, which in (
+        ("primary_window", 18000, "primary"),
+        ("secondary_window", 604800, "secondary"),
+    ):
+        used, resets = [], []
+        for state in states:
+            window: QuotaWindow | None = getattr(state, which)
+            fraction = window.used_at(now) if window is not None else 0.0
+            used.append(fraction if available(state, now) else 100.0)
+            if window is not None and window.resets_at is not None and window.resets_at > now:
+                resets.append(window.resets_at)
+        reset_at = min(resets, default=now + seconds)
+        rate_limit[name] = {
+            "used_percent": round(sum(used) / len(used), 1) if used else 100.0,
+            "limit_window_seconds": seconds,
+            "reset_after_seconds": max(0, int(reset_at - now)),
+            "reset_at": int(reset_at),
+        }
+    plans = {c.plan for c in snapshot.credentials if c.kind is Kind.CODEX and c.plan}
+    plan = plans.pop() if len(plans) == 1 else "team"
+    return orjson.dumps({"plan_type": plan, "rate_limit": rate_limit})
