@@ -53,6 +53,7 @@ from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.batch import BatchWriter
 from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.memory import MemoryPoolStore
+from quotapool.store.response_items import ResponseItems
 from quotapool.store.routing_overrides import RoutingOverrides
 from quotapool.store.sql.db import make_engine, migrate
 from quotapool.store.sql.schema import usage_history
@@ -311,6 +312,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     access = AccessLog(clock.now)
     submit = logged(request_log, keys, metrics, access)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
+    items = dispatcher.items = ResponseItems(engine, ttl=settings.response_items_ttl)
     codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
     poller = UsagePoller(
         pool=pool,
@@ -342,6 +344,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             "client-keys-watch": keys.watch(settings.accounts_watch_interval),
             "status-watch": StatusWatch(pool.snapshot, clock.now).run(),
             "access-log": access.run(),
+            "response-items-writer": items.run(clock.now),
             "usage-poller": poller.run() if settings.usage_poll_interval > 0 else None,
         }
         for name, job in jobs.items():

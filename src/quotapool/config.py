@@ -243,6 +243,9 @@ class Settings(BaseSettings):
     with an error event (every request still gets its log row)."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
+    response_items_ttl: float = Field(default=3600.0, gt=0)
+    """How long the conversation behind a response from a Codex account is kept after its
+    last turn (to expand `previous_response_id`, which the ChatGPT backend refuses over HTTP)."""
     lenient: bool = False
     """Drop request parameters an upstream cannot honour (named in `x-quotapool-dropped`)
     instead of answering 400."""

@@ -72,27 +72,36 @@ def test_budget_pressure_moves_a_thread_once(h: Harness) -> None:
     assert moved[0] != first and len(set(moved)) == 1  # moved once, then stays
 
 
-def test_previous_response_id_goes_to_its_owner_or_fails_clearly(h: Harness) -> None:
+def test_previous_response_id_is_expanded_and_moves_when_its_account_runs_out(
+    h: Harness,
+) -> None:
+    """The ChatGPT backend refuses `previous_response_id` over HTTP (the fake too): quotapool
+    sends the conversation so far instead, to the same account while it can serve, else to
+    another one."""
     client = h.openai()
     first = client.responses.create(model="gpt-5.5", input="start")
     owner = first.output_text.removeprefix("Hi from ").rstrip("!")
-    for n in range(4):
-        follow = client.responses.create(
-            model="gpt-5.5", input=f"more {n}", previous_response_id=first.id
-        )
-        assert follow.output_text == f"Hi from {owner}!"
+    follow = client.responses.create(model="gpt-5.5", input="more", previous_response_id=first.id)
+    assert follow.output_text == f"Hi from {owner}!"  # its account: the cache is warm there
+    sent = h.fake.seen[-1].body
+    assert "previous_response_id" not in sent
+    texts = [part.get("text") for item in sent["input"] for part in item.get("content", [])]
+    assert texts == ["start", f"Hi from {owner}!", "more"]
     h.fake.account(TOKENS[owner]).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 120))
     client.responses.create(model="gpt-5.5", input="someone else now")  # pool learns the limit
-    for _ in range(3):
-        try:
-            client.responses.create(
-                model="gpt-5.5", input="continue", previous_response_id=first.id
-            )
-        except openai.RateLimitError as exc:
-            assert f"(previous_response_id) belongs to {owner}" in str(exc)
-            break
-    else:
-        pytest.fail("a continuation of a limited owner must not go to another account")
+    moved = client.responses.create(
+        model="gpt-5.5", input="continue", previous_response_id=follow.id
+    )
+    assert moved.output_text != f"Hi from {owner}!"  # another account, the whole conversation:
+    texts = [
+        p.get("text") for item in h.fake.seen[-1].body["input"] for p in item.get("content", [])
+    ]
+    assert texts == ["start", f"Hi from {owner}!", "more", f"Hi from {owner}!", "continue"]
+    ids = {a.name: a for a in h.qp.pool.snapshot().credentials}
+    h.qp.dispatcher.affinity.own("resp_forgotten", ids[owner].id, time.time())
+    with pytest.raises(openai.BadRequestError) as forgotten:
+        client.responses.create(model="gpt-5.5", input="x", previous_response_id="resp_forgotten")
+    assert "send the whole conversation" in str(forgotten.value)
 
 
 def test_a_brief_outage_does_not_move_the_thread(h: Harness) -> None:

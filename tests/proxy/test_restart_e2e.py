@@ -45,4 +45,8 @@ def test_conversations_and_response_owners_survive_a_restart(tmp_path: Path) -> 
             assert route(http, headers={"session-id": "s-1"})[0] == "bravo"
             # …and the continuation still reaches the one account that knows the response.
             assert route(http, previous_response_id=answer["id"], input="go on")[0] == "charlie"
+            sent = fake.seen[-1].body  # expanded from what the first process kept
+            assert "previous_response_id" not in sent
+            said = [p["text"] for item in sent["input"] for p in item["content"]]
+            assert said == ["remember this", "Hi from charlie!", "go on"]
             assert route(http, input="a new one")[0] == "alpha"

@@ -120,8 +120,15 @@ def test_no_warmup_for_pinned_requests_count_tokens_or_other_strategies(
 ) -> None:
     profiles = {"plain": {}, "spread": {"strategy": "round_robin", "warmup": WARMUP}}
     h = harness(routing=routing(), profiles=profiles)
-    first = ask(h, "/p/plain/v1/responses").json()
-    ask(h, previous_response_id=first["id"])  # owned by alpha: pinned, nothing warmed
+    first = ask(h, "/p/plain/v1/responses")
+    turn = first.headers["x-codex-turn-state"]
+    with h.http() as http:  # a turn of alpha's: pinned to it, nothing warmed
+        pinned = http.post(
+            "/v1/responses",
+            json={"model": "gpt-5.5", "input": "go on"},
+            headers={"x-codex-turn-state": turn},
+        )
+    assert pinned.headers["x-quotapool-route"].endswith("credential=alpha")
     ask(h, "/p/spread/v1/responses")  # round_robin spreads by itself
     time.sleep(0.3)
     assert warmups(h) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -40,6 +40,7 @@ from quotapool.routing.scenarios import detect
 from quotapool.secrets import Redactor, Secret
 from quotapool.store.affinity import TURN_STATE, AffinityStore, MemoryAffinityStore
 from quotapool.store.base import PoolStore
+from quotapool.store.response_items import ResponseItems
 from quotapool.translate import StreamAdapter, TranslationError
 from quotapool.translate.messages_responses import MessagesStreamAdapter, wants_thinking
 from quotapool.translate.token_estimate import estimate_input_tokens
@@ -136,6 +137,8 @@ class Dispatcher:
         """Set at start-up (`net.aiohttp.AiohttpClient`); tests give a mock."""
         self.warmups: Warmups | None = None
         """Set when the request log is wired (`proxy.warmup`)."""
+        self.items: ResponseItems | None = None
+        """Conversations behind responses relayed from Codex accounts (`store.response_items`)."""
 
     def use_routing(self, routing: Routing) -> None:
         """Switch profiles while running; requests in flight finish as they began."""
@@ -154,28 +157,44 @@ class Dispatcher:
         credentials = profile.view(self.pool.snapshot()).credentials
         return any(c.kind is Kind.ANTHROPIC and c.serves(request.model) for c in credentials)
 
-    async def serve(
+    async def _ready(
         self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
-    ) -> None:
-        """Answer `request`; every attempt and its outcome land in `record`."""
+    ) -> tuple[ClientRequest, Profile, str | None] | None:
+        """The request as it is to be routed, its profile and the account that produced the
+        response it continues; None when it was answered here (an error, a token count)."""
         profile = self.profile(request.headers)
         if isinstance(profile, str):
             await self._send_error(send, record, base, error(dialect, 400, profile))
-            return
+            return None
         if request.route is Route.COUNT_TOKENS and not self._anthropic_serves(request, profile):
             count = orjson.dumps({"input_tokens": estimate_input_tokens(request.payload)})
             record.status, record.scenario = 200, "estimate"
             await send_body(send, 200, count, [*base, (b"x-quotapool-count", b"estimated")])
-            return
+            return None
         scenario = detect(
             request.payload, len(request.body), request.model, profile.long_context_tokens
         )
         record.profile, record.scenario = profile.name, scenario
         if (model := profile.model_for(scenario, request.model)) != request.model:
             request = _with_model(request, model)
+        expanded, producer = await self._expanded(request)
+        if isinstance(expanded, ErrorResponse):
+            await self._send_error(send, record, base, expanded)
+            return None
+        return expanded, profile, producer
+
+    async def serve(
+        self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
+    ) -> None:
+        """Answer `request`; every attempt and its outcome land in `record`."""
+        ready = await self._ready(request, dialect, send, record, base)
+        if ready is None:
+            return
+        request, profile, producer = ready
         last_failure: tuple[int, bytes, Headers] | None = None
         key = affinity_key(request.headers, request.payload, request.client)
         bound = self.affinity.bound(key, self.clock.now()) if self.sticky else None
+        bound = bound or producer  # its account holds the conversation's prompt cache
         gate = self.routing.gated_models.get(request.model)
         routed = RouteRequest(
             request.route,
@@ -207,11 +226,14 @@ class Dispatcher:
             headers = self._headers(base, choice)
             if call.dropped:
                 headers.append((b"x-quotapool-dropped", ", ".join(call.dropped).encode()))
+            codex_responses = credential.kind is Kind.CODEX and request.route is Route.RESPONSES
+            record.output_items = [] if codex_responses else None  # see relay._with_output
             failure = await self.attempt(
                 call, credential, request, dialect, send, record, headers, choice
             )
             if failure is None:
                 self._remember(key, bound, credential.id, record, routed)
+                self._keep(request, record)
                 return
             last_failure = failure
             failover.failed(choice)
@@ -222,6 +244,37 @@ class Dispatcher:
         status, body, upstream_headers = last_failure
         record.status = status
         await send_body(send, status, body, base + upstream_headers, None)
+
+    async def _expanded(
+        self, request: ClientRequest
+    ) -> tuple[ClientRequest | ErrorResponse, str | None]:
+        """A continuation (`previous_response_id`) of a response relayed from a Codex account,
+        with the conversation so far as its input instead: the ChatGPT backend refuses the id
+        over HTTP, and a full input can go to another account when the first is exhausted.
+        Also the account that produced it (where the conversation's cache is warm)."""
+        previous = request.payload.get("previous_response_id")
+        if request.route is not Route.RESPONSES or not isinstance(previous, str):
+            return request, None
+        owner = self.affinity.owner(previous)
+        context = await self.items.context(previous) if self.items is not None else None
+        if context is None:
+            producer = self.pool.snapshot().by_id(owner) if owner is not None else None
+            if producer is not None and producer.kind is Kind.CODEX:
+                message = (
+                    f"The conversation before {previous!r} is no longer kept here (after "
+                    "response_items_ttl); send the whole conversation as input instead."
+                )
+                return error(Dialect.OPENAI, 400, message, param="previous_response_id"), None
+            return request, None
+        payload = {k: v for k, v in request.payload.items() if k != "previous_response_id"}
+        payload["input"] = context + input_items(request.payload)
+        return replace(request, body=orjson.dumps(payload), payload=payload), owner
+
+    def _keep(self, request: ClientRequest, record: Record) -> None:
+        """Keep the conversation behind a response from a Codex account (to expand its id)."""
+        if self.items is not None and record.output_items and record.response_id:
+            conversation = input_items(request.payload) + record.output_items
+            self.items.keep(record.response_id, conversation, self.clock.now())
 
     def _owner(self, request: ClientRequest) -> str | None:
         """The account that must serve a continuation: of its response id or its turn state."""
@@ -451,6 +504,16 @@ def _with_model(request: ClientRequest, model: str) -> ClientRequest:
         return request
     payload = {**request.payload, "model": model}
     return replace(request, body=orjson.dumps(payload), payload=payload, model=model)
+
+
+def input_items(payload: Mapping[str, Any]) -> list[Any]:
+    """A Responses request's input as a list of items (a string is one user message)."""
+    given = payload.get("input")
+    if isinstance(given, str):
+        return [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": given}]}
+        ]
+    return list(given) if isinstance(given, list) else []
 
 
 def _include_usage(request: ClientRequest) -> bool:

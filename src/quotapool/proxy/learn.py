@@ -17,6 +17,7 @@ from quotapool.upstream.sse import event_data
 from quotapool.upstream.usage import merge, usage_in_event
 
 _ERROR_TYPE = b'"type":"error"'
+_ITEM_DONE = b'"response.output_item.done"'
 
 
 def _worth_parsing(event: bytes, error: bytes) -> bool:
@@ -61,7 +62,11 @@ class EventLearner:
 
     def learn_event(self, event: bytes) -> Any:
         """The same for one raw SSE event (`event:` and `data:` lines)."""
-        return self._learn(event_data(event)[1]) if _worth_parsing(event, b"event: error") else None
+        if _worth_parsing(event, b"event: error") or (
+            self.record.output_items is not None and _ITEM_DONE in event
+        ):
+            return self._learn(event_data(event)[1])
+        return None
 
     def learn(self, data: bytes) -> Any:
         """`data`: one event's JSON. The parsed payload, or None if nothing was to be learnt."""
@@ -84,7 +89,9 @@ class EventLearner:
         if not isinstance(payload, dict):
             return payload
         kind = payload.get("type")
-        if kind == "response.created":
+        if kind == "response.output_item.done" and self.record.output_items is not None:
+            self.record.output_items.append(payload.get("item"))
+        elif kind == "response.created":
             self._created(payload.get("response"))
         elif kind == "codex.rate_limits":
             if (quota := parse_rate_limits_event(payload, self.clock.now())) is not None:

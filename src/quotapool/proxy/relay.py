@@ -179,6 +179,8 @@ async def stream_events(
         payload = learn(event)
         if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
             return None  # the usage chunk asked for on the client's behalf
+        if record.output_items and isinstance(payload, dict):
+            return _with_output(event, payload, record.output_items)
         return event
 
     try:
@@ -210,6 +212,18 @@ async def stream_events(
     return None
 
 
+def _with_output(event: bytes, payload: dict[str, Any], items: list[Any]) -> bytes:
+    """The Codex backend's `response.completed` carries `output: []` (its items came as
+    `response.output_item.done`); clients read the final response from it, so fill it in."""
+    response = payload.get("response")
+    if payload.get("type") != "response.completed" or not isinstance(response, dict):
+        return event
+    if response.get("output"):
+        return event
+    filled = {**payload, "response": {**response, "output": items}}
+    return b"event: response.completed\ndata: " + orjson.dumps(filled) + b"\n\n"
+
+
 async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure | None:
     """Serve a non-streaming Responses client from a streamed upstream answer."""
     items: list[Any] = []
@@ -230,7 +244,9 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
     if not isinstance(final, dict):
         return _incomplete()
     if not final.get("output"):
-        final["output"] = items
+        final["output"] = items  # the Codex backend sends them only as output_item.done
+    if sink.record.output_items is not None:
+        sink.record.output_items = list(final["output"])
     if isinstance(response_id := final.get("id"), str):
         sink.record.response_id = response_id
     sink.record.usage = parse_usage(final.get("usage"))

@@ -95,8 +95,12 @@ def response_object(body: dict[str, Any], text: str) -> dict[str, Any]:
     )
 
 
-def responses_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes]:
-    """The Responses API event sequence, as the Codex backend sends it."""
+def responses_stream(
+    body: dict[str, Any], text: str, deltas: int, *, completed_output: bool = True
+) -> list[bytes]:
+    """The Responses API event sequence. The Codex backend's HTTP stream
+    (`completed_output=False`) sends the output items only as `response.output_item.done`: its
+    `response.completed` carries `output: []`."""
     rid, model = _id("resp"), body.get("model", "")
     seq = iter(range(1_000_000))
     frames = [
@@ -234,7 +238,7 @@ def responses_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes
             "response.output_item.done",
         )
     )
-    done = _response(rid, model, "completed", items, _responses_usage())
+    done = _response(rid, model, "completed", items if completed_output else [], _responses_usage())
     frames.append(
         sse(
             {"type": "response.completed", "response": done, "sequence_number": next(seq)},

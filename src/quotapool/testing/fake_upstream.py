@@ -78,9 +78,10 @@ def _refused(dialect: str, field: str, message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=orjson.dumps(body).decode(), content_type="application/json")
 
 
-CODEX_UNSUPPORTED = ("max_output_tokens", "temperature", "top_p")
-"""Parameters the ChatGPT Codex backend answers 400 "Unsupported parameter" (measured by users
-of other proxies; the Codex CLI never sends them)."""
+CODEX_UNSUPPORTED = ("max_output_tokens", "temperature", "top_p", "previous_response_id")
+"""Parameters the ChatGPT Codex backend answers 400 "Unsupported parameter" over HTTP (measured
+by users of other proxies; the Codex CLI never sends them; `previous_response_id` works only over
+its WebSocket)."""
 
 
 class FakeUpstream:
@@ -266,7 +267,7 @@ class FakeUpstream:
         if (failure := account.next_failure(body.get("model"))) is not None:
             return await self._failure(request, failure, True, "codex")
         frames = events.responses_stream(
-            self._scripted(account, body), account.text, account.deltas
+            self._scripted(account, body), account.text, account.deltas, completed_output=False
         )
         if body.get("model") in GATED_MODELS and account.gated_used is not None:
             frames.insert(1, _gated_rate_limits(account.gated_used))

@@ -115,6 +115,15 @@ conversations = Table(
     Index("ix_conversations_expires_at", "expires_at"),
 )
 
+response_items = Table(
+    "response_items",
+    metadata,
+    Column("response_id", String(128), primary_key=True),
+    Column("items", Text, nullable=False, doc="JSON: the input it answered, then its output"),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_response_items_expires_at", "expires_at"),
+)
+
 usage_history = Table(
     "usage_history",
     metadata,
