@@ -110,6 +110,11 @@ def main() -> None:
         help="also count quotapool with these settings, e.g. no-metrics:QUOTAPOOL_METRICS=false "
         "or access-log:QUOTAPOOL_LOG_LEVEL=info (repeat)",
     )
+    parser.add_argument(
+        "--codex",
+        action="store_true",
+        help="also count a pool of ChatGPT accounts (chat translated onto their Responses API)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install -y valgrind")
@@ -131,6 +136,12 @@ def main() -> None:
         for name, overrides in [("as configured", {}), *args.variant]:
             env = {**base, **overrides}
             counts[name] = count(quotapool, proxy_port, path, body, args.requests, env)
+        if args.codex:
+            codex_home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
+            write_config(codex_home, upstream, 4, codex=True)
+            env = {**base, "QUOTAPOOL_HOME": str(codex_home)}
+            counts["via-codex"] = count(quotapool, proxy_port, path, body, args.requests, env)
+            shutil.rmtree(codex_home, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
     mode = "stream" if args.stream else "non-stream"
     print(f"{args.api} {mode}, {args.requests} requests at c={CONCURRENCY}:")

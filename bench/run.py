@@ -261,12 +261,19 @@ def median(measured: list[Result]) -> Result:
     return sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
 
 
-def write_config(home: Path, upstream: str, accounts: int) -> None:
-    lines = []  # the default strategy
+def write_config(home: Path, upstream: str, accounts: int, codex: bool = False) -> None:
+    """`accounts` OpenAI keys (passthrough), or with `codex` as many ChatGPT accounts (chat is
+    translated onto their Responses API)."""
+    lines = [f'codex_base_url = "{upstream}/backend-api"\n'] if codex else []  # default strategy
     for i in range(accounts):
-        lines.append(
-            f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n'
-        )
+        if codex:
+            lines.append(
+                f'[[credentials]]\nkind = "codex"\nname = "account-{i}"\napi_key = "tok-{i}"\naccount_id = "acct-{i}"\n'
+            )
+        else:
+            lines.append(
+                f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n'
+            )
     (home / "quotapool.toml").write_text("\n".join(lines))
 
 
@@ -298,9 +305,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.enter_context(process(floor_cmd, floor_port, PROXY_CPU))
         qp = stack.enter_context(process(qp_cmd, proxy_port, PROXY_CPU, env))
         variants = []
-        for name, overrides in args.variant:  # the same quotapool, other settings
+        wanted = [*args.variant, *([("via-codex", {})] if args.codex else [])]
+        for name, overrides in wanted:  # the same quotapool, other settings or credentials
             port, variant_home = free_port(), Path(tempfile.mkdtemp(prefix="qp-bench-"))
-            write_config(variant_home, upstream, 4)
+            write_config(variant_home, upstream, 4, codex=name == "via-codex")
             command = [*qp_cmd[:-1], str(port)]
             variant_env = {**env, "QUOTAPOOL_HOME": str(variant_home), **overrides}
             started = stack.enter_context(process(command, port, PROXY_CPU, variant_env, name))
@@ -325,7 +333,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         litellm = measure_litellm(home, upstream, args.seconds) if args.litellm else []
     shutil.rmtree(home, ignore_errors=True)
     return {
-        "variants": [name for name, _ in args.variant],
+        "variants": [name for name, _ in args.variant] + (["via-codex"] if args.codex else []),
         "litellm": [asdict(r) for r in litellm],
         "results": [asdict(r) for r in results],
         "rss_mb": {"start": rss_start, "end": rss_end},
@@ -493,6 +501,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument(
         "--litellm", action="store_true", help="also measure LiteLLM (installed in bench/.litellm)"
+    )
+    parser.add_argument(
+        "--codex",
+        action="store_true",
+        help="also measure a pool of ChatGPT accounts (via-codex): chat translated onto their "
+        "Responses API, responses passed through with their output items collected",
     )
     parser.add_argument(
         "--variant",
