@@ -78,9 +78,11 @@ def page(browser: Browser, h: Harness) -> Iterator[Page]:
     assert [f for f in failed if not f.endswith("/quotapool/login 401")] == []
 
 
-def ask(h: Harness, model: str = "gpt-5.5") -> httpx.Response:
+def ask(h: Harness, model: str = "gpt-5.5", key: str | None = None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
     with h.http() as http:
-        return http.post("/v1/responses", json={"model": model, "input": str(uuid.uuid4())})
+        body = {"model": model, "input": str(uuid.uuid4())}
+        return http.post("/v1/responses", json=body, headers=headers)
 
 
 def sign_in(h: Harness, page: Page) -> None:
@@ -210,13 +212,7 @@ def test_keys_are_created_shown_once_used_and_revoked(h: Harness, page: Page) ->
     expect(issued).to_contain_text("qp-")
     key = issued.locator("code").inner_text()
     shot(page, "key-created")
-    with h.http() as http:
-        sent = http.post(
-            "/v1/responses",
-            json={"model": "gpt-5.5", "input": "hi"},
-            headers={"authorization": f"Bearer {key}"},
-        )
-    assert sent.status_code == 200
+    assert ask(h, key=key).status_code == 200
     laptop = page.locator('tr[data-key="laptop"]')
     expect(laptop).to_contain_text("1 of requests=2/day", timeout=8000)
     revoke = laptop.get_by_role("button", name="Revoke")
@@ -224,10 +220,4 @@ def test_keys_are_created_shown_once_used_and_revoked(h: Harness, page: Page) ->
     laptop.get_by_role("button", name="Confirm revoke").click()
     expect(laptop).to_contain_text("revoked")
     shot(page, "keys")
-    with h.http() as http:
-        refused = http.post(
-            "/v1/responses",
-            json={"model": "gpt-5.5", "input": "hi"},
-            headers={"authorization": f"Bearer {key}"},
-        )
-    assert refused.status_code == 401
+    assert ask(h, key=key).status_code == 401

@@ -97,10 +97,9 @@ def test_previous_response_id_is_expanded_and_moves_when_its_account_runs_out(
         p.get("text") for item in h.fake.seen[-1].body["input"] for p in item.get("content", [])
     ]
     assert texts == ["start", f"Hi from {owner}!", "more", f"Hi from {owner}!", "continue"]
-    ids = {a.name: a for a in h.qp.pool.snapshot().credentials}
-    h.qp.dispatcher.affinity.own("resp_forgotten", ids[owner].id, time.time())
-    with pytest.raises(openai.BadRequestError) as forgotten:
-        client.responses.create(model="gpt-5.5", input="x", previous_response_id="resp_forgotten")
+    unstored = client.responses.create(model="gpt-5.5", input="once", store=False)
+    with pytest.raises(openai.BadRequestError) as forgotten:  # store: false is not kept
+        client.responses.create(model="gpt-5.5", input="x", previous_response_id=unstored.id)
     assert "send the whole conversation" in str(forgotten.value)
 
 

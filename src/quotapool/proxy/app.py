@@ -54,6 +54,7 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
+"""Served without a client key (probes of load balancers and orchestrators)."""
 POOL_PATH = "/quotapool/pool"
 MODELS_PATH = "/v1/models"
 USAGE_PATHS = frozenset({"/backend-api/wham/usage", "/api/codex/usage"})
@@ -62,7 +63,6 @@ ADMIN_PREFIX = "/quotapool"
 """Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
 that is not the data plane's own (`/quotapool/pool`)."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-"""Served without a client key (probes of load balancers and orchestrators)."""
 _REMOTE_REFUSED = (
     "quotapool serves only loopback clients until client API keys are configured. "
     "To serve other hosts behind your own access control, set allow_remote = true "

@@ -177,7 +177,7 @@ class Dispatcher:
         record.profile, record.scenario = profile.name, scenario
         if (model := profile.model_for(scenario, request.model)) != request.model:
             request = _with_model(request, model)
-        expanded, producer = await self._expanded(request)
+        expanded, producer = await self._expanded(request, dialect)
         if isinstance(expanded, ErrorResponse):
             await self._send_error(send, record, base, expanded)
             return None
@@ -246,7 +246,7 @@ class Dispatcher:
         await send_body(send, status, body, base + upstream_headers, None)
 
     async def _expanded(
-        self, request: ClientRequest
+        self, request: ClientRequest, dialect: Dialect
     ) -> tuple[ClientRequest | ErrorResponse, str | None]:
         """A continuation (`previous_response_id`) of a response relayed from a Codex account,
         with the conversation so far as its input instead: the ChatGPT backend refuses the id
@@ -264,14 +264,18 @@ class Dispatcher:
                     f"The conversation before {previous!r} is no longer kept here (after "
                     "response_items_ttl); send the whole conversation as input instead."
                 )
-                return error(Dialect.OPENAI, 400, message, param="previous_response_id"), None
+                return error(dialect, 400, message, param="previous_response_id"), None
             return request, None
         payload = {k: v for k, v in request.payload.items() if k != "previous_response_id"}
         payload["input"] = context + input_items(request.payload)
         return replace(request, body=orjson.dumps(payload), payload=payload), owner
 
     def _keep(self, request: ClientRequest, record: Record) -> None:
-        """Keep the conversation behind a response from a Codex account (to expand its id)."""
+        """Keep the conversation behind a response from a Codex account (to expand its id),
+        unless the client said it will not continue from it (`store: false`, as the Codex CLI
+        does: it sends each turn whole)."""
+        if request.payload.get("store") is False:
+            return
         if self.items is not None and record.output_items and record.response_id:
             conversation = input_items(request.payload) + record.output_items
             self.items.keep(record.response_id, conversation, self.clock.now())
