@@ -275,3 +275,33 @@ def test_the_codex_clis_usage_view_shows_the_pool(h: Harness) -> None:
                 and reading.primary.resets_at <= time.time() + 3600
             )
             assert answer.json()["rate_limit"]["allowed"] is True
+
+
+def test_upstream_errors_on_translated_routes_come_in_the_clients_shape(h: Harness) -> None:
+    import openai
+
+    from quotapool.testing.fake_model import Failure
+
+    refused = Failure(400, {"detail": "Unsupported parameter: something"})
+    h.fake.account("tok-a").fail_next(refused)
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        h.anthropic().messages.create(
+            model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raised.value.body == {  # type: ignore[comparison-overlap]
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "Unsupported parameter: something"},
+    }
+    h.fake.account("tok-a").fail_next(refused)
+    with pytest.raises(openai.BadRequestError) as chat:
+        h.openai().chat.completions.create(
+            model="gpt-5.5", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert chat.value.body["message"] == "Unsupported parameter: something"  # type: ignore[index]
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).fail_next(usage_limit(time.time() + 900))
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        h.anthropic().messages.create(
+            model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert limited.value.body["type"] == "error"  # type: ignore[index]

@@ -417,6 +417,7 @@ class Dispatcher:
                 ]
                 if response.status == 401:
                     self.on_unauthorized(cid)
+                body, upstream = in_client_dialect(call.relay, response.status, body, upstream)
                 if verdict.failover:
                     held.settle(verdict.outcome(cid, now, quota, gated))
                     record.error = verdict.reason
@@ -445,7 +446,10 @@ class Dispatcher:
             if isinstance(outcome, StreamFailure):
                 held.settle(outcome.verdict.outcome(cid, clock.now(), quota, gated))
                 record.error = outcome.verdict.reason
-                return outcome.status, self.redact.bytes(outcome.body), [_JSON_TYPE]
+                failed = self.redact.bytes(outcome.body)
+                return outcome.status, *in_client_dialect(
+                    call.relay, outcome.status, failed, [_JSON_TYPE]
+                )
             if isinstance(outcome, str):
                 held.settle(Failed(cid, clock.now(), outcome))
             elif learner.limited is not None:  # the stream ended on a limit: the client has it
@@ -508,6 +512,39 @@ def _with_model(request: ClientRequest, model: str) -> ClientRequest:
         return request
     payload = {**request.payload, "model": model}
     return replace(request, body=orjson.dumps(payload), payload=payload, model=model)
+
+
+TRANSLATED = {
+    Relay.CHAT_FROM_RESPONSES: Dialect.OPENAI,
+    Relay.MESSAGES_FROM_RESPONSES: Dialect.ANTHROPIC,
+}
+"""The client's API where it is not the upstream's: its errors are re-shaped to it."""
+
+
+def in_client_dialect(
+    relay: Relay, status: int, body: bytes, headers: Headers
+) -> tuple[bytes, Headers]:
+    """An upstream error as the client's API shapes errors, when the two APIs differ (the
+    Codex backend says `{"detail": …}`; an Anthropic client expects `{"type": "error", …}`)."""
+    dialect = TRANSLATED.get(relay)
+    if dialect is None:
+        return body, headers
+    kept = [h for h in headers if h[0] != b"content-type"]
+    return error(dialect, status, _upstream_message(body)).body, [_JSON_TYPE, *kept]
+
+
+def _upstream_message(body: bytes) -> str:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:500].decode(errors="replace") or "the upstream refused the request"
+    if isinstance(parsed, dict):
+        inner = parsed.get("error")
+        found: dict[str, Any] = inner if isinstance(inner, dict) else parsed
+        for key in ("detail", "message", "error"):
+            if isinstance(value := found.get(key), str) and value:
+                return value
+    return body[:500].decode(errors="replace")
 
 
 def input_items(payload: Mapping[str, Any]) -> list[Any]:
