@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.console import Console
 
-from quotapool.cli.common import ConfigOption, err, fail
+from quotapool.cli.common import ConfigOption, console, err, fail
 from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
@@ -21,8 +20,9 @@ if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick 
     from quotapool.config import Settings
     from quotapool.store.accounts import AccountStore, CodexLogin
 
-app = typer.Typer(no_args_is_help=True, help="Manage the pool's accounts and API keys.")
-console = Console()
+app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Manage the pool's accounts and API keys."
+)
 
 
 def _open(config: Path | None) -> tuple[Settings, AccountStore]:
@@ -41,6 +41,7 @@ def _open(config: Path | None) -> tuple[Settings, AccountStore]:
 
 
 def _saved(results: list[tuple[str, bool]], logins: list[CodexLogin]) -> None:
+
     from rich.table import Table
 
     table = Table(title=f"{len(results)} account(s) saved")
@@ -67,7 +68,7 @@ def import_(
 
     from quotapool.accounts.import_ import read_all
 
-    with Progress(console=err, transient=True) as progress:
+    with Progress(console=err.real(), transient=True) as progress:
         task = progress.add_task("reading auth files", total=None)
         logins, problems = read_all(paths)
         progress.update(task, completed=1, total=1)

@@ -12,7 +12,7 @@ import typer
 
 from quotapool.cli.common import ConfigOption, err, fail
 
-app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Check the configuration.")
 
 
 @app.command()

@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from quotapool.cli.common import ConfigOption, err, fail
+from quotapool.cli.common import ConfigOption, console, err, fail
 from quotapool.domain.client import ClientKey, Measure, parse_duration, parse_limit
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
@@ -21,9 +19,9 @@ if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick 
 
 app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: fast to start, reads in any terminal
     help="Client API keys: once one exists, every client must send one.",
 )
-console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="The whole record as JSON")]
 
 
@@ -157,6 +155,8 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
             record["usage"] = _usage(key, store, prices, now)
             typer.echo(orjson.dumps(record).decode())
         return
+    from rich.table import Table
+
     table = Table(title=f"{len(keys)} client key(s)")
     for column in ("name", "prefix", "state", "profile", "models", "usage"):
         table.add_column(column, overflow="fold")
@@ -174,7 +174,9 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
 
 admin_app = typer.Typer(
-    no_args_is_help=True, help="The admin token (dashboard, admin API, /metrics)."
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: fast to start, reads in any terminal
+    help="The admin token (dashboard, admin API, /metrics).",
 )
 
 

@@ -12,22 +12,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
+from quotapool.cli.common import console, escape
 from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
 from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
+    from rich.table import Table
+
     from quotapool.config import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: fast to start, reads in any terminal
     help="One endpoint in front of all your LLM credentials (ChatGPT/Codex accounts, "
     "OpenAI-compatible and Anthropic keys): each request goes to one with quota left, and "
     "fails over before the first byte when one runs dry.\n\n"
@@ -39,7 +40,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(config_app, name="config")
 app.command()(init)
-console = Console()
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),
@@ -149,7 +149,7 @@ def demo(
     from quotapool.cli.demo import run_demo
 
     _logging("warning")
-    run_demo(console, port=port, tour=tour, duration=duration)
+    run_demo(console.real(), port=port, tour=tour, duration=duration)
 
 
 def _fmt_time(at: float) -> str:
@@ -249,6 +249,8 @@ def _print_requests(rows: list[dict[str, Any]], as_json: bool, wide: bool, title
 
 def _line_table(rows: list[dict[str, Any]], title: bool) -> Table:
     """One line per request, the reason cut with … to fit."""
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, show_header=title, header_style="bold", expand=True)
     table.add_column("time", min_width=8, no_wrap=True)
     table.add_column("st", justify="right", min_width=3, no_wrap=True)
@@ -281,6 +283,8 @@ def _brief(row: dict[str, Any]) -> str:
 
 
 def _wide_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"last {len(rows)} requests")
     for column in (
         "time",
