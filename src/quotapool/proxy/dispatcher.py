@@ -42,10 +42,10 @@ from quotapool.store.affinity import TURN_STATE, AffinityStore, MemoryAffinitySt
 from quotapool.store.base import PoolStore
 from quotapool.store.response_items import ResponseItems
 from quotapool.translate import StreamAdapter, TranslationError
+from quotapool.translate.chat_responses import ChatStreamAdapter
 from quotapool.translate.messages_responses import MessagesStreamAdapter, wants_thinking
 from quotapool.translate.token_estimate import estimate_input_tokens
 from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
-from quotapool.upstream.chat_to_responses import ChatStreamAdapter
 from quotapool.upstream.signals import classify_error
 from quotapool.upstream.usage import Usage, parse_usage
 

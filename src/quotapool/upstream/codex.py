@@ -12,10 +12,10 @@ from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
 from quotapool.translate import refuse, unsupported, without
+from quotapool.translate.chat_responses import CHAT_REFUSED, chat_request_to_responses
 from quotapool.translate.messages_responses import CODEX_ACCOUNTS, messages_to_responses
 from quotapool.translate.messages_responses import REFUSED as MESSAGES_REFUSED
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
-from quotapool.upstream.chat_to_responses import CHAT_REFUSED, chat_request_to_responses
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
 

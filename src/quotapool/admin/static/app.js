@@ -99,7 +99,8 @@ document.addEventListener("alpine:init", () => {
       const level = p >= 95 ? "full" : p >= 75 ? "high" : "ok";
       return `<div class="bar ${level}" role="meter" aria-valuenow="${Math.round(p)}" aria-valuemin="0" aria-valuemax="100"><span style="width:${p}%"></span></div>`;
     },
-    quota(window) {
+    quota(window, limited) {
+      if (!window && limited) return `${this.bar(100)}<small>limit reached</small>`;
       if (!window) return '<span class="muted">not known yet</span>';
       const resets = window.resets_at ? ` · resets in <span class="countdown">${this.until(window.resets_at)}</span>` : "";
       return `${this.bar(window.used_percent)}<small>${Math.round(window.used_percent)}%${resets}</small>`;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from quotapool.upstream.chat_to_responses import (
+from quotapool.translate.chat_responses import (
     ChatStreamAdapter,
     TranslationError,
     chat_request_to_responses,
