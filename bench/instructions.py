@@ -6,6 +6,7 @@ user-space instructions only (not the kernel's share of the syscalls, which both
 
     .venv/bin/python -m bench.instructions                   # chat, non-stream, 3,000 requests each
     .venv/bin/python -m bench.instructions --api responses --stream
+    .venv/bin/python -m bench.instructions --api messages --codex   # Anthropic keys vs translated
 
 Each target is started under callgrind (slow: ~1 minute to start), warmed up, its counters
 zeroed, sent `--requests` requests at concurrency 16, then dumped. The fake upstream runs
@@ -123,7 +124,7 @@ def main() -> None:
     upstream_port, proxy_port, floor_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
-    write_config(home, upstream, 4)
+    write_config(home, upstream, 4, anthropic=args.api == "messages")
     python = sys.executable
     fake = [python, "-m", "quotapool.testing.fake_upstream", "--port", str(upstream_port)]
     quotapool = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]

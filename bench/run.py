@@ -39,8 +39,14 @@ PROXY_CPU, LOAD_CPU = "0", "1"
 BODIES: dict[str, dict[str, Any]] = {
     "chat": {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]},
     "responses": {"model": "gpt-5.5", "input": "hi"},
+    "messages": {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
-PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
+PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses", "messages": "/v1/messages"}
+"""`bench.instructions` counts any of them; `bench/run.sh`'s rounds measure chat and responses."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTLE_SECONDS = 0.5
 """Pause after each wrk run. wrk drops its connections with requests in flight; a target still
@@ -261,14 +267,21 @@ def median(measured: list[Result]) -> Result:
     return sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
 
 
-def write_config(home: Path, upstream: str, accounts: int, codex: bool = False) -> None:
-    """`accounts` OpenAI keys (passthrough), or with `codex` as many ChatGPT accounts (chat is
-    translated onto their Responses API)."""
+def write_config(
+    home: Path, upstream: str, accounts: int, codex: bool = False, anthropic: bool = False
+) -> None:
+    """`accounts` OpenAI keys (passthrough), or with `codex` as many ChatGPT accounts (chat and
+    Messages are translated onto their Responses API); `anthropic`: Anthropic keys instead of
+    OpenAI ones (Messages passed through)."""
     lines = [f'codex_base_url = "{upstream}/backend-api"\n'] if codex else []  # default strategy
     for i in range(accounts):
         if codex:
             lines.append(
                 f'[[credentials]]\nkind = "codex"\nname = "account-{i}"\napi_key = "tok-{i}"\naccount_id = "acct-{i}"\n'
+            )
+        elif anthropic:
+            lines.append(
+                f'[[credentials]]\nkind = "anthropic"\nname = "key-{i}"\nbase_url = "{upstream}"\napi_key = "tok-{i}"\n'
             )
         else:
             lines.append(
