@@ -7,12 +7,12 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from quotapool.store.sql.db import upsert_insert
 from quotapool.store.sql.schema import conversations
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class PersistentAffinityStore(MemoryAffinityStore):
     def _write(self, changes: dict[str, tuple[str, float]], now: float) -> None:
         table = conversations
         rows = [{"key": k, "credential": c, "expires_at": e} for k, (c, e) in changes.items()]
-        insert = _upsert(self.engine.dialect.name)
+        insert = upsert_insert(self.engine)
         statement = insert(table)
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.key],
@@ -256,7 +256,3 @@ class PersistentAffinityStore(MemoryAffinityStore):
             ).scalar()
             if cutoff is not None:
                 connection.execute(delete(table).where(kind, table.c.expires_at <= cutoff))
-
-
-def _upsert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from quotapool.store.sql.db import upsert_insert
 from quotapool.store.sql.schema import response_items
 from quotapool.tasks import Outage
 
@@ -131,8 +131,7 @@ class ResponseItems:
             {"response_id": rid, "items": data.decode(), "expires_at": expires}
             for rid, (data, expires) in pending.items()
         ]
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(response_items)
+        statement = upsert_insert(self.engine)(response_items)
         statement = statement.on_conflict_do_update(
             index_elements=[response_items.c.response_id],
             set_={

@@ -17,6 +17,8 @@ class TranslationError(ValueError):
         self.param = param
 
 
+CODEX_ACCOUNTS = "Codex (ChatGPT) accounts"
+"""How refusals name what a Codex credential is."""
 LENIENT_HINT = (
     "leave it out, send it where an upstream can honour it, or set lenient = true to have such "
     "parameters dropped (named in the x-quotapool-dropped response header)"

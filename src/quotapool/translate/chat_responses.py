@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError, refuse
+from quotapool.translate import CODEX_ACCOUNTS, TranslationError, refuse
 from quotapool.upstream.chat_schema import ChatBody, problem
 from quotapool.upstream.usage import Usage, parse_usage
 
@@ -149,7 +149,7 @@ def chat_request_to_responses(body: dict[str, Any]) -> dict[str, Any]:
     if (found := problem(ChatBody, body)) is not None:
         field, message = found
         raise TranslationError(message, field)
-    refuse(body, CHAT_REFUSED, "Codex (ChatGPT) accounts")
+    refuse(body, CHAT_REFUSED, CODEX_ACCOUNTS)
     instructions = [
         _plain_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     ]

@@ -17,13 +17,12 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError, refuse
+from quotapool.translate import CODEX_ACCOUNTS, TranslationError, refuse
 from quotapool.upstream.usage import Usage, parse_usage
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 """Claude Code's first system block: a per-run stamp, not a prompt. Sent on, it would change
 the prompt prefix with every run and defeat prefix caching."""
-CODEX_ACCOUNTS = "Codex (ChatGPT) accounts"
 REFUSED = {
     "temperature": "sampling temperature",
     "top_p": "nucleus sampling",
@@ -132,7 +131,7 @@ def _user_items(blocks: list[dict[str, Any]], param: str) -> list[dict[str, Any]
             )
         else:
             raise TranslationError(
-                f"content block type {kind!r} is not supported by Codex (ChatGPT) accounts",
+                f"content block type {kind!r} is not supported by {CODEX_ACCOUNTS}",
                 f"{param}.content[{index}]",
             )
     return outputs + ([_message("user", parts)] if parts else [])

@@ -11,10 +11,10 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
-from quotapool.translate import refuse, unsupported, without
+from quotapool.translate import CODEX_ACCOUNTS, refuse, unsupported, without
 from quotapool.translate.chat_responses import CHAT_REFUSED, chat_request_to_responses
-from quotapool.translate.messages_responses import CODEX_ACCOUNTS, messages_to_responses
 from quotapool.translate.messages_responses import REFUSED as MESSAGES_REFUSED
+from quotapool.translate.messages_responses import messages_to_responses
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
@@ -48,10 +48,10 @@ class CodexTransport:
     def _honoured(
         self, payload: dict[str, Any], refused: Mapping[str, str]
     ) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """The payload without what the backend cannot honour, and what was left out, when
-        lenient; else a TranslationError (a 400) naming the first such parameter."""
+        """When lenient, the payload without what the backend cannot honour, and what was left
+        out; else the payload as it is (what it cannot honour is refused by the translator, or
+        for Responses by `prepare`)."""
         if not self.lenient:
-            refuse(payload, refused, CODEX_ACCOUNTS)
             return payload, ()
         dropped = unsupported(payload, refused)
         return without(payload, dropped), tuple(dropped)
@@ -78,6 +78,7 @@ class CodexTransport:
             relay = Relay.MESSAGES_FROM_RESPONSES
             return UpstreamCall(url, headers, body, relay, dropped=dropped)
         payload, dropped = self._honoured(request.payload, RESPONSES_REFUSED)
+        refuse(payload, RESPONSES_REFUSED, CODEX_ACCOUNTS)  # no translator here to refuse it
         if not dropped and payload.get("stream") is True and payload.get("store") is False:
             return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
         # The Codex backend only streams and never stores: ask for that, adapt the answer.

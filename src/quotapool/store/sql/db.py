@@ -8,6 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 from quotapool.secrets import private_file, private_home
 
@@ -51,3 +52,8 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def upsert_insert(engine: Engine) -> Any:
+    """The `insert` of `engine`'s dialect that has `on_conflict_do_update` (SQLite, PostgreSQL)."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
