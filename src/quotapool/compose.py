@@ -21,6 +21,7 @@ from quotapool.admin.session import Sessions
 from quotapool.clock import Clock, SystemClock
 from quotapool.config import ConfigError, RoutingConfig, Settings
 from quotapool.control.routing import LiveRouting
+from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
@@ -90,6 +91,7 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
                 model_map=tuple(entry.model_map.items()),
                 prices=tuple(entry.prices.items()),
                 account_id=entry.account_id if entry.kind is Kind.CODEX else None,
+                apis=frozenset(Api(api) for api in entry.apis),
             )
         )
         secrets[entry.name] = Secret(entry.secret(), entry.account_id)
@@ -150,8 +152,8 @@ def open_keys(engine: Engine, settings: Settings, clock: Clock) -> KeyRing:
 def transports_for(settings: Settings) -> dict[Kind, Transport]:
     return {
         Kind.CODEX: CodexTransport(settings.lenient),
-        Kind.OPENAI: OpenAITransport(),
-        Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version),
+        Kind.OPENAI: OpenAITransport(settings.lenient),
+        Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version, settings.lenient),
     }
 
 

@@ -56,6 +56,9 @@ class CredentialConfig(BaseModel):
     policy: Policy = Policy.NORMAL
     model_map: dict[str, str] = {}
     """Requested model → model sent to this credential's upstream."""
+    apis: tuple[Literal["chat", "responses"], ...] = ()
+    """OpenAI-compatible credentials: the APIs the server offers (default both; vLLM, Ollama
+    and OpenRouter have only `["chat"]`). Other client APIs are translated onto them."""
     prices: dict[str, float] = {}
     """Model → USD per million tokens on this credential (overrides routing.pricing)."""
 
@@ -72,6 +75,11 @@ class CredentialConfig(BaseModel):
             raise ValueError(f"credential {self.name!r}: api_key contains a control character")
         if self.api_key is None and self.api_key_env is None:
             raise ValueError(f"credential {self.name!r}: set api_key or api_key_env")
+        if self.apis and self.kind is not Kind.OPENAI:
+            raise ValueError(
+                f"credential {self.name!r}: apis is for openai credentials (a {self.kind} "
+                "credential's upstream offers one API)"
+            )
         if self.kind is not Kind.CODEX and not self.base_url:
             raise ValueError(f"credential {self.name!r}: {self.kind} credentials need a base_url")
         return self

@@ -148,14 +148,18 @@ def test_unknown_model_is_a_clear_404(h: Harness, harness: HarnessFactory) -> No
         response = http.post("/v1/chat/completions", json={"model": "nope", "messages": []})
     assert response.status_code == 404
     assert "GET /v1/models" in response.json()["error"]["message"]
-    openai_only = harness(
-        credentials=[{"kind": "openai", "name": "oai", "api_key": "sk-openai", "models": ["x"]}]
+    chat_only = harness(
+        credentials=[{"kind": "openai", "name": "oai", "api_key": "sk-openai", "apis": ["chat"]}]
     )
-    with openai_only.http() as http:
-        response = http.post("/v1/messages", json={"model": "x", "max_tokens": 1, "messages": []})
-    assert response.status_code == 404
-    assert response.json()["type"] == "error"  # Anthropic-shaped
-    assert "messages API" in response.json()["error"]["message"]
+    with chat_only.http() as http:
+        response = http.post("/v1/responses/compact", json={"model": "x", "input": "hi"})
+        assert response.status_code == 404
+        assert "compact API" in response.json()["error"]["message"]
+    anthropic = harness(credentials=[{"kind": "anthropic", "name": "ant", "api_key": "sk-ant"}])
+    with anthropic.http() as http:
+        response = http.post("/v1/chat/completions", json={"model": "gpt-5.5", "messages": []})
+    assert response.status_code == 404  # an Anthropic key serves Claude models to chat clients
+    assert "chat API" in response.json()["error"]["message"]
 
 
 def test_client_disconnect_cancels_the_upstream(h: Harness) -> None:

@@ -86,7 +86,8 @@ def test_exclusions_explain_themselves() -> None:
         "limited": "rate_limited: 429 usage_limit_reached",
         "failing": "error backoff after 2 failure(s): upstream 502",
         "paused": "paused",
-        "anthropic": "anthropic credentials do not serve the responses API",
+        "anthropic": "an Anthropic key serves Claude models on the responses API (or the "
+        "models it lists)",
         "other-model": "model gpt-5.5 not served",
         "tried": "already tried for this request",
     }

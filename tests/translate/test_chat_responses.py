@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
+from quotapool.domain.api import Route
 from quotapool.translate.chat_responses import (
     ChatStreamAdapter,
     TranslationError,
     chat_request_to_responses,
 )
+from quotapool.translate.table import Upstream, translate
 
 
 def test_full_conversation_translates() -> None:
@@ -100,9 +104,9 @@ def test_full_conversation_translates() -> None:
         ),
     ],
 )
-def test_untranslatable_requests_name_the_param(body: dict[str, object], param: str) -> None:
+def test_untranslatable_requests_name_the_param(body: dict[str, Any], param: str) -> None:
     with pytest.raises(TranslationError) as info:
-        chat_request_to_responses(body)
+        translate(Route.CHAT, Upstream.CODEX, body)
     assert info.value.param == param
 
 

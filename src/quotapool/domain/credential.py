@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from quotapool.domain.api import Api, Route
+
 
 def control_characters(value: str) -> bool:
     """True if `value` holds a control character (CR, LF, NUL…): such a name or id would break
@@ -46,6 +48,15 @@ PLAN_CAPACITY: dict[str, float] = {
 """Weekly credits by ChatGPT plan; what capacity_weighted multiplies by."""
 DEFAULT_CAPACITY = PLAN_CAPACITY["plus"]
 
+DEFAULT_APIS: dict[Kind, frozenset[Api]] = {
+    Kind.CODEX: frozenset({Api.RESPONSES}),
+    Kind.OPENAI: frozenset({Api.CHAT, Api.RESPONSES}),
+    Kind.ANTHROPIC: frozenset({Api.MESSAGES}),
+}
+"""What each kind of upstream offers unless the credential says (`apis`)."""
+_TRANSLATED = frozenset({Route.RESPONSES, Route.CHAT, Route.MESSAGES})
+"""Client APIs any upstream API can serve, translated where the two differ."""
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Credential:
@@ -72,12 +83,45 @@ class Credential:
     """Model → USD per million tokens on this credential, overriding the pricing table."""
     account_id: str | None = None
     """The ChatGPT account id of a Codex account (not a secret: it names the account)."""
+    apis: frozenset[Api] = frozenset()
+    """The APIs its upstream offers; empty: its kind's (`DEFAULT_APIS`)."""
     capacity: float = field(init=False)
     """Relative size of the credential: plan credits × weight."""
+    routes: frozenset[Route] = field(init=False)
+    """The client APIs it serves (translated where its upstream speaks another)."""
+    any_model_routes: frozenset[Route] = field(init=False)
+    """Those on which it serves any model it lists (or any at all); on the others an
+    Anthropic key that lists none serves only Claude models (a chat request for `gpt-5` is
+    not for it)."""
 
     def __post_init__(self) -> None:
         capacity = PLAN_CAPACITY.get(self.plan or "", DEFAULT_CAPACITY) * self.weight
         object.__setattr__(self, "capacity", capacity)
+        apis = self.apis or DEFAULT_APIS[self.kind]
+        object.__setattr__(self, "apis", apis)
+        routes = set(_TRANSLATED)
+        if self.kind is Kind.CODEX:
+            routes |= {Route.COMPACT, Route.WEBSOCKET}
+        elif Api.RESPONSES in apis:
+            routes.add(Route.COMPACT)
+        if Api.MESSAGES in apis:
+            routes.add(Route.COUNT_TOKENS)
+        object.__setattr__(self, "routes", frozenset(routes))
+        any_model = routes
+        if self.kind is Kind.ANTHROPIC and not self.models:
+            any_model = {Route.MESSAGES, Route.COUNT_TOKENS}
+        object.__setattr__(self, "any_model_routes", frozenset(any_model))
+
+    def upstream_api(self, route: Route) -> Api:
+        """The API of its upstream a request on `route` goes to: the client's own when the
+        upstream offers it, else Responses (which every translation goes through), else chat."""
+        if route in (Route.COUNT_TOKENS, Route.MESSAGES) and Api.MESSAGES in self.apis:
+            return Api.MESSAGES
+        if route is Route.CHAT and Api.CHAT in self.apis:
+            return Api.CHAT
+        if Api.RESPONSES in self.apis:
+            return Api.RESPONSES
+        return Api.CHAT if Api.CHAT in self.apis else Api.MESSAGES
 
     @property
     def stable_id(self) -> str:

@@ -42,8 +42,7 @@ from quotapool.store.affinity import TURN_STATE, AffinityStore, MemoryAffinitySt
 from quotapool.store.base import PoolStore
 from quotapool.store.response_items import ResponseItems
 from quotapool.translate import StreamAdapter, TranslationError
-from quotapool.translate.chat_responses import ChatStreamAdapter
-from quotapool.translate.messages_responses import MessagesStreamAdapter, wants_thinking
+from quotapool.translate.table import Upstream, final_response, upstream_of
 from quotapool.translate.token_estimate import estimate_input_tokens
 from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
 from quotapool.upstream.signals import classify_error
@@ -226,8 +225,8 @@ class Dispatcher:
             headers = self._headers(base, choice)
             if call.dropped:
                 headers.append((b"x-quotapool-dropped", ", ".join(call.dropped).encode()))
-            codex_responses = credential.kind is Kind.CODEX and request.route is Route.RESPONSES
-            record.output_items = [] if codex_responses else None  # see relay._with_output
+            # see relay._with_output and final_response
+            record.output_items = [] if _kept_here(credential, request.route) else None
             failure = await self.attempt(
                 call, credential, request, dialect, send, record, headers, choice
             )
@@ -259,7 +258,7 @@ class Dispatcher:
         context = await self.items.context(previous) if self.items is not None else None
         if context is None:
             producer = self.pool.snapshot().by_id(owner) if owner is not None else None
-            if producer is not None and producer.kind is Kind.CODEX:
+            if producer is not None and _kept_here(producer, Route.RESPONSES):
                 message = (
                     f"The conversation before {previous!r} is no longer kept here (after "
                     "response_items_ttl); send the whole conversation as input instead."
@@ -375,7 +374,9 @@ class Dispatcher:
         rotation, catch_up = (decision.rotation, decision.catch_up) if decision else (None, 0.0)
         with Reservation(self.pool, clock, cid, rotation, catch_up) as held:
             try:
-                return await self._exchange(call, credential, request, send, record, headers, held)
+                return await self._exchange(
+                    call, credential, request, dialect, send, record, headers, held
+                )
             except TRANSPORT_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 held.settle(Failed(cid, clock.now(), reason))
@@ -390,12 +391,14 @@ class Dispatcher:
         call: UpstreamCall,
         credential: Credential,
         request: ClientRequest,
+        dialect: Dialect,
         send: Send,
         record: Record,
         headers: Headers,
         held: Reservation,
     ) -> tuple[int, bytes, Headers] | None:
         """The call itself; every way it ends settles `held`, or leaves that to its owner."""
+        translated = dialect if call.relay is Relay.TRANSLATED else None
         assert self.client is not None
         clock, cid = self.clock, credential.id
         transport = self.transports[credential.kind]
@@ -417,7 +420,7 @@ class Dispatcher:
                 ]
                 if response.status == 401:
                     self.on_unauthorized(cid)
-                body, upstream = in_client_dialect(call.relay, response.status, body, upstream)
+                body, upstream = in_client_dialect(translated, response.status, body, upstream)
                 if verdict.failover:
                     held.settle(verdict.outcome(cid, now, quota, gated))
                     record.error = verdict.reason
@@ -448,7 +451,7 @@ class Dispatcher:
                 record.error = outcome.verdict.reason
                 failed = self.redact.bytes(outcome.body)
                 return outcome.status, *in_client_dialect(
-                    call.relay, outcome.status, failed, [_JSON_TYPE]
+                    translated, outcome.status, failed, [_JSON_TYPE]
                 )
             if isinstance(outcome, str):
                 held.settle(Failed(cid, clock.now(), outcome))
@@ -473,20 +476,22 @@ class Dispatcher:
         if call.relay is Relay.RESPONSES_FROM_STREAM:
             return await collect_response(events, sink)
         adapter: StreamAdapter | None = None
-        if call.relay is Relay.CHAT_FROM_RESPONSES:
-            created = int(self.clock.now())
-            adapter = ChatStreamAdapter(
-                request.model, include_usage=_include_usage(request), created=created
-            )
-        elif call.relay is Relay.MESSAGES_FROM_RESPONSES:
-            adapter = MessagesStreamAdapter(request.model, thinking=wants_thinking(request.payload))
+        if call.adapter is not None:
+            adapter = call.adapter(int(self.clock.now()), request.model)
+        outcome: StreamFailure | str | None
         if adapter is not None and not request.stream:
-            return await collect_adapted(events, adapter, sink)
-        if (failure := await first_event_failure(events, self.clock.now())) is not None:
+            outcome = await collect_adapted(events, adapter, sink)
+        elif (failure := await first_event_failure(events, self.clock.now())) is not None:
             return failure
-        return await stream_events(
-            events, adapter, request.route, sink, hide_usage=call.hide_usage_chunk
-        )
+        else:
+            outcome = await stream_events(
+                events, adapter, request.route, sink, hide_usage=call.hide_usage_chunk
+            )
+        if adapter is not None and (final := final_response(adapter)) is not None:
+            sink.record.response_id = str(final.get("id"))  # what the client continues from
+            if sink.record.output_items is not None:
+                sink.record.output_items = list(final.get("output") or [])
+        return outcome
 
 
 async def _pass_json(
@@ -514,19 +519,12 @@ def _with_model(request: ClientRequest, model: str) -> ClientRequest:
     return replace(request, body=orjson.dumps(payload), payload=payload, model=model)
 
 
-TRANSLATED = {
-    Relay.CHAT_FROM_RESPONSES: Dialect.OPENAI,
-    Relay.MESSAGES_FROM_RESPONSES: Dialect.ANTHROPIC,
-}
-"""The client's API where it is not the upstream's: its errors are re-shaped to it."""
-
-
 def in_client_dialect(
-    relay: Relay, status: int, body: bytes, headers: Headers
+    dialect: Dialect | None, status: int, body: bytes, headers: Headers
 ) -> tuple[bytes, Headers]:
-    """An upstream error as the client's API shapes errors, when the two APIs differ (the
-    Codex backend says `{"detail": …}`; an Anthropic client expects `{"type": "error", …}`)."""
-    dialect = TRANSLATED.get(relay)
+    """An upstream error as the client's API (`dialect`) shapes errors, when the two APIs
+    differ (the Codex backend says `{"detail": …}`; an Anthropic client expects
+    `{"type": "error", …}`); None: they are the same."""
     if dialect is None:
         return body, headers
     kept = [h for h in headers if h[0] != b"content-type"]
@@ -547,6 +545,13 @@ def _upstream_message(body: bytes) -> str:
     return body[:500].decode(errors="replace")
 
 
+def _kept_here(credential: Credential, route: Route) -> bool:
+    """Responses on this credential cannot be continued upstream by id (the ChatGPT backend
+    refuses `previous_response_id`; chat and Messages upstreams have none): quotapool keeps
+    their conversations to expand the id."""
+    return route is Route.RESPONSES and upstream_of(credential, route) is not Upstream.RESPONSES
+
+
 def input_items(payload: Mapping[str, Any]) -> list[Any]:
     """A Responses request's input as a list of items (a string is one user message)."""
     given = payload.get("input")
@@ -555,11 +560,6 @@ def input_items(payload: Mapping[str, Any]) -> list[Any]:
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": given}]}
         ]
     return list(given) if isinstance(given, list) else []
-
-
-def _include_usage(request: ClientRequest) -> bool:
-    options = request.payload.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def _body_fields(body: bytes) -> tuple[Usage | None, str | None]:

@@ -47,14 +47,14 @@ def select(
     excluded: list[Exclusion] = []
     backing_off: list[Candidate] = []
     states, fresh = snapshot.states, FRESH
-    model, kinds, tried = request.model, request.kinds, request.exclude
+    model, route, tried = request.model, request.route, request.exclude
     for credential in snapshot.credentials:
         state = states.get(credential.id, fresh)
         # Fast path for the common case: an active, healthy credential that serves the request.
         if (
             state.status is ACTIVE
             and state.backoff_until <= now
-            and credential.kind in kinds
+            and route in credential.any_model_routes
             and (not credential.models or model in credential.models)
             and credential.id not in tried
             and (not state.model_cooldowns or state.model_cooldowns.get(model, 0.0) <= now)

@@ -10,8 +10,12 @@ from quotapool.routing.base import Exclusion
 
 def mismatch(credential: Credential, request: RouteRequest) -> str | None:
     """Why the credential can never serve this request (kind or model), if it cannot."""
-    if credential.kind not in request.kinds:
-        return f"{credential.kind} credentials do not serve the {request.route} API"
+    route = request.route
+    if route not in credential.routes:
+        offers = ", ".join(sorted(credential.apis))
+        return f"its upstream ({credential.kind}: {offers}) cannot serve the {route} API"
+    if route not in credential.any_model_routes and not request.model.startswith("claude"):
+        return f"an Anthropic key serves Claude models on the {route} API (or the models it lists)"
     if not credential.serves(request.model):
         return f"model {request.model} not served"
     return None

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import CODEX_ACCOUNTS, TranslationError, refuse
+from quotapool.translate import TranslationError
 from quotapool.upstream.chat_schema import ChatBody, problem
 from quotapool.upstream.usage import Usage, parse_usage
 
@@ -142,14 +142,16 @@ each, instead of answering as if it had been honoured."""
 
 
 def chat_request_to_responses(body: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite a chat request as a streamed, unstored Codex Responses request."""
+    """Rewrite a chat request as a streamed, unstored Responses request: the hub every
+    translation goes through (`translate.table`). What the upstream cannot honour was refused
+    or left out before; what the Responses API has no field for (`stop`) is carried under the
+    chat name for the next step."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise TranslationError("'messages' must be a non-empty array", "messages")
     if (found := problem(ChatBody, body)) is not None:
         field, message = found
         raise TranslationError(message, field)
-    refuse(body, CHAT_REFUSED, CODEX_ACCOUNTS)
     instructions = [
         _plain_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     ]
@@ -174,6 +176,11 @@ def chat_request_to_responses(body: dict[str, Any]) -> dict[str, Any]:
         request["reasoning"] = {"effort": effort}
     if text := _text_format(body.get("response_format")):
         request["text"] = text
+    for name in ("temperature", "top_p", "stop", "user"):
+        if body.get(name) is not None:
+            request[name] = body[name]
+    if (cap := body.get("max_completion_tokens", body.get("max_tokens"))) is not None:
+        request["max_output_tokens"] = cap
     return request
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import CODEX_ACCOUNTS, TranslationError, refuse
+from quotapool.translate import CODEX_ACCOUNTS, TranslationError
 from quotapool.upstream.usage import Usage, parse_usage
 
 BILLING_HEADER = "x-anthropic-billing-header:"
@@ -35,12 +35,13 @@ EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xh
 
 
 def messages_to_responses(body: dict[str, Any], session: str | None = None) -> dict[str, Any]:
-    """A Messages request as a streamed, unstored Responses request (`session`: the client's
-    conversation id, the upstream's prompt cache key)."""
+    """A Messages request as a streamed, unstored Responses request, the hub every translation
+    goes through (`session`: the client's conversation id, the upstream's prompt cache key).
+    What the upstream cannot honour was refused or left out before; `top_k` and
+    `stop_sequences` are carried (as `top_k`, `stop`) for the next step."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise TranslationError("'messages' must be a non-empty array", "messages")
-    refuse(body, REFUSED, CODEX_ACCOUNTS)
     items: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         items.extend(_items(index, message))
@@ -59,6 +60,13 @@ def messages_to_responses(body: dict[str, Any], session: str | None = None) -> d
         request["reasoning"] = reasoning
     if session:
         request["prompt_cache_key"] = session
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None:
+            request[name] = body[name]
+    if body.get("stop_sequences"):
+        request["stop"] = body["stop_sequences"]
+    if isinstance(cap := body.get("max_tokens"), int):
+        request["max_output_tokens"] = cap
     return request
 
 

@@ -1,4 +1,5 @@
-"""Anthropic API keys: `/v1/messages` (and its `count_tokens`) pass through with `x-api-key`."""
+"""Anthropic API keys: `/v1/messages` (and its `count_tokens`) pass through with `x-api-key`;
+chat and Responses clients are translated onto it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
-from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
+from quotapool.translate.table import Upstream
+from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_anthropic_headers
 
@@ -16,8 +18,9 @@ from quotapool.upstream.signals import parse_anthropic_headers
 class AnthropicTransport:
     kind = Kind.ANTHROPIC
 
-    def __init__(self, default_version: str) -> None:
+    def __init__(self, default_version: str, lenient: bool = False) -> None:
         self.default_version = default_version
+        self.lenient = lenient
 
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
@@ -26,6 +29,9 @@ class AnthropicTransport:
         headers["x-api-key"] = secret.token
         headers.setdefault("anthropic-version", self.default_version)
         headers["content-type"] = "application/json"
+        if request.route in (Route.CHAT, Route.RESPONSES):
+            url = f"{credential.base_url}/v1/messages"
+            return translated_call(url, headers, request, Upstream.MESSAGES, lenient=self.lenient)
         path = (
             "/v1/messages/count_tokens" if request.route is Route.COUNT_TOKENS else "/v1/messages"
         )

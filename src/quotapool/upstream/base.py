@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
+
+import orjson
 
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
+from quotapool.translate import StreamAdapter
+from quotapool.translate.table import Upstream, translate
 
 
 class Relay(Enum):
@@ -20,10 +24,9 @@ class Relay(Enum):
     """Same API on both sides: bytes (or SSE events) go through as they are."""
     RESPONSES_FROM_STREAM = "responses_from_stream"
     """A non-streaming Responses client served from a streamed upstream (Codex always streams)."""
-    CHAT_FROM_RESPONSES = "chat_from_responses"
-    """A chat client served by the Responses API: events are translated."""
-    MESSAGES_FROM_RESPONSES = "messages_from_responses"
-    """An Anthropic Messages client served by the Responses API: events are translated."""
+    TRANSLATED = "translated"
+    """The client speaks another API than the upstream: events are translated
+    (`UpstreamCall.adapter`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,27 @@ class UpstreamCall:
     hide_usage_chunk: bool = False
     """Usage was asked for on the client's behalf (to log tokens): keep its chunk from it."""
     dropped: tuple[str, ...] = ()
-    """Parameters left out because the upstream cannot honour them (`lenient = true`)."""
+    """Parameters left out because the upstream cannot honour them (`lenient = true`), and
+    hosted tools it does not have."""
+    adapter: Callable[[int, str], StreamAdapter] | None = None
+    """For a translated call: (created, the client's model) → the adapter of its events."""
+
+
+def translated_call(
+    url: str,
+    headers: dict[str, str],
+    request: ClientRequest,
+    upstream: Upstream,
+    *,
+    lenient: bool,
+    session: str | None = None,
+) -> UpstreamCall:
+    """The call for a client whose API the upstream does not speak (`translate.table`)."""
+    done = translate(request.route, upstream, request.payload, session=session, lenient=lenient)
+    body = orjson.dumps(done.body)
+    return UpstreamCall(
+        url, headers, body, Relay.TRANSLATED, dropped=done.dropped, adapter=done.adapter
+    )
 
 
 class Transport(Protocol):

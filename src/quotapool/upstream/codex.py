@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
@@ -12,10 +11,8 @@ from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
 from quotapool.translate import CODEX_ACCOUNTS, refuse, unsupported, without
-from quotapool.translate.chat_responses import CHAT_REFUSED, chat_request_to_responses
-from quotapool.translate.messages_responses import REFUSED as MESSAGES_REFUSED
-from quotapool.translate.messages_responses import messages_to_responses
-from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
+from quotapool.translate.table import Upstream
+from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
 
@@ -45,17 +42,6 @@ class CodexTransport:
         self.lenient = lenient
         """Drop what the backend cannot honour (named in a header) instead of a 400."""
 
-    def _honoured(
-        self, payload: dict[str, Any], refused: Mapping[str, str]
-    ) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """When lenient, the payload without what the backend cannot honour, and what was left
-        out; else the payload as it is (what it cannot honour is refused by the translator, or
-        for Responses by `prepare`)."""
-        if not self.lenient:
-            return payload, ()
-        dropped = unsupported(payload, refused)
-        return without(payload, dropped), tuple(dropped)
-
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
     ) -> UpstreamCall:
@@ -65,20 +51,19 @@ class CodexTransport:
         url = f"{credential.base_url}/codex/responses"
         if request.route is Route.COMPACT:
             return UpstreamCall(f"{url}/compact", headers, request.body, Relay.PASSTHROUGH)
-        if request.route is Route.CHAT:
-            payload, dropped = self._honoured(request.payload, CHAT_REFUSED)
-            body = orjson.dumps(chat_request_to_responses(payload))
-            return UpstreamCall(url, headers, body, Relay.CHAT_FROM_RESPONSES, dropped=dropped)
-        if request.route is Route.MESSAGES:
+        if request.route in (Route.CHAT, Route.MESSAGES):
             session = request.headers.get("x-claude-code-session-id")
             if session:  # the backend keeps a conversation's prompt cache by its session
                 headers["session_id"] = session
-            payload, dropped = self._honoured(request.payload, MESSAGES_REFUSED)
-            body = orjson.dumps(messages_to_responses(payload, session))
-            relay = Relay.MESSAGES_FROM_RESPONSES
-            return UpstreamCall(url, headers, body, relay, dropped=dropped)
-        payload, dropped = self._honoured(request.payload, RESPONSES_REFUSED)
-        refuse(payload, RESPONSES_REFUSED, CODEX_ACCOUNTS)  # no translator here to refuse it
+            return translated_call(
+                url, headers, request, Upstream.CODEX, lenient=self.lenient, session=session
+            )
+        payload = request.payload
+        dropped: tuple[str, ...] = ()
+        if self.lenient:
+            dropped = tuple(unsupported(payload, RESPONSES_REFUSED))
+            payload = without(payload, list(dropped))
+        refuse(payload, RESPONSES_REFUSED, CODEX_ACCOUNTS)
         if not dropped and payload.get("stream") is True and payload.get("store") is False:
             return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
         # The Codex backend only streams and never stores: ask for that, adapt the answer.

@@ -1,4 +1,5 @@
-"""OpenAI-compatible API keys: requests pass through to `{base_url}/responses|chat/completions`."""
+"""OpenAI-compatible API keys: requests pass through to `{base_url}/responses|chat/completions`,
+or are translated onto the API the server offers (`apis`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
-from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall
+from quotapool.translate.table import Upstream, translation, upstream_of
+from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_openai_headers
 
@@ -24,12 +26,27 @@ _PATHS = {
 class OpenAITransport:
     kind = Kind.OPENAI
 
+    def __init__(self, lenient: bool = False) -> None:
+        self.lenient = lenient
+
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
     ) -> UpstreamCall:
         headers = forwarded(request.headers, Kind.OPENAI)
         headers["authorization"] = f"Bearer {secret.token}"
         headers["content-type"] = "application/json"
+        upstream = upstream_of(credential, request.route)
+        if translation(request.route, upstream) is not None:
+            path = "/responses" if upstream is Upstream.RESPONSES else "/chat/completions"
+            session = request.headers.get("x-claude-code-session-id")
+            return translated_call(
+                credential.base_url + path,
+                headers,
+                request,
+                upstream,
+                lenient=self.lenient,
+                session=session,
+            )
         url = credential.base_url + _PATHS[request.route]
         payload = request.payload
         options = payload.get("stream_options")

@@ -1,0 +1,27 @@
+"""The APIs on both sides of quotapool: the one a client speaks, those an upstream offers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Route(StrEnum):
+    """The client API a request came in on."""
+
+    RESPONSES = "responses"
+    COMPACT = "compact"
+    """`/responses/compact`: routed like a response, tool-only fields removed."""
+    CHAT = "chat"
+    MESSAGES = "messages"
+    COUNT_TOKENS = "count_tokens"
+    """`/v1/messages/count_tokens`: Anthropic's token count, routed like messages."""
+    WEBSOCKET = "websocket"
+    """The Codex WebSocket transport (its model is known only after the upgrade)."""
+
+
+class Api(StrEnum):
+    """An API an upstream offers (`apis = [...]` on an OpenAI-compatible credential)."""
+
+    RESPONSES = "responses"
+    CHAT = "chat"
+    MESSAGES = "messages"

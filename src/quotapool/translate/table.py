@@ -1,0 +1,258 @@
+"""Which translation serves a client API on an upstream API: a table keyed by (client API,
+upstream API). Every translation goes through the Responses API as its hub: a client's body
+is rewritten as a Responses request, that request as the upstream's; the upstream's events
+are read back as Responses events, and those serialised in the client's API. So each API
+needs one translator to the hub and one back, not one per pair. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from quotapool.domain.api import Route
+from quotapool.domain.credential import Credential, Kind
+from quotapool.translate import CODEX_ACCOUNTS, StreamAdapter, refuse, unsupported, without
+from quotapool.translate.chat_responses import CHAT_REFUSED, ChatStreamAdapter
+from quotapool.translate.chat_responses import chat_request_to_responses as chat_to_hub
+from quotapool.translate.messages_responses import REFUSED as MESSAGES_ON_CODEX
+from quotapool.translate.messages_responses import (
+    MessagesStreamAdapter,
+    messages_to_responses,
+    wants_thinking,
+)
+from quotapool.translate.responses_chat import ChatEvents, responses_to_chat
+from quotapool.translate.responses_messages import (
+    MessagesEvents,
+    custom_tool_names,
+    responses_to_messages,
+)
+from quotapool.translate.responses_stream import ResponsesStreamAdapter
+from quotapool.upstream.usage import Usage
+
+
+class Upstream(StrEnum):
+    """The API a credential's upstream is spoken to in."""
+
+    CODEX = "codex"
+    """The ChatGPT backend's Responses API: always streamed, unstored, no output cap or
+    sampling controls."""
+    RESPONSES = "responses"
+    CHAT = "chat"
+    MESSAGES = "messages"
+
+
+def upstream_of(credential: Credential, route: Route) -> Upstream:
+    if credential.kind is Kind.CODEX:
+        return Upstream.CODEX
+    return Upstream(credential.upstream_api(route).value)
+
+
+WHO = {
+    Upstream.CODEX: CODEX_ACCOUNTS,
+    Upstream.RESPONSES: "OpenAI-compatible keys on the Responses API",
+    Upstream.CHAT: 'OpenAI-compatible keys with only the chat API (apis = ["chat"])',
+    Upstream.MESSAGES: "Anthropic keys",
+}
+"""How a refusal names the credentials that cannot honour a parameter."""
+
+ONE_CHOICE = {
+    "n": "more than one choice",
+    "seed": "deterministic sampling",
+    "logprobs": "log probabilities",
+    "top_logprobs": "log probabilities",
+    "logit_bias": "token biases",
+    "frequency_penalty": "repetition penalties",
+    "presence_penalty": "repetition penalties",
+}
+"""Chat parameters only a chat upstream honours."""
+STATEFUL = {
+    "previous_response_id": "continuing a response quotapool did not relay; send the whole "
+    "conversation as input",
+    "conversation": "server-side conversations",
+    "background": "background responses",
+    "prompt": "stored prompts",
+}
+"""Responses parameters that need the upstream's own storage."""
+
+
+class Events(Protocol):
+    """Reads an upstream API's stream events as Responses events."""
+
+    response_id: str
+
+    @property
+    def finished(self) -> bool:
+        """The upstream said the answer is complete."""
+        ...
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def end(self) -> list[dict[str, Any]]: ...
+
+
+ClientAdapter = Callable[[str, dict[str, Any], int], StreamAdapter]
+"""(model, client body, created) → the adapter that serialises Responses events for it."""
+
+
+def _chat_client(model: str, body: dict[str, Any], created: int) -> StreamAdapter:
+    options = body.get("stream_options")
+    include = isinstance(options, dict) and options.get("include_usage") is True
+    return ChatStreamAdapter(model, include_usage=include, created=created)
+
+
+def _messages_client(model: str, body: dict[str, Any], _created: int) -> StreamAdapter:
+    return MessagesStreamAdapter(model, thinking=wants_thinking(body))
+
+
+def _responses_client(model: str, _body: dict[str, Any], _created: int) -> StreamAdapter:
+    return ResponsesStreamAdapter(model)
+
+
+def _codex_body(hub: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The ChatGPT backend takes no output cap (Claude Code always sends one; the answer is
+    as long as the model makes it) and nothing that is not Responses."""
+    return without(hub, ["max_output_tokens", "stop", "top_k", "user"]), []
+
+
+def _responses_body(hub: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    return without(hub, ["stop", "top_k"]), []
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    refused: Mapping[str, str]
+    """Client parameters the upstream cannot honour: a 400 names them (lenient: left out)."""
+    to_hub: Callable[[dict[str, Any], str | None], dict[str, Any]] | None
+    """Client body (and conversation id) → Responses request; None: the client's is one."""
+    from_hub: Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]
+    """Responses request → the upstream's body, and what it had to leave out."""
+    client: ClientAdapter
+    events: Callable[[frozenset[str]], Events] | None
+    """Reads the upstream's events as Responses events (given the custom tools' names);
+    None: they are Responses events."""
+
+
+TABLE: dict[tuple[Route, Upstream], Translation] = {
+    (Route.CHAT, Upstream.CODEX): Translation(
+        CHAT_REFUSED, lambda body, _: chat_to_hub(body), _codex_body, _chat_client, None
+    ),
+    (Route.CHAT, Upstream.RESPONSES): Translation(
+        {**ONE_CHOICE, "stop": "stop sequences"},
+        lambda body, _: chat_to_hub(body),
+        _responses_body,
+        _chat_client,
+        None,
+    ),
+    (Route.CHAT, Upstream.MESSAGES): Translation(
+        ONE_CHOICE,
+        lambda body, _: chat_to_hub(body),
+        responses_to_messages,
+        _chat_client,
+        MessagesEvents,
+    ),
+    (Route.MESSAGES, Upstream.CODEX): Translation(
+        MESSAGES_ON_CODEX, messages_to_responses, _codex_body, _messages_client, None
+    ),
+    (Route.MESSAGES, Upstream.RESPONSES): Translation(
+        {"top_k": "top-k sampling", "stop_sequences": "stop sequences"},
+        messages_to_responses,
+        _responses_body,
+        _messages_client,
+        None,
+    ),
+    (Route.MESSAGES, Upstream.CHAT): Translation(
+        {"top_k": "top-k sampling"},
+        messages_to_responses,
+        responses_to_chat,
+        _messages_client,
+        ChatEvents,
+    ),
+    (Route.RESPONSES, Upstream.CHAT): Translation(
+        STATEFUL, None, responses_to_chat, _responses_client, ChatEvents
+    ),
+    (Route.RESPONSES, Upstream.MESSAGES): Translation(
+        STATEFUL, None, responses_to_messages, _responses_client, MessagesEvents
+    ),
+}
+"""Pairs not here are the same API on both sides (passed through), Responses on Codex
+accounts (the Codex transport adapts it), or not served (`Credential.routes`)."""
+
+
+def translation(route: Route, upstream: Upstream) -> Translation | None:
+    return TABLE.get((route, upstream))
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """A client body as the upstream's, with what was left out (named in a header)."""
+
+    body: dict[str, Any]
+    dropped: tuple[str, ...]
+    adapter: Callable[[int, str], StreamAdapter]
+    """(created, the client's model) → the adapter that turns the upstream's events into the
+    client's stream."""
+
+
+def translate(
+    route: Route,
+    upstream: Upstream,
+    body: dict[str, Any],
+    *,
+    session: str | None = None,
+    lenient: bool = False,
+) -> Translated:
+    """`body` (a `route` request) for `upstream`; a TranslationError names what cannot be."""
+    entry = TABLE[(route, upstream)]
+    dropped = unsupported(body, entry.refused) if lenient else []
+    if not lenient:
+        refuse(body, entry.refused, WHO[upstream])
+    body = without(body, dropped)
+    hub = entry.to_hub(body, session) if entry.to_hub is not None else body
+    sent, left_out = entry.from_hub(hub)
+    custom = custom_tool_names(hub)
+
+    def adapter(created: int, model: str) -> StreamAdapter:
+        client = entry.client(model, body, created)
+        if entry.events is None:
+            return client
+        return Bridged(entry.events(custom), client)
+
+    return Translated(sent, (*dropped, *left_out), adapter)
+
+
+class Bridged:
+    """Another API's events → Responses events → the client's stream."""
+
+    def __init__(self, events: Events, client: StreamAdapter) -> None:
+        self.events = events
+        self.client = client
+        self.usage: Usage | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.client.finished or self.events.finished
+
+    def _fed(self, events: list[dict[str, Any]]) -> bytes:
+        out = b"".join(self.client.feed(event) for event in events)
+        self.usage = self.client.usage or self.usage
+        return out
+
+    def feed(self, payload: dict[str, Any]) -> bytes:
+        return self._fed(self.events.feed(payload))
+
+    @property
+    def tail(self) -> bytes:
+        return self._fed(self.events.end()) + self.client.tail
+
+    def completion(self) -> dict[str, Any]:
+        self._fed(self.events.end())
+        return self.client.completion()
+
+
+def final_response(adapter: StreamAdapter) -> dict[str, Any] | None:
+    """The Responses object a Responses client was given from another API's events (what it
+    may continue from), if that is what `adapter` served."""
+    client = adapter.client if isinstance(adapter, Bridged) else adapter
+    return client.response if isinstance(client, ResponsesStreamAdapter) else None
