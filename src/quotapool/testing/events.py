@@ -29,12 +29,23 @@ def _split(text: str, parts: int) -> list[str]:
 
 
 def _wants_tool(body: dict[str, Any]) -> dict[str, Any] | None:
-    """A function tool to call: when tools are given and `tool_choice` is "required"."""
-    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
-    if not tools or body.get("tool_choice") != "required":
+    """The tool to call (its `name` is what matters): the first function tool when
+    `tool_choice` asks for one ("required"; Anthropic: any or a named tool)."""
+    choice = body.get("tool_choice")
+    anthropic = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
+    if choice != "required" and not anthropic:
         return None
-    tool: dict[str, Any] = tools[0].get("function") or tools[0]
-    return tool
+    for tool in body.get("tools") or []:
+        if anthropic and "input_schema" in tool:
+            return dict(tool)
+        if tool.get("type") == "function":
+            found: dict[str, Any] = tool.get("function") or tool
+            return found
+    return None
+
+
+def _arguments(body: dict[str, Any]) -> str:
+    return str(body.get(CALL_ARGUMENTS, '{"city": "Paris"}'))
 
 
 def _responses_usage() -> dict[str, Any]:
@@ -70,7 +81,7 @@ def _output_items(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
                 "status": "completed",
                 "call_id": _id("call"),
                 "name": tool.get("name"),
-                "arguments": body.get(CALL_ARGUMENTS, '{"city": "Paris"}'),
+                "arguments": _arguments(body),
             }
         ]
     content = [{"type": "output_text", "text": text, "annotations": []}]
@@ -264,7 +275,7 @@ def chat_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
         call = {
             "id": _id("call"),
             "type": "function",
-            "function": {"name": tool.get("name"), "arguments": '{"city": "Paris"}'},
+            "function": {"name": tool.get("name"), "arguments": _arguments(body)},
         }
         message, finish = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
     return {
@@ -292,8 +303,16 @@ def chat_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes]:
         )
 
     frames = [chunk({"role": "assistant", "content": ""})]
-    frames += [chunk({"content": piece}) for piece in _split(text, deltas)]
-    frames.append(chunk({}, "stop"))
+    if (tool := _wants_tool(body)) is not None:
+        start = {"index": 0, "id": _id("call"), "type": "function"}
+        start["function"] = {"name": tool.get("name"), "arguments": ""}
+        frames.append(chunk({"tool_calls": [start]}))
+        for piece in _split(_arguments(body), deltas):
+            frames.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        frames.append(chunk({}, "tool_calls"))
+    else:
+        frames += [chunk({"content": piece}) for piece in _split(text, deltas)]
+        frames.append(chunk({}, "stop"))
     if (body.get("stream_options") or {}).get("include_usage"):
         frames.append(
             sse(
@@ -320,46 +339,49 @@ def _anthropic_usage(output: int) -> dict[str, Any]:
     }
 
 
+def _anthropic_content(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    if (tool := _wants_tool(body)) is not None:
+        call = {"type": "tool_use", "id": _id("toolu"), "name": tool.get("name")}
+        return [{**call, "input": orjson.loads(_arguments(body))}]
+    return [{"type": "text", "text": text}]
+
+
 def anthropic_message(body: dict[str, Any], text: str) -> dict[str, Any]:
+    content = _anthropic_content(body, text)
     return {
         "id": _id("msg"),
         "type": "message",
         "role": "assistant",
         "model": body.get("model", ""),
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": "tool_use" if content[0]["type"] == "tool_use" else "end_turn",
         "stop_sequence": None,
         "usage": _anthropic_usage(USAGE["output_tokens"]),
     }
 
 
 def anthropic_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes]:
-    message = {
-        **anthropic_message(body, text),
-        "content": [],
-        "stop_reason": None,
-        "usage": _anthropic_usage(1),
-    }
+    whole = anthropic_message(body, text)
+    message = {**whole, "content": [], "stop_reason": None, "usage": _anthropic_usage(1)}
+    block = whole["content"][0]
+    if block["type"] == "tool_use":
+        start, pieces = {**block, "input": {}}, _split(_arguments(body), deltas)
+        change = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
+    else:
+        start = {"type": "text", "text": ""}
+        change = [{"type": "text_delta", "text": piece} for piece in _split(text, deltas)]
     frames = [
         sse({"type": "message_start", "message": message}, "message_start"),
         sse(
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
+            {"type": "content_block_start", "index": 0, "content_block": start},
             "content_block_start",
         ),
         sse({"type": "ping"}, "ping"),
     ]
-    for piece in _split(text, deltas):
+    for delta in change:
         frames.append(
             sse(
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
-                },
+                {"type": "content_block_delta", "index": 0, "delta": delta},
                 "content_block_delta",
             )
         )
@@ -368,7 +390,7 @@ def anthropic_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes
         sse(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": whole["stop_reason"], "stop_sequence": None},
                 "usage": {"output_tokens": USAGE["output_tokens"]},
             },
             "message_delta",

@@ -316,14 +316,22 @@ class FakeUpstream:
         if account.tool_call is None or body.get("generate") is False:
             return body
         name, arguments = account.tool_call
-        tool = next((t for t in body.get("tools") or [] if t.get("name") == name), None)
+        tool = next(
+            (
+                t
+                for t in body.get("tools") or []
+                if name in (t.get("name"), (t.get("function") or {}).get("name"))
+            ),
+            None,
+        )
         if tool is None:
             return body
         account.tool_call = None
+        anthropic = "input_schema" in tool
         return {
             **body,
             "tools": [tool],
-            "tool_choice": "required",
+            "tool_choice": {"type": "tool", "name": name} if anthropic else "required",
             events.CALL_ARGUMENTS: arguments,
         }
 
@@ -437,6 +445,7 @@ class FakeUpstream:
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
         headers = self._quota_headers(account, "openai")
+        body = self._scripted(account, body)
         if stream:
             return await self._stream(
                 request, account, events.chat_stream(body, account.text, account.deltas), headers
@@ -460,6 +469,7 @@ class FakeUpstream:
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "anthropic")
         headers = self._quota_headers(account, "anthropic")
+        body = self._scripted(account, body)
         if stream:
             return await self._stream(
                 request,

@@ -8,12 +8,14 @@ named in the `x-quotapool-dropped` header; custom tools become functions taking 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
 
 from quotapool.translate import TranslationError
-from quotapool.translate.responses_messages import CUSTOM_INPUT, custom_input, responses_usage
+from quotapool.translate.hub_events import Event, Item, ResponseBuilder
+from quotapool.translate.responses_messages import CUSTOM_INPUT
 from quotapool.upstream.usage import Usage, parse_usage
 
 
@@ -184,152 +186,75 @@ class ChatEvents:
 
     def __init__(self, custom_tools: frozenset[str] = frozenset()) -> None:
         self.custom_tools = custom_tools
-        self.response_id = "resp_pending"
-        self.output: list[dict[str, Any]] = []
-        self._open: dict[str, dict[str, Any]] = {}
+        self.build = ResponseBuilder("resp_pending")
+        self._open: dict[str, Item] = {}
         """Open items by key: "text", "reasoning", "call:N" (N: the chunk's tool call index)."""
-        self._count = 0
         self._usage: Usage | None = None
         self._finish: str | None = None
         self._started = self._completed = False
 
     @property
+    def response_id(self) -> str:
+        return self.build.response_id
+
+    @property
     def finished(self) -> bool:
         return self._finish is not None
 
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, chunk: dict[str, Any]) -> list[Event]:
         if isinstance(error := chunk.get("error"), dict):
             return [{"type": "error", "error": error}]
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         if not self._started and (chunk.get("choices") or chunk.get("id")):
             self._started = True
-            self.response_id = "resp_" + str(chunk.get("id") or "chat").removeprefix("chatcmpl-")
-            events.append({"type": "response.created", "response": self._response("in_progress")})
+            chat_id = str(chunk.get("id") or uuid.uuid4().hex).removeprefix("chatcmpl-")
+            self.build.response_id = "resp_" + chat_id
+            events.append(self.build.created())
         for choice in chunk.get("choices") or []:
             if isinstance(choice, dict) and choice.get("index", 0) == 0:
                 events += self._choice(choice)
         if (usage := parse_usage(chunk.get("usage"))) is not None:
             self._usage = usage
-            if self.finished:
-                events += self.end()
+            events += self.end()
         return events
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[Event]:
         """The completion, once: at the usage chunk, or when the stream ends without one."""
         if self._completed or not self.finished:
             return []
         self._completed = True
-        status = "incomplete" if self._finish == "length" else "completed"
-        return [{"type": f"response.{status}", "response": self._response(status)}]
+        return [self.build.ended(self._finish == "length", self._usage)]
 
-    def _choice(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+    def _choice(self, choice: dict[str, Any]) -> list[Event]:
         delta = choice.get("delta") or {}
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         thought = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(thought, str) and thought:
-            item = self._item("reasoning", {"type": "reasoning", "summary": []}, events)
-            item["text"] = item.get("text", "") + thought
-            events.append(
-                self._event(
-                    "response.reasoning_summary_text.delta", item, summary_index=0, delta=thought
-                )
-            )
+            events += self.build.delta(self._item("reasoning", "reasoning", events), thought)
         if isinstance(text := delta.get("content"), str) and text:
             self._close("reasoning", events)
-            message = {"type": "message", "role": "assistant", "content": []}
-            item = self._item("text", message, events)
-            item["text"] = item.get("text", "") + text
-            events.append(
-                self._event("response.output_text.delta", item, content_index=0, delta=text)
-            )
+            events += self.build.delta(self._item("text", "message", events), text)
         for call in delta.get("tool_calls") or []:
-            events += self._tool_call(call)
+            key = f"call:{call.get('index', 0)}"
+            function = call.get("function") or {}
+            if key not in self._open:
+                self._close("text", events)
+                name = str(function.get("name") or "")
+                kind = "custom_tool_call" if name in self.custom_tools else "function_call"
+                self._item(key, kind, events, call_id=call.get("id"), name=name)
+            if arguments := function.get("arguments"):
+                events += self.build.delta(self._open[key], str(arguments))
         if finish := choice.get("finish_reason"):
             self._finish = str(finish)
             for key in list(self._open):
                 self._close(key, events)
         return events
 
-    def _tool_call(self, call: dict[str, Any]) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        key = f"call:{call.get('index', 0)}"
-        function = call.get("function") or {}
+    def _item(self, key: str, kind: str, events: list[Event], **fields: Any) -> Item:
         if key not in self._open:
-            self._close("text", events)
-            name = str(function.get("name") or "")
-            kind = "custom_tool_call" if name in self.custom_tools else "function_call"
-            started = {"type": kind, "call_id": call.get("id"), "name": name, "arguments": ""}
-            self._item(key, started, events)
-        item = self._open[key]
-        if arguments := function.get("arguments"):
-            item["arguments"] += str(arguments)
-            if item["type"] == "function_call":
-                events.append(
-                    self._event("response.function_call_arguments.delta", item, delta=arguments)
-                )
-        return events
-
-    def _item(
-        self, key: str, started: dict[str, Any], events: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        if key not in self._open:
-            item = {
-                **started,
-                "id": f"item_{self.response_id}_{self._count}",
-                "status": "in_progress",
-            }
-            item["output_index"] = self._count
-            self._count += 1
-            self._open[key] = item
-            events.append(
-                {
-                    "type": "response.output_item.added",
-                    "output_index": item["output_index"],
-                    "item": _public(item),
-                }
-            )
+            self._open[key] = self.build.open(kind, events, **fields)
         return self._open[key]
 
-    def _event(self, kind: str, item: dict[str, Any], **fields: Any) -> dict[str, Any]:
-        return {"type": kind, "item_id": item["id"], "output_index": item["output_index"], **fields}
-
-    def _close(self, key: str, events: list[dict[str, Any]]) -> None:
-        item = self._open.pop(key, None)
-        if item is None:
-            return
-        done = _public(item)
-        done["status"] = "completed"
-        text = item.get("text", "")
-        if done["type"] == "message":
-            done["content"] = [{"type": "output_text", "text": text, "annotations": []}]
-        elif done["type"] == "reasoning":
-            done["summary"] = [{"type": "summary_text", "text": text}] if text else []
-        elif done["type"] == "custom_tool_call":
-            done["input"] = custom_input(done.pop("arguments"))
-        elif not done["arguments"]:
-            done["arguments"] = "{}"
-        self.output.append(done)
-        events.append(
-            {
-                "type": "response.output_item.done",
-                "output_index": item["output_index"],
-                "item": done,
-            }
-        )
-
-    def _response(self, status: str) -> dict[str, Any]:
-        response: dict[str, Any] = {
-            "id": self.response_id,
-            "object": "response",
-            "status": status,
-            "output": list(self.output),
-            "usage": responses_usage(self._usage) if status != "in_progress" else None,
-        }
-        if status == "incomplete":
-            response["incomplete_details"] = {"reason": "max_output_tokens"}
-        return response
-
-
-def _public(item: dict[str, Any]) -> dict[str, Any]:
-    """An item as clients see it (without what is kept while it streams)."""
-    return {k: v for k, v in item.items() if k not in ("text", "output_index")}
+    def _close(self, key: str, events: list[Event]) -> None:
+        if (item := self._open.pop(key, None)) is not None:
+            events += self.build.close(item)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from quotapool.translate import TranslationError
+from quotapool.translate.hub_events import Event, Item, ResponseBuilder
 from quotapool.upstream.usage import Usage
 
 DEFAULT_MAX_TOKENS = 32_000
@@ -248,34 +249,21 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return chosen
 
 
-def responses_usage(usage: Usage | None) -> dict[str, Any]:
-    """Token counts as the Responses API reports them (cached input counted within)."""
-    if usage is None:
-        return {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    return {
-        "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "output_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-    }
-
-
 class MessagesEvents:
     """Anthropic stream events in; the Responses events they amount to out."""
 
     def __init__(self, custom_tools: frozenset[str] = frozenset()) -> None:
         self.custom_tools = custom_tools
-        self.response_id = "resp_" + uuid.uuid4().hex
-        self._items: dict[int, dict[str, Any]] = {}
-        """Anthropic block index → the Responses item it streams into."""
-        self.output: list[dict[str, Any]] = []
+        self.build = ResponseBuilder("resp_" + uuid.uuid4().hex)
+        self._items: dict[int, Item] = {}
+        """Anthropic block index → the item it streams into."""
         self._input = self._cached = self._output = 0
         self._stop_reason: str | None = None
         self.finished = False
 
-    def _usage(self) -> Usage:
-        total_input = self._input + self._cached
-        return Usage(total_input, self._output, self._cached)
+    @property
+    def response_id(self) -> str:
+        return self.build.response_id
 
     def _count(self, usage: Any) -> None:
         if not isinstance(usage, dict):
@@ -287,152 +275,48 @@ class MessagesEvents:
         if isinstance(n := usage.get("output_tokens"), int):
             self._output = n
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[Event]:
         """Nothing more: the answer completed at `message_stop` (or never did)."""
         return []
 
-    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: PLR0911
+    def feed(self, event: dict[str, Any]) -> list[Event]:  # noqa: PLR0911
+        index = event.get("index")
         match event.get("type"):
             case "message_start":
-                message = event.get("message") or {}
-                self._count(message.get("usage"))
-                return [{"type": "response.created", "response": self._response("in_progress")}]
-            case "content_block_start":
-                return self._start(int(event.get("index", 0)), event.get("content_block") or {})
-            case "content_block_delta":
-                return self._delta(int(event.get("index", 0)), event.get("delta") or {})
-            case "content_block_stop":
-                return self._stop(int(event.get("index", 0)))
+                self._count((event.get("message") or {}).get("usage"))
+                return [self.build.created()]
+            case "content_block_start" if isinstance(index, int):
+                return self._start(index, event.get("content_block") or {})
+            case "content_block_delta" if index in self._items:
+                delta = event.get("delta") or {}
+                text = delta.get("text") or delta.get("thinking") or delta.get("partial_json")
+                return self.build.delta(self._items[index], str(text or ""))
+            case "content_block_stop" if index in self._items:
+                return self.build.close(self._items.pop(index))
             case "message_delta":
                 self._count(event.get("usage"))
                 self._stop_reason = (event.get("delta") or {}).get("stop_reason")
                 return []
             case "message_stop":
                 self.finished = True
-                done = [e for index in list(self._items) for e in self._stop(index)]
-                status = "incomplete" if self._stop_reason == "max_tokens" else "completed"
-                return [*done, {"type": f"response.{status}", "response": self._response(status)}]
+                done = [e for item in self._items.values() for e in self.build.close(item)]
+                self._items.clear()
+                usage = Usage(self._input + self._cached, self._output, self._cached)
+                return [*done, self.build.ended(self._stop_reason == "max_tokens", usage)]
             case "error":
-                error = event.get("error") or {}
+                error = event.get("error")
                 return [{"type": "error", "error": error if isinstance(error, dict) else {}}]
         return []
 
-    def _response(self, status: str) -> dict[str, Any]:
-        response: dict[str, Any] = {
-            "id": self.response_id,
-            "object": "response",
-            "status": status,
-            "output": list(self.output),
-            "usage": responses_usage(self._usage()) if status != "in_progress" else None,
-        }
-        if status == "incomplete":
-            response["incomplete_details"] = {"reason": "max_output_tokens"}
-        return response
-
-    def _start(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
-        item_id = f"{self.response_id}_{index}"
+    def _start(self, index: int, block: dict[str, Any]) -> list[Event]:
+        events: list[Event] = []
         kind = block.get("type")
         if kind == "text":
-            item: dict[str, Any] = {
-                "type": "message",
-                "id": item_id,
-                "role": "assistant",
-                "content": [],
-            }
-            item["status"] = "in_progress"
-            part = {"type": "output_text", "text": "", "annotations": []}
-            self._items[index] = {**item, "content": [part]}
-            return [
-                {"type": "response.output_item.added", "output_index": index, "item": item},
-                {
-                    "type": "response.content_part.added",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "part": part,
-                },
-            ]
-        if kind == "tool_use":
+            self._items[index] = self.build.open("message", events)
+        elif kind == "tool_use":
             name = str(block.get("name"))
-            custom = name in self.custom_tools
-            item = {
-                "type": "custom_tool_call" if custom else "function_call",
-                "id": item_id,
-                "call_id": block.get("id"),
-                "name": name,
-                "input" if custom else "arguments": "",
-                "status": "in_progress",
-            }
-            self._items[index] = item
-            return [
-                {"type": "response.output_item.added", "output_index": index, "item": dict(item)}
-            ]
-        if kind in ("thinking", "redacted_thinking"):
-            item = {"type": "reasoning", "id": item_id, "summary": []}
-            self._items[index] = {**item, "summary": [{"type": "summary_text", "text": ""}]}
-            return [{"type": "response.output_item.added", "output_index": index, "item": item}]
-        return []
-
-    def _delta(self, index: int, delta: dict[str, Any]) -> list[dict[str, Any]]:
-        item = self._items.get(index)
-        if item is None:
-            return []
-        text = str(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or "")
-        match delta.get("type"):
-            case "text_delta":
-                item["content"][0]["text"] += text
-                return [
-                    {
-                        "type": "response.output_text.delta",
-                        "item_id": item["id"],
-                        "output_index": index,
-                        "content_index": 0,
-                        "delta": text,
-                    }
-                ]
-            case "thinking_delta":
-                item["summary"][0]["text"] += text
-                return [
-                    {
-                        "type": "response.reasoning_summary_text.delta",
-                        "item_id": item["id"],
-                        "output_index": index,
-                        "summary_index": 0,
-                        "delta": text,
-                    }
-                ]
-            case "input_json_delta" if item["type"] == "function_call":
-                item["arguments"] += text
-                return [
-                    {
-                        "type": "response.function_call_arguments.delta",
-                        "item_id": item["id"],
-                        "output_index": index,
-                        "delta": text,
-                    }
-                ]
-            case "input_json_delta":  # a custom tool's input comes whole, once its JSON is
-                item["input"] += text
-        return []
-
-    def _stop(self, index: int) -> list[dict[str, Any]]:
-        item = self._items.pop(index, None)
-        if item is None:
-            return []
-        item["status"] = "completed"
-        if item["type"] == "custom_tool_call":
-            item["input"] = custom_input(item["input"])
-        elif item["type"] == "function_call" and not item["arguments"]:
-            item["arguments"] = "{}"
-        elif item["type"] == "reasoning" and not item["summary"][0]["text"]:
-            item["summary"] = []
-        self.output.append(item)
-        return [{"type": "response.output_item.done", "output_index": index, "item": item}]
-
-
-def custom_input(arguments: str) -> str:
-    """A custom tool's input from the JSON arguments it was called with as a function."""
-    try:
-        parsed = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return arguments
-    return str(parsed.get("input", "")) if isinstance(parsed, dict) else str(parsed)
+            call = "custom_tool_call" if name in self.custom_tools else "function_call"
+            self._items[index] = self.build.open(call, events, call_id=block.get("id"), name=name)
+        elif kind in ("thinking", "redacted_thinking"):
+            self._items[index] = self.build.open("reasoning", events)
+        return events

@@ -80,8 +80,6 @@ STATEFUL = {
 class Events(Protocol):
     """Reads an upstream API's stream events as Responses events."""
 
-    response_id: str
-
     @property
     def finished(self) -> bool:
         """The upstream said the answer is complete."""
