@@ -151,8 +151,9 @@ class RoutingConfig(BaseModel):
     """Estimated input tokens above which a request is the `long_context` scenario."""
     warmup: WarmupConfig | None = None
     claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] = {}
-    """Claude family → the model Codex accounts serve in its place (over the defaults:
-    opus and sonnet gpt-5.5, haiku gpt-5.4-mini)."""
+    """Claude family → the model credentials that are not Anthropic's serve in its place (over
+    the defaults: opus and sonnet gpt-5.5, haiku gpt-5.4-mini); a credential's `model_map`
+    applies after it (`"gpt-5.5" = "qwen3-coder"` on a vLLM key)."""
 
     @field_validator("weights")
     @classmethod

@@ -93,3 +93,23 @@ def test_with_a_client_key(h: Harness, tmp_path: Path) -> None:
     answer = claude(h, tmp_path / "home", "say hi", key=key)
     assert answer["result"] == "Hi from alpha!"
     assert h.rows(1)[-1]["client_key"] == "claude-user"
+
+
+def test_a_tool_turn_on_a_chat_only_server(harness: HarnessFactory, tmp_path: Path) -> None:
+    """Claude Code on an OpenAI-compatible key whose server has only the chat API (vLLM,
+    Ollama): Messages → chat completions and back, its Bash tool included."""
+    h = harness(
+        credentials=[{"kind": "openai", "name": "vllm", "api_key": "sk-openai", "apis": ["chat"]}],
+        routing={
+            "strategy": "sequential",
+            "claude_models": dict.fromkeys(("opus", "sonnet", "haiku", "default"), "qwen3-coder"),
+        },
+    )
+    h.fake.account("sk-openai").tool_call = ("Bash", '{"command": "echo quotapool-chat-ok"}')
+    answer = claude(h, tmp_path / "home", "run the echo", "--allowedTools", "Bash")
+    assert answer["result"].startswith("Hi from openai-key") and answer["num_turns"] == 2
+    calls = [s for s in h.fake.seen if s.path == "/v1/chat/completions"]
+    assert {s.model for s in calls} == {"qwen3-coder"}
+    result = calls[-1].body["messages"]
+    tool = next(m for m in result if m["role"] == "tool")
+    assert "quotapool-chat-ok" in tool["content"]

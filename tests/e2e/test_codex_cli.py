@@ -248,3 +248,32 @@ def test_a_lasting_outage_is_not_reported_as_a_usage_limit(
     output = (result.stdout + result.stderr).lower()
     assert "usage limit" not in output, output[-2000:]
     assert "upstream" in output or "503" in output or "unavailable" in output, output[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "chat"])
+def test_a_tool_turn_on_keys_without_the_responses_api(
+    harness: HarnessFactory, tmp_path: Path, kind: str
+) -> None:
+    """The Codex CLI on an Anthropic key, or on an OpenAI-compatible server with only the chat
+    API: its Responses requests are translated, its shell tool runs, its output goes back."""
+    if kind == "anthropic":
+        credential = {"kind": "anthropic", "name": "ant", "api_key": "sk-ant"}
+        path, token = "/v1/messages", "sk-ant"
+    else:
+        credential = {"kind": "openai", "name": "vllm", "api_key": "sk-openai", "apis": ["chat"]}
+        path, token = "/v1/chat/completions", "sk-openai"
+    h = harness(credentials=[credential])
+    h.fake.account(token).tool_call = ("exec_command", json.dumps({"cmd": "echo qp-tool-ok"}))
+    config = API_KEY_MODE.replace('model = "gpt-5.5"', 'model = "claude-sonnet-5-5"')
+    result = codex(h, tmp_path / "codex", config, "run the tool")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("Hi from ")
+    calls = [s for s in h.fake.seen if s.path == path]
+    assert len(calls) >= 2
+    messages = calls[-1].body["messages"]
+    if kind == "anthropic":
+        results = [b for m in messages for b in m["content"] if b["type"] == "tool_result"]
+    else:
+        results = [m for m in messages if m["role"] == "tool"]
+    assert results and "qp-tool-ok" in json.dumps(results[-1]["content"])  # the shell's output
+    assert all(row["status"] == 200 for row in h.rows(len(calls)))

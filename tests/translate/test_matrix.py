@@ -399,3 +399,38 @@ def test_messages_on_an_openai_responses_key_carries_the_output_cap(
         )
     assert refused.status_code == 400 and refused.json()["type"] == "error"
     assert "stop_sequences" in refused.json()["error"]["message"]
+
+
+def test_claude_models_are_routed_and_sent_by_their_stand_in(harness: HarnessFactory) -> None:
+    """Model lists are checked against the model served in a Claude model's place, and a
+    credential's model_map applies to that."""
+    h = harness(
+        credentials=[
+            {
+                "kind": "codex",
+                "name": "alpha",
+                "api_key": "tok-a",
+                "account_id": "acct-a",
+                "models": ["gpt-5.5"],
+            },
+            {
+                "kind": "openai",
+                "name": "vllm",
+                "api_key": "sk-openai",
+                "apis": ["chat"],
+                "models": ["gpt-5.4-mini"],
+                "model_map": {"gpt-5.4-mini": "qwen3-small"},
+            },
+        ]
+    )
+    client = h.anthropic()
+    for model, path, sent in (
+        ("claude-sonnet-5-5", "/backend-api/codex/responses", "gpt-5.5"),
+        ("claude-haiku-5-5", "/v1/chat/completions", "qwen3-small"),
+    ):
+        client.messages.create(
+            model=model, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert (h.fake.seen[-1].path, h.fake.seen[-1].model) == (path, sent)
+        row = h.rows(len(h.fake.seen))[-1]
+        assert row["model"] == model and row["sent_model"] == sent

@@ -27,6 +27,9 @@ class RouteRequest:
     serve it (no other account knows that response id)."""
     profile: str = DEFAULT_PROFILE
     """The routing profile the request is routed by."""
+    stand_in: str | None = None
+    """For a Claude model: the model credentials that are not Anthropic's serve in its place
+    (the profile's `claude_models`); their model lists are checked against it."""
 
     @property
     def rotation(self) -> str:

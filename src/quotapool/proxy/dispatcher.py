@@ -203,6 +203,7 @@ class Dispatcher:
             bound,
             self._owner(request),
             profile.name,
+            profile.stand_in(request.model),
         )
         failover = Failover(self, routed, record, profile)
         while (choice := await failover.next()) is not None:
@@ -212,7 +213,7 @@ class Dispatcher:
             credential = choice.credential
             if self.warmups is not None and record.attempts == 1:
                 self.warmups.after(choice, failover.request, profile)
-            sent = profile.model_on(credential.kind, credential.sent_model(request.model))
+            sent = profile.sent_model(credential, request.model)
             record.sent_model = sent
             try:
                 call = self.transports[credential.kind].prepare(

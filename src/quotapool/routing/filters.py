@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quotapool.domain.credential import Credential
+from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.request import RouteRequest
 from quotapool.domain.state import OUT_OF_SERVICE, CredentialState, Status
 from quotapool.routing.base import Exclusion
@@ -16,8 +16,11 @@ def mismatch(credential: Credential, request: RouteRequest) -> str | None:
         return f"its upstream ({credential.kind}: {offers}) cannot serve the {route} API"
     if route not in credential.any_model_routes and not request.model.startswith("claude"):
         return f"an Anthropic key serves Claude models on the {route} API (or the models it lists)"
-    if not credential.serves(request.model):
-        return f"model {request.model} not served"
+    model = request.model
+    if request.stand_in is not None and credential.kind is not Kind.ANTHROPIC:
+        model = request.stand_in
+    if not credential.serves(model):
+        return f"model {model} not served"
     return None
 
 

@@ -62,12 +62,20 @@ class Profile:
     _view: list[tuple[Credential, ...]] = field(default_factory=list, repr=False)
     """The last (pool credentials, this profile's view of them): they change rarely."""
 
-    def model_on(self, kind: Kind, model: str) -> str:
-        """`claude-opus-5-5` on a Codex account is its opus model; other names stay."""
-        if kind is Kind.ANTHROPIC or not model.startswith("claude"):
-            return model
+    def stand_in(self, model: str) -> str | None:
+        """What a credential that is not Anthropic's serves in a Claude model's place
+        (`claude-opus-5-5` → the opus model); None for other models."""
+        if not model.startswith("claude"):
+            return None
         family = next((f for f in ("opus", "sonnet", "haiku") if f in model), "default")
         return self.claude_models.get(family, self.claude_models["default"])
+
+    def sent_model(self, credential: Credential, model: str) -> str:
+        """The model `credential` is asked for: its own `model_map` of the requested name, else
+        of the Claude stand-in (Anthropic keys serve Claude models as they are)."""
+        if (mapped := credential.sent_model(model)) != model or credential.kind is Kind.ANTHROPIC:
+            return mapped
+        return credential.sent_model(self.stand_in(model) or model)
 
     @property
     def fills(self) -> bool:
