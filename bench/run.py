@@ -267,27 +267,51 @@ def median(measured: list[Result]) -> Result:
     return sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
 
 
+POOLS = ("openai", "codex", "anthropic", "chat-only")
+
+
 def write_config(
     home: Path, upstream: str, accounts: int, codex: bool = False, anthropic: bool = False
 ) -> None:
     """`accounts` OpenAI keys (passthrough), or with `codex` as many ChatGPT accounts (chat and
     Messages are translated onto their Responses API); `anthropic`: Anthropic keys instead of
     OpenAI ones (Messages passed through)."""
-    lines = [f'codex_base_url = "{upstream}/backend-api"\n'] if codex else []  # default strategy
+    pool = "codex" if codex else "anthropic" if anthropic else "openai"
+    write_pool(home, upstream, accounts, pool)
+
+
+def write_pool(home: Path, upstream: str, accounts: int, pool: str) -> None:
+    """`accounts` credentials of one kind (`POOLS`): OpenAI keys, ChatGPT accounts, Anthropic
+    keys, or OpenAI-compatible keys with only the chat API. The default strategy."""
+    lines = [f'codex_base_url = "{upstream}/backend-api"\n'] if pool == "codex" else []
     for i in range(accounts):
-        if codex:
-            lines.append(
-                f'[[credentials]]\nkind = "codex"\nname = "account-{i}"\napi_key = "tok-{i}"\naccount_id = "acct-{i}"\n'
-            )
-        elif anthropic:
-            lines.append(
-                f'[[credentials]]\nkind = "anthropic"\nname = "key-{i}"\nbase_url = "{upstream}"\napi_key = "tok-{i}"\n'
-            )
+        if pool == "codex":
+            entry = f'kind = "codex"\naccount_id = "acct-{i}"'
+        elif pool == "anthropic":
+            entry = f'kind = "anthropic"\nbase_url = "{upstream}"'
         else:
-            lines.append(
-                f'[[credentials]]\nkind = "openai"\nname = "key-{i}"\nbase_url = "{upstream}/v1"\napi_key = "tok-{i}"\n'
-            )
+            entry = f'kind = "openai"\nbase_url = "{upstream}/v1"'
+            entry += '\napis = ["chat"]' if pool == "chat-only" else ""
+        lines.append(f'[[credentials]]\n{entry}\nname = "cred-{i}"\napi_key = "tok-{i}"\n')
     (home / "quotapool.toml").write_text("\n".join(lines))
+
+
+TRANSLATIONS = (
+    ("chat", ("openai", "codex", "anthropic")),
+    ("responses", ("openai", "chat-only", "anthropic")),
+    ("messages", ("anthropic", "codex", "openai", "chat-only")),
+)
+"""Each client API on each upstream API, its passthrough first: `--translations` measures them
+side by side (at c=16, streamed and not)."""
+
+
+def translation_round(pools: dict[str, tuple[str, int]], seconds: float) -> Iterator[Result]:
+    for api, upstreams in TRANSLATIONS:
+        for stream in (False, True):
+            for pool in upstreams:
+                base, pid = pools[pool]
+                target = f"on-{pool}"
+                yield with_wrk(target, base + PATHS[api], api, 16, seconds, pid, stream=stream)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -326,6 +350,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             variant_env = {**env, "QUOTAPOOL_HOME": str(variant_home), **overrides}
             started = stack.enter_context(process(command, port, PROXY_CPU, variant_env, name))
             variants.append((name, f"http://127.0.0.1:{port}", started.pid))
+        pools = {"openai": (proxy, qp.pid)}
+        for pool in POOLS[1:] if args.translations else ():
+            port, pool_home = free_port(), Path(tempfile.mkdtemp(prefix="qp-bench-"))
+            write_pool(pool_home, upstream, 4, pool)
+            command = [*qp_cmd[:-1], str(port)]
+            pool_env = {**env, "QUOTAPOOL_HOME": str(pool_home)}
+            started = stack.enter_context(process(command, port, PROXY_CPU, pool_env, pool))
+            pools[pool] = (f"http://127.0.0.1:{port}", started.pid)
         rss_start = rss_mb(qp.pid)
         targets = (
             ("direct", upstream, None),
@@ -334,11 +366,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             *variants,
         )
         rounds: dict[tuple[str, str, int, str], list[Result]] = {}
+        translated: dict[tuple[str, str, int, str], list[Result]] = {}
         for number in range(1, args.rounds + 1):
             print(f"round {number} of {args.rounds}", flush=True)
             for result in one_round(targets, args.seconds):
                 key = (result.api, result.mode, result.concurrency, result.target)
                 rounds.setdefault(key, []).append(result)
+            for result in translation_round(pools, args.seconds) if args.translations else ():
+                key = (result.api, result.mode, result.concurrency, result.target)
+                translated.setdefault(key, []).append(result)
         results = [median(measured) for measured in rounds.values()]
         rss_end = rss_mb(qp.pid)
         if args.memory:
@@ -349,6 +385,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "variants": [name for name, _ in args.variant] + (["via-codex"] if args.codex else []),
         "litellm": [asdict(r) for r in litellm],
         "results": [asdict(r) for r in results],
+        "translations": [asdict(median(measured)) for measured in translated.values()],
         "rss_mb": {"start": rss_start, "end": rss_end},
         "memory": memory,
     }
@@ -455,6 +492,8 @@ def table(data: dict[str, Any]) -> str:
                 f"| {r['api']} | {r['concurrency']} | {r['rps']:,.0f} | {qp['rps']:,.0f} | {qp['rps'] / r['rps']:.0f}× "
                 f"| {r['p50_ms']:.2f} ms | {r['cpu_ms_per_request']:.2f} ms |"
             )
+    if data.get("translations"):
+        out += translation_table(data["translations"])
     rss = data["rss_mb"]
     out.append(
         f"\nquotapool RSS: {rss['start']:.1f} MB at start, {rss['end']:.1f} MB after the run."
@@ -491,6 +530,27 @@ def variant_table(results: list[dict[str, Any]], variants: list[str]) -> list[st
     return out
 
 
+def translation_table(results: list[dict[str, Any]]) -> list[str]:
+    """Each client API on each upstream API beside its passthrough, same run."""
+    by_cell = {(r["api"], r["mode"], r["target"].removeprefix("on-")): r for r in results}
+    out = [
+        "\nEach client API on each kind of upstream, same run, c=16 (translated ÷ passthrough):\n",
+        "| client API | mode | upstream | req/s | vs passthrough | p50 | CPU/req |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for api, upstreams in TRANSLATIONS:
+        for mode in ("non-stream", "stream"):
+            own = by_cell[(api, mode, upstreams[0])]
+            for pool in upstreams:
+                r = by_cell[(api, mode, pool)]
+                kind = "passthrough" if pool == upstreams[0] else "translated"
+                out.append(
+                    f"| {api} | {mode} | {pool} ({kind}) | {r['rps']:,.0f} | {r['rps'] / own['rps']:.0%} "
+                    f"| {r['p50_ms']:.2f} ms | {r['cpu_ms_per_request']:.3f} ms |"
+                )
+    return out
+
+
 def variant(text: str) -> tuple[str, dict[str, str]]:
     """`no-metrics:QUOTAPOOL_METRICS=false` → ("no-metrics", {"QUOTAPOOL_METRICS": "false"})."""
     name, _, assignments = text.partition(":")
@@ -520,6 +580,12 @@ def main() -> None:
         action="store_true",
         help="also measure a pool of ChatGPT accounts (via-codex): chat translated onto their "
         "Responses API, responses passed through with their output items collected",
+    )
+    parser.add_argument(
+        "--no-translations",
+        dest="translations",
+        action="store_false",
+        help="skip measuring each client API on each kind of upstream (translated vs passthrough)",
     )
     parser.add_argument(
         "--variant",

@@ -94,6 +94,7 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
                 cred.setdefault("base_url", upstream + ("/v1" if cred["kind"] == "openai" else ""))
         settings.setdefault("routing", {"strategy": "round_robin"})
         settings.setdefault("usage_poll_interval", 0)  # tests that want the poller turn it on
+        settings.setdefault("codex_models_refresh", 0)  # so do those that want model lists
         settings.setdefault("auth_base_url", upstream)
         config = Settings(
             home=tmp_path,

@@ -78,6 +78,16 @@ def test_file_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "[[credentials]]\nkind = 'codex'\nname = 'a'\napi_key = 'k'\naccount_id = \"x\\ny\"",
             "account_id contains a control",
         ),
+        (
+            "[[credentials]]\nkind = 'anthropic'\nname = 'a'\napi_key = 'k'\nbase_url = 'u'\n"
+            "apis = ['chat']",
+            "apis is for openai credentials",
+        ),
+        (
+            "[[credentials]]\nkind = 'openai'\nname = 'a'\napi_key = 'k'\nbase_url = 'u'\n"
+            "apis = ['messages']",
+            "apis",
+        ),
     ],
 )
 def test_bad_config_says_what_to_fix(tmp_path: Path, text: str, needle: str) -> None:

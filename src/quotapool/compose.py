@@ -35,7 +35,7 @@ from quotapool.proxy.guard import Guard
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.metrics import Metrics
 from quotapool.proxy.models import (
-    CodexModels,
+    CodexCatalogue,
     models_answer,
     pool_usage,
     pool_view,
@@ -315,7 +315,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     submit = logged(request_log, keys, metrics, access)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     items = dispatcher.items = ResponseItems(engine, ttl=settings.response_items_ttl)
-    codex_models = CodexModels(pool, secrets, clock, CODEX_CLIENT_VERSION)
+    codex_models = CodexCatalogue(
+        pool, secrets, clock, CODEX_CLIENT_VERSION, settings.codex_models_refresh
+    )
     poller = UsagePoller(
         pool=pool,
         secrets=secrets,
@@ -348,6 +350,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             "access-log": access.run(),
             "response-items-writer": items.run(clock.now),
             "usage-poller": poller.run() if settings.usage_poll_interval > 0 else None,
+            "codex-models": (
+                codex_models.run(lambda: session_holder[0])
+                if settings.codex_models_refresh > 0
+                else None
+            ),
         }
         for name, job in jobs.items():
             if job is not None:

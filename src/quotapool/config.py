@@ -232,7 +232,10 @@ class Settings(BaseSettings):
     accounts_watch_interval: float = Field(default=2.0, gt=0)
     """How often a running server checks the database for account changes from the CLI."""
     codex_models: tuple[str, ...] = ("gpt-5.5", "gpt-5.4", "gpt-5.3-codex", "gpt-5.4-mini")
-    """Models listed for Codex accounts by `/v1/models`."""
+    """Models listed by `/v1/models` for Codex accounts whose own list is not known yet."""
+    codex_models_refresh: float = Field(default=3600.0, ge=0)
+    """Seconds between two fetches of a Codex account's model list (`/codex/models`), which
+    decides the models routed to it; 0: never fetched (any model goes to a Codex account)."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     """Largest request body, and largest WebSocket message from a client (closed with 1009)."""
     max_header_bytes: int = Field(default=64 * 1024, gt=0)

@@ -174,3 +174,18 @@ def test_never_picks_an_ineligible_credential(
         assert not eligible or strategy == "single"
         if choice.retry_at is not None:
             assert choice.retry_at > now
+
+
+def test_a_claude_model_goes_to_an_anthropic_key_before_a_stand_in() -> None:
+    pool = PoolSnapshot((cred("codex", Kind.CODEX), cred("claude", Kind.ANTHROPIC)))
+    request = RouteRequest(Route.MESSAGES, "claude-sonnet-5-5", stand_in="gpt-5.5")
+    decision = pick(pool, request)
+    assert isinstance(decision, Decision) and decision.credential.id == "claude"
+    assert {e.credential: e.reason for e in decision.excluded} == {
+        "codex": "serves a stand-in for claude-sonnet-5-5; an Anthropic key serves it itself"
+    }
+    limited = apply(pool, Limited("claude", 0.0, Status.RATE_LIMITED, 600.0, "429"))
+    fallback = pick(limited, request)
+    assert isinstance(fallback, Decision) and fallback.credential.id == "codex"
+    other = pick(pool, RouteRequest(Route.RESPONSES, "gpt-5.5"))
+    assert isinstance(other, Decision) and other.credential.id == "codex"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -18,7 +19,8 @@ from quotapool.proxy.errors import Dialect, error
 from quotapool.routing.filters import available
 from quotapool.routing.profiles import Routing
 from quotapool.secrets import Secret
-from quotapool.store.base import PoolStore
+from quotapool.store.memory import MemoryPoolStore
+from quotapool.tasks import Outage
 from quotapool.upstream.codex import codex_auth
 
 log = logging.getLogger(__name__)
@@ -79,38 +81,90 @@ def models_answer(ids: Sequence[str], dialect: Dialect, model: str | None) -> tu
     return 200, orjson.dumps({"object": "list", "data": data})
 
 
-class CodexModels:
-    """The Codex catalogue comes from an available Codex account; `{"models": []}` otherwise
-    (the CLI accepts an empty list)."""
+class CodexCatalogue:
+    """Which models each Codex account serves, from its `{codex_base_url}/codex/models`
+    (fetched at start, then every `refresh` seconds; an account whose list is not known yet
+    serves any model). The Codex CLI's own `GET …/codex/models` is answered from an
+    available account, or `{"models": []}` (which it accepts)."""
 
     def __init__(
-        self, pool: PoolStore, secrets: Mapping[str, Secret], clock: Clock, client_version: str
+        self,
+        pool: MemoryPoolStore,
+        secrets: Mapping[str, Secret],
+        clock: Clock,
+        client_version: str,
+        refresh: float = 3600.0,
     ) -> None:
         self.pool = pool
         self.secrets = secrets
         self.clock = clock
         self.client_version = client_version
+        self.refresh = refresh
+        self._fetched: dict[str, float] = {}
+        self._outage = Outage(log, "fetching the Codex accounts' model lists")
+
+    async def _get(self, session: aiohttp.ClientSession, credential: Credential) -> bytes | None:
+        headers = codex_auth(self.secrets[credential.id])
+        url = f"{credential.base_url}/codex/models"
+        params = {"client_version": self.client_version}
+        async with session.get(url, headers=headers, params=params) as response:
+            return await response.read() if response.status == 200 else None
+
+    def _codex(self) -> list[Credential]:
+        snapshot, now = self.pool.snapshot(), self.clock.now()
+        return [
+            c
+            for c in snapshot.credentials
+            if c.kind is Kind.CODEX
+            and c.id in self.secrets
+            and available(snapshot.state(c.id), now)
+        ]
 
     async def fetch(self, session: aiohttp.ClientSession) -> bytes:
-        snapshot = self.pool.snapshot()
-        now = self.clock.now()
-        for credential in snapshot.credentials:
-            if credential.kind is not Kind.CODEX or not available(
-                snapshot.state(credential.id), now
-            ):
-                continue
-            secret = self.secrets[credential.id]
-            headers = codex_auth(secret)
-            url = f"{credential.base_url}/codex/models"
+        for credential in self._codex():
             try:
-                async with session.get(
-                    url, headers=headers, params={"client_version": self.client_version}
-                ) as response:
-                    if response.status == 200:
-                        return await response.read()
+                if (body := await self._get(session, credential)) is not None:
+                    return body
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("codex models from %s failed: %s", credential.name, type(exc).__name__)
         return b'{"models":[]}'
+
+    async def learn(self, session: aiohttp.ClientSession) -> None:
+        """Fetch the list of every Codex account not fetched within `refresh` seconds."""
+        now = self.clock.now()
+        for credential in self._codex():
+            if now - self._fetched.get(credential.id, -self.refresh) < self.refresh:
+                continue
+            try:
+                body = await self._get(session, credential)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._outage.failed(exc)
+                continue
+            self._outage.ok()
+            if body is not None and (slugs := model_slugs(body)):
+                self._fetched[credential.id] = now
+                self.pool.serves(credential.id, slugs)
+
+    async def run(self, session: Callable[[], aiohttp.ClientSession]) -> None:
+        """Keep the lists fresh; a new account is fetched within a minute."""
+        while True:
+            await self.learn(session())
+            await asyncio.sleep(min(60.0, self.refresh))
+
+
+def model_slugs(body: bytes) -> frozenset[str]:
+    """The model ids of a `/codex/models` answer (`{"models": [{"slug": …}]}`) that the API
+    serves (`supported_in_api`, when said)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return frozenset()
+    models = payload.get("models") if isinstance(payload, dict) else None
+    return frozenset(
+        str(m["slug"])
+        for m in models or []
+        if isinstance(m, dict) and m.get("slug") and m.get("supported_in_api", True) is not False
+    )
 
 
 def _window(window: QuotaWindow | None, now: float) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from quotapool.domain.credential import Kind
 from quotapool.domain.pool import FRESH, PoolSnapshot
 from quotapool.domain.request import DEFAULT_PROFILE, RouteRequest
 from quotapool.domain.state import Status
@@ -85,6 +86,8 @@ def select(
                 tuple(e for e in excluded if e.credential != winner.credential.name),
             )
         return _reject(request, snapshot, strategy.name, tuple(excluded), now)
+    if request.stand_in is not None:
+        candidates = _native_first(candidates, excluded, request.model)
     ctx = Context(request, snapshot, now, rng, policy)
     pick = strategy.pick(candidates, ctx)
     if pick is None:
@@ -100,6 +103,19 @@ def select(
         rotation=request.rotation,
         catch_up=pick.catch_up,
     )
+
+
+def _native_first(
+    candidates: list[Candidate], excluded: list[Exclusion], model: str
+) -> list[Candidate]:
+    """A Claude model goes to an Anthropic key that can serve it; credentials serving a
+    stand-in (`claude_models`) only when none can."""
+    native = [c for c in candidates if c.credential.kind is Kind.ANTHROPIC]
+    if not native or len(native) == len(candidates):
+        return candidates
+    reason = f"serves a stand-in for {model}; an Anthropic key serves it itself"
+    excluded += [Exclusion(c.credential.name, reason) for c in candidates if c not in native]
+    return native
 
 
 def _owned(

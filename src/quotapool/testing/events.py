@@ -398,3 +398,31 @@ def anthropic_stream(body: dict[str, Any], text: str, deltas: int) -> list[bytes
     )
     frames.append(sse({"type": "message_stop"}, "message_stop"))
     return frames
+
+
+def codex_model(slug: str) -> dict[str, Any]:
+    """One entry of the Codex backend's `/codex/models`, with every field the Codex CLI
+    requires to parse it."""
+    return {
+        "slug": slug,
+        "display_name": slug,
+        "description": None,
+        "default_reasoning_level": "medium",
+        "supported_reasoning_levels": [],
+        "shell_type": "shell_command",
+        "visibility": "list",
+        "supported_in_api": True,
+        "priority": 0,
+        "upgrade": None,
+        "base_instructions": "You are a coding agent.",
+        "supports_reasoning_summaries": False,
+        "support_verbosity": False,
+        "default_verbosity": None,
+        "apply_patch_tool_type": None,
+        "truncation_policy": {"mode": "bytes", "limit": 10_000},
+        "supports_parallel_tool_calls": False,
+        "supports_image_detail_original": False,
+        "context_window": 272_000,
+        "max_context_window": 272_000,
+        "experimental_supported_tools": [],
+    }

@@ -88,6 +88,8 @@ class Account:
     usage_status: int = 200
     """Status `/wham/usage` answers for this account."""
     usage_polls: int = 0
+    models: tuple[str, ...] = ("gpt-5.5", "gpt-5.4", "gpt-5.4-mini", "gpt-5.3-codex")
+    """What its `/codex/models` lists (a Codex account's plan decides it)."""
     aborted: int = 0
     """Streams the client (quotapool) walked away from."""
     gated_used: float | None = None

@@ -377,9 +377,12 @@ class FakeUpstream:
         )
 
     async def _codex_models(self, request: web.Request) -> web.Response:
-        if self._auth(request) is None:
+        account = self._auth(request)
+        if account is None:
             return web.json_response({"error": {"message": "unauthorized"}}, status=401)
-        return web.json_response({"models": []})
+        if "client_version" not in request.query:
+            return web.json_response({"detail": "client_version is required"}, status=400)
+        return web.json_response({"models": [events.codex_model(m) for m in account.models]})
 
     async def _wham_usage(self, request: web.Request) -> web.Response:
         account = self._auth(request)

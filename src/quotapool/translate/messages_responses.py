@@ -1,13 +1,12 @@
-"""Anthropic Messages clients (Claude Code, the Anthropic SDKs) on the Responses API (Codex
-accounts). Pure.
+"""Anthropic Messages clients (Claude Code, the Anthropic SDKs) to and from the Responses API,
+the hub of every translation (`translate.table`). Pure.
 
-`messages_to_responses` rewrites the request; `MessagesStreamAdapter` turns the Responses event
-stream into Anthropic's (`message_start` … `message_stop`), or into one `message` object.
+`messages_to_responses` rewrites the request; `MessagesStreamAdapter` turns Responses events
+into Anthropic's stream (`message_start` … `message_stop`), or into one `message` object.
 
-What has no equivalent: `max_tokens` (the Codex backend refuses an output cap, so the answer is
-as long as the model makes it), `cache_control` (the backend caches prefixes by itself, keyed by
-the session), `context_management`, `metadata`. Sampling controls (`temperature`, `top_p`,
-`top_k`, `stop_sequences`) and document blocks are refused with a 400 naming them.
+What needs no equivalent: `cache_control` (upstreams cache prefixes by themselves, keyed by the
+session), `context_management`, `metadata`. Document blocks are refused with a 400 naming them;
+which sampling controls each upstream refuses is the table's business.
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ REFUSED = {
     "stop_sequences": "stop sequences",
 }
 """Parameters the Responses API of Codex accounts cannot honour (it would ignore or refuse
-them); a 400 says so instead of dropping them silently."""
+them); a 400 says so instead of dropping them silently. (`max_tokens` is not among them: Claude
+Code always sends one, and the answer is as long as the model makes it.)"""
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xhigh": "xhigh"}
 
 
