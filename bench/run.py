@@ -180,10 +180,12 @@ def with_wrk(
     pid: int | None,
     *,
     stream: bool = False,
+    model: str | None = None,
 ) -> Result:
     """One wrk measurement after a 1 s warm-up; CPU per request of `pid` when given. Streams
     are read whole (rate and total time; time to first byte needs `streams`)."""
-    body = {**BODIES[api], "stream": True} if stream else BODIES[api]
+    body = {**BODIES[api], **({"model": model} if model else {})}
+    body = {**body, "stream": True} if stream else body
     wrk(url, body, concurrency, 1)  # warm up connections
     time.sleep(SETTLE_SECONDS)
     cpu0 = cpu_seconds(pid) if pid is not None else 0.0
@@ -311,7 +313,10 @@ def translation_round(pools: dict[str, tuple[str, int]], seconds: float) -> Iter
             for pool in upstreams:
                 base, pid = pools[pool]
                 target = f"on-{pool}"
-                yield with_wrk(target, base + PATHS[api], api, 16, seconds, pid, stream=stream)
+                model = "claude-sonnet-5-5" if pool == "anthropic" else None  # what it serves
+                yield with_wrk(
+                    target, base + PATHS[api], api, 16, seconds, pid, stream=stream, model=model
+                )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
