@@ -54,6 +54,7 @@ from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.batch import BatchWriter
 from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.memory import MemoryPoolStore
+from quotapool.store.redis.replication import Replication
 from quotapool.store.response_items import ResponseItems
 from quotapool.store.routing_overrides import RoutingOverrides
 from quotapool.store.sql.db import make_engine, migrate
@@ -222,13 +223,20 @@ def pool_secrets(secrets: Mapping[str, Secret], refresher: TokenRefresher) -> li
 
 
 def readiness(
-    pool: MemoryPoolStore, clock: Clock, writers: list[BatchWriter]
+    pool: MemoryPoolStore,
+    clock: Clock,
+    writers: list[BatchWriter],
+    replication: Replication | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Ready while a credential is eligible; the writers' health is detail (an outage of the
-    database does not stop serving: its rows wait in the journal)."""
+    """Ready while a credential is eligible; the writers' health and the replication's are
+    detail (an outage of the database or of Redis does not stop serving: rows wait in the
+    journal, routing goes on from this replica's copy of the pool)."""
     snapshot, now = pool.snapshot(), clock.now()
     eligible = any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
-    return eligible, {str(w.table.name): w.health().as_dict() for w in writers}
+    detail: dict[str, Any] = {str(w.table.name): w.health().as_dict() for w in writers}
+    if replication is not None:
+        detail["replication"] = replication.status()
+    return eligible, detail
 
 
 def open_accounts(settings: Settings, engine: Engine, *, create_key: bool = True) -> AccountStore:
@@ -318,6 +326,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
     codex_models = CodexCatalogue(
         pool, secrets, clock, CODEX_CLIENT_VERSION, settings.codex_models_refresh
     )
+    replication = (
+        Replication(settings.redis_url, pool, clock, affinity=conversations)
+        if settings.redis_url
+        else None
+    )
     poller = UsagePoller(
         pool=pool,
         secrets=secrets,
@@ -325,6 +338,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         session=lambda: session_holder[0],
         interval=settings.usage_poll_interval,
         on_unauthorized=accounts.on_unauthorized,
+        active=lambda: replication is None or replication.leader,
     )
 
     async def models(dialect: Dialect, model: str | None) -> tuple[int, bytes]:
@@ -334,7 +348,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         return models_answer(ids, dialect, model)
 
     def ready() -> tuple[bool, dict[str, Any]]:
-        return readiness(pool, clock, writers)
+        return readiness(pool, clock, writers, replication)
 
     async def startup() -> None:
         session = upstream_session(settings)
@@ -350,6 +364,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
             "access-log": access.run(),
             "response-items-writer": items.run(clock.now),
             "usage-poller": poller.run() if settings.usage_poll_interval > 0 else None,
+            "replication": replication.run() if replication is not None else None,
             "codex-models": (
                 codex_models.run(lambda: session_holder[0])
                 if settings.codex_models_refresh > 0
@@ -368,6 +383,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
 
     async def shutdown() -> None:
         await tasks.cancel_all()
+        if replication is not None:
+            await replication.close()
         if session_holder:
             await session_holder[0].close()
         engine.dispose()

@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8410, ge=0, le=65535)
     database_url: str | None = None
     """SQLAlchemy URL of the request log; SQLite under `home` by default."""
+    redis_url: str | None = None
+    """Share the pool with other quotapool processes and machines through this Redis
+    (`redis://host:6379/0`): needed for `serve --workers N` and for replicas."""
     codex_base_url: str = "https://chatgpt.com/backend-api"
     auth_base_url: str = "https://auth.openai.com"
     """The ChatGPT OAuth server (token refresh, logins)."""

@@ -35,6 +35,7 @@ class UsagePoller:
         session: Callable[[], aiohttp.ClientSession],
         interval: float,
         on_unauthorized: Callable[[str], None],
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self.pool = pool
         self.secrets = secrets
@@ -42,6 +43,8 @@ class UsagePoller:
         self.session = session
         self.interval = interval
         self.on_unauthorized = on_unauthorized
+        self.active = active
+        """False while another replica polls (it holds the leader lease)."""
         self._skip_until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
 
@@ -63,7 +66,8 @@ class UsagePoller:
                 continue
             gap = self.interval / len(accounts)
             for credential in accounts:
-                await self.poll(credential)
+                if self.active():
+                    await self.poll(credential)
                 await asyncio.sleep(gap)
 
     async def poll(self, credential: Credential) -> None:

@@ -185,3 +185,23 @@ def apply(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:
     counted = isinstance(outcome, Started) and outcome.rotation is not None
     sequence = snapshot.sequence + 1 if counted else snapshot.sequence
     return PoolSnapshot(snapshot.credentials, states, sequence)
+
+
+def apply_elsewhere(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:
+    """The snapshot after an outcome another replica observed: the same change, except the
+    in-flight count, which is each replica's own (the request was in flight there).
+
+    >>> from quotapool.domain.credential import Credential, Kind
+    >>> pool = PoolSnapshot((Credential("a", "a", Kind.OPENAI, "http://x"),))
+    >>> after = apply_elsewhere(apply(pool, Started("a", 0.0)), Failed("a", 1.0, "502"))
+    >>> after.state("a").in_flight, after.state("a").consecutive_failures
+    (1, 1)
+    """
+    held = snapshot.state(outcome.credential_id).in_flight
+    after = apply(snapshot, outcome)
+    state = after.states[outcome.credential_id]
+    if state.in_flight == held:
+        return after
+    states = dict(after.states)
+    states[outcome.credential_id] = replace(state, in_flight=held)
+    return PoolSnapshot(after.credentials, states, after.sequence)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, delete, select
@@ -124,6 +125,9 @@ class PersistentAffinityStore(MemoryAffinityStore):
         """The latest time seen (expired rows are deleted as of then)."""
         self._writes = 0
         self.out = False
+        self.on_change: Callable[[str, str, float], None] | None = None
+        """Told of each change as it is noted for the table (stored key with its prefix,
+        credential, expiry): replicas share them (`store.redis.replication`)."""
 
     def load(self, now: float) -> int:
         """Read the live conversations of an earlier run; returns how many."""
@@ -184,7 +188,22 @@ class PersistentAffinityStore(MemoryAffinityStore):
         ttl = self.ttl if response_id.startswith(TURN_STATE) else self.owned_ttl
         self._note(OWNED + key, credential_id, now + ttl)
 
+    def learn(self, key: str, credential_id: str, expires: float) -> None:
+        """A change another replica made and wrote (a key as `on_change` gives it): kept in
+        memory only."""
+        if key.startswith(BOUND):
+            name = key[len(BOUND) :]
+            self._bindings[name] = (credential_id, expires)
+            self._bindings.move_to_end(name)
+            self._written[name] = expires
+        elif key.startswith(OWNED):
+            self._owners[key[len(OWNED) :]] = credential_id
+            self._owners.move_to_end(key[len(OWNED) :])
+        self._trim()
+
     def _note(self, key: str, credential_id: str, expires: float) -> None:
+        if self.on_change is not None:
+            self.on_change(key, credential_id, expires)
         pending = self._pending
         pending[key] = (credential_id, expires)
         if len(pending) > self._max_bindings + self._max_owned:

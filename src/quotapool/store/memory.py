@@ -9,6 +9,7 @@ from quotapool.domain import reducer
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Outcome
 from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.state import CredentialState
 
 Observer = Callable[[Outcome, PoolSnapshot], None]
 
@@ -18,8 +19,8 @@ class MemoryPoolStore:
 
     def __init__(self, initial: PoolSnapshot, observer: Observer | None = None) -> None:
         self._snapshot = initial
-        self.observer = observer
-        """Told of every outcome after it is applied (e.g. to record usage history)."""
+        self.observers: list[Observer] = [observer] if observer is not None else []
+        """Told of every outcome applied here, after it is (usage history, replication)."""
         self._given = initial.credentials
         self._catalogue: dict[str, frozenset[str]] = {}
 
@@ -28,9 +29,25 @@ class MemoryPoolStore:
 
     def apply(self, outcome: Outcome) -> PoolSnapshot:
         self._snapshot = snapshot = reducer.apply(self._snapshot, outcome)
-        if self.observer is not None:
-            self.observer(outcome, snapshot)
+        for observer in self.observers:
+            observer(outcome, snapshot)
         return snapshot
+
+    def apply_elsewhere(self, outcome: Outcome) -> PoolSnapshot:
+        """An outcome another replica observed (and recorded): folded in, observers not told."""
+        if self._snapshot.by_id(outcome.credential_id) is not None:
+            self._snapshot = reducer.apply_elsewhere(self._snapshot, outcome)
+        return self._snapshot
+
+    def adopt(self, credential_id: str, state: CredentialState) -> None:
+        """A credential's state as the replicas shared it (at start), this replica's in-flight
+        count kept."""
+        if self._snapshot.by_id(credential_id) is None:
+            return
+        held = self._snapshot.state(credential_id).in_flight
+        states = dict(self._snapshot.states)
+        states[credential_id] = replace(state, in_flight=held)
+        self._snapshot = PoolSnapshot(self._snapshot.credentials, states, self._snapshot.sequence)
 
     def reconfigure(self, credentials: Sequence[Credential]) -> PoolSnapshot:
         """Swap the credential set (accounts added, changed or removed); states of the

@@ -1,0 +1,1 @@
+"""One pool shared by many processes and machines through Redis (`redis_url`)."""

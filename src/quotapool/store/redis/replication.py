@@ -1,0 +1,227 @@
+"""Replicas of one pool (workers of one machine, servers behind a load balancer) share what
+they learn through Redis, and route from their own copy: no Redis round trip on the way to a
+decision.
+
+- Every outcome a replica applies (a 429, a quota reading, a failure, a pause…) is appended to
+  a Redis stream; every other replica folds it into its copy with the same reducer
+  (`reducer.apply_elsewhere`: in-flight counts stay each replica's own). So is every change of
+  a conversation's binding or a response id's owner. The reader blocks on the stream, so a limit
+  learned by one replica is known to the others within milliseconds.
+- One replica holds a leader lease (a key with a TTL, renewed): it checkpoints the pool state
+  into a hash each second, with the stream position it covers, and runs the jobs only one
+  replica may run (the usage poller). When it dies, another takes the lease within `lease`
+  seconds.
+- A replica that starts adopts the checkpoint, then folds the stream from the position it
+  covers; one that reconnects after an outage folds what it missed (the stream keeps the last
+  `keep` events).
+- Redis down: the replica serves from its own copy, keeps what it learns (bounded) to publish
+  later, says so once in the log and in `/ready`, and reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from quotapool.clock import Clock
+from quotapool.domain.outcome import Abandoned, Outcome
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.store.affinity import PersistentAffinityStore
+from quotapool.store.memory import MemoryPoolStore
+from quotapool.store.redis.codec import decode_outcome, decode_state, encode_outcome, encode_state
+from quotapool.tasks import Outage
+
+log = logging.getLogger(__name__)
+
+STREAM = "quotapool:events"
+STATES = "quotapool:states"
+LEADER = "quotapool:leader"
+POSITION = b"~position"
+"""The checkpoint's field holding the stream position it covers."""
+Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+"""What XREAD answers: per stream, its (entry id, fields) in order."""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class Replication:
+    def __init__(
+        self,
+        url: str,
+        pool: MemoryPoolStore,
+        clock: Clock,
+        *,
+        affinity: PersistentAffinityStore | None = None,
+        lease: float = 5.0,
+        keep: int = 100_000,
+        backlog: int = 50_000,
+    ) -> None:
+        self.redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+        self.pool = pool
+        self.clock = clock
+        self.affinity = affinity
+        self.lease = lease
+        self.keep = keep
+        self.replica = uuid.uuid4().hex[:12]
+        self._me = self.replica.encode()
+        self._out: deque[bytes] = deque(maxlen=backlog)
+        """What this replica learnt and has not published yet (oldest dropped past `backlog`)."""
+        self._wake = asyncio.Event()
+        self.position: bytes | None = None
+        """The last stream entry folded (None before the first connection)."""
+        self.connected = False
+        self.leader = False
+        self.folded = self.published = self.dropped = 0
+        self._outage = Outage(log, f"sharing the pool through Redis ({url.split('@')[-1]})")
+        pool.observers.append(self._learnt)
+        if affinity is not None:
+            affinity.on_change = self._bound
+
+    # --- what this replica learns (on the event loop, never waits) ----------------------------
+
+    def _learnt(self, outcome: Outcome, _snapshot: PoolSnapshot) -> None:
+        if not isinstance(outcome, Abandoned):  # it only releases an in-flight count
+            self._publish(encode_outcome(outcome))
+
+    def _bound(self, key: str, credential_id: str, expires: float) -> None:
+        self._publish(
+            orjson.dumps({"conversation": key, "credential": credential_id, "expires": expires})
+        )
+
+    def _publish(self, event: bytes) -> None:
+        if len(self._out) == self._out.maxlen:
+            self.dropped += 1  # the oldest goes: the others learn it from a later outcome
+        self._out.append(event)
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        """For `/ready`: connected, leader, what waits to be published."""
+        return {
+            "state": "ok" if self.connected else "down",
+            "replica": self.replica,
+            "leader": self.leader,
+            "pending": len(self._out),
+            "dropped": self.dropped,
+        }
+
+    # --- what the others learnt ---------------------------------------------------------------
+
+    def fold(self, fields: dict[bytes, bytes]) -> None:
+        """One stream entry from another replica, into this replica's copy."""
+        data = fields.get(b"event", b"")
+        try:
+            if data.startswith(b'{"outcome"'):
+                self.pool.apply_elsewhere(decode_outcome(data))
+            elif self.affinity is not None:
+                change = orjson.loads(data)
+                self.affinity.learn(
+                    str(change["conversation"]), str(change["credential"]), float(change["expires"])
+                )
+        except (ValueError, KeyError, TypeError) as exc:  # a newer replica's event, say
+            log.debug("event from another replica not understood: %s", exc)
+            return
+        self.folded += 1
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected: resync, then publish, fold and hold the lease until Redis fails."""
+        delay = 0.2
+        while True:
+            try:
+                await self._connected()
+            except* (RedisError, OSError) as failures:
+                delay = 0.2 if self.connected else min(delay * 2, 5.0)
+                self.connected = self.leader = False
+                self._outage.failed(failures.exceptions[0])
+            await asyncio.sleep(delay)
+
+    async def _connected(self) -> None:
+        await self.redis.ping()
+        await self._resync()
+        self.connected = True
+        self._outage.ok()
+        async with asyncio.TaskGroup() as group:  # one failing ends the others
+            group.create_task(self._writer(), name="replication-writer")
+            group.create_task(self._reader(), name="replication-reader")
+            group.create_task(self._leading(), name="replication-lease")
+
+    async def _resync(self) -> None:
+        """At the first connection: the latest checkpoint, then everything after it."""
+        if self.position is not None:
+            return  # the reader goes on from where it stopped
+        checkpoint: dict[bytes, bytes] = cast(Any, await self.redis.hgetall(STATES))
+        position = checkpoint.pop(POSITION, b"0-0")
+        for credential_id, state in checkpoint.items():
+            try:
+                self.pool.adopt(credential_id.decode(), decode_state(state))
+            except ValueError:
+                continue
+        self.position = position
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._out:
+                batch = [self._out.popleft() for _ in range(min(len(self._out), 500))]
+                pipe = self.redis.pipeline(transaction=False)
+                for event in batch:
+                    pipe.xadd(STREAM, {"replica": self._me, "event": event}, maxlen=self.keep)
+                try:
+                    await pipe.execute()
+                except BaseException:
+                    self._out.extendleft(reversed(batch))  # published when it is back
+                    raise
+                self.published += len(batch)
+
+    async def _reader(self) -> None:
+        while True:
+            assert self.position is not None
+            found: Entries = cast(
+                Any, await self.redis.xread({STREAM: self.position}, count=1000, block=1000)
+            )
+            for _stream, entries in found or ():
+                for entry, fields in entries:
+                    self.position = entry
+                    if fields.get(b"replica") != self._me:
+                        self.fold(fields)
+
+    async def _leading(self) -> None:
+        """Hold or take the leader lease; the leader checkpoints the pool each second."""
+        ttl_ms = int(self.lease * 1000)
+        while True:
+            if self.leader:
+                self.leader = bool(await self.redis.eval(_RENEW, 1, LEADER, self._me, ttl_ms))
+            else:
+                self.leader = bool(await self.redis.set(LEADER, self._me, nx=True, px=ttl_ms))
+            if self.leader:
+                await self._checkpoint()
+            await asyncio.sleep(min(1.0, self.lease / 3))
+
+    async def _checkpoint(self) -> None:
+        snapshot = self.pool.snapshot()
+        states: dict[Any, bytes] = {
+            credential_id: encode_state(state) for credential_id, state in snapshot.states.items()
+        }
+        states[POSITION] = self.position or b"0-0"
+        await self.redis.hset(STATES, mapping=states)
+
+    async def close(self) -> None:
+        """Hand the lease over at once (another replica need not wait for it to expire)."""
+        with contextlib.suppress(RedisError, OSError):
+            if self.leader:
+                await self.redis.eval(_RENEW, 1, LEADER, self._me, 1)
+            await self.redis.aclose()

@@ -1,0 +1,111 @@
+"""Two replicas of one pool sharing it through the real Redis (127.0.0.1:6379, database 9):
+what one learns, the other routes by."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from quotapool.testing.fake_upstream import rate_limited
+from tests.conftest import Harness, HarnessFactory
+
+REDIS = "redis://127.0.0.1:6379/9"
+
+
+@pytest.fixture
+def fresh_redis() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS)
+    client.flushdb()
+    yield REDIS
+    client.flushdb()
+    client.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Seconds until `condition` held."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out")
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+def replicas(
+    harness: HarnessFactory, url: str, count: int = 2, **settings: object
+) -> list[Harness]:
+    made = [harness(redis_url=url, **settings) for _ in range(count)]
+    for h in made:
+        wait_for(lambda h=h: h.qp.app is not None and _connected(h))
+    return made
+
+
+def _connected(h: Harness) -> bool:
+    with h.http() as http:
+        return bool(http.get("/ready").json()["replication"]["state"] == "ok")
+
+
+def test_a_limit_learnt_by_one_replica_is_respected_by_the_other(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    a, b = replicas(harness, fresh_redis, routing={"strategy": "sequential"})
+    a.fake.account("tok-a").fail_next(rate_limited(600))
+    with a.http() as http:
+        assert (
+            http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"}).status_code == 200
+        )
+    assert a.fake.served_by()[-2:] == ["alpha", "bravo"]
+    seconds = wait_for(lambda: b.state("alpha").limited_at(time.time()))
+    print(f"\nlimit learnt on A respected by B after {seconds * 1000:.1f} ms")
+    assert seconds < 0.1
+    with b.http() as http:
+        assert (
+            http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"}).status_code == 200
+        )
+    assert b.fake.served_by() == ["bravo"]  # B never sent it to alpha
+    assert a.state("alpha").in_flight == b.state("alpha").in_flight == 0
+
+
+def test_a_conversation_stays_on_its_account_whichever_replica_serves_it(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    a, b = replicas(harness, fresh_redis)  # round robin
+    turn = {"model": "gpt-5.5", "input": "hi", "prompt_cache_key": "conversation-1"}
+    with a.http() as http:
+        assert http.post("/v1/responses", json=turn).status_code == 200
+        account = a.fake.served_by()[-1]
+        for _ in range(2):  # the rotation moves on (for both: selections are shared too)
+            http.post("/v1/responses", json={"model": "gpt-5.5", "input": "other"})
+    wait_for(
+        lambda: (
+            b.qp.dispatcher.affinity.bound("prompt_cache_key:conversation-1", time.time())
+            is not None
+        )
+    )
+    with b.http() as http:
+        for _ in range(3):
+            assert http.post("/v1/responses", json=turn).status_code == 200
+    assert b.fake.served_by() == [account] * 3
+
+
+def test_redis_down_keeps_serving_and_catches_up(harness: HarnessFactory, fresh_redis: str) -> None:
+    from tests.faults.gate import Gate
+
+    with Gate(("127.0.0.1", 6379)).running() as gate:
+        url = f"redis://127.0.0.1:{gate.port}/9"
+        a, b = replicas(harness, url, routing={"strategy": "sequential"})
+        gate.close()
+        wait_for(lambda: not _connected(a) and not _connected(b))
+        a.fake.account("tok-a").fail_next(rate_limited(600))
+        with a.http() as http:  # served from its own copy while Redis is out
+            assert (
+                http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"}).status_code
+                == 200
+            )
+        assert not b.state("alpha").limited_at(time.time())
+        gate.open()
+        wait_for(lambda: b.state("alpha").limited_at(time.time()), timeout=15)
+        assert _connected(a) and _connected(b)
