@@ -259,8 +259,32 @@ def upstream_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
-    """Wire everything; raises ConfigError or KeyFileError with a message saying what to fix."""
+def open_writers(
+    engine: Engine, settings: Settings, worker: int
+) -> tuple[BatchWriter, BatchWriter | None]:
+    """The usage-history and request-log writers, each with its journal (one per worker)."""
+    journals = settings.resolved_home / "journal"
+    suffix = f".{worker}" if worker else ""
+    history = BatchWriter(engine, usage_history, journal=journals / f"usage_history{suffix}.jsonl")
+    if not settings.request_log:
+        return history, None
+    return history, BatchWriter(engine, journal=journals / f"requests{suffix}.jsonl")
+
+
+def prepare(settings: Settings) -> None:
+    """What workers would otherwise race to do at their first start: the schema and the key
+    file."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        open_accounts(settings, engine)
+    finally:
+        engine.dispose()
+
+
+def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) -> Quotapool:
+    """Wire everything; raises ConfigError or KeyFileError with a message saying what to fix.
+    `worker`: which of `serve --workers N` this is (each keeps its own journals)."""
     clock = clock or SystemClock()
     configured, secrets = credentials_from(settings)
     engine = make_engine(settings.resolved_database_url)
@@ -280,8 +304,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         tasks=tasks,
     )
     credentials, statuses = accounts.load()
-    journals = settings.resolved_home / "journal"
-    history = BatchWriter(engine, usage_history, journal=journals / "usage_history.jsonl")
+    history, request_log = open_writers(engine, settings, worker)
     pool = MemoryPoolStore(PoolSnapshot(tuple(credentials)), observer=UsageHistory(history))
     for credential_id, (status, reason) in statuses.items():
         if status is not Status.ACTIVE:
@@ -312,9 +335,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Quotapool:
         refresher=refresher,
         on_unauthorized=accounts.on_unauthorized,
         redact=Redactor(lambda: pool_secrets(secrets, refresher)),
-    )
-    request_log = (
-        BatchWriter(engine, journal=journals / "requests.jsonl") if settings.request_log else None
     )
     keys = open_keys(engine, settings, clock)
     writers = [w for w in (request_log, history) if w is not None]

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import uvicorn
 
-from quotapool.compose import Quotapool, build
+from quotapool.compose import Quotapool, build, prepare
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.control.runfile import announced
 from quotapool.domain.client import key_hash
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.proxy.edge import EdgeLimits, with_limits
+from quotapool.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -84,44 +85,81 @@ def serve(
     settings: Settings,
     config_file: Path | None = None,
     on_listening: Callable[[str, str], None] = lambda _url, _local: None,
+    workers: int = 1,
 ) -> None:
-    """Run until interrupted. SIGHUP re-reads the routing section of the configuration."""
+    """Run until interrupted. SIGHUP re-reads the routing section of the configuration.
+    With `workers` > 1, that many processes share the socket and, through Redis, the pool."""
+    if workers > 1 and not settings.redis_url:
+        raise ConfigError(
+            f"--workers {workers} share one pool through Redis: set redis_url "
+            "(e.g. redis://127.0.0.1:6379/0) in quotapool.toml or QUOTAPOOL_REDIS_URL"
+        )
     sock = listen(settings.host, settings.port)
+    if workers > 1:
+        try:
+            prepare(settings)
+        except BaseException:
+            sock.close()
+            raise
+        with announced(settings.resolved_home, local_url(sock)) as token:
+            on_listening(_url(sock), local_url(sock))
+            Workers(
+                workers, lambda worker: _worker(settings, config_file, sock, token, worker)
+            ).run()
+        return
     try:
         pool = build(settings)
     except BaseException:
         sock.close()  # a configuration that cannot start leaves nothing open
         raise
 
-    def reload(_signum: int, _frame: object) -> None:
-        try:
-            settings = load_settings(config_file)
-        except ConfigError as exc:
-            log.error("routing not reloaded, the configuration is invalid: %s", exc)
-            return
-        routing = pool.routing.reload(settings)
-        others = sorted(set(routing.profiles) - {DEFAULT_PROFILE})
-        log.info(
-            "routing reloaded: strategy %s%s",
-            routing.default.strategy.name,
-            f"; profiles {', '.join(others)}" if others else "",
-        )
-
-    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload(pool, config_file))
     tune_gc()
     return_big_buffers()
-    host, port = sock.getsockname()[:2]
     # uvicorn shuts down on SIGTERM, then raises it again: let that end the `with` (so the run
     # file goes), then die of it as before.
     signal.signal(signal.SIGTERM, _terminated)
     try:
         with announced(settings.resolved_home, local_url(sock)) as token:
             pool.keys.local = key_hash(token)
-            on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}", local_url(sock))
+            on_listening(_url(sock), local_url(sock))
             uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
     except _Terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _reload(pool: Quotapool, config_file: Path | None) -> None:
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        log.error("routing not reloaded, the configuration is invalid: %s", exc)
+        return
+    routing = pool.routing.reload(settings)
+    others = sorted(set(routing.profiles) - {DEFAULT_PROFILE})
+    log.info(
+        "routing reloaded: strategy %s%s",
+        routing.default.strategy.name,
+        f"; profiles {', '.join(others)}" if others else "",
+    )
+
+
+def _worker(
+    settings: Settings, config_file: Path | None, sock: socket.socket, token: str, worker: int
+) -> None:
+    """One of `serve --workers N`, in its own (forked) process: its own pool copy, request log
+    writer and journals; the socket, the CLI token and (through Redis) the pool shared."""
+    pool = build(settings, worker=worker)
+    pool.keys.local = key_hash(token)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload(pool, config_file))
+    tune_gc()
+    return_big_buffers()
+    uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
 
 
 def local_url(sock: socket.socket) -> str:

@@ -35,14 +35,15 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, config: str) -> Iterator[Served]:
-    """Run `quotapool serve` with `config` (TOML; `{port}` is filled in) until /health answers."""
+def serve(tmp_path: Path, config: str, *args: str) -> Iterator[Served]:
+    """Run `quotapool serve` with `config` (TOML; `{port}` is filled in) and `args` until
+    /health answers."""
     port = free_port()
     path = tmp_path / "quotapool.toml"
     path.write_text(f"port = {port}\n" + config)
     env = {**os.environ, "QUOTAPOOL_HOME": str(tmp_path / "home")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "quotapool.cli.main", "serve", "--config", str(path)],
+        [sys.executable, "-m", "quotapool.cli.main", "serve", "--config", str(path), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -103,6 +103,13 @@ def serve(
         ),
     ] = None,
     config: ConfigOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes serving the port, sharing the pool through Redis (needs redis_url)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
     from quotapool.config import ConfigError
@@ -126,10 +133,12 @@ def serve(
             settings,
             config,
             lambda url, local: console.print(
-                f"quotapool listening on {url} (dashboard: {local}/quotapool/)",
+                f"quotapool listening on {url} (dashboard: {local}/quotapool/)"
+                + (f", {workers} workers" if workers > 1 else ""),
                 markup=False,
                 soft_wrap=True,
             ),
+            workers,
         )
     except ListenError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")

@@ -82,6 +82,8 @@ class Replication:
         self.position: bytes | None = None
         """The last stream entry folded (None before the first connection)."""
         self.connected = False
+        self.tried = False
+        """A connection was attempted (before that, `/ready` says "connecting")."""
         self.leader = False
         self.folded = self.published = self.dropped = 0
         self._outage = Outage(log, f"sharing the pool through Redis ({url.split('@')[-1]})")
@@ -109,7 +111,7 @@ class Replication:
     def status(self) -> dict[str, Any]:
         """For `/ready`: connected, leader, what waits to be published."""
         return {
-            "state": "ok" if self.connected else "down",
+            "state": "ok" if self.connected else "down" if self.tried else "connecting",
             "replica": self.replica,
             "leader": self.leader,
             "pending": len(self._out),
@@ -143,6 +145,7 @@ class Replication:
             try:
                 await self._connected()
             except* (RedisError, OSError) as failures:
+                self.tried = True
                 delay = 0.2 if self.connected else min(delay * 2, 5.0)
                 self.connected = self.leader = False
                 self._outage.failed(failures.exceptions[0])

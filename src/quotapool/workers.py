@@ -1,0 +1,93 @@
+"""`serve --workers N`: N forked processes serving one listening socket, kept running.
+
+Each worker is a whole quotapool (its own copy of the pool, request-log writer and journals);
+they share the socket (the kernel spreads connections), the database and, through Redis, the
+pool. A worker that dies is started again; SIGTERM and SIGINT are passed to every worker, which
+drain as a single server does; SIGHUP too (each re-reads the routing configuration)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+RESTART_DELAY_SECONDS = 1.0
+
+
+class Workers:
+    def __init__(self, count: int, run: Callable[[int], None]) -> None:
+        self.count = count
+        self._run = run
+        """Runs worker N in the forked process, until it is told to stop."""
+        self._children: dict[int, int] = {}
+        """pid → worker number."""
+        self._stopping: int | None = None
+        """The signal that stops them all, once received."""
+
+    def run(self) -> None:
+        """Start the workers, keep them running, and return once they have all stopped (dying
+        of SIGTERM when that is what stopped them, as a single server does)."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._forward)
+        for worker in range(self.count):
+            self._start(worker)
+        while self._children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            if pid not in self._children:
+                continue
+            worker = self._children.pop(pid)
+            if self._stopping is not None:
+                continue
+            log.warning(
+                "worker %d (pid %d) ended (%s); starting it again",
+                worker,
+                pid,
+                _how(status),
+            )
+            time.sleep(RESTART_DELAY_SECONDS)
+            if self._stopping is None:
+                self._start(worker)
+        if self._stopping == signal.SIGTERM:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    def _start(self, worker: int) -> None:
+        pid = os.fork()
+        if pid:
+            self._children[pid] = worker
+            return
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(number, signal.SIG_DFL)
+        code = 0
+        try:
+            self._run(worker)
+        except BaseException:
+            log.exception("worker %d failed", worker)
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self._stopping = signum
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+
+def _how(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
