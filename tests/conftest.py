@@ -76,16 +76,21 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
     def make(
         credentials: list[dict[str, Any]] | None = None,
         before_start: Callable[[FakeUpstream, str], None] | None = None,
+        upstream_of: Harness | None = None,
         **settings: Any,
     ) -> Harness:
-        fake = FakeUpstream()
-        for token, name, account in CODEX:
-            fake.add(token, name=name, account_id=account)
-        fake.add("sk-openai", name="openai-key")
-        fake.add("sk-ant", name="anthropic-key")
-        upstream_cm = run_in_thread(fake)
-        upstream = upstream_cm.__enter__()
-        stack.append(upstream_cm)
+        """`upstream_of`: another harness whose fake upstream this one shares (replicas)."""
+        if upstream_of is not None:
+            fake, upstream = upstream_of.fake, upstream_of.upstream
+        else:
+            fake = FakeUpstream()
+            for token, name, account in CODEX:
+                fake.add(token, name=name, account_id=account)
+            fake.add("sk-openai", name="openai-key")
+            fake.add("sk-ant", name="anthropic-key")
+            upstream_cm = run_in_thread(fake)
+            upstream = upstream_cm.__enter__()
+            stack.append(upstream_cm)
         if before_start is not None:
             before_start(fake, upstream)
         creds = codex_credentials() if credentials is None else credentials

@@ -351,6 +351,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         if settings.redis_url
         else None
     )
+    refresher.lease = replication
     poller = UsagePoller(
         pool=pool,
         secrets=secrets,

@@ -3,13 +3,18 @@ what one learns, the other routes by."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import openai
 import pytest
 import redis
 
 from quotapool.testing.fake_upstream import rate_limited
+from tests.accounts.test_live_accounts import import_accounts
 from tests.conftest import Harness, HarnessFactory
 
 REDIS = "redis://127.0.0.1:6379/9"
@@ -109,3 +114,65 @@ def test_redis_down_keeps_serving_and_catches_up(harness: HarnessFactory, fresh_
         gate.open()
         wait_for(lambda: b.state("alpha").limited_at(time.time()), timeout=15)
         assert _connected(a) and _connected(b)
+
+
+def test_one_token_refresh_for_twenty_requests_across_three_replicas(
+    harness: HarnessFactory, fresh_redis: str, tmp_path: Path
+) -> None:
+    """With refresh-token rotation a second refresh would log the account out: the replica that
+    takes the lease refreshes, the others wait and read the tokens it saved."""
+    first = harness(
+        credentials=[],
+        redis_url=fresh_redis,
+        before_start=lambda fake, _up: import_accounts(tmp_path, fake, {"tok-a": -60}),
+        routing={"strategy": "sequential"},
+    )
+    others = [
+        harness(
+            credentials=[],
+            redis_url=fresh_redis,
+            upstream_of=first,
+            routing={"strategy": "sequential"},
+        )
+        for _ in range(2)
+    ]
+    group = [first, *others]
+    for h in group:
+        wait_for(lambda h=h: _connected(h))
+    alpha = first.fake.account("tok-a")
+    alpha.refresh_delay = 0.3
+
+    async def burst() -> list[str]:
+        clients = [
+            openai.AsyncOpenAI(base_url=f"{h.base}/v1", api_key="k", max_retries=0) for h in group
+        ]
+        try:
+            answers = await asyncio.gather(
+                *(
+                    clients[i % 3].responses.create(model="gpt-5.5", input=f"x{i}")
+                    for i in range(20)
+                )
+            )
+        finally:
+            for client in clients:
+                await client.close()
+        return [a.output_text for a in answers]
+
+    texts = asyncio.run(burst())
+    assert all(t.startswith("Hi from") for t in texts)
+    assert alpha.refreshes == 1
+    refreshed = [h.qp.accounts.refresher for h in group]
+    assert sum(r.refreshes for r in refreshed if r is not None) == 1
+    with ThreadPoolExecutor(3) as pool:  # every replica serves with the new token
+        served = list(
+            pool.map(
+                lambda h: (
+                    h.http()
+                    .post("/v1/responses", json={"model": "gpt-5.5", "input": "y"})
+                    .status_code
+                ),
+                group,
+            )
+        )
+    assert served == [200, 200, 200]
+    assert first.fake.served_by()[-3:] == ["alpha"] * 3

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
@@ -46,8 +47,25 @@ def expiry(access_token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) else None
 
 
+class RefreshLease(Protocol):
+    """One refresh per account across replicas (with refresh-token rotation, two at once can
+    log an account out): the replica that takes the lease refreshes; the others wait for it
+    and read the tokens it saved."""
+
+    async def take(self, credential_id: str) -> bool:
+        """True: refresh here (also when the lease cannot be asked for)."""
+        ...
+
+    async def wait(self, credential_id: str) -> None:
+        """Until the replica that holds it is done (or its lease lapsed)."""
+        ...
+
+    async def give_back(self, credential_id: str) -> None: ...
+
+
 class TokenRefresher:
-    """Single-flight per account: concurrent callers await the same refresh.
+    """Single-flight per account: concurrent callers await the same refresh (across replicas
+    too, given a `lease`).
 
     `invalid_grant` (and the other permanent refusals) marks the account reauth_required; a
     transient failure backs off and leaves the account in the pool while its token is valid."""
@@ -70,6 +88,8 @@ class TokenRefresher:
         self.session = session
         self.accounts: dict[str, TokenState] = {}
         self._flights: dict[str, asyncio.Future[bool]] = {}
+        self.lease: RefreshLease | None = None
+        """Set when replicas share the pool (`store.redis.replication`)."""
         self.refreshes = 0
         """Refresh calls made (for tests and metrics)."""
 
@@ -100,11 +120,42 @@ class TokenRefresher:
         state = self.accounts[credential_id]
         if not state.tokens.refresh_token:
             return False
+        if self.lease is None:
+            return await self._renew(credential_id, state)
+        if not await self.lease.take(credential_id):
+            await self.lease.wait(credential_id)
+            return await self._saved_elsewhere(credential_id, state)
+        try:
+            return await self._renew(credential_id, state)
+        finally:
+            await self.lease.give_back(credential_id)
+
+    async def _saved_elsewhere(self, credential_id: str, state: TokenState) -> bool:
+        """Install the tokens another replica renewed and saved; False if it did not."""
+        rows = await asyncio.to_thread(self.store.all)
+        row = next((r for r in rows if r.id == state.account_row_id), None)
+        tokens = row.tokens(self.store.box) if row is not None else None
+        if tokens is None or tokens.access_token in (None, state.tokens.access_token):
+            return False
+        self._install(credential_id, state, tokens)
+        return True
+
+    def _install(self, credential_id: str, state: TokenState, tokens: Tokens) -> None:
+        state.tokens, state.expires_at, state.failures, state.retry_at = (
+            tokens,
+            expiry(tokens.access_token or ""),
+            0,
+            0.0,
+        )
+        self.secrets[credential_id] = Secret(tokens.access_token or "", state.account_id)
+        self.pool.apply(Refreshed(credential_id, self.clock.now()))
+
+    async def _renew(self, credential_id: str, state: TokenState) -> bool:
         self.refreshes += 1
         now = self.clock.now()
         try:
             fresh = await oauth.refresh(
-                self.session(), self.auth_base_url, state.tokens.refresh_token
+                self.session(), self.auth_base_url, state.tokens.refresh_token or ""
             )
         except oauth.OAuthError as exc:
             if exc.permanent:
@@ -135,15 +186,8 @@ class TokenRefresher:
             fresh.refresh_token or state.tokens.refresh_token,
             fresh.id_token or state.tokens.id_token,
         )
-        state.tokens, state.expires_at, state.failures, state.retry_at = (
-            tokens,
-            expiry(tokens.access_token or ""),
-            0,
-            0.0,
-        )
-        self.secrets[credential_id] = Secret(fresh.access_token, state.account_id)
+        self._install(credential_id, state, tokens)  # in use before it is saved: nothing lost
         await asyncio.to_thread(
             self.store.save_tokens, state.account_row_id, tokens, state.expires_at, now
         )
-        self.pool.apply(Refreshed(credential_id, self.clock.now()))
         return True

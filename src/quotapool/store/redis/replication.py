@@ -46,6 +46,15 @@ STATES = "quotapool:states"
 LEADER = "quotapool:leader"
 POSITION = b"~position"
 """The checkpoint's field holding the stream position it covers."""
+REFRESHING = "quotapool:refreshing:"
+REFRESH_LEASE_MS = 30_000
+"""How long a replica may take to refresh an account's token before another may."""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 """What XREAD answers: per stream, its (entry id, fields) in order."""
 _RENEW = """
@@ -221,6 +230,29 @@ class Replication:
         }
         states[POSITION] = self.position or b"0-0"
         await self.redis.hset(STATES, mapping=states)
+
+    # --- one token refresh per account across replicas (accounts.refresh.RefreshLease) -----
+
+    async def take(self, credential_id: str) -> bool:
+        try:
+            key = REFRESHING + credential_id
+            return bool(await self.redis.set(key, self._me, nx=True, px=REFRESH_LEASE_MS))
+        except (RedisError, OSError):
+            return True  # Redis out: refresh here rather than not at all
+
+    async def wait(self, credential_id: str) -> None:
+        deadline = self.clock.monotonic() + REFRESH_LEASE_MS / 1000
+        while self.clock.monotonic() < deadline:
+            try:
+                if not await self.redis.exists(REFRESHING + credential_id):
+                    return
+            except (RedisError, OSError):
+                return
+            await asyncio.sleep(0.05)
+
+    async def give_back(self, credential_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.eval(_RELEASE, 1, REFRESHING + credential_id, self._me)
 
     async def close(self) -> None:
         """Hand the lease over at once (another replica need not wait for it to expire)."""
