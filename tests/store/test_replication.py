@@ -163,16 +163,29 @@ def test_one_token_refresh_for_twenty_requests_across_three_replicas(
     assert alpha.refreshes == 1
     refreshed = [h.qp.accounts.refresher for h in group]
     assert sum(r.refreshes for r in refreshed if r is not None) == 1
+
+    def ask(h: Harness) -> int:
+        with h.http() as http:
+            return http.post("/v1/responses", json={"model": "gpt-5.5", "input": "y"}).status_code
+
     with ThreadPoolExecutor(3) as pool:  # every replica serves with the new token
-        served = list(
-            pool.map(
-                lambda h: (
-                    h.http()
-                    .post("/v1/responses", json={"model": "gpt-5.5", "input": "y"})
-                    .status_code
-                ),
-                group,
-            )
-        )
+        served = list(pool.map(ask, group))
     assert served == [200, 200, 200]
     assert first.fake.served_by()[-3:] == ["alpha"] * 3
+
+
+def test_what_one_replica_has_in_flight_counts_on_the_others(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    a, b = replicas(harness, fresh_redis, routing={"strategy": "sequential"})
+    account = a.fake.account("tok-a")
+    account.event_delay, account.deltas = 0.2, 10  # a stream of about 2 s
+    body = {"model": "gpt-5.5", "input": "hi", "stream": True}
+    with a.http() as http, http.stream("POST", "/v1/responses", json=body) as response:
+        chunks = response.iter_bytes()
+        next(chunks)
+        wait_for(lambda: b.state("alpha").busy_elsewhere == 1, timeout=2)
+        assert b.state("alpha").in_flight == 0 and a.state("alpha").in_flight == 1
+        for _ in chunks:
+            pass
+    wait_for(lambda: b.state("alpha").busy_elsewhere == 0, timeout=2)

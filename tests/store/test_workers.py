@@ -122,5 +122,13 @@ def test_a_worker_that_dies_is_replaced_and_leaves_nothing_busy(
             for _ in range(6):
                 pool = http.get("/quotapool/pool").json()
                 assert all(c["in_flight"] == 0 for c in pool["credentials"])
+        with httpx.Client(base_url=served.base) as http:
+            wait_for(  # what the killed worker had in flight stops counting within 2 s
+                lambda: all(
+                    c["in_flight_elsewhere"] == 0
+                    for c in http.get("/quotapool/pool").json()["credentials"]
+                ),
+                timeout=5,
+            )
     assert "worker 0" in served.output or "worker 1" in served.output
     assert "starting it again" in served.output

@@ -97,4 +97,24 @@ class Refreshed:
     at: float
 
 
-Outcome = Started | Served | Limited | Failed | Abandoned | StatusSet | Observed | Refreshed
+@dataclass(frozen=True, slots=True)
+class BusyElsewhere:
+    """How many requests other replicas have in flight on the credential, as they last said
+    (they say it every fraction of a second; a replica that dies stops counting)."""
+
+    credential_id: str
+    at: float
+    count: int
+
+
+Outcome = (
+    Started
+    | Served
+    | Limited
+    | Failed
+    | Abandoned
+    | StatusSet
+    | Observed
+    | Refreshed
+    | BusyElsewhere
+)

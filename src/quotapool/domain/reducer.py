@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from quotapool.domain.outcome import (
     Abandoned,
+    BusyElsewhere,
     Failed,
     Limited,
     Observed,
@@ -161,6 +162,8 @@ def _next_state(snapshot: PoolSnapshot, outcome: Outcome) -> CredentialState:
             return replace(state, status=status, until=None, reason=reason)
         case Observed(quota=quota):
             return _with_quota(state, quota)
+        case BusyElsewhere(count=count):
+            return replace(state, busy_elsewhere=count)
         case Refreshed():
             back = state.status is Status.REAUTH_REQUIRED
             return replace(

@@ -54,6 +54,9 @@ class CredentialState:
     """Error backoff: not eligible before this time."""
     last_failure_at: float = 0.0
     in_flight: int = 0
+    """Requests this replica has in flight on the credential."""
+    busy_elsewhere: int = 0
+    """Requests other replicas have in flight on it (`BusyElsewhere`)."""
     last_selected: int = 0
     """Pool sequence number of its last selection (0 = never)."""
     served: int = 0
@@ -71,6 +74,11 @@ class CredentialState:
     """Rotation key → selections counted (round_robin's counters)."""
     latency: Mapping[str, Latency] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Model → measured time to first byte."""
+
+    @property
+    def busy(self) -> int:
+        """Requests in flight on the credential, on every replica."""
+        return self.in_flight + self.busy_elsewhere
 
     def limited_at(self, now: float) -> bool:
         """Rate limited or out of quota at `now` (ends by itself at `until`)."""

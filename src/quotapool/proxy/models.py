@@ -197,6 +197,7 @@ def credential_rows(snapshot: PoolSnapshot, now: float) -> list[dict[str, Any]]:
                 "backoff_until": backoff,
                 "back_at": max(back, default=None),
                 "in_flight": state.in_flight,
+                "in_flight_elsewhere": state.busy_elsewhere,
                 "served": state.served,
                 "latency_ms": {m: round(seen.ewma_ms, 1) for m, seen in state.latency.items()},
                 "primary": _window(state.primary, now),

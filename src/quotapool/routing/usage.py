@@ -31,7 +31,7 @@ def primary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) 
     used = _used(_window(candidate, ctx, True), ctx.now)
     if not in_flight:
         return used
-    return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
+    return used + ctx.policy.in_flight_penalty * candidate.state.busy
 
 
 def secondary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True) -> float:
@@ -39,7 +39,7 @@ def secondary_used(candidate: Candidate, ctx: Context, *, in_flight: bool = True
     used = _used(_window(candidate, ctx, False), ctx.now)
     if not in_flight:
         return used
-    return used + ctx.policy.in_flight_penalty * candidate.state.in_flight
+    return used + ctx.policy.in_flight_penalty * candidate.state.busy
 
 
 def resets_at(candidate: Candidate, ctx: Context) -> float | None:

@@ -12,6 +12,6 @@ class LeastBusy:
     name = "least_busy"
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
-        winner = min(candidates, key=lambda c: (c.state.in_flight, *recency(c)))
-        scores = ("in flight", {c.credential.name: float(c.state.in_flight) for c in candidates})
-        return Pick(winner, f"fewest in flight ({winner.state.in_flight})", scores=scores)
+        winner = min(candidates, key=lambda c: (c.state.busy, *recency(c)))
+        scores = ("in flight", {c.credential.name: float(c.state.busy) for c in candidates})
+        return Pick(winner, f"fewest in flight ({winner.state.busy})", scores=scores)

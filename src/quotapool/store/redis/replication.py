@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from quotapool.clock import Clock
-from quotapool.domain.outcome import Abandoned, Outcome
+from quotapool.domain.outcome import Abandoned, BusyElsewhere, Outcome
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.memory import MemoryPoolStore
@@ -46,6 +46,10 @@ STATES = "quotapool:states"
 LEADER = "quotapool:leader"
 POSITION = b"~position"
 """The checkpoint's field holding the stream position it covers."""
+BUSY = "quotapool:busy:"
+REPLICAS = "quotapool:replicas"
+BUSY_TTL_MS = 2_000
+BUSY_INTERVAL_SECONDS = 0.25
 REFRESHING = "quotapool:refreshing:"
 REFRESH_LEASE_MS = 30_000
 """How long a replica may take to refresh an account's token before another may."""
@@ -103,7 +107,8 @@ class Replication:
     # --- what this replica learns (on the event loop, never waits) ----------------------------
 
     def _learnt(self, outcome: Outcome, _snapshot: PoolSnapshot) -> None:
-        if not isinstance(outcome, Abandoned):  # it only releases an in-flight count
+        # Abandoned only releases an in-flight count; BusyElsewhere is what others said.
+        if not isinstance(outcome, Abandoned | BusyElsewhere):
             self._publish(encode_outcome(outcome))
 
     def _bound(self, key: str, credential_id: str, expires: float) -> None:
@@ -158,6 +163,7 @@ class Replication:
                 delay = 0.2 if self.connected else min(delay * 2, 5.0)
                 self.connected = self.leader = False
                 self._outage.failed(failures.exceptions[0])
+                self._busy_elsewhere({})  # what the others have in flight is not known now
             await asyncio.sleep(delay)
 
     async def _connected(self) -> None:
@@ -169,6 +175,7 @@ class Replication:
             group.create_task(self._writer(), name="replication-writer")
             group.create_task(self._reader(), name="replication-reader")
             group.create_task(self._leading(), name="replication-lease")
+            group.create_task(self._sharing_busy(), name="replication-busy")
 
     async def _resync(self) -> None:
         """At the first connection: the latest checkpoint, then everything after it."""
@@ -210,6 +217,44 @@ class Replication:
                     self.position = entry
                     if fields.get(b"replica") != self._me:
                         self.fold(fields)
+
+    async def _sharing_busy(self) -> None:
+        """Say what this replica has in flight, and learn what the others have: a key per
+        replica that expires (a replica that dies stops counting within `BUSY_TTL_MS`)."""
+        mine_key = BUSY + self.replica
+        while True:
+            snapshot = self.pool.snapshot()
+            mine: dict[Any, Any] = {
+                c: s.in_flight for c, s in snapshot.states.items() if s.in_flight
+            }
+            now_ms = int(self.clock.now() * 1000)
+            said = self.redis.pipeline(transaction=True)
+            said.delete(mine_key)
+            if mine:
+                said.hset(mine_key, mapping=mine)
+                said.pexpire(mine_key, BUSY_TTL_MS)
+            said.zadd(REPLICAS, {self._me: now_ms})
+            said.zremrangebyscore(REPLICAS, 0, now_ms - 60_000)
+            said.zrange(REPLICAS, 0, -1)
+            replicas: list[bytes] = (await said.execute())[-1]
+            others = [r.decode() for r in replicas if r != self._me]
+            heard = self.redis.pipeline(transaction=False)
+            for other in others:
+                heard.hgetall(BUSY + other)
+            counts: dict[str, int] = {}
+            for found in await heard.execute() if others else ():
+                for credential_id, count in found.items():
+                    key = credential_id.decode()
+                    counts[key] = counts.get(key, 0) + int(count)
+            self._busy_elsewhere(counts)
+            await asyncio.sleep(BUSY_INTERVAL_SECONDS)
+
+    def _busy_elsewhere(self, counts: dict[str, int]) -> None:
+        snapshot, now = self.pool.snapshot(), self.clock.now()
+        for credential in snapshot.credentials:
+            count = counts.get(credential.id, 0)
+            if snapshot.state(credential.id).busy_elsewhere != count:
+                self.pool.apply(BusyElsewhere(credential.id, now, count))
 
     async def _leading(self) -> None:
         """Hold or take the leader lease; the leader checkpoints the pool each second."""
