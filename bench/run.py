@@ -161,8 +161,8 @@ def wrk(
         for pattern in (
             r"(\d+) requests in",
             r"Requests/sec:\s+([\d.]+)",
-            r"^\s+50%\s+(\S+)$",
-            r"^\s+99%\s+(\S+)$",
+            r"^\s+50%\s+(\S+)\s*$",
+            r"^\s+99%\s+(\S+)\s*$",
         )
     ]
     if "Non-2xx" in out or "timeout" in out or not all(found):

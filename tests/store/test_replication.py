@@ -13,11 +13,17 @@ import openai
 import pytest
 import redis
 
+from quotapool.domain.state import Status
 from quotapool.testing.fake_upstream import rate_limited
 from tests.accounts.test_live_accounts import import_accounts
+from tests.admin.test_admin_api import admin
 from tests.conftest import Harness, HarnessFactory
+from tests.faults.gate import Gate
+from tests.faults.test_log_outage import Load
+from tests.proxy.test_client_keys_e2e import create
 
 REDIS = "redis://127.0.0.1:6379/9"
+BODY = {"model": "gpt-5.5", "input": "hi"}
 
 
 @pytest.fixture
@@ -96,24 +102,43 @@ def test_a_conversation_stays_on_its_account_whichever_replica_serves_it(
     assert b.fake.served_by() == [account] * 3
 
 
-def test_redis_down_keeps_serving_and_catches_up(harness: HarnessFactory, fresh_redis: str) -> None:
-    from tests.faults.gate import Gate
-
+def test_a_redis_restart_under_load_fails_no_request_and_state_converges(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
     with Gate(("127.0.0.1", 6379)).running() as gate:
         url = f"redis://127.0.0.1:{gate.port}/9"
-        a, b = replicas(harness, url, routing={"strategy": "sequential"})
-        gate.close()
-        wait_for(lambda: not _connected(a) and not _connected(b))
-        a.fake.account("tok-a").fail_next(rate_limited(600))
-        with a.http() as http:  # served from its own copy while Redis is out
-            assert (
-                http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"}).status_code
-                == 200
-            )
-        assert not b.state("alpha").limited_at(time.time())
-        gate.open()
-        wait_for(lambda: b.state("alpha").limited_at(time.time()), timeout=15)
+        a, b = replicas(
+            harness, url, routing={"strategy": "sequential"}, accounts_watch_interval=0.1
+        )
+        control = admin(b)
+        load = Load(a.base)
+        with load.running():
+            time.sleep(0.5)
+            gate.close()
+            wait_for(lambda: not _connected(a) and not _connected(b))
+            with control:  # learnt while Redis is out: a pause on B
+                assert control.post("/credentials/charlie/pause").status_code == 200
+            time.sleep(1.0)
+            assert a.state("charlie").status is Status.ACTIVE
+            gate.open()
+            wait_for(lambda: a.state("charlie").status is Status.PAUSED, timeout=15)
+            time.sleep(0.5)
+        assert load.failures == 0 and load.sent > 50
         assert _connected(a) and _connected(b)
+        # What A served while Redis was out reached B: its copy converges on A's.
+        wait_for(lambda: b.state("alpha").served == a.state("alpha").served, timeout=5)
+
+
+def test_round_robin_stays_even_across_replicas(harness: HarnessFactory, fresh_redis: str) -> None:
+    a, b = replicas(harness, fresh_redis)  # round robin
+    for n in range(30):
+        with (a if n % 2 else b).http() as http:
+            body = {"model": "gpt-5.5", "input": f"conversation {n}"}
+            assert http.post("/v1/responses", json=body).status_code == 200
+        time.sleep(0.02)  # the other replica has folded the selection
+    served = a.fake.served_by() + b.fake.served_by()
+    counts = {name: served.count(name) for name in ("alpha", "bravo", "charlie")}
+    assert max(counts.values()) - min(counts.values()) <= 2, counts
 
 
 def test_one_token_refresh_for_twenty_requests_across_three_replicas(
@@ -189,3 +214,22 @@ def test_what_one_replica_has_in_flight_counts_on_the_others(
         for _ in chunks:
             pass
     wait_for(lambda: b.state("alpha").busy_elsewhere == 0, timeout=2)
+
+
+def test_a_client_keys_limit_counts_requests_on_every_replica(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    a, b = replicas(harness, fresh_redis, accounts_watch_interval=0.1)
+    key = create(a, "shared", "--limit", "requests=3/day")
+    wait_for(lambda: b.qp.keys.required)  # b has read the key from the shared database
+    body = {"model": "gpt-5.5", "input": "hi"}
+    headers = {"authorization": f"Bearer {key}"}
+    statuses = []
+    for h in (a, b, a):
+        with h.http() as http:
+            statuses.append(http.post("/v1/responses", json=body, headers=headers).status_code)
+    assert statuses == [200, 200, 200]
+    wait_for(lambda: b.qp.keys.usage(b.qp.keys._by_name["shared"])[0]["used"] == 3)
+    with b.http() as http:
+        refused = http.post("/v1/responses", json=body, headers=headers)
+    assert refused.status_code == 429 and "key_limit_reached" in refused.text

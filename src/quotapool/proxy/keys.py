@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,8 @@ class KeyRing:
         self._admin: str | None = None
         self.local: str | None = None
         """The hash of the token in the run file, for the CLI on this machine."""
+        self.on_spent: Callable[[str, int, float, float], None] | None = None
+        """Told of each request counted here (key, tokens, cost, at): replicas share them."""
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
 
@@ -157,10 +159,21 @@ class KeyRing:
             return
         tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
         cost = cost_of(row.get("sent_model"), tokens, self.prices)
-        now = self.clock.now()
+        self.spend(key.name, tokens, cost, self.clock.now())
+        if self.on_spent is not None:
+            self.on_spent(key.name, tokens, cost, self.clock.now())
+
+    def spend(self, name: str, tokens: int, cost: float, at: float) -> None:
+        """One request of key `name` at `at`, in its windows (here, or on another replica)."""
+        key = self._by_name.get(name)
+        if key is None:
+            return
         for period in {limit.period for limit in key.limits}:
-            used = self._current(key.name, period, now)
-            self._spent[(key.name, period)] = (period.window(now)[0], used.plus(1, tokens, cost))
+            start = period.window(at)[0]
+            if start != period.window(self.clock.now())[0]:
+                continue  # a window that has ended
+            used = self._current(name, period, at)
+            self._spent[(name, period)] = (start, used.plus(1, tokens, cost))
 
     def usage(self, key: ClientKey) -> list[dict[str, Any]]:
         """What the key used against each of its limits, and when each window resets."""

@@ -25,7 +25,8 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -46,6 +47,9 @@ STATES = "quotapool:states"
 LEADER = "quotapool:leader"
 POSITION = b"~position"
 """The checkpoint's field holding the stream position it covers."""
+GATHER_SECONDS = 0.005
+"""Events are written, and read, at most once per this interval (each write and read costs a
+round trip whatever it carries; at a few hundred requests a second that adds up)."""
 BUSY = "quotapool:busy:"
 REPLICAS = "quotapool:replicas"
 BUSY_TTL_MS = 2_000
@@ -60,13 +64,22 @@ end
 return 0
 """
 Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
-"""What XREAD answers: per stream, its (entry id, fields) in order."""
+"""What XREAD answers: per stream, its (entry id, fields) in order. An entry is one replica's
+batch: `replica` and `events` (a JSON array)."""
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
 """
+
+
+class Spending(Protocol):
+    """Client keys' spending against their limits (`proxy.keys.KeyRing`)."""
+
+    on_spent: Callable[[str, int, float, float], None] | None
+
+    def spend(self, name: str, tokens: int, cost: float, at: float) -> None: ...
 
 
 class Replication:
@@ -77,11 +90,13 @@ class Replication:
         clock: Clock,
         *,
         affinity: PersistentAffinityStore | None = None,
+        keys: Spending | None = None,
         lease: float = 5.0,
         keep: int = 100_000,
         backlog: int = 50_000,
     ) -> None:
-        self.redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+        self.url = url
+        self.redis = self._client()
         self.pool = pool
         self.clock = clock
         self.affinity = affinity
@@ -103,6 +118,9 @@ class Replication:
         pool.observers.append(self._learnt)
         if affinity is not None:
             affinity.on_change = self._bound
+        self.keys = keys
+        if keys is not None:
+            keys.on_spent = self._spent
 
     # --- what this replica learns (on the event loop, never waits) ----------------------------
 
@@ -115,6 +133,9 @@ class Replication:
         self._publish(
             orjson.dumps({"conversation": key, "credential": credential_id, "expires": expires})
         )
+
+    def _spent(self, key: str, tokens: int, cost: float, at: float) -> None:
+        self._publish(orjson.dumps({"spent": key, "tokens": tokens, "cost": cost, "at": at}))
 
     def _publish(self, event: bytes) -> None:
         if len(self._out) == self._out.maxlen:
@@ -134,21 +155,26 @@ class Replication:
 
     # --- what the others learnt ---------------------------------------------------------------
 
-    def fold(self, fields: dict[bytes, bytes]) -> None:
-        """One stream entry from another replica, into this replica's copy."""
-        data = fields.get(b"event", b"")
+    def fold(self, event: dict[str, Any]) -> None:
+        """One event from another replica, into this replica's copy."""
         try:
-            if data.startswith(b'{"outcome"'):
-                self.pool.apply_elsewhere(decode_outcome(data))
-            elif self.affinity is not None:
-                change = orjson.loads(data)
-                self.affinity.learn(
-                    str(change["conversation"]), str(change["credential"]), float(change["expires"])
-                )
+            if "outcome" in event:
+                self.pool.apply_elsewhere(decode_outcome(event))
+            else:
+                self._fold_change(event)
         except (ValueError, KeyError, TypeError) as exc:  # a newer replica's event, say
             log.debug("event from another replica not understood: %s", exc)
             return
         self.folded += 1
+
+    def _fold_change(self, change: dict[str, Any]) -> None:
+        if "spent" in change and self.keys is not None:
+            spent = (str(change["spent"]), int(change["tokens"]), float(change["cost"]))
+            self.keys.spend(*spent, float(change["at"]))
+        elif "conversation" in change and self.affinity is not None:
+            self.affinity.learn(
+                str(change["conversation"]), str(change["credential"]), float(change["expires"])
+            )
 
     # --- tasks --------------------------------------------------------------------------------
 
@@ -166,7 +192,15 @@ class Replication:
                 self._busy_elsewhere({})  # what the others have in flight is not known now
             await asyncio.sleep(delay)
 
+    def _client(self) -> aioredis.Redis:
+        return aioredis.from_url(self.url, socket_connect_timeout=2, socket_timeout=10)
+
     async def _connected(self) -> None:
+        """One session: a new client each time (a command cut off by a failure can leave a
+        pooled connection with a reply no one reads)."""
+        stale, self.redis = self.redis, self._client()
+        with contextlib.suppress(RedisError, OSError):
+            await stale.aclose()
         await self.redis.ping()
         await self._resync()
         self.connected = True
@@ -193,14 +227,16 @@ class Replication:
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(GATHER_SECONDS)  # one round trip for what comes meanwhile
             self._wake.clear()
             while self._out:
-                batch = [self._out.popleft() for _ in range(min(len(self._out), 500))]
-                pipe = self.redis.pipeline(transaction=False)
-                for event in batch:
-                    pipe.xadd(STREAM, {"replica": self._me, "event": event}, maxlen=self.keep)
+                batch = [self._out.popleft() for _ in range(min(len(self._out), 1000))]
+                entry: dict[Any, Any] = {
+                    "replica": self._me,
+                    "events": b"[" + b",".join(batch) + b"]",
+                }
                 try:
-                    await pipe.execute()
+                    await self.redis.xadd(STREAM, entry, maxlen=self.keep, approximate=True)
                 except BaseException:
                     self._out.extendleft(reversed(batch))  # published when it is back
                     raise
@@ -216,7 +252,9 @@ class Replication:
                 for entry, fields in entries:
                     self.position = entry
                     if fields.get(b"replica") != self._me:
-                        self.fold(fields)
+                        for event in orjson.loads(fields.get(b"events", b"[]")):
+                            self.fold(event)
+            await asyncio.sleep(GATHER_SECONDS)  # at most one read per interval, however busy
 
     async def _sharing_busy(self) -> None:
         """Say what this replica has in flight, and learn what the others have: a key per
