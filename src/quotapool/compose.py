@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,9 +263,12 @@ def upstream_session(settings: Settings) -> aiohttp.ClientSession:
 def open_writers(
     engine: Engine, settings: Settings, worker: int
 ) -> tuple[BatchWriter, BatchWriter | None]:
-    """The usage-history and request-log writers, each with its journal (one per worker)."""
+    """The usage-history and request-log writers, each with its journal: one per worker, and
+    per host when replicas share the pool (and may share a home, as in docker-compose.yml)."""
     journals = settings.resolved_home / "journal"
     suffix = f".{worker}" if worker else ""
+    if settings.redis_url:
+        suffix = f".{socket.gethostname()}.{worker}"
     history = BatchWriter(engine, usage_history, journal=journals / f"usage_history{suffix}.jsonl")
     if not settings.request_log:
         return history, None

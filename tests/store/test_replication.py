@@ -71,7 +71,7 @@ def test_a_limit_learnt_by_one_replica_is_respected_by_the_other(
     assert a.fake.served_by()[-2:] == ["alpha", "bravo"]
     seconds = wait_for(lambda: b.state("alpha").limited_at(time.time()))
     print(f"\nlimit learnt on A respected by B after {seconds * 1000:.1f} ms")
-    assert seconds < 0.1
+    assert seconds < 0.5  # typically tens of ms (bench/replicas.py measures it)
     with b.http() as http:
         assert (
             http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"}).status_code == 200
@@ -135,7 +135,7 @@ def test_round_robin_stays_even_across_replicas(harness: HarnessFactory, fresh_r
         with (a if n % 2 else b).http() as http:
             body = {"model": "gpt-5.5", "input": f"conversation {n}"}
             assert http.post("/v1/responses", json=body).status_code == 200
-        time.sleep(0.02)  # the other replica has folded the selection
+        time.sleep(0.1)  # the other replica has folded the selection
     served = a.fake.served_by() + b.fake.served_by()
     counts = {name: served.count(name) for name in ("alpha", "bravo", "charlie")}
     assert max(counts.values()) - min(counts.values()) <= 2, counts

@@ -47,7 +47,7 @@ STATES = "quotapool:states"
 LEADER = "quotapool:leader"
 POSITION = b"~position"
 """The checkpoint's field holding the stream position it covers."""
-GATHER_SECONDS = 0.005
+GATHER_SECONDS = 0.02
 """Events are written, and read, at most once per this interval (each write and read costs a
 round trip whatever it carries; at a few hundred requests a second that adds up)."""
 BUSY = "quotapool:busy:"
