@@ -123,19 +123,23 @@ def _text_format(response_format: Any) -> dict[str, Any] | None:
     return None
 
 
-CHAT_REFUSED = {
+ONE_CHOICE = {
     "n": "more than one choice",
-    "temperature": "sampling temperature",
-    "top_p": "nucleus sampling",
-    "max_tokens": "an output cap: the backend refuses one",
-    "max_completion_tokens": "an output cap: the backend refuses one",
-    "stop": "stop sequences",
     "seed": "deterministic sampling",
     "logprobs": "log probabilities",
     "top_logprobs": "log probabilities",
     "logit_bias": "token biases",
     "frequency_penalty": "repetition penalties",
     "presence_penalty": "repetition penalties",
+}
+"""Chat parameters only a chat upstream honours."""
+CHAT_REFUSED = {
+    **ONE_CHOICE,
+    "temperature": "sampling temperature",
+    "top_p": "nucleus sampling",
+    "max_tokens": "an output cap: the backend refuses one",
+    "max_completion_tokens": "an output cap: the backend refuses one",
+    "stop": "stop sequences",
 }
 """Chat parameters the Codex backend cannot honour (it refuses or ignores them): a 400 names
 each, instead of answering as if it had been honoured."""

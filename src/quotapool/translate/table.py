@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from quotapool.domain.api import Route
 from quotapool.domain.credential import Credential, Kind
 from quotapool.translate import CODEX_ACCOUNTS, StreamAdapter, refuse, unsupported, without
-from quotapool.translate.chat_responses import CHAT_REFUSED, ChatStreamAdapter
+from quotapool.translate.chat_responses import CHAT_REFUSED, ONE_CHOICE, ChatStreamAdapter
 from quotapool.translate.chat_responses import chat_request_to_responses as chat_to_hub
 from quotapool.translate.messages_responses import REFUSED as MESSAGES_ON_CODEX
 from quotapool.translate.messages_responses import (
@@ -57,16 +57,6 @@ WHO = {
 }
 """How a refusal names the credentials that cannot honour a parameter."""
 
-ONE_CHOICE = {
-    "n": "more than one choice",
-    "seed": "deterministic sampling",
-    "logprobs": "log probabilities",
-    "top_logprobs": "log probabilities",
-    "logit_bias": "token biases",
-    "frequency_penalty": "repetition penalties",
-    "presence_penalty": "repetition penalties",
-}
-"""Chat parameters only a chat upstream honours."""
 STATEFUL = {
     "previous_response_id": "continuing a response quotapool did not relay; send the whole "
     "conversation as input",
