@@ -88,6 +88,9 @@ class Account:
     usage_status: int = 200
     """Status `/wham/usage` answers for this account."""
     usage_polls: int = 0
+    windows_start: float = field(default_factory=time.time)
+    """Its quota windows reset at fixed times from here (as the real ones do), so a reading
+    repeated later is the same reading."""
     models: tuple[str, ...] = ("gpt-5.5", "gpt-5.4", "gpt-5.4-mini", "gpt-5.3-codex")
     """What its `/codex/models` lists (a Codex account's plan decides it)."""
     aborted: int = 0

@@ -185,10 +185,10 @@ class FakeUpstream:
             headers = {
                 "x-codex-primary-used-percent": f"{account.primary_used:g}",
                 "x-codex-primary-window-minutes": "300",
-                "x-codex-primary-reset-at": str(now + 3600),
+                "x-codex-primary-reset-at": str(int(account.windows_start) + 3600),
                 "x-codex-secondary-used-percent": f"{account.secondary_used:g}",
                 "x-codex-secondary-window-minutes": "10080",
-                "x-codex-secondary-reset-at": str(now + 86400 * 3),
+                "x-codex-secondary-reset-at": str(int(account.windows_start) + 86400 * 3),
             }
             if account.gated_used is not None:
                 prefix = "x-" + GATED_LIMIT[0].replace("_", "-")
@@ -391,16 +391,16 @@ class FakeUpstream:
         account.usage_polls += 1
         if account.usage_status != 200:
             return web.json_response({"error": {"message": "refused"}}, status=account.usage_status)
-        now = int(time.time())
+        now, start = int(time.time()), int(account.windows_start)
         window = {
             "limit_window_seconds": 18000,
-            "reset_after_seconds": 3600,
-            "reset_at": now + 3600,
+            "reset_after_seconds": start + 3600 - now,
+            "reset_at": start + 3600,
         }
         weekly = {
             "limit_window_seconds": 604800,
-            "reset_after_seconds": 259200,
-            "reset_at": now + 259200,
+            "reset_after_seconds": start + 259200 - now,
+            "reset_at": start + 259200,
         }
         usage: dict[str, Any] = {
             "plan_type": "plus",
