@@ -193,7 +193,9 @@ def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
     again = runner.invoke(app, ["init"], env=env)
     assert again.exit_code == 1 and "--force" in again.output
     (tmp_path / "quotapool.toml").write_text(
-        sample + '\n[[credentials]]\nkind = "codex"\nname = "w"\napi_key = "tok-secret-123"\n'
+        'redis_url = "redis://:redis-secret-9@127.0.0.1:6379/0"\n'
+        + sample
+        + '\n[[credentials]]\nkind = "codex"\nname = "w"\napi_key = "tok-secret-123"\n'
     )
     checked = runner.invoke(app, ["config", "check"], env=env)
     assert checked.exit_code == 0, checked.output
@@ -204,6 +206,8 @@ def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
         "tok-secret-123" not in checked.output
         and effective["credentials"][0]["api_key"] == "**********"
     )
+    assert effective["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+    assert "redis-secret-9" not in checked.output
     (tmp_path / "quotapool.toml").write_text(
         "[routing]\nstrategy = 'capacity_weighted'\nmax_attempt = 2\n"
     )

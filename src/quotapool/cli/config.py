@@ -3,6 +3,7 @@ server starts."""
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +30,11 @@ def check(config: ConfigOption = None) -> None:
     path = resolved_config_path(config)
     source = str(path) if path.exists() else "no file: defaults and environment"
     err.print(f"configuration OK ({source})", markup=False)
-    typer.echo(orjson.dumps(settings.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+    effective = settings.model_dump(mode="json")
+    for name, value in effective.items():  # a database or Redis URL may carry a password
+        if name.endswith("_url") and isinstance(value, str):
+            effective[name] = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+    typer.echo(orjson.dumps(effective, option=orjson.OPT_INDENT_2))
 
 
 def init(

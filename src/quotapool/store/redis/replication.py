@@ -83,6 +83,10 @@ class Spending(Protocol):
 
 
 class Replication:
+    """This replica's side of the sharing (see the module's docstring): it observes the pool,
+    the conversations and the client keys, publishes what they learn, and folds what the other
+    replicas published."""
+
     def __init__(
         self,
         url: str,
