@@ -434,3 +434,31 @@ def test_claude_models_are_routed_and_sent_by_their_stand_in(harness: HarnessFac
         assert (h.fake.seen[-1].path, h.fake.seen[-1].model) == (path, sent)
         row = h.rows(len(h.fake.seen))[-1]
         assert row["model"] == model and row["sent_model"] == sent
+
+
+def test_chat_on_a_key_with_only_the_responses_api(harness: HarnessFactory) -> None:
+    h = harness(
+        credentials=[
+            {"kind": "openai", "name": "oai", "api_key": "sk-openai", "apis": ["responses"]}
+        ]
+    )
+    h.fake.account("sk-openai").tool_call = ("weather", '{"city": "Lima"}')
+    client = h.openai()
+    answer = client.chat.completions.create(
+        model="gpt-5.5",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+        max_tokens=77,
+        temperature=0.1,
+    )
+    call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "weather" and answer.choices[0].finish_reason == "tool_calls"  # type: ignore[union-attr]
+    sent = _seen(h, "/v1/responses")
+    assert sent["instructions"] == "Be brief." and sent["max_output_tokens"] == 77
+    assert sent["temperature"] == 0.1 and "stop" not in sent
+    assert not [s for s in h.fake.seen if s.path == "/v1/chat/completions"]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="gpt-5.5", messages=[{"role": "user", "content": "hi"}], stop=["x"]
+        )
+    assert isinstance(info.value.body, dict) and info.value.body["param"] == "stop"

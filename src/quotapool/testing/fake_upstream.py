@@ -433,6 +433,7 @@ class FakeUpstream:
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
         headers = self._quota_headers(account, "openai")
+        body = self._scripted(account, body)
         if stream:
             return await self._stream(
                 request,
