@@ -103,9 +103,12 @@ def serve(
             raise
         with announced(settings.resolved_home, local_url(sock)) as token:
             on_listening(_url(sock), local_url(sock))
-            Workers(
+            stopped = Workers(
                 workers, lambda worker: _worker(settings, config_file, sock, token, worker)
             ).run()
+        if stopped == signal.SIGTERM:  # the run file is gone: now die of it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
         return
     try:
         pool = build(settings)

@@ -28,9 +28,10 @@ class Workers:
         self._stopping: int | None = None
         """The signal that stops them all, once received."""
 
-    def run(self) -> None:
-        """Start the workers, keep them running, and return once they have all stopped (dying
-        of SIGTERM when that is what stopped them, as a single server does)."""
+    def run(self) -> int | None:
+        """Start the workers, keep them running, and return once they have all stopped: the
+        signal that stopped them (the caller dies of a SIGTERM, as a single server does, once
+        it has cleaned up)."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._forward)
@@ -55,9 +56,7 @@ class Workers:
             time.sleep(RESTART_DELAY_SECONDS)
             if self._stopping is None:
                 self._start(worker)
-        if self._stopping == signal.SIGTERM:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)
+        return self._stopping
 
     def _start(self, worker: int) -> None:
         pid = os.fork()
