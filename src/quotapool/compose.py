@@ -351,7 +351,14 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         pool, secrets, clock, CODEX_CLIENT_VERSION, settings.codex_models_refresh
     )
     replication = (
-        Replication(settings.redis_url, pool, clock, affinity=conversations, keys=keys)
+        Replication(
+            settings.redis_url,
+            pool,
+            clock,
+            affinity=conversations,
+            keys=keys,
+            routing=live_routing,
+        )
         if settings.redis_url
         else None
     )

@@ -233,3 +233,14 @@ def test_a_client_keys_limit_counts_requests_on_every_replica(
     with b.http() as http:
         refused = http.post("/v1/responses", json=body, headers=headers)
     assert refused.status_code == 429 and "key_limit_reached" in refused.text
+
+
+def test_a_strategy_chosen_on_one_replica_routes_every_replica(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    a, b = replicas(harness, fresh_redis, accounts_watch_interval=0.1)  # round robin
+    with admin(a) as control:
+        assert control.put("/routing/default", json={"strategy": "sequential"}).status_code == 200
+        wait_for(lambda: b.qp.dispatcher.routing.default.strategy.name == "sequential")
+        assert control.put("/routing/default", json={"strategy": None}).status_code == 200
+        wait_for(lambda: b.qp.dispatcher.routing.default.strategy.name == "round_robin")

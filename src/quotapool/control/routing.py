@@ -31,6 +31,8 @@ class LiveRouting:
         self._use = use
         self._now = now
         self._chosen = overrides.strategies()
+        self.on_chosen: Callable[[str, str | None], None] | None = None
+        """Told of each choice made here (profile, strategy): replicas share them."""
 
     def current(self) -> Routing:
         """The routing the configuration and the choices make (built, not yet in use)."""
@@ -59,7 +61,19 @@ class LiveRouting:
         routing = self.current()
         self._use(routing)
         log.info("routing of profile %s: strategy %s", profile, strategy or "as configured")
+        if self.on_chosen is not None:
+            self.on_chosen(profile, strategy)
         return routing
+
+    def adopt(self, profile: str, strategy: str | None) -> None:
+        """A choice another replica made (and kept in the shared database): in use here too."""
+        if profile not in self._configured.routing_profiles():
+            return
+        if strategy is None:
+            self._chosen.pop(profile, None)
+        elif strategy in STRATEGIES:
+            self._chosen[profile] = strategy
+        self._use(self.current())
 
     def describe(self, routing: Routing) -> dict[str, Any]:
         """Each profile as routed now, with the strategy the configuration gives and whether an

@@ -82,6 +82,14 @@ class Spending(Protocol):
     def spend(self, name: str, tokens: int, cost: float, at: float) -> None: ...
 
 
+class Choices(Protocol):
+    """Routing strategies chosen while running (`control.routing.LiveRouting`)."""
+
+    on_chosen: Callable[[str, str | None], None] | None
+
+    def adopt(self, profile: str, strategy: str | None) -> None: ...
+
+
 class Replication:
     """This replica's side of the sharing (see the module's docstring): it observes the pool,
     the conversations and the client keys, publishes what they learn, and folds what the other
@@ -95,6 +103,7 @@ class Replication:
         *,
         affinity: PersistentAffinityStore | None = None,
         keys: Spending | None = None,
+        routing: Choices | None = None,
         lease: float = 5.0,
         keep: int = 100_000,
         backlog: int = 50_000,
@@ -125,6 +134,9 @@ class Replication:
         self.keys = keys
         if keys is not None:
             keys.on_spent = self._spent
+        self.routing = routing
+        if routing is not None:
+            routing.on_chosen = self._chosen
 
     # --- what this replica learns (on the event loop, never waits) ----------------------------
 
@@ -140,6 +152,9 @@ class Replication:
 
     def _spent(self, key: str, tokens: int, cost: float, at: float) -> None:
         self._publish(orjson.dumps({"spent": key, "tokens": tokens, "cost": cost, "at": at}))
+
+    def _chosen(self, profile: str, strategy: str | None) -> None:
+        self._publish(orjson.dumps({"routing": profile, "strategy": strategy}))
 
     def _publish(self, event: bytes) -> None:
         if len(self._out) == self._out.maxlen:
@@ -175,6 +190,9 @@ class Replication:
         if "spent" in change and self.keys is not None:
             spent = (str(change["spent"]), int(change["tokens"]), float(change["cost"]))
             self.keys.spend(*spent, float(change["at"]))
+        elif "routing" in change and self.routing is not None:
+            strategy = change["strategy"]
+            self.routing.adopt(str(change["routing"]), str(strategy) if strategy else None)
         elif "conversation" in change and self.affinity is not None:
             self.affinity.learn(
                 str(change["conversation"]), str(change["credential"]), float(change["expires"])
