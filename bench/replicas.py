@@ -155,7 +155,7 @@ def main() -> None:
     q = statistics.quantiles(delays, n=100)
     print(
         f"A limit hit through replica A, known to replica B after (from A's request, "
-        f"{len(delays)} limits): p50 {statistics.median(delays):.1f} ms, p99 {q[98]:.1f} ms, "
+        f"{len(delays)} limits): p50 {statistics.median(delays):.1f} ms, p99 {q[98]:.1f} ms (interpolated), "
         f"max {max(delays):.1f} ms."
     )
 
