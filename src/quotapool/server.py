@@ -116,17 +116,13 @@ def serve(
         sock.close()  # a configuration that cannot start leaves nothing open
         raise
 
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload(pool, config_file))
-    tune_gc()
-    return_big_buffers()
     # uvicorn shuts down on SIGTERM, then raises it again: let that end the `with` (so the run
     # file goes), then die of it as before.
     signal.signal(signal.SIGTERM, _terminated)
     try:
         with announced(settings.resolved_home, local_url(sock)) as token:
-            pool.keys.local = key_hash(token)
             on_listening(_url(sock), local_url(sock))
-            uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
+            _run(pool, config_file, sock, token)
     except _Terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
@@ -157,7 +153,12 @@ def _worker(
 ) -> None:
     """One of `serve --workers N`, in its own (forked) process: its own pool copy, request log
     writer and journals; the socket, the CLI token and (through Redis) the pool shared."""
-    pool = build(settings, worker=worker)
+    _run(build(settings, worker=worker), config_file, sock, token)
+
+
+def _run(pool: Quotapool, config_file: Path | None, sock: socket.socket, token: str) -> None:
+    """Serve `pool` on `sock` until uvicorn stops: the CLI's `token` accepted, SIGHUP
+    re-reading the routing."""
     pool.keys.local = key_hash(token)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload(pool, config_file))
     tune_gc()

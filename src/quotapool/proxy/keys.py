@@ -159,9 +159,10 @@ class KeyRing:
             return
         tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
         cost = cost_of(row.get("sent_model"), tokens, self.prices)
-        self.spend(key.name, tokens, cost, self.clock.now())
+        now = self.clock.now()
+        self.spend(key.name, tokens, cost, now)
         if self.on_spent is not None:
-            self.on_spent(key.name, tokens, cost, self.clock.now())
+            self.on_spent(key.name, tokens, cost, now)
 
     def spend(self, name: str, tokens: int, cost: float, at: float) -> None:
         """One request of key `name` at `at`, in its windows (here, or on another replica)."""

@@ -194,10 +194,6 @@ class ChatEvents:
         self._started = self._completed = False
 
     @property
-    def response_id(self) -> str:
-        return self.build.response_id
-
-    @property
     def finished(self) -> bool:
         return self._finish is not None
 

@@ -261,10 +261,6 @@ class MessagesEvents:
         self._stop_reason: str | None = None
         self.finished = False
 
-    @property
-    def response_id(self) -> str:
-        return self.build.response_id
-
     def _count(self, usage: Any) -> None:
         if not isinstance(usage, dict):
             return

@@ -21,7 +21,6 @@ class ResponsesStreamAdapter:
         self.usage: Usage | None = None
         self.response: dict[str, Any] | None = None
         """The final response once it completed."""
-        self.response_id: str | None = None
         self._sequence = 0
 
     @property
@@ -35,7 +34,6 @@ class ResponsesStreamAdapter:
         if isinstance(response := payload.get("response"), dict):
             response = {**response, "model": self.model}
             payload = {**payload, "response": response}
-            self.response_id = str(response.get("id"))
             if kind in ("response.completed", "response.incomplete"):
                 self.response = response
                 self.usage = parse_usage(response.get("usage"))

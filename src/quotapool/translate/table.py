@@ -14,8 +14,12 @@ from typing import Any, Protocol
 from quotapool.domain.api import Route
 from quotapool.domain.credential import Credential, Kind
 from quotapool.translate import CODEX_ACCOUNTS, StreamAdapter, refuse, unsupported, without
-from quotapool.translate.chat_responses import CHAT_REFUSED, ONE_CHOICE, ChatStreamAdapter
-from quotapool.translate.chat_responses import chat_request_to_responses as chat_to_hub
+from quotapool.translate.chat_responses import (
+    CHAT_REFUSED,
+    ONE_CHOICE,
+    ChatStreamAdapter,
+    chat_request_to_responses,
+)
 from quotapool.translate.messages_responses import REFUSED as MESSAGES_ON_CODEX
 from quotapool.translate.messages_responses import (
     MessagesStreamAdapter,
@@ -98,6 +102,10 @@ def _responses_client(model: str, _body: dict[str, Any], _created: int) -> Strea
     return ResponsesStreamAdapter(model)
 
 
+def _chat_to_hub(body: dict[str, Any], _session: str | None) -> dict[str, Any]:
+    return chat_request_to_responses(body)
+
+
 def _codex_body(hub: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The ChatGPT backend takes no output cap (Claude Code always sends one; the answer is
     as long as the model makes it) and nothing that is not Responses."""
@@ -124,18 +132,18 @@ class Translation:
 
 TABLE: dict[tuple[Route, Upstream], Translation] = {
     (Route.CHAT, Upstream.CODEX): Translation(
-        CHAT_REFUSED, lambda body, _: chat_to_hub(body), _codex_body, _chat_client, None
+        CHAT_REFUSED, _chat_to_hub, _codex_body, _chat_client, None
     ),
     (Route.CHAT, Upstream.RESPONSES): Translation(
         {**ONE_CHOICE, "stop": "stop sequences"},
-        lambda body, _: chat_to_hub(body),
+        _chat_to_hub,
         _responses_body,
         _chat_client,
         None,
     ),
     (Route.CHAT, Upstream.MESSAGES): Translation(
         ONE_CHOICE,
-        lambda body, _: chat_to_hub(body),
+        _chat_to_hub,
         responses_to_messages,
         _chat_client,
         MessagesEvents,

@@ -63,15 +63,15 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
-"""What XREAD answers: per stream, its (entry id, fields) in order. An entry is one replica's
-batch: `replica` and `events` (a JSON array)."""
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
 """
+Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+"""What XREAD answers: per stream, its (entry id, fields) in order. An entry is one replica's
+batch: `replica` and `events` (a JSON array)."""
 
 
 class Spending(Protocol):
@@ -363,5 +363,5 @@ class Replication:
         """Hand the lease over at once (another replica need not wait for it to expire)."""
         with contextlib.suppress(RedisError, OSError):
             if self.leader:
-                await self.redis.eval(_RENEW, 1, LEADER, self._me, 1)
+                await self.redis.eval(_RELEASE, 1, LEADER, self._me)
             await self.redis.aclose()
