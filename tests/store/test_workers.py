@@ -45,6 +45,8 @@ def config(url: str, strategy: str) -> str:
         f'auth_base_url = "{url}"',
         "usage_poll_interval = 0",
         "codex_models_refresh = 0",
+        "shutdown_grace_seconds = 5",  # a drain waits at most this long: well inside the
+        # 30 s the test harness gives a stopping server
         f'[routing]\nstrategy = "{strategy}"',
     ]
     for token, name, account in ACCOUNTS:
