@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anthropic
@@ -15,6 +16,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from quotapool.cli.main import app
+from quotapool.domain.outcome import StatusSet
+from quotapool.domain.state import Status
 from tests.conftest import Harness, HarnessFactory, codex_credentials
 
 runner = CliRunner()
@@ -101,6 +104,29 @@ def test_a_key_over_its_limit_gets_its_own_429_and_others_go_on(h: Harness) -> N
     assert "2/2 requests per day" in usage
 
 
+def test_concurrent_requests_cannot_pass_a_request_limit_together(h: Harness) -> None:
+    key = create(h, "burst", "--limit", "requests=4/day")
+    h.fake.account("tok-a").event_delay = 0.05  # each answer takes a while: all overlap
+    headers = {"authorization": f"Bearer {key}"}
+
+    def ask(body: dict[str, Any]) -> int:
+        with h.http() as http:
+            return http.post("/v1/responses", json=body, headers=headers).status_code
+
+    plain = {"model": "gpt-5.5", "input": "hi"}
+    for credential in h.qp.pool.snapshot().credentials:  # one that never reaches an upstream
+        h.qp.pool.apply(StatusSet(credential.id, time.time(), Status.PAUSED))  # is given back
+    assert ask(plain) == 503
+    for credential in h.qp.pool.snapshot().credentials:
+        h.qp.pool.apply(StatusSet(credential.id, time.time(), Status.ACTIVE))
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(ask, [plain] * 10))
+    assert sorted(statuses) == [200] * 4 + [429] * 6
+    rows = h.rows(12)
+    assert sum(r["attempts"] > 0 for r in rows) == 4
+    assert h.qp.keys.usage(h.qp.keys._by_name["burst"])[0]["used"] == 4
+
+
 def test_tokens_are_counted_from_the_final_usage(h: Harness) -> None:
     key = create(h, "tokens", "--limit", "tokens=100/day")
     client(h, key).responses.create(model="gpt-5.5", input="hi")  # the fake reports 1,234 in
@@ -152,6 +178,10 @@ def test_keys_are_stored_hashed_and_listed_without_the_secret(h: Harness) -> Non
     stored = " ".join(str(value) for value in row)
     assert key not in stored
     assert key not in cli(h, "keys", "list", "--json")
+    deadline = time.monotonic() + 5
+    while not h.qp.keys.required:  # the server picks the first key up within 0.1 s
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     view = httpx.get(f"{h.base}/quotapool/pool", headers={"x-api-key": key})
     assert view.status_code == 403 and "admin token" in view.text  # not for every key holder
     assert key not in view.text

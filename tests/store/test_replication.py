@@ -235,6 +235,27 @@ def test_a_client_keys_limit_counts_requests_on_every_replica(
     assert refused.status_code == 429 and "key_limit_reached" in refused.text
 
 
+def test_a_burst_over_three_replicas_cannot_pass_a_request_limit_together(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    group = replicas(harness, fresh_redis, count=3, accounts_watch_interval=0.1)
+    key = create(group[0], "burst", "--limit", "requests=6/day")
+    for h in group:
+        wait_for(lambda h=h: h.qp.keys.required)
+    group[0].fake.account("tok-a").event_delay = 0.05  # the answers overlap
+    headers = {"authorization": f"Bearer {key}"}
+
+    def ask(h: Harness) -> int:
+        with h.http() as http:
+            return http.post("/v1/responses", json=BODY, headers=headers).status_code
+
+    with ThreadPoolExecutor(18) as pool:
+        statuses = list(pool.map(ask, group * 6))
+    assert sorted(statuses) == [200] * 6 + [429] * 12
+    counter = redis.Redis.from_url(fresh_redis).keys("quotapool:requests:burst:day:*")
+    assert len(counter) == 1
+
+
 def test_a_strategy_chosen_on_one_replica_routes_every_replica(
     harness: HarnessFactory, fresh_redis: str
 ) -> None:

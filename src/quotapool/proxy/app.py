@@ -484,14 +484,16 @@ class ProxyApp:
             status, body = await self._models(dialect, model)
             await send_body(send, status, body, base)
 
-    def _admit(
+    async def _admit(
         self, key: ClientKey | None, request: ClientRequest, dialect: Dialect, record: Record
     ) -> None:
         """A client key's model allowlist and limits, checked before routing."""
         if key is None or self._keys is None:
             return
         record.client_key = key.name
-        if (over := self._keys.admit(key, request.model, dialect)) is not None:
+        if (over := self._keys.admit(key, request.model, dialect, record.request_id)) is not None:
+            raise BadRequest(over)
+        if (over := await self._keys.confirm(key, record.request_id, dialect)) is not None:
             raise BadRequest(over)
 
     async def _proxy(
@@ -515,7 +517,7 @@ class ProxyApp:
                 route, body, scope["headers"], dialect, profile, key, scope.get("query_string", b"")
             )
             record.model, record.stream = request.model, request.stream
-            self._admit(key, request, dialect, record)
+            await self._admit(key, request, dialect, record)
             await self._serve(request, dialect, send, record, base)
         except BadRequest as bad:
             record.status, record.error = bad.response.status, bad.response.body.decode()

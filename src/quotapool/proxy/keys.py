@@ -11,7 +11,7 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from quotapool.clock import Clock
 from quotapool.domain.client import ClientKey, Limit, Measure, Period, key_hash
@@ -36,9 +36,28 @@ def presented(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+class SharedCounts(Protocol):
+    """Request counters all replicas take from atomically (`store.redis.replication`)."""
+
+    async def take(self, counters: list[str], amounts: list[int], seeds: list[int]) -> int | None:
+        """One more request on each counter if none would pass its amount (-1); else the
+        position of one that is full, and none taken. None when they cannot be reached. A
+        counter not yet made starts at its seed (what this replica counted in that window)."""
+        ...
+
+    def give_back(self, counters: list[str]) -> None:
+        """One request less on each counter (it never reached an upstream)."""
+        ...
+
+
 class KeyRing:
     """The keys as loaded from the database, and what each has spent in its current windows
-    (counted from the same rows the request log gets, so a restart reads them back)."""
+    (counted from the same rows the request log gets, so a restart reads them back).
+
+    A request is counted against its key's request limits when it is admitted, so concurrent
+    requests cannot pass a limit together, and given back if it never reached an upstream; with
+    replicas, shared counters decide (atomically, across all of them). Tokens and cost are known
+    when a request ends and are counted then."""
 
     def __init__(
         self, store: ClientKeyStore, clock: Clock, prices: Mapping[str, float], require: bool
@@ -55,8 +74,12 @@ class KeyRing:
         self._admin: str | None = None
         self.local: str | None = None
         """The hash of the token in the run file, for the CLI on this machine."""
-        self.on_spent: Callable[[str, int, float, float], None] | None = None
-        """Told of each request counted here (key, tokens, cost, at): replicas share them."""
+        self.on_spent: Callable[[str, int, int, float, float], None] | None = None
+        """Told of each request counted here (key, requests, tokens, cost, at): replicas share
+        them."""
+        self.shared: SharedCounts | None = None
+        self._reserved: dict[str, tuple[str, list[str]]] = {}
+        """Request id → (key name, shared counters) of requests counted when admitted."""
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
 
@@ -130,9 +153,12 @@ class KeyRing:
             for known in (self._admin, self.local)
         )
 
-    def admit(self, key: ClientKey, model: str, dialect: Dialect) -> ErrorResponse | None:
+    def admit(
+        self, key: ClientKey, model: str, dialect: Dialect, request_id: str | None = None
+    ) -> ErrorResponse | None:
         """Refuse a model the key may not use (403) or a request over one of its limits
-        (429, with when it resets); None to go on."""
+        (429, with when it resets); None to go on. With `request_id`, the request is counted
+        against the key's request limits now (`count` settles it when it ends)."""
         if key.models and model not in key.models:
             allowed = ", ".join(sorted(key.models))
             message = f"This client key may use only: {allowed} (not {model!r})."
@@ -141,31 +167,56 @@ class KeyRing:
         for limit in key.limits:
             used = self._current(key.name, limit.period, now).of(limit.measure)
             if used >= limit.amount:
-                end = limit.window(now)[1]
-                message = (
-                    f"{limit.describe().capitalize()} is used up "
-                    f"({_amount_text(limit, used)}); it resets at {_when(end)}. The pool itself "
-                    "is not exhausted: other keys are served."
-                )
-                refused = error(dialect, 429, message, code="key_limit_reached")
-                headers = retry_headers(max(1, int(end - now + 0.999)))
-                return ErrorResponse(429, refused.body, headers)
+                return _over(limit, used, now, dialect)
+        if request_id is not None and any(x.measure is Measure.REQUESTS for x in key.limits):
+            self._reserved[request_id] = (key.name, [])
+            self.spend(key.name, 1, 0, 0.0, now)
         return None
 
+    async def confirm(
+        self, key: ClientKey, request_id: str, dialect: Dialect
+    ) -> ErrorResponse | None:
+        """With replicas, the shared counters' word on an admitted request's request limits
+        (the 429 of the first it would pass); None to go on, or when they cannot be reached
+        (the local count decided)."""
+        if self.shared is None or request_id not in self._reserved:
+            return None
+        now = self.clock.now()
+        limits = [limit for limit in key.limits if limit.measure is Measure.REQUESTS]
+        counters = [f"{key.name}:{x.period.value}:{int(x.window(now)[0])}" for x in limits]
+        here = [int(self._current(key.name, x.period, now).requests) - 1 for x in limits]
+        taken = await self.shared.take(counters, [int(x.amount) for x in limits], here)
+        if taken is None:
+            return None
+        if taken < 0:
+            self._reserved[request_id] = (key.name, counters)
+            return None
+        del self._reserved[request_id]
+        self.spend(key.name, -1, 0, 0.0, now)
+        return _over(limits[taken], limits[taken].amount, now, dialect)
+
     def count(self, row: Mapping[str, Any]) -> None:
-        """Add one logged request to its key's windows (requests that reached an upstream)."""
+        """Add one logged request to its key's windows (requests that reached an upstream);
+        one counted when admitted that did not reach one is given back."""
+        reserved = self._reserved.pop(row.get("request_id") or "", None)
         key = self._by_name.get(row.get("client_key") or "")
-        if key is None or not key.limits or not row.get("attempts"):
+        now = self.clock.now()
+        if not row.get("attempts"):
+            if reserved is not None:
+                self.spend(reserved[0], -1, 0, 0.0, now)
+                if reserved[1] and self.shared is not None:
+                    self.shared.give_back(reserved[1])
+            return
+        if key is None or not key.limits:
             return
         tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
         cost = cost_of(row.get("sent_model"), tokens, self.prices)
-        now = self.clock.now()
-        self.spend(key.name, tokens, cost, now)
+        self.spend(key.name, 0 if reserved else 1, tokens, cost, now)
         if self.on_spent is not None:
-            self.on_spent(key.name, tokens, cost, now)
+            self.on_spent(key.name, 1, tokens, cost, now)
 
-    def spend(self, name: str, tokens: int, cost: float, at: float) -> None:
-        """One request of key `name` at `at`, in its windows (here, or on another replica)."""
+    def spend(self, name: str, requests: int, tokens: int, cost: float, at: float) -> None:
+        """Requests of key `name` at `at`, in its windows (here, or on another replica)."""
         key = self._by_name.get(name)
         if key is None:
             return
@@ -174,7 +225,7 @@ class KeyRing:
             if start != period.window(self.clock.now())[0]:
                 continue  # a window that has ended
             used = self._current(name, period, at)
-            self._spent[(name, period)] = (start, used.plus(1, tokens, cost))
+            self._spent[(name, period)] = (start, used.plus(requests, tokens, cost))
 
     def usage(self, key: ClientKey) -> list[dict[str, Any]]:
         """What the key used against each of its limits, and when each window resets."""
@@ -193,6 +244,17 @@ class KeyRing:
         """What the key spent in the window of `period` that holds `now`."""
         start, used = self._spent.get((name, period), (None, Spent()))
         return used if start == period.window(now)[0] else Spent()
+
+
+def _over(limit: Limit, used: float, now: float, dialect: Dialect) -> ErrorResponse:
+    """The 429 of a request over `limit`, with when it resets."""
+    end = limit.window(now)[1]
+    message = (
+        f"{limit.describe().capitalize()} is used up ({_amount_text(limit, used)}); it resets "
+        f"at {_when(end)}. The pool itself is not exhausted: other keys are served."
+    )
+    refused = error(dialect, 429, message, code="key_limit_reached")
+    return ErrorResponse(429, refused.body, retry_headers(max(1, int(end - now + 0.999))))
 
 
 def _amount_text(limit: Limit, used: float) -> str:

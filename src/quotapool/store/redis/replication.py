@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -38,7 +38,11 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.codec import decode_outcome, decode_state, encode_outcome, encode_state
+from quotapool.store.redis.counters import KeyCounters
 from quotapool.tasks import Outage
+
+if TYPE_CHECKING:
+    from quotapool.proxy.keys import SharedCounts
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +81,10 @@ batch: `replica` and `events` (a JSON array)."""
 class Spending(Protocol):
     """Client keys' spending against their limits (`proxy.keys.KeyRing`)."""
 
-    on_spent: Callable[[str, int, float, float], None] | None
+    on_spent: Callable[[str, int, int, float, float], None] | None
+    shared: SharedCounts | None
 
-    def spend(self, name: str, tokens: int, cost: float, at: float) -> None: ...
+    def spend(self, name: str, requests: int, tokens: int, cost: float, at: float) -> None: ...
 
 
 class Choices(Protocol):
@@ -134,6 +139,7 @@ class Replication:
         self.keys = keys
         if keys is not None:
             keys.on_spent = self._spent
+            keys.shared = KeyCounters(self)
         self.routing = routing
         if routing is not None:
             routing.on_chosen = self._chosen
@@ -150,8 +156,9 @@ class Replication:
             orjson.dumps({"conversation": key, "credential": credential_id, "expires": expires})
         )
 
-    def _spent(self, key: str, tokens: int, cost: float, at: float) -> None:
-        self._publish(orjson.dumps({"spent": key, "tokens": tokens, "cost": cost, "at": at}))
+    def _spent(self, key: str, requests: int, tokens: int, cost: float, at: float) -> None:
+        spent = {"spent": key, "requests": requests, "tokens": tokens, "cost": cost, "at": at}
+        self._publish(orjson.dumps(spent))
 
     def _chosen(self, profile: str, strategy: str | None) -> None:
         self._publish(orjson.dumps({"routing": profile, "strategy": strategy}))
@@ -188,8 +195,9 @@ class Replication:
 
     def _fold_change(self, change: dict[str, Any]) -> None:
         if "spent" in change and self.keys is not None:
-            spent = (str(change["spent"]), int(change["tokens"]), float(change["cost"]))
-            self.keys.spend(*spent, float(change["at"]))
+            key, requests = str(change["spent"]), int(change.get("requests", 1))
+            tokens, cost, at = int(change["tokens"]), float(change["cost"]), float(change["at"])
+            self.keys.spend(key, requests, tokens, cost, at)
         elif "routing" in change and self.routing is not None:
             strategy = change["strategy"]
             self.routing.adopt(str(change["routing"]), str(strategy) if strategy else None)
