@@ -1,4 +1,5 @@
-"""Store tests run on SQLite and on the local PostgreSQL alike."""
+"""Store tests run on SQLite and on the local PostgreSQL alike; replica tests share a fake
+upstream with three Codex accounts, and the real Redis."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import Engine
 
 from quotapool.store.sql.db import make_engine, migrate
+from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
 from tests.pg import postgres_schema
+
+REDIS = "redis://127.0.0.1:6379/9"
+ACCOUNTS = [
+    ("tok-a", "alpha", "acct-a"),
+    ("tok-b", "bravo", "acct-b"),
+    ("tok-c", "charlie", "acct-c"),
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -24,3 +34,16 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         migrate(engine)
         yield engine
         engine.dispose()
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeUpstream, str]]:
+    upstream = FakeUpstream()
+    for token, name, account in ACCOUNTS:
+        upstream.add(token, name=name, account_id=account)
+    client = redis.Redis.from_url(REDIS)
+    client.flushdb()
+    with run_in_thread(upstream) as url:
+        yield upstream, url
+    client.flushdb()
+    client.close()

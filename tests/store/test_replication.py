@@ -21,8 +21,8 @@ from tests.conftest import Harness, HarnessFactory
 from tests.faults.gate import Gate
 from tests.faults.test_log_outage import Load
 from tests.proxy.test_client_keys_e2e import create
+from tests.store.conftest import REDIS
 
-REDIS = "redis://127.0.0.1:6379/9"
 BODY = {"model": "gpt-5.5", "input": "hi"}
 
 

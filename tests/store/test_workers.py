@@ -7,35 +7,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-import redis
 
-from quotapool.testing.fake_upstream import FakeUpstream, rate_limited, run_in_thread
+from quotapool.testing.fake_upstream import FakeUpstream, rate_limited
 from tests.faults.process import Served, serve
-from tests.store.test_replication import REDIS, wait_for
-
-ACCOUNTS = [
-    ("tok-a", "alpha", "acct-a"),
-    ("tok-b", "bravo", "acct-b"),
-    ("tok-c", "charlie", "acct-c"),
-]
-
-
-@pytest.fixture
-def fake() -> Iterator[tuple[FakeUpstream, str]]:
-    upstream = FakeUpstream()
-    for token, name, account in ACCOUNTS:
-        upstream.add(token, name=name, account_id=account)
-    client = redis.Redis.from_url(REDIS)
-    client.flushdb()
-    with run_in_thread(upstream) as url:
-        yield upstream, url
-    client.flushdb()
-    client.close()
+from tests.store.conftest import ACCOUNTS, REDIS
+from tests.store.test_replication import wait_for
 
 
 def config(url: str, strategy: str) -> str:
