@@ -88,6 +88,7 @@ def process(
     args: list[str], port: int, cpu: str, env: dict[str, str] | None = None, name: str = ""
 ) -> Iterator[subprocess.Popen[bytes]]:
     name = name or Path(args[2] if args[1] == "-m" else args[1]).name
+    RESULTS.mkdir(exist_ok=True)
     log = (RESULTS / f"{name}.log").open("wb")  # read it when a figure looks wrong
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, *args], env={**os.environ, **(env or {})}, stdout=log, stderr=log

@@ -20,6 +20,7 @@ from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
 from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
+from quotapool.cli.simulate import simulate
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
     from rich.table import Table
@@ -40,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(config_app, name="config")
 app.command()(init)
+app.command()(simulate)
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),

@@ -11,6 +11,7 @@ from quotapool.routing.modifiers import (
     Sticky,
 )
 from quotapool.routing.strategies.capacity_weighted import CapacityWeighted
+from quotapool.routing.strategies.expiry_weighted import ExpiryWeighted
 from quotapool.routing.strategies.failover import Failover, Sequential
 from quotapool.routing.strategies.fill_first import FillFirst
 from quotapool.routing.strategies.least_busy import LeastBusy
@@ -26,6 +27,7 @@ STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
         CapacityWeighted(),
+        ExpiryWeighted(),
         FillFirst(),
         RoundRobin(),
         Weighted(),
