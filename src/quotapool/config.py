@@ -118,7 +118,7 @@ class WarmupConfig(BaseModel):
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    strategy: str = "capacity_weighted"
+    strategy: str = "expiry_weighted"
     max_attempts: int = Field(default=3, ge=1, le=20)
     """Credentials tried for one request before giving up (failover bound)."""
     route_header: bool = True

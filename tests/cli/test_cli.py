@@ -201,7 +201,7 @@ def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
     assert checked.exit_code == 0, checked.output
     assert "configuration OK" in checked.stderr
     effective = json.loads(checked.stdout)
-    assert effective["routing"]["strategy"] == "capacity_weighted"
+    assert effective["routing"]["strategy"] == "expiry_weighted"
     assert (
         "tok-secret-123" not in checked.output
         and effective["credentials"][0]["api_key"] == "**********"

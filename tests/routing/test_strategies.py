@@ -54,6 +54,24 @@ def test_weighted_and_capacity_weighted_follow_their_weights() -> None:
     assert counts["pro"] / 4_000 == pytest.approx(expected, abs=0.03)
 
 
+def test_expiry_weighted_spends_first_what_would_expire() -> None:
+    book = Playbook("expiry_weighted", c("soon"), c("late"), c("idle"), c("tight"), seed=5)
+    now = book.now
+    book.usage("soon", secondary=50, resets_at=now + 24 * 3600)  # 3,780 left in 24 h
+    book.usage("late", secondary=50, resets_at=now + 144 * 3600)  # the same in 144 h
+    book.usage("tight", primary=80, secondary=50, resets_at=now + 24 * 3600)  # 5 h nearly out
+    # idle: no reading, no running window: its whole capacity over a week
+    weights = {"soon": 3780 / 24, "late": 3780 / 144, "idle": 7560 / 168, "tight": 3780 / 24 * 0.2}
+    counts = Counter(book.serve() for _ in range(6_000))
+    total = sum(weights.values())
+    for name, weight in weights.items():
+        assert counts[name] / 6_000 == pytest.approx(weight / total, abs=0.03), (name, counts)
+    decision = book.decide()
+    assert isinstance(decision, Decision)
+    assert "weekly credits left ÷ hours to reset" in decision.reason
+    assert decision.scores is not None and decision.scores[1]["soon"] == pytest.approx(157.5)
+
+
 def test_capacity_weighted_counts_in_flight() -> None:
     book = Playbook("capacity_weighted", c("a"), c("b"), seed=1)
     book.usage("a", secondary=0).usage("b", secondary=0)

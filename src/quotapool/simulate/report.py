@@ -19,10 +19,17 @@ def verdict(results: Sequence[Result]) -> str:
     by_waste = sorted(results, key=lambda r: (r.expired_weekly_pct, r.blocked_requests))
     best, second = by_waste[0], by_waste[1]
     worst = by_waste[-1]
-    if round(best.expired_weekly_pct, 1) == round(worst.expired_weekly_pct, 1):
+    if _same(best, worst):
         said = (
             f"On {best.workload}, every setting let {best.expired_weekly_pct:.1f} % of the weekly "
             "quota expire (a run shorter than a week may see few weekly resets)"
+        )
+    elif _same(best, second):
+        tied = [r.setting for r in by_waste if _same(r, best)]
+        said = (
+            f"On {best.workload}, {' and '.join(tied)} tie for the least weekly quota expired "
+            f"({best.expired_weekly_pct:.1f} %, vs {worst.expired_weekly_pct:.1f} % for "
+            f"{worst.setting})"
         )
     else:
         said = (
@@ -37,13 +44,19 @@ def verdict(results: Sequence[Result]) -> str:
         return said + "; no setting blocked a client."
     if fewest is best or fewest.blocked_requests == best.blocked_requests:
         return (
-            said + f"; it blocks {best.blocked_requests:,} requests, where {most.setting} "
+            said
+            + f"; {best.setting} blocks {best.blocked_requests:,} requests, where {most.setting} "
             f"blocks {most.blocked_requests:,}."
         )
     return (
         said + f"; {fewest.setting} blocks the fewest requests ({fewest.blocked_requests:,}, "
         f"{best.setting} {best.blocked_requests:,})."
     )
+
+
+def _same(a: Result, b: Result) -> bool:
+    """Equal as shown (to a tenth of a percent)."""
+    return round(a.expired_weekly_pct, 1) == round(b.expired_weekly_pct, 1)
 
 
 COLUMNS = (

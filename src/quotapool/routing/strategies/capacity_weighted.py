@@ -1,4 +1,5 @@
-"""capacity_weighted (default): weighted draw, weight = capacity × remaining weekly share.
+"""capacity_weighted (codex-lb's default): weighted draw, weight = capacity × remaining weekly
+share.
 
 In-flight requests count as used quota, so a burst spreads instead of piling on one account.
 """
