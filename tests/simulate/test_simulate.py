@@ -110,6 +110,20 @@ def test_routing_matters_and_expiry_weighted_wastes_least() -> None:
     assert results["sequential"].affinity_breaks > results["expiry_weighted"].affinity_breaks
 
 
+def test_warmup_starts_the_windows_of_idle_accounts() -> None:
+    pool = team_pool(4)
+    workload = built_in("office", 2, 3, 4, pool.weekly_credits * 0.5)
+    plain = simulate(pool, workload, Setting.parse("sequential"), seed=2, days=3)
+    warmed = simulate(pool, workload, Setting.parse("sequential+warmup"), seed=2, days=3)
+    assert plain.warmups == 0 < warmed.warmups
+    assert warmed.served + warmed.blocked_requests == warmed.requests  # warmups are not requests
+    assert warmed.expired_five_hour_pct < plain.expired_five_hour_pct
+    with pytest.raises(ValueError, match="warmup is for strategies that fill"):
+        Setting.parse("round_robin+warmup")
+    with pytest.raises(ValueError, match="unknown modifier 'fast'"):
+        Setting.parse("round_robin+fast")
+
+
 def test_a_pool_file_with_counts_keys_and_outages(tmp_path: Path) -> None:
     path = tmp_path / "pool.toml"
     path.write_text(

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from quotapool.simulate.run import Result, Setting
     from quotapool.simulate.workload import Workload
 
-COMPARED = "expiry_weighted,capacity_weighted,round_robin,fill_first,sequential,reset_drain"
+COMPARED = (
+    "expiry_weighted,capacity_weighted,round_robin,fill_first,sequential,sequential+warmup,"
+    "reset_drain"
+)
 
 
 def simulate(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from quotapool.config import WarmupConfig
 from quotapool.domain.credential import Kind
 from quotapool.domain.outcome import Served, Started
 from quotapool.domain.pool import PoolSnapshot
@@ -24,6 +25,8 @@ from quotapool.domain.reducer import apply
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.routing.base import Rejection, RoutingPolicy
 from quotapool.routing.engine import select
+from quotapool.routing.filters import exclusion
+from quotapool.routing.profiles import FILL_STRATEGIES
 from quotapool.routing.registry import build_strategy, get_strategy
 from quotapool.simulate.pool import OK, PoolSpec, Upstream
 from quotapool.simulate.workload import DAY, Request, Workload
@@ -35,6 +38,9 @@ START = 1_795_996_800.0
 MODEL = "gpt-5.5"
 SAMPLE_SECONDS = 3600.0
 """How often each account's window usage is sampled for the chart."""
+MODIFIERS = ("no_budget_safe", "prefer_earlier_reset", "warmup")
+WARMUP_CREDITS = 0.05
+"""What one warmup request costs (one word out)."""
 _PARSERS: dict[Kind, Callable[[Mapping[str, str], float], QuotaReading | None]] = {
     Kind.CODEX: parse_codex_headers,
     Kind.OPENAI: parse_openai_headers,
@@ -44,27 +50,38 @@ _PARSERS: dict[Kind, Callable[[Mapping[str, str], float], QuotaReading | None]] 
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One row of the comparison: a strategy and its modifiers, written
-    `capacity_weighted+prefer_earlier_reset` or `fill_first+no_budget_safe`."""
+    `capacity_weighted+prefer_earlier_reset`, `fill_first+no_budget_safe` or
+    `sequential+warmup` (warmup of every other account, as `[routing.warmup]` does for a fill
+    strategy)."""
 
     strategy: str
     budget_safe: bool = True
     prefer_earlier_reset: bool = False
+    warmup: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Setting:
         name, *options = text.strip().split("+")
         get_strategy(name)  # unknown names say which exist
-        known = {"prefer_earlier_reset", "no_budget_safe"}
-        if unknown := set(options) - known:
-            raise ValueError(f"unknown modifier {sorted(unknown)[0]!r}; use {' or '.join(known)}")
-        return cls(name, "no_budget_safe" not in options, "prefer_earlier_reset" in options)
+        if unknown := set(options) - set(MODIFIERS):
+            known = ", ".join(MODIFIERS)
+            raise ValueError(f"unknown modifier {sorted(unknown)[0]!r}; use {known}")
+        if "warmup" in options and name not in FILL_STRATEGIES:
+            fills = " or ".join(sorted(FILL_STRATEGIES))
+            raise ValueError(f"warmup is for strategies that fill one account at a time ({fills})")
+        return cls(
+            name,
+            "no_budget_safe" not in options,
+            "prefer_earlier_reset" in options,
+            "warmup" in options,
+        )
 
     @property
     def label(self) -> str:
-        options = ([] if self.budget_safe else ["no_budget_safe"]) + (
-            ["prefer_earlier_reset"] if self.prefer_earlier_reset else []
+        chosen = (not self.budget_safe, self.prefer_earlier_reset, self.warmup)
+        return "+".join(
+            [self.strategy, *(m for m, on in zip(MODIFIERS, chosen, strict=True) if on)]
         )
-        return "+".join([self.strategy, *options])
 
 
 @dataclass(slots=True)
@@ -83,6 +100,7 @@ class Result:
     """Attempts that met a limit or an outage and went on to another credential unseen."""
     affinity_breaks: int = 0
     """Turns of a conversation sent to another account than its previous turn (a cold cache)."""
+    warmups: int = 0
     expired_weekly_pct: float = 0.0
     expired_five_hour_pct: float = 0.0
     spread_pct: float = 0.0
@@ -103,6 +121,7 @@ class Result:
             "blocked_seconds": round(self.blocked_seconds, 1),
             "affinity_breaks": self.affinity_breaks,
             "failovers": self.failovers,
+            "warmups": self.warmups,
             "requests": self.requests,
             "served": self.served,
             "spread_pct": round(self.spread_pct, 2),
@@ -158,6 +177,10 @@ class _Run:
         self.policy, self.rng = RoutingPolicy(), random.Random(f"{seed}:routing")
         self.upstream = Upstream(pool, START, random.Random(f"{seed}:pool"))
         self.max_attempts = max_attempts
+        self.warmup = setting.warmup
+        self.warm_until: dict[str, float] = {}
+        """Credential → end of its warmup TTL (`WarmupConfig.ttl_seconds`)."""
+        self.warmup_ttl = float(WarmupConfig.model_fields["ttl_seconds"].default)
         self.conversations = MemoryAffinityStore(ttl=affinity_ttl, max_bindings=10_000_000)
         self.last_on: dict[int, str] = {}
         self.in_flight: list[tuple[float, int, str, float, dict[str, str]]] = []
@@ -215,6 +238,8 @@ class _Run:
             if answer.status == OK:
                 ends = now + request.seconds
                 heapq.heappush(self.in_flight, (ends, n, cid, request.credits, answer.headers))
+                if self.warmup and decision.rotation is not None:
+                    self._warm_others(n, cid, now)
                 return cid, None
             verdict = classify_error(answer.status, answer.headers, answer.body, now)
             quota = self.parsers[cid](answer.headers, now)
@@ -222,6 +247,28 @@ class _Run:
             self.result.failovers += 1
             tried |= {cid}
         return None, None
+
+    def _warm_others(self, n: int, chosen: str, now: float) -> None:
+        """The rules of `proxy.warmup.Warmups.after`: every other credential that is eligible
+        and out of its TTL gets one tiny request, which counts toward no rotation."""
+        probe = RouteRequest(Route.RESPONSES, MODEL)
+        for credential in self.snapshot.credentials:
+            cid = credential.id
+            if cid == chosen or self.warm_until.get(cid, 0.0) > now:
+                continue
+            if exclusion(credential, self.snapshot.state(cid), probe, now) is not None:
+                continue
+            self.warm_until[cid] = now + self.warmup_ttl
+            self.snapshot = apply(self.snapshot, Started(cid, now, None))
+            answer = self.upstream.attempt(cid, now)
+            if answer.status == OK:
+                heapq.heappush(self.in_flight, (now + 2.0, n, cid, WARMUP_CREDITS, answer.headers))
+                self.result.warmups += 1
+            else:
+                verdict = classify_error(answer.status, answer.headers, answer.body, now)
+                quota = self.parsers[cid](answer.headers, now)
+                self.snapshot = apply(self.snapshot, verdict.outcome(cid, now, quota))
+                self.warm_until.pop(cid, None)
 
 
 def _account(result: Result, upstream: Upstream, days: float) -> None:
