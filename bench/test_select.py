@@ -44,7 +44,9 @@ def pool(size: int) -> PoolSnapshot:
 
 
 @pytest.mark.parametrize("size", [4, 100, 1000])
-@pytest.mark.parametrize("strategy", ["capacity_weighted", "round_robin", "fill_first"])
+@pytest.mark.parametrize(
+    "strategy", ["expiry_weighted", "capacity_weighted", "round_robin", "fill_first"]
+)
 def test_select_with_explanation(benchmark: Any, size: int, strategy: str) -> None:
     snapshot, chain, rng = pool(size), build_strategy(strategy), random.Random(0)
     request = RouteRequest(Route.RESPONSES, "gpt-5.5")

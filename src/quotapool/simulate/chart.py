@@ -54,9 +54,9 @@ def _panel(result: Result, x: float, y: float) -> str:
     )
     accounts = list(timeline[0][1])
     for n, account in enumerate(accounts):
-        points = " ".join(
-            f"{x + PANEL_W * at / hours:.1f},"
-            f"{y + PANEL_H * (1 - min(100.0, usage[account][1]) / 100):.1f}"
+        points = " ".join(  # whole pixels: a chart of a week stays small
+            f"{x + PANEL_W * at / hours:.0f},"
+            f"{y + PANEL_H * (1 - min(100.0, usage[account][1]) / 100):.0f}"
             for at, usage in timeline
         )
         colour = COLOURS[n % len(COLOURS)]

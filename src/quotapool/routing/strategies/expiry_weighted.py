@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from quotapool.routing.base import Candidate, Context, Pick
 from quotapool.routing.strategies._common import weighted_draw
-from quotapool.routing.usage import primary_used, resets_at, secondary_used
+from quotapool.routing.usage import primary_used
 
 WEEK_HOURS = 168.0
 SOONEST_HOURS = 1.0
@@ -32,7 +32,7 @@ class ExpiryWeighted:
             winner = min(candidates, key=lambda c: (primary_used(c, ctx), c.credential.id))
             return Pick(winner, "every candidate is spent; least used 5-hour window")
         winner, weight, total = weighted_draw(weighted, ctx.rng.random())
-        scores = ("weight", {c.credential.name: round(w, 2) for c, w in weighted})
+        scores = ("weight", {c.credential.name: w for c, w in weighted})
         share = round(100 * weight / total)
         return Pick(
             winner,
@@ -42,8 +42,23 @@ class ExpiryWeighted:
 
 
 def _weight(candidate: Candidate, ctx: Context) -> float:
-    left = candidate.credential.capacity * max(0.0, 1.0 - secondary_used(candidate, ctx) / 100)
-    reset = resets_at(candidate, ctx)
-    hours = WEEK_HOURS if reset is None else max(SOONEST_HOURS, (reset - ctx.now) / 3600)
-    headroom = max(0.0, 1.0 - primary_used(candidate, ctx) / 100)
-    return left / hours * headroom
+    """`usage.secondary_used`, `usage.resets_at` and `usage.primary_used` in one pass (this
+    runs for every candidate of every decision)."""
+    state, now = candidate.state, ctx.now
+    if (limit := ctx.request.additional_limit) is None:
+        short, week = state.primary, state.secondary
+    elif (quota := state.additional.get(limit)) is not None:
+        short, week = quota.primary, quota.secondary
+    else:
+        short = week = None
+    busy = ctx.policy.in_flight_penalty * state.busy
+    hours, week_used = WEEK_HOURS, busy
+    if week is not None and (week.resets_at is None or now < week.resets_at):
+        week_used += week.used_percent
+        if week.resets_at is not None:
+            hours = max(SOONEST_HOURS, (week.resets_at - now) / 3600)
+    short_used = busy
+    if short is not None and (short.resets_at is None or now < short.resets_at):
+        short_used += short.used_percent
+    left = candidate.credential.capacity * max(0.0, 1.0 - week_used / 100)
+    return left / hours * max(0.0, 1.0 - short_used / 100)
