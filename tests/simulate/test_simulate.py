@@ -142,6 +142,12 @@ def test_a_pool_file_with_counts_keys_and_outages(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text('[[accounts]]\nname = "a"\n[[keys]]\nname = "a"\n')
     with pytest.raises(ValueError, match="same name"):
         load_pool(tmp_path / "bad.toml")
+    (tmp_path / "bad.toml").write_text('[[accounts]]\nplan = "platinum"\ncolour = "red"\n')
+    refused = runner.invoke(app, ["simulate", "--pool", str(tmp_path / "bad.toml")])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    said = " ".join(refused.output.split())
+    assert "accounts.0.name: Field required" in said and "unknown plan 'platinum'" in said
+    assert "accounts.0.colour: Extra inputs are not permitted" in said
 
 
 def test_the_command_compares_strategies_and_says_who_wins(tmp_path: Path) -> None:
@@ -192,3 +198,7 @@ def test_the_request_log_replays(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.stdout)
     assert row["workload"] == "log" and row["requests"] == 500 and row["served"] == 500
+    empty = runner.invoke(
+        app, ["simulate", "--from-log"], env={"QUOTAPOOL_HOME": str(tmp_path / "nothing")}
+    )
+    assert empty.exit_code == 2 and "request log cannot be read" in empty.output

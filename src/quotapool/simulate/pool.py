@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quotapool.domain.credential import PLAN_CAPACITY, Credential, Kind, Policy
 
@@ -95,8 +96,52 @@ def team_pool(accounts: int = 20) -> PoolSpec:
     )
 
 
+class _Account(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=10_000)
+    plan: str = "plus"
+    weight: float = Field(default=1.0, gt=0)
+    priority: int = 0
+    policy: Policy = Policy.NORMAL
+    weekly_used: float | None = Field(default=None, ge=0, le=100)
+    weekly_started_hours_ago: float | None = Field(default=None, ge=0)
+
+    @field_validator("plan")
+    @classmethod
+    def _known_plan(cls, plan: str) -> str:
+        if plan not in PLAN_CAPACITY:
+            raise ValueError(f"unknown plan {plan!r}; one of {', '.join(PLAN_CAPACITY)}")
+        return plan
+
+
+class _Key(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    requests_per_minute: int = Field(default=60, ge=1)
+
+
+class _Outage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str
+    start_hour: float = Field(ge=0)
+    hours: float = Field(gt=0)
+
+
+class _PoolFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    five_hour_share: float = Field(default=FIVE_HOUR_SHARE, gt=0, le=1)
+    accounts: list[_Account] = []
+    keys: list[_Key] = []
+    outages: list[_Outage] = []
+
+
 def load_pool(path: Path) -> PoolSpec:
-    """A pool file:
+    """A pool file (`ValueError` saying what is wrong with it):
 
     ```toml
     five_hour_share = 0.2            # optional
@@ -113,25 +158,35 @@ def load_pool(path: Path) -> PoolSpec:
     start_hour = 30
     hours = 2
     ```"""
-    data = tomllib.loads(path.read_text())
+    try:
+        parsed = _PoolFile.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(str(part) for part in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise ValueError(f"{path}: {problems}") from None
     accounts: list[AccountSpec] = []
-    for entry in data.get("accounts", []):
-        entry = dict(entry)
-        count = int(entry.pop("count", 1))
-        name = str(entry.pop("name"))
-        if "policy" in entry:
-            entry["policy"] = Policy(entry["policy"])
-        names = [name] if count == 1 else [f"{name}-{n + 1}" for n in range(count)]
-        accounts += [AccountSpec(each, **entry) for each in names]
-    keys = tuple(KeySpec(**entry) for entry in data.get("keys", []))
-    outages = tuple(Outage(**entry) for entry in data.get("outages", []))
+    for entry in parsed.accounts:
+        fields = entry.model_dump(exclude={"name", "count"})
+        names = (
+            [entry.name]
+            if entry.count == 1
+            else [f"{entry.name}-{n + 1}" for n in range(entry.count)]
+        )
+        accounts += [AccountSpec(each, **fields) for each in names]
+    keys = tuple(KeySpec(k.name, k.requests_per_minute) for k in parsed.keys)
     if not accounts and not keys:
         raise ValueError(f"{path}: no [[accounts]] or [[keys]]")
     names = [a.name for a in accounts] + [k.name for k in keys]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: two accounts or keys have the same name")
-    share = float(data.get("five_hour_share", FIVE_HOUR_SHARE))
-    return PoolSpec(tuple(accounts), keys, outages, share)
+    outages = tuple(Outage(o.account, o.start_hour, o.hours) for o in parsed.outages)
+    if unknown := {o.account for o in outages} - {a.name for a in accounts}:
+        raise ValueError(f"{path}: an outage names no account of the pool: {sorted(unknown)[0]}")
+    return PoolSpec(tuple(accounts), keys, outages, parsed.five_hour_share)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from quotapool.store.sql.schema import requests
 
@@ -163,8 +164,11 @@ def from_log(engine: Engine, days: float, weekly_demand: float) -> Workload:
     query = select(
         requests.c.at, requests.c.input_tokens, requests.c.output_tokens, requests.c.latency_ms
     ).where(requests.c.attempts > 0, requests.c.warmup.is_(False))
-    with engine.connect() as connection:
-        rows = connection.execute(query.order_by(requests.c.at)).all()
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query.order_by(requests.c.at)).all()
+    except SQLAlchemyError as exc:
+        raise ValueError(f"the request log cannot be read: {exc.__class__.__name__}") from None
     if not rows:
         raise ValueError("the request log holds no request that reached an upstream")
     last = rows[-1].at
