@@ -59,4 +59,12 @@ def serve(tmp_path: Path, config: str, *args: str) -> Iterator[Served]:
     finally:
         if process.poll() is None:
             process.terminate()
-        served.output = process.communicate(timeout=30)[0].decode()
+        try:
+            served.output = process.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            served.output = process.communicate()[0].decode()
+            raise AssertionError(  # what it said is the way to the cause
+                "the server did not stop within 30 s of SIGTERM; its last output:\n"
+                + served.output[-4000:]
+            ) from None

@@ -1,15 +1,20 @@
-"""Replicas as on two machines: two `quotapool serve` processes with their own homes, sharing
-the real PostgreSQL (request log, accounts, conversations) and the real Redis (the pool). One
-is stopped, then killed, under load."""
+"""Replicas as on several machines: `quotapool serve` processes with their own homes, sharing
+the real PostgreSQL (request log, accounts, keys, conversations) and the real Redis (the pool):
+one stopped, then killed, under load; three rotating evenly and holding a key's request limit
+exactly; the leader lease passing on when its holder dies."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -127,3 +132,84 @@ def test_a_replica_stopped_then_killed_under_load_loses_no_row_and_leaves_nothin
         # What b had in flight stops counting on a within 2 s; a's own requests have all ended.
         wait_for(lambda: busy(a) == [(0, 0)] * 3, timeout=5)
         assert balancer.ok > 20  # the clients of the streams b was sending saw them cut
+
+
+def test_three_replicas_rotate_evenly_and_share_a_key_limit_exactly(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    upstream, url = fake
+    shared = f'database_url = "{database}"\naccounts_watch_interval = 0.1\n' + config(
+        url, "round_robin"
+    )
+    with contextlib.ExitStack() as stack:
+        group = []
+        for name in "abc":
+            (tmp_path / name).mkdir()
+            group.append(stack.enter_context(serve(tmp_path / name, shared)))
+        wait_for(lambda: all(len(busy(each)) == 3 for each in group), timeout=20)
+        for n in range(30):  # each replica in turn: the rotation is the pool's, not theirs
+            with httpx.Client(base_url=group[n % 3].base) as http:
+                body = {"model": "gpt-5.5", "input": f"conversation {n}"}
+                assert http.post("/v1/responses", json=body).status_code == 200
+            time.sleep(0.1)
+        served = upstream.served_by()
+        counts = {name: served.count(name) for name in ("alpha", "bravo", "charlie")}
+        assert max(counts.values()) - min(counts.values()) <= 2, counts
+
+        made = subprocess.run(  # the CLI, on any machine with the configuration
+            [sys.executable, "-m", "quotapool.cli.main", "keys", "create", "burst",
+             "--limit", "requests=6/day", "--config", str(tmp_path / "a" / "quotapool.toml")],
+            env={**os.environ, "QUOTAPOOL_HOME": str(tmp_path / "a" / "home")},
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        key = made.stdout.strip().splitlines()[-1]
+        for each in group:  # every replica has read it from the shared database
+            wait_for(lambda each=each: _needs_key(each), timeout=10)
+        for token in ("tok-a", "tok-b", "tok-c"):
+            upstream.account(token).event_delay = 0.05  # the answers overlap
+
+        def ask(served: Served) -> int:
+            with httpx.Client(base_url=served.base, timeout=30) as http:
+                headers = {"authorization": f"Bearer {key}"}
+                body = {"model": "gpt-5.5", "input": "hi"}
+                return http.post("/v1/responses", json=body, headers=headers).status_code
+
+        with ThreadPoolExecutor(18) as pool:
+            statuses = list(pool.map(ask, group * 6))
+        assert sorted(statuses) == [200] * 6 + [429] * 12
+
+
+def _needs_key(served: Served) -> bool:
+    with httpx.Client(base_url=served.base) as http:
+        return (
+            http.post("/v1/responses", json={"model": "gpt-5.5", "input": "x"}).status_code == 401
+        )
+
+
+def test_one_replica_polls_usage_and_another_takes_over_when_it_dies(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    upstream, url = fake
+    shared = f'database_url = "{database}"\n' + config(url, "round_robin").replace(
+        "usage_poll_interval = 0", "usage_poll_interval = 0.5"
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with serve(tmp_path / "a", shared) as a, serve(tmp_path / "b", shared) as b:
+        wait_for(lambda: [_leads(a), _leads(b)].count(True) == 1, timeout=20)
+        leader, other = (a, b) if _leads(a) else (b, a)
+        polls = upstream.account("tok-a").usage_polls
+        time.sleep(2.0)  # one poller: about one poll per account per 0.5 s, not two
+        assert 2 <= upstream.account("tok-a").usage_polls - polls <= 6
+        assert not _leads(other)
+        os.kill(leader.process.pid, signal.SIGKILL)
+        leader.process.wait(timeout=10)
+        took = wait_for(lambda: _leads(other), timeout=10)
+        assert took < 6.0  # the lease (5 s) runs out, the other takes it
+        polls = upstream.account("tok-a").usage_polls
+        wait_for(lambda: upstream.account("tok-a").usage_polls > polls, timeout=5)
+
+
+def _leads(served: Served) -> bool:
+    with httpx.Client(base_url=served.base) as http:
+        return bool(http.get("/ready").json()["replication"]["leader"])

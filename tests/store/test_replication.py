@@ -12,8 +12,13 @@ from pathlib import Path
 import openai
 import pytest
 import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from quotapool.clock import SystemClock
+from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
+from quotapool.store.memory import MemoryPoolStore
+from quotapool.store.redis.replication import Replication
 from quotapool.testing.fake_upstream import rate_limited
 from tests.accounts.test_live_accounts import import_accounts
 from tests.admin.test_admin_api import admin
@@ -265,3 +270,27 @@ def test_a_strategy_chosen_on_one_replica_routes_every_replica(
         wait_for(lambda: b.qp.dispatcher.routing.default.strategy.name == "sequential")
         assert control.put("/routing/default", json={"strategy": None}).status_code == 200
         wait_for(lambda: b.qp.dispatcher.routing.default.strategy.name == "round_robin")
+
+
+async def test_a_replica_stops_even_when_a_redis_command_fails_as_it_is_cancelled(
+    fresh_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Python 3.11 a TaskGroup whose child fails while the parent is cancelled raises the
+    child's error, not the CancelledError: the replica must not take that for an outage and
+    reconnect forever (a server that never finishes stopping)."""
+
+    async def fails_when_cancelled(self: Replication) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RedisConnectionError("connection closed while stopping") from None
+
+    monkeypatch.setattr(Replication, "_sharing_busy", fails_when_cancelled)
+    replica = Replication(fresh_redis, MemoryPoolStore(PoolSnapshot(())), SystemClock())
+    running = asyncio.create_task(replica.run())  # noqa: TID251  (awaited below)
+    while not replica.connected:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=3)
+    assert running in done and running.cancelled(), "the replica went on after its cancellation"
+    await replica.close()

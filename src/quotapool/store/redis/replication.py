@@ -78,6 +78,14 @@ Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 batch: `replica` and `events` (a JSON array)."""
 
 
+def _cancelled() -> bool:
+    """This task is being cancelled. (A TaskGroup whose child fails while the task is cancelled
+    raises the child's error and drops the CancelledError, on Python 3.11: a loop catching that
+    error would never stop.)"""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Spending(Protocol):
     """Client keys' spending against their limits (`proxy.keys.KeyRing`)."""
 
@@ -215,6 +223,8 @@ class Replication:
             try:
                 await self._connected()
             except* (RedisError, OSError) as failures:
+                if _cancelled():
+                    raise asyncio.CancelledError from None  # stopping, not an outage
                 self.tried = True
                 delay = 0.2 if self.connected else min(delay * 2, 5.0)
                 self.connected = self.leader = False
