@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,25 @@ class TaskSet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until_one_fails(jobs: Mapping[str, Coroutine[Any, Any, Any]]) -> None:
+    """Run `jobs` together until one fails: cancel the others, wait for them, raise its error;
+    when the caller is cancelled, cancel them all, wait, and let the cancellation go on.
+
+    What `asyncio.TaskGroup` does, without its Python 3.11 bookkeeping: there, a child failing
+    while the caller is cancelled raises the child's error and drops the cancellation, and a
+    child failing while the group waits leaves the caller marked as being cancelled."""
+    tasks = [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
 
 class Outage:

@@ -22,9 +22,11 @@ import pytest
 from sqlalchemy import text
 
 from quotapool.store.sql.db import make_engine
-from quotapool.testing.fake_upstream import FakeUpstream
+from quotapool.testing.fake_upstream import FakeUpstream, rate_limited
+from tests.faults.gate import Gate
 from tests.faults.process import Served, serve
 from tests.pg import postgres_schema
+from tests.store.conftest import REDIS
 from tests.store.test_replication import wait_for
 from tests.store.test_workers import config
 
@@ -66,20 +68,25 @@ class Balancer:
                     self.failed += 1
             return
 
-    def load(self, clients: int) -> list[threading.Thread]:
+    @contextlib.contextmanager
+    def load(self, clients: int) -> Iterator[Balancer]:
+        """`clients` sending requests back to back until the block ends."""
+
         def run() -> None:
             while not self.stop.is_set():
                 self.one(STREAM)
+                if self.stop.wait(0.005):  # never a busy loop, even with every replica down
+                    return
 
         threads = [threading.Thread(target=run) for _ in range(clients)]
         for thread in threads:
             thread.start()
-        return threads
-
-    def finish(self, threads: list[threading.Thread]) -> None:
-        self.stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
 
 
 def logged(url: str) -> int:
@@ -110,25 +117,21 @@ def test_a_replica_stopped_then_killed_under_load_loses_no_row_and_leaves_nothin
     with serve(tmp_path / "a", shared) as a:
         with serve(tmp_path / "b", shared) as b:
             wait_for(lambda: len(busy(a)) == 3 and len(busy(b)) == 3, timeout=20)
-            balancer = Balancer([a, b])
-            threads = balancer.load(clients=6)
-            time.sleep(1.5)
-            b.process.send_signal(signal.SIGTERM)  # a rolling restart: b drains and goes
-            b.process.wait(timeout=30)
-            time.sleep(1.0)  # a alone serves everything meanwhile
-            balancer.finish(threads)
+            with Balancer([a, b]).load(clients=6) as balancer:
+                time.sleep(1.5)
+                b.process.send_signal(signal.SIGTERM)  # a rolling restart: b drains and goes
+                b.process.wait(timeout=30)
+                time.sleep(1.0)  # a alone serves everything meanwhile
         assert balancer.failed == 0 and balancer.ok > 50
         wait_for(lambda: logged(database) == balancer.ok, timeout=10)  # every answer logged
 
         with serve(tmp_path / "b", shared) as b:  # b back, then killed with streams in flight
             wait_for(lambda: len(busy(b)) == 3, timeout=20)
-            balancer = Balancer([a, b])
-            threads = balancer.load(clients=6)
-            time.sleep(1.0)
-            os.kill(b.process.pid, signal.SIGKILL)
-            b.process.wait(timeout=10)
-            time.sleep(0.5)
-            balancer.finish(threads)
+            with Balancer([a, b]).load(clients=6) as balancer:
+                time.sleep(1.0)
+                os.kill(b.process.pid, signal.SIGKILL)
+                b.process.wait(timeout=10)
+                time.sleep(0.5)
         # What b had in flight stops counting on a within 2 s; a's own requests have all ended.
         wait_for(lambda: busy(a) == [(0, 0)] * 3, timeout=5)
         assert balancer.ok > 20  # the clients of the streams b was sending saw them cut
@@ -213,3 +216,44 @@ def test_one_replica_polls_usage_and_another_takes_over_when_it_dies(
 def _leads(served: Served) -> bool:
     with httpx.Client(base_url=served.base) as http:
         return bool(http.get("/ready").json()["replication"]["leader"])
+
+
+def test_a_redis_restart_under_load_fails_no_request_and_the_replicas_converge(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    upstream, url = fake
+    with Gate(("127.0.0.1", 6379)).running() as gate:
+        through_gate = f"redis://127.0.0.1:{gate.port}/9"
+        shared = f'database_url = "{database}"\n' + config(url, "sequential").replace(
+            REDIS, through_gate
+        )
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        with serve(tmp_path / "a", shared) as a, serve(tmp_path / "b", shared) as b:
+            wait_for(lambda: _sharing(a) == _sharing(b) == "ok", timeout=20)
+            with Balancer([a, b]).load(clients=4) as balancer:
+                time.sleep(0.5)
+                gate.close()  # Redis goes away under load, and comes back
+                wait_for(lambda: _sharing(a) == _sharing(b) == "down", timeout=10)
+                time.sleep(1.0)
+            assert balancer.failed == 0 and balancer.ok > 20
+            upstream.account("tok-a").fail_next(rate_limited(600))  # learnt by b alone
+            with httpx.Client(base_url=b.base, timeout=30) as http:
+                assert http.post("/v1/responses", json=STREAM).status_code == 200
+            assert _status(b, "alpha") == "rate_limited"
+            time.sleep(0.5)
+            assert _status(a, "alpha") == "active"
+            gate.open()
+            wait_for(lambda: _status(a, "alpha") == "rate_limited", timeout=15)
+            assert _sharing(a) == _sharing(b) == "ok"
+
+
+def _sharing(served: Served) -> str:
+    with httpx.Client(base_url=served.base) as http:
+        return str(http.get("/ready").json()["replication"]["state"])
+
+
+def _status(served: Served, name: str) -> str:
+    with httpx.Client(base_url=served.base) as http:
+        pool = http.get("/quotapool/pool").json()["credentials"]
+    return str(next(c["status"] for c in pool if c["name"] == name))

@@ -275,9 +275,9 @@ def test_a_strategy_chosen_on_one_replica_routes_every_replica(
 async def test_a_replica_stops_even_when_a_redis_command_fails_as_it_is_cancelled(
     fresh_redis: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On Python 3.11 a TaskGroup whose child fails while the parent is cancelled raises the
-    child's error, not the CancelledError: the replica must not take that for an outage and
-    reconnect forever (a server that never finishes stopping)."""
+    """A failure met on the way out is not an outage: the replica must not reconnect forever (a
+    server that never finishes stopping). Python 3.11's TaskGroup did just that: it raised the
+    child's error and dropped the CancelledError (`tasks.until_one_fails` replaces it)."""
 
     async def fails_when_cancelled(self: Replication) -> None:
         try:

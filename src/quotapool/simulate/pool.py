@@ -11,12 +11,12 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quotapool.domain.credential import PLAN_CAPACITY, Credential, Kind, Policy
+from quotapool.testing.fake_model import usage_limit
 
 FIVE_HOURS = 5 * 3600.0
 WEEK = 7 * 86400.0
@@ -240,6 +240,11 @@ class Window:
     def percent(self) -> float:
         return 100.0 * self.used / self.capacity
 
+    def percent_at(self, now: float) -> float:
+        if self.start is None or now >= self.start + self.length:
+            return 0.0
+        return self.percent
+
     def full(self) -> bool:
         return self.start is not None and self.used >= self.capacity
 
@@ -307,17 +312,8 @@ class Upstream:
         weekly.roll(now)
         out = [w for w in (weekly, five) if w.full()]
         if out:
-            resets = max(w.end or now for w in out)
-            body = {
-                "error": {
-                    "type": "usage_limit_reached",
-                    "message": "The usage limit has been reached",
-                    "plan_type": account.spec.plan,
-                    "resets_at": int(resets),
-                    "resets_in_seconds": max(0, int(resets - now)),
-                }
-            }
-            return Answer(429, self._headers(account), orjson.dumps(body))
+            refused = usage_limit(max(w.end or now for w in out), account.spec.plan, now)
+            return Answer(429, self._headers(account), orjson.dumps(refused.body))
         five.open(now)
         weekly.open(now)
         account.requests += 1
@@ -374,12 +370,10 @@ class Upstream:
         }
         return Answer(OK, headers)
 
-    def usage(self) -> dict[str, Any]:
-        """Per account: used percent of each window now (for the chart)."""
+    def usage(self, now: float) -> dict[str, tuple[float, float]]:
+        """Per account: used percent of its 5-hour and weekly windows at `now` (for the chart;
+        a window whose time is up shows 0, as its reset will make it)."""
         return {
-            name: (
-                a.five_hour.percent if a.five_hour.start is not None else 0.0,
-                a.weekly.percent if a.weekly.start is not None else 0.0,
-            )
+            name: (a.five_hour.percent_at(now), a.weekly.percent_at(now))
             for name, a in self.accounts.items()
         }

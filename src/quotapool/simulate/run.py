@@ -152,8 +152,9 @@ def simulate(
         if progress is not None and n % step == 0:
             progress(n)
     run.end_until(math.inf)
-    run.upstream.close(START + days * DAY)
-    result.timeline.append((run.sampled / 3600.0, run.upstream.usage()))
+    end = START + days * DAY
+    run.upstream.close(end)
+    result.timeline.append(((end - START) / 3600.0, run.upstream.usage(end)))
     _account(result, run.upstream, days)
     result.wall_seconds = time.perf_counter() - began
     return result
@@ -199,8 +200,9 @@ class _Run:
     def serve(self, n: int, request: Request) -> None:
         now = START + request.at
         self.end_until(now)
-        if now - START >= self.sampled:
-            self.result.timeline.append((self.sampled / 3600.0, self.upstream.usage()))
+        while now - START >= self.sampled:  # every hour, those without requests too
+            at = START + self.sampled
+            self.result.timeline.append((self.sampled / 3600.0, self.upstream.usage(at)))
             self.sampled += SAMPLE_SECONDS
         key = f"c{request.conversation}"
         served_by, retry_at = self._attempts(n, request, now, self.conversations.bound(key, now))

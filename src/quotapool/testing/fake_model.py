@@ -22,9 +22,9 @@ class Failure:
     """Answer 200 and send the error as the first SSE event instead."""
 
 
-def usage_limit(resets_at: float, plan: str = "plus") -> Failure:
-    """The Codex 429 an exhausted ChatGPT account answers."""
-    seconds = max(0, int(resets_at - time.time()))
+def usage_limit(resets_at: float, plan: str = "plus", now: float | None = None) -> Failure:
+    """The Codex 429 an exhausted ChatGPT account answers (at `now`: by default, the clock's)."""
+    seconds = max(0, int(resets_at - (time.time() if now is None else now)))
     body = {
         "error": {
             "type": "usage_limit_reached",

@@ -39,7 +39,7 @@ from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.codec import decode_outcome, decode_state, encode_outcome, encode_state
 from quotapool.store.redis.counters import KeyCounters
-from quotapool.tasks import Outage
+from quotapool.tasks import Outage, until_one_fails
 
 if TYPE_CHECKING:
     from quotapool.proxy.keys import SharedCounts
@@ -76,14 +76,6 @@ return 0
 Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 """What XREAD answers: per stream, its (entry id, fields) in order. An entry is one replica's
 batch: `replica` and `events` (a JSON array)."""
-
-
-def _cancelled() -> bool:
-    """This task is being cancelled. (A TaskGroup whose child fails while the task is cancelled
-    raises the child's error and drops the CancelledError, on Python 3.11: a loop catching that
-    error would never stop.)"""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class Spending(Protocol):
@@ -222,13 +214,11 @@ class Replication:
         while True:
             try:
                 await self._connected()
-            except* (RedisError, OSError) as failures:
-                if _cancelled():
-                    raise asyncio.CancelledError from None  # stopping, not an outage
+            except (RedisError, OSError) as failure:
                 self.tried = True
                 delay = 0.2 if self.connected else min(delay * 2, 5.0)
                 self.connected = self.leader = False
-                self._outage.failed(failures.exceptions[0])
+                self._outage.failed(failure)
                 self._busy_elsewhere({})  # what the others have in flight is not known now
             await asyncio.sleep(delay)
 
@@ -245,11 +235,14 @@ class Replication:
         await self._resync()
         self.connected = True
         self._outage.ok()
-        async with asyncio.TaskGroup() as group:  # one failing ends the others
-            group.create_task(self._writer(), name="replication-writer")
-            group.create_task(self._reader(), name="replication-reader")
-            group.create_task(self._leading(), name="replication-lease")
-            group.create_task(self._sharing_busy(), name="replication-busy")
+        await until_one_fails(
+            {
+                "replication-writer": self._writer(),
+                "replication-reader": self._reader(),
+                "replication-lease": self._leading(),
+                "replication-busy": self._sharing_busy(),
+            }
+        )
 
     async def _resync(self) -> None:
         """At the first connection: the latest checkpoint, then everything after it."""
