@@ -68,6 +68,8 @@ from quotapool.upstream.codex import CodexTransport
 from quotapool.upstream.openai import OpenAITransport
 
 log = logging.getLogger(__name__)
+STOP_TASKS_SECONDS = 10.0
+"""At shutdown, how long background jobs have to stop once cancelled (then it goes on)."""
 CODEX_CLIENT_VERSION = "0.169.0"
 
 
@@ -414,7 +416,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         )
 
     async def shutdown() -> None:
-        await tasks.cancel_all()
+        await tasks.cancel_all(timeout=STOP_TASKS_SECONDS)
         if replication is not None:
             await replication.close()
         if session_holder:

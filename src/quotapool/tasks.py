@@ -27,11 +27,31 @@ class TaskSet:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def cancel_all(self) -> None:
+    async def cancel_all(self, timeout: float | None = None) -> None:
+        """Cancel every task and wait for them, at most `timeout` seconds: a task still running
+        then is named in the log with where it waits, and left (a server asked to stop must
+        stop)."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            log.warning(
+                "background task %s did not stop within %g s of its cancellation (waiting in %s)",
+                task.get_name(), timeout, _awaiting(task),
+            )  # fmt: skip
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its chain of awaits, outermost first."""
+    found: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and (frame := getattr(coro, "cr_frame", None)) is not None:
+        found.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None)
+    return " → ".join(found) or "?"
 
 
 async def until_one_fails(jobs: Mapping[str, Coroutine[Any, Any, Any]]) -> None:
