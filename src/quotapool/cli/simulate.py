@@ -37,14 +37,15 @@ def simulate(
     strategies: Annotated[
         str,
         typer.Option(
-            help="Comma-separated; a modifier is added with + (e.g. "
-            "capacity_weighted+prefer_earlier_reset, fill_first+no_budget_safe)"
+            help="Comma-separated; modifiers are added with + (prefer_earlier_reset, "
+            "no_budget_safe, and warmup for fill_first or sequential)"
         ),
     ] = COMPARED,
     days: Annotated[float, typer.Option(help="Simulated days", min=0.1, max=60)] = 7.0,
     seed: Annotated[int, typer.Option(help="Same seed, same results")] = 1,
     load: Annotated[
-        float, typer.Option(help="Share of the pool's weekly credits the workload asks for")
+        float,
+        typer.Option(help="Share of the pool's weekly credits the workload asks for", min=0.01),
     ] = 0.9,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row")] = False,
     markdown: Annotated[bool, typer.Option(help="The table as Markdown")] = False,
