@@ -83,7 +83,8 @@ class PoolSpec:
 
     @property
     def weekly_credits(self) -> float:
-        return sum(PLAN_CAPACITY.get(a.plan, PLAN_CAPACITY["plus"]) for a in self.accounts)
+        """What the accounts hold a week: their capacity as routing sees it (plan × weight)."""
+        return sum(c.capacity for c in self.credentials() if c.kind is Kind.CODEX)
 
 
 def team_pool(accounts: int = 20) -> PoolSpec:
@@ -284,8 +285,9 @@ class Upstream:
 
     def __init__(self, spec: PoolSpec, start: float, rng: random.Random) -> None:
         self.accounts: dict[str, Account] = {}
+        capacity = {c.name: c.capacity for c in spec.credentials()}
         for a in spec.accounts:
-            weekly_credits = PLAN_CAPACITY.get(a.plan, PLAN_CAPACITY["plus"]) * a.weight
+            weekly_credits = capacity[a.name]
             weekly = Window(WEEK, weekly_credits, idle_since=start)
             ago = a.weekly_started_hours_ago
             ago_seconds = rng.uniform(0, WEEK) if ago is None else ago * 3600.0

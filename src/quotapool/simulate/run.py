@@ -28,7 +28,7 @@ from quotapool.routing.engine import select
 from quotapool.routing.filters import exclusion
 from quotapool.routing.profiles import FILL_STRATEGIES
 from quotapool.routing.registry import build_strategy, get_strategy
-from quotapool.simulate.pool import OK, PoolSpec, Upstream
+from quotapool.simulate.pool import OK, Answer, PoolSpec, Upstream
 from quotapool.simulate.workload import DAY, Request, Workload
 from quotapool.store.affinity import MemoryAffinityStore
 from quotapool.upstream.signals import classify_error, parse_codex_headers, parse_openai_headers
@@ -144,8 +144,8 @@ def simulate(
     setting of a seed (its windows' phases and usage), and the routing's random draws are
     seeded: a run is deterministic."""
     began = time.perf_counter()
-    run = _Run(pool, setting, seed, max_attempts, affinity_ttl)
-    result = run.result = Result(setting.label, workload.name, requests=len(workload.requests))
+    run = _Run(pool, setting, workload, seed, max_attempts, affinity_ttl)
+    result = run.result
     step = max(1, len(workload.requests) // 100)
     for n, request in enumerate(workload.requests):
         run.serve(n, request)
@@ -165,7 +165,13 @@ class _Run:
     (`upstream`), conversations, requests in flight."""
 
     def __init__(
-        self, pool: PoolSpec, setting: Setting, seed: int, max_attempts: int, affinity_ttl: float
+        self,
+        pool: PoolSpec,
+        setting: Setting,
+        workload: Workload,
+        seed: int,
+        max_attempts: int,
+        affinity_ttl: float,
     ) -> None:
         credentials = pool.credentials()
         self.parsers = {c.id: _PARSERS[c.kind] for c in credentials}
@@ -185,7 +191,7 @@ class _Run:
         self.conversations = MemoryAffinityStore(ttl=affinity_ttl, max_bindings=10_000_000)
         self.last_on: dict[int, str] = {}
         self.in_flight: list[tuple[float, int, str, float, dict[str, str]]] = []
-        self.result = Result("", "")
+        self.result = Result(setting.label, workload.name, requests=len(workload.requests))
         self.blocked_until = self.sampled = 0.0
 
     def end_until(self, now: float) -> None:
@@ -243,9 +249,7 @@ class _Run:
                 if self.warmup and decision.rotation is not None:
                     self._warm_others(n, cid, now)
                 return cid, None
-            verdict = classify_error(answer.status, answer.headers, answer.body, now)
-            quota = self.parsers[cid](answer.headers, now)
-            self.snapshot = apply(self.snapshot, verdict.outcome(cid, now, quota))
+            self._refused(cid, answer, now)
             self.result.failovers += 1
             tried |= {cid}
         return None, None
@@ -267,10 +271,15 @@ class _Run:
                 heapq.heappush(self.in_flight, (now + 2.0, n, cid, WARMUP_CREDITS, answer.headers))
                 self.result.warmups += 1
             else:
-                verdict = classify_error(answer.status, answer.headers, answer.body, now)
-                quota = self.parsers[cid](answer.headers, now)
-                self.snapshot = apply(self.snapshot, verdict.outcome(cid, now, quota))
+                self._refused(cid, answer, now)
                 self.warm_until.pop(cid, None)
+
+    def _refused(self, cid: str, answer: Answer, now: float) -> None:
+        """What the pool learns from an error answer, as the proxy learns it: a limit until
+        the reset it announces, or a failure that backs the credential off."""
+        verdict = classify_error(answer.status, answer.headers, answer.body, now)
+        quota = self.parsers[cid](answer.headers, now)
+        self.snapshot = apply(self.snapshot, verdict.outcome(cid, now, quota))
 
 
 def _account(result: Result, upstream: Upstream, days: float) -> None:

@@ -96,9 +96,14 @@ def _starts(
             found.append(at)
 
 
+def _turns(accounts: int, days: float) -> float:
+    """How many requests a workload makes: `REQUESTS_PER_ACCOUNT_WEEK` per account."""
+    return REQUESTS_PER_ACCOUNT_WEEK * accounts * days / 7
+
+
 def steady(rng: random.Random, days: float, accounts: int, credits: float) -> Workload:
     b = _Builder(rng, days)
-    turns = REQUESTS_PER_ACCOUNT_WEEK * accounts * days / 7
+    turns = _turns(accounts, days)
     per_day = turns / days / 20  # conversations of ~20 turns
     for start in _starts(rng, days, per_day, lambda _: 1.0):
         b.conversation(start, rng.randint(5, 35), 30.0)
@@ -107,7 +112,7 @@ def steady(rng: random.Random, days: float, accounts: int, credits: float) -> Wo
 
 def office(rng: random.Random, days: float, accounts: int, credits: float) -> Workload:
     b = _Builder(rng, days)
-    turns = REQUESTS_PER_ACCOUNT_WEEK * accounts * days / 7
+    turns = _turns(accounts, days)
     per_day = turns / days / 20 / 0.3  # the office rate averages about 0.3
     for start in _starts(rng, days, per_day, _office_rate):
         b.conversation(start, rng.randint(5, 35), 30.0)
@@ -116,7 +121,7 @@ def office(rng: random.Random, days: float, accounts: int, credits: float) -> Wo
 
 def bursty(rng: random.Random, days: float, accounts: int, credits: float) -> Workload:
     b = _Builder(rng, days)
-    turns = REQUESTS_PER_ACCOUNT_WEEK * accounts * days / 7
+    turns = _turns(accounts, days)
     bursts = _starts(rng, days, 8, lambda _: 1.0)  # agents launched together, ~8 times a day
     per_burst = turns / max(1, len(bursts)) / 40
     for start in bursts:
@@ -129,7 +134,7 @@ def bursty(rng: random.Random, days: float, accounts: int, credits: float) -> Wo
 
 def parallel(rng: random.Random, days: float, accounts: int, credits: float) -> Workload:
     b = _Builder(rng, days)
-    turns = REQUESTS_PER_ACCOUNT_WEEK * accounts * days / 7
+    turns = _turns(accounts, days)
     per_day = turns / days / 300  # long conversations of ~300 turns
     for start in _starts(rng, days, per_day, lambda _: 1.0):
         b.conversation(start, rng.randint(150, 450), 20.0)

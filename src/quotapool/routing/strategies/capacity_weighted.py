@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quotapool.routing.base import Candidate, Context, Pick
-from quotapool.routing.strategies._common import weighted_draw
+from quotapool.routing.strategies._common import draw_by_weight
 from quotapool.routing.usage import secondary_used
 
 
@@ -21,12 +21,8 @@ class CapacityWeighted:
             (c, c.credential.capacity * max(0.0, 1.0 - secondary_used(c, ctx) / 100.0))
             for c in candidates
         ]
-        if all(weight <= 0 for _, weight in weighted):
-            winner = min(candidates, key=lambda c: (secondary_used(c, ctx), c.credential.id))
-            return Pick(winner, "every candidate is spent; least used weekly window")
-        winner, weight, total = weighted_draw(weighted, ctx.rng.random())
-        scores = ("weight", {c.credential.name: w for c, w in weighted})
-        share = round(100 * weight / total)
-        return Pick(
-            winner, f"weighted draw: {share}% of the weight (capacity × weekly left)", scores=scores
-        )
+        drawn = draw_by_weight(weighted, ctx, "capacity × weekly left")
+        if drawn is not None:
+            return drawn
+        winner = min(candidates, key=lambda c: (secondary_used(c, ctx), c.credential.id))
+        return Pick(winner, "every candidate is spent; least used weekly window")

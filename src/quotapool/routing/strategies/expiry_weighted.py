@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quotapool.routing.base import Candidate, Context, Pick
-from quotapool.routing.strategies._common import weighted_draw
+from quotapool.routing.strategies._common import draw_by_weight
 from quotapool.routing.usage import primary_used
 
 WEEK_HOURS = 168.0
@@ -28,17 +28,11 @@ class ExpiryWeighted:
 
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick:
         weighted = [(c, _weight(c, ctx)) for c in candidates]
-        if all(weight <= 0 for _, weight in weighted):
-            winner = min(candidates, key=lambda c: (primary_used(c, ctx), c.credential.id))
-            return Pick(winner, "every candidate is spent; least used 5-hour window")
-        winner, weight, total = weighted_draw(weighted, ctx.rng.random())
-        scores = ("weight", {c.credential.name: w for c, w in weighted})
-        share = round(100 * weight / total)
-        return Pick(
-            winner,
-            f"weighted draw: {share}% of the weight (weekly credits left ÷ hours to reset)",
-            scores=scores,
-        )
+        drawn = draw_by_weight(weighted, ctx, "weekly credits left ÷ hours to reset")
+        if drawn is not None:
+            return drawn
+        winner = min(candidates, key=lambda c: (primary_used(c, ctx), c.credential.id))
+        return Pick(winner, "every candidate is spent; least used 5-hour window")
 
 
 def _weight(candidate: Candidate, ctx: Context) -> float:
