@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.net.aiohttp import AiohttpClient
 from quotapool.proxy.access_log import AccessLog, StatusWatch
-from quotapool.proxy.app import ProxyApp
+from quotapool.proxy.app import READY, ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
@@ -203,6 +204,25 @@ def warn_unknown_names(routing: Routing, names: set[str]) -> Routing:
 
 
 @dataclass
+class Drain:
+    """Set on SIGTERM when the server drains before it stops: `/ready` then answers 503."""
+
+    until: float | None = None
+    """When the listener closes (monotonic seconds)."""
+
+    def start(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+
+    def active(self) -> bool:
+        return self.until is not None
+
+    def status(self) -> dict[str, Any] | None:
+        if self.until is None:
+            return None
+        return {"stops_in_seconds": round(max(0.0, self.until - time.monotonic()), 1)}
+
+
+@dataclass
 class Quotapool:
     """Everything one running quotapool holds."""
 
@@ -215,6 +235,7 @@ class Quotapool:
     routing: LiveRouting
     keys: KeyRing
     tasks: TaskSet = field(default_factory=TaskSet)
+    drain: Drain = field(default_factory=Drain)
 
 
 def pool_secrets(secrets: Mapping[str, Secret], refresher: TokenRefresher) -> list[str]:
@@ -230,16 +251,21 @@ def readiness(
     clock: Clock,
     writers: list[BatchWriter],
     replication: Replication | None = None,
-) -> tuple[bool, dict[str, Any]]:
-    """Ready while a credential is eligible; the writers' health and the replication's are
-    detail (an outage of the database or of Redis does not stop serving: rows wait in the
-    journal, routing goes on from this replica's copy of the pool)."""
+    drain: Drain | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """READY while a credential is eligible and the server is not draining to stop; the
+    writers' health and the replication's are detail (an outage of the database or of Redis
+    does not stop serving: rows wait in the journal, routing goes on from this replica's copy
+    of the pool)."""
     snapshot, now = pool.snapshot(), clock.now()
-    eligible = any(available(snapshot.state(c.id), now) for c in snapshot.credentials)
     detail: dict[str, Any] = {str(w.table.name): w.health().as_dict() for w in writers}
     if replication is not None:
         detail["replication"] = replication.status()
-    return eligible, detail
+    if drain is not None and (draining := drain.status()) is not None:
+        return "draining", {"draining": draining, **detail}
+    if not any(available(snapshot.state(c.id), now) for c in snapshot.credentials):
+        return "no eligible credential", detail
+    return READY, detail
 
 
 def open_accounts(settings: Settings, engine: Engine, *, create_key: bool = True) -> AccountStore:
@@ -381,8 +407,10 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         ids = served_models(pool.snapshot().credentials, settings.codex_models, dialect)
         return models_answer(ids, dialect, model)
 
-    def ready() -> tuple[bool, dict[str, Any]]:
-        return readiness(pool, clock, writers, replication)
+    drain = Drain()
+
+    def ready() -> tuple[str, dict[str, Any]]:
+        return readiness(pool, clock, writers, replication, drain)
 
     async def startup() -> None:
         session = upstream_session(settings)
@@ -428,6 +456,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         submit=submit,
         models=models,
         ready=ready,
+        draining=drain.active,
         pool_view=lambda: pool_view(pool.snapshot(), clock.now(), dispatcher.routing),
         pool_usage=lambda: pool_usage(pool.snapshot(), clock.now()),
         now=clock.now,
@@ -462,5 +491,5 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         ),
     )
     return Quotapool(
-        settings, app, dispatcher, pool, request_log, accounts, live_routing, keys, tasks
+        settings, app, dispatcher, pool, request_log, accounts, live_routing, keys, tasks, drain
     )

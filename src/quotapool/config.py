@@ -27,6 +27,10 @@ from quotapool.domain.request import DEFAULT_PROFILE
 
 DEFAULT_HOME = Path("~/.quotapool")
 CONFIG_FILE_NAME = "quotapool.toml"
+DRAIN_REPLICA_SECONDS = 5.0
+"""How long a replica keeps serving, not ready, after SIGTERM: long enough for a balancer to
+stop sending it connections (set `drain_seconds` to your health checks' interval × the
+failures they need)."""
 
 
 class ConfigError(Exception):
@@ -256,6 +260,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(default=30, ge=0)
     """On SIGTERM, requests in flight get this long to finish; open streams are then ended
     with an error event (every request still gets its log row)."""
+    drain_seconds: float | None = Field(default=None, ge=0)
+    """On SIGTERM, first go on serving this long with `/ready` answering 503 ("draining"), so
+    a load balancer takes the replica out before its listener closes (a connection that
+    arrives as it closes is reset). Default: 5 with `redis_url` (replicas), else 0."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
     response_items_ttl: float = Field(default=3600.0, gt=0)
@@ -339,6 +347,12 @@ class Settings(BaseSettings):
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser()
+
+    @property
+    def resolved_drain_seconds(self) -> float:
+        if self.drain_seconds is not None:
+            return self.drain_seconds
+        return DRAIN_REPLICA_SECONDS if self.redis_url else 0.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,12 +12,14 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
-from quotapool.compose import Quotapool, build, prepare
+from quotapool.compose import Drain, Quotapool, build, prepare
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.control.runfile import announced
 from quotapool.domain.client import key_hash
@@ -163,7 +165,37 @@ def _run(pool: Quotapool, config_file: Path | None, sock: socket.socket, token: 
     signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload(pool, config_file))
     tune_gc()
     return_big_buffers()
-    uvicorn.Server(uvicorn_config(pool)).run(sockets=[sock])
+    server = DrainingServer(uvicorn_config(pool), pool.drain, pool.settings.resolved_drain_seconds)
+    server.run(sockets=[sock])
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM first drains: for `seconds` it goes on accepting
+    and serving while `/ready` answers 503, so a load balancer takes it out before its listener
+    closes (closing resets the connections not yet accepted); then it stops as uvicorn does
+    (requests in flight get `shutdown_grace_seconds`). SIGINT, or a second signal, stops at
+    once."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, seconds: float) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.drain_seconds = seconds
+        self.drain_said = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and self.drain.until is None:
+            self.drain.start(self.drain_seconds)  # (no logging in a signal handler)
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain.until is not None and not self.should_exit:
+            if not self.drain_said:
+                self.drain_said = True
+                log.info("SIGTERM: not ready; serving %g s more, then stopping", self.drain_seconds)
+            if time.monotonic() >= self.drain.until:
+                super().handle_exit(signal.SIGTERM, None)  # uvicorn stops, then dies of it
+        return await super().on_tick(counter)
 
 
 def local_url(sock: socket.socket) -> str:

@@ -32,16 +32,39 @@ class TaskSet:
         then is named in the log with where it waits, and left (a server asked to stop must
         stop)."""
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        pending = await cancelled(tasks, timeout)
         for task in pending:
             log.warning(
                 "background task %s did not stop within %g s of its cancellation (waiting in %s)",
                 task.get_name(), timeout, _awaiting(task),
             )  # fmt: skip
+
+
+RECANCEL_SECONDS = 0.1
+
+
+async def cancelled(
+    tasks: list[asyncio.Task[Any]], timeout: float | None = None
+) -> set[asyncio.Task[Any]]:
+    """Cancel `tasks` and wait until they end (at most `timeout` seconds; the tasks still
+    running then are returned). A task still running is cancelled again every 0.1 s: on Python
+    3.11 `asyncio.wait_for` drops a cancellation that comes as its inner call ends (redis-py
+    wraps every command in one), so a single cancel can leave a loop running."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        wait = (
+            RECANCEL_SECONDS if deadline is None else min(RECANCEL_SECONDS, deadline - loop.time())
+        )
+        if wait <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=wait)
+    return pending
 
 
 def _awaiting(task: asyncio.Task[Any]) -> str:
@@ -65,9 +88,7 @@ async def until_one_fails(jobs: Mapping[str, Coroutine[Any, Any, Any]]) -> None:
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancelled(tasks)
     for task in done:
         if not task.cancelled() and (error := task.exception()) is not None:
             raise error

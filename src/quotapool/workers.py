@@ -3,7 +3,7 @@
 Each worker is a whole quotapool (its own copy of the pool, request-log writer and journals);
 they share the socket (the kernel spreads connections), the database and, through Redis, the
 pool. A worker that dies is started again; SIGTERM and SIGINT are passed to every worker, which
-drain as a single server does; SIGHUP too (each re-reads the routing configuration)."""
+stop as a single server does; SIGHUP too (each re-reads the routing configuration)."""
 
 from __future__ import annotations
 
@@ -76,9 +76,7 @@ class Workers:
 
     def _stop(self, signum: int, _frame: object) -> None:
         self._stopping = signum
-        for pid in list(self._children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        self._forward(signum, _frame)  # SIGTERM drains first, SIGINT stops at once
 
     def _forward(self, signum: int, _frame: object) -> None:
         for pid in list(self._children):

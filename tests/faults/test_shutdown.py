@@ -90,3 +90,36 @@ def test_sigterm_cuts_long_streams_with_an_error_event_and_logs_every_row(tmp_pa
     assert sorted(r["route"] for r in rows) == ["chat", "messages", "responses"]
     assert all(r["error"] == "cut at shutdown" for r in rows)
     assert "Traceback" not in output
+
+
+def test_sigterm_drains_first_not_ready_but_serving_then_stops(tmp_path: Path) -> None:
+    """A replica behind a load balancer: SIGTERM → `/ready` 503 "draining" while requests are
+    still served for `drain_seconds`; then the listener closes and the process exits."""
+    fake = FakeUpstream()
+    fake.add("tok-a", name="alpha", account_id="acct-a")
+    fake.add("sk-ant", name="claude")
+    config = "drain_seconds = 1.5\n" + CONFIG
+    with run_in_thread(fake) as upstream, serve(tmp_path, config.format(upstream=upstream)) as qp:
+        assert httpx.get(f"{qp.base}/ready").json()["status"] == "ready"
+        signalled = time.monotonic()
+        qp.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        ready = httpx.get(f"{qp.base}/ready")
+        body = {"model": "gpt-5.5", "input": "hi", "stream": True}
+        served = httpx.post(f"{qp.base}/v1/responses", json=body, timeout=10)
+        qp.process.wait(10)
+        took = time.monotonic() - signalled
+        refused = False
+        try:
+            httpx.get(f"{qp.base}/health")
+        except httpx.ConnectError:
+            refused = True
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["status"] == "draining"
+    assert 0 < ready.json()["draining"]["stops_in_seconds"] <= 1.5
+    assert served.status_code == 200 and b"response.completed" in served.content
+    assert served.headers["connection"] == "close"  # the client's next request goes elsewhere
+    assert 1.5 <= took < 1.5 + 2, took
+    assert refused and qp.process.returncode in (0, -signal.SIGTERM), qp.output
+    assert "Traceback" not in qp.output
+    assert "not ready; serving 1.5 s more" in qp.output

@@ -42,7 +42,7 @@ def test_a_moved_binding_is_rewritten_and_expired_rows_are_deleted(engine: Engin
     store.bind("k", "bravo", 10.0)  # moved: written at once
     for now in (11.0, 12.0, 13.0):  # used again: the TTL slides without a write each time
         assert store.bound("k", now) == "bravo"
-    assert len(store._pending) == 1
+    assert len(store.pending) == 1
     store.bind("other", "alpha", 60.0)  # a later write deletes what expired ("r" at 50)
     asyncio.run(store.flush())
     assert rows(engine) == 2
@@ -73,11 +73,11 @@ def test_changes_wait_while_postgresql_is_out() -> None:
         store.bind("k", "alpha", 1.0)
         store.own("r", "bravo", 1.0)
         asyncio.run(store.flush())
-        assert store.out and len(store._pending) == 2
+        assert store.out and len(store.pending) == 2
         assert store.bound("k", 2.0) == "alpha"  # serving goes on from memory
         gate.open()
         asyncio.run(store.flush())
-        assert not store.out and not store._pending
+        assert not store.out and not store.pending
         engine.dispose()
         assert rows(direct) == 2
         direct.dispose()

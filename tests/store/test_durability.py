@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,54 @@ def test_journaled_rows_are_written_on_the_next_start(engine: Engine, tmp_path: 
     asyncio.run(scenario())
     assert count(engine) == 701
     assert not journal.path.exists()
+
+
+def test_a_batch_handed_to_the_writer_thread_as_it_stops_is_written(engine: Engine) -> None:
+    """The stop (a cancellation) comes while a batch waits for the writer thread: the batch is
+    still written (cancelling the wait used to cancel the write, losing the batch silently)."""
+    free = threading.Event()
+
+    async def scenario() -> None:
+        log = BatchWriter(engine, flush_interval=0.01)
+        runner = asyncio.ensure_future(log.run())
+        await asyncio.sleep(0.1)
+        log._writer.submit(free.wait)  # the thread is busy: the next batch waits its turn
+        log.submit(row(0))
+        log.submit(row(1))
+        await asyncio.sleep(0.1)  # a flush took them and waits for the thread
+        threading.Timer(0.3, free.set).start()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(scenario())
+    assert count(engine) == 2
+
+
+def test_a_row_that_comes_after_the_writer_stopped_is_written_at_the_next_start(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request that ends after shutdown stopped waiting for them: its row is journaled, not
+    queued for a writer that will never write again."""
+    path = tmp_path / "j.jsonl"
+
+    async def run_briefly(log: BatchWriter, late: list[dict[str, Any]]) -> None:
+        runner = asyncio.ensure_future(log.run())
+        log.submit(row(0))
+        await asyncio.sleep(0.3)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        for each in late:
+            log.submit(each)
+
+    first = BatchWriter(engine, journal=path, flush_interval=0.05)
+    asyncio.run(run_briefly(first, [row(1), row(2)]))
+    assert count(engine) == 1 and first.late == 2 and first.lost == 0
+    assert "rows came after the writer stopped; they wait in" in caplog.text
+    asyncio.run(run_briefly(BatchWriter(engine, journal=path, flush_interval=0.05), []))
+    assert count(engine) == 3  # the next start wrote them
+    assert not path.exists()
 
 
 def test_a_replay_cut_short_does_not_store_rows_twice(engine: Engine, tmp_path: Path) -> None:

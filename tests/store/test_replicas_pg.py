@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from quotapool.secrets import KEY_FILE_NAME
+from quotapool.store.sql.db import make_engine
 from quotapool.testing.fake_upstream import FakeUpstream, rate_limited
 from tests.faults.gate import Gate
 from tests.faults.process import Served, serve
@@ -38,20 +43,27 @@ def database() -> Iterator[str]:
 
 
 class Balancer:
-    """What a load balancer does for clients: each request to the next replica that is up (a
-    replica that refuses the connection is skipped); counts what the clients got."""
+    """What a load balancer does for clients: each request to the next replica its health
+    checks (`/ready` every 0.1 s) find ready, else to the next one up (a replica that refuses
+    the connection is skipped); counts what the clients got."""
 
     def __init__(self, replicas: list[Served]) -> None:
         self.replicas = replicas
         self.turn = itertools.count()
         self.ok = self.failed = 0
         self.failures: list[str] = []
+        self.answered: list[str] = []
+        """Request ids of the complete answers."""
+        self.ready = {served.base: True for served in replicas}
+        self.statuses: dict[str, set[str]] = {served.base: set() for served in replicas}
+        """What each replica's `/ready` said."""
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
     def one(self, body: dict[str, object]) -> None:
-        for _ in range(len(self.replicas)):
-            served = self.replicas[next(self.turn) % len(self.replicas)]
+        start = next(self.turn)
+        turn = [self.replicas[(start + i) % len(self.replicas)] for i in range(len(self.replicas))]
+        for served in [s for s in turn if self.ready[s.base]] or turn:
             try:
                 with httpx.Client(base_url=served.base, timeout=30) as http:
                     answer = http.post("/v1/responses", json=body)
@@ -64,10 +76,22 @@ class Balancer:
             with self.lock:
                 if complete:
                     self.ok += 1
+                    self.answered.append(answer.headers["x-quotapool-request-id"])
                 else:
                     self.failed += 1
                     self.failures.append(what)
             return
+
+    def check(self) -> None:
+        while not self.stop.wait(0.1):
+            for served in self.replicas:
+                try:
+                    answer = httpx.get(f"{served.base}/ready", timeout=1)
+                    status = str(answer.json()["status"])
+                except httpx.TransportError:
+                    status = "down"
+                self.statuses[served.base].add(status)
+                self.ready[served.base] = status == "ready"
 
     @contextlib.contextmanager
     def load(self, clients: int) -> Iterator[Balancer]:
@@ -80,6 +104,7 @@ class Balancer:
                     return
 
         threads = [threading.Thread(target=run) for _ in range(clients)]
+        threads.append(threading.Thread(target=self.check))
         for thread in threads:
             thread.start()
         try:
@@ -94,6 +119,38 @@ def busy(served: Served) -> list[tuple[int, int]]:
     with httpx.Client(base_url=served.base) as http:
         pool = http.get("/quotapool/pool").json()
     return [(c["in_flight"], c["in_flight_elsewhere"]) for c in pool["credentials"]]
+
+
+def logged(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT request_id FROM requests WHERE status = 200"
+            return {str(row[0]) for row in connection.execute(text(query))}
+    finally:
+        engine.dispose()
+
+
+def test_a_replica_stopped_under_load_loses_no_row_and_no_request(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    upstream, url = fake
+    for token in ("tok-a", "tok-b", "tok-c"):
+        upstream.account(token).event_delay = 0.01  # streams of ~50 ms: always some in flight
+    shared = f'database_url = "{database}"\n' + config(url, "round_robin", drain_seconds=1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with serve(tmp_path / "a", shared) as a, serve(tmp_path / "b", shared) as b:
+        wait_for(lambda: len(busy(a)) == 3 and len(busy(b)) == 3, timeout=20)
+        with Balancer([a, b]).load(clients=6) as balancer:
+            time.sleep(1.5)
+            b.process.send_signal(signal.SIGTERM)  # a rolling restart: b drains and goes
+            b.process.wait(timeout=30)
+            time.sleep(1.0)  # a alone serves everything meanwhile
+    assert "draining" in balancer.statuses[b.base]  # the balancer took b out before it closed
+    missing = set(balancer.answered) - logged(database)
+    assert not missing, (sorted(missing), b.output[-4000:])  # every answer has its row
+    assert balancer.failed == 0 and balancer.ok > 50, balancer.failures
 
 
 def test_a_replica_killed_under_load_leaves_nothing_busy(
@@ -161,6 +218,53 @@ def test_three_replicas_rotate_evenly_and_share_a_key_limit_exactly(
         with ThreadPoolExecutor(18) as pool:
             statuses = list(pool.map(ask, group * 6))
         assert sorted(statuses) == [200] * 6 + [429] * 12
+
+
+def test_twenty_requests_on_an_expired_token_across_three_replicas_refresh_it_once(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    """With refresh-token rotation a second refresh would log the account out: the replica that
+    takes the lease refreshes, the others wait for it and read the tokens it saved."""
+    upstream, url = fake
+    shared = "\n".join([
+        f'database_url = "{database}"', f'redis_url = "{REDIS}"',
+        f'codex_base_url = "{url}/backend-api"', f'auth_base_url = "{url}"',
+        "usage_poll_interval = 0", "codex_models_refresh = 0", "drain_seconds = 0",
+        '[routing]\nstrategy = "sequential"',
+    ]) + "\n"  # fmt: skip
+    first = tmp_path / "import"
+    (first / "auths").mkdir(parents=True)
+    (first / "quotapool.toml").write_text(shared)
+    for token, ttl in (("tok-a", -60), ("tok-b", 3600), ("tok-c", 3600)):  # alpha's has expired
+        account = upstream.account(token)
+        (first / "auths" / f"{account.name}.json").write_text(
+            json.dumps(upstream.auth_json(account, ttl))
+        )
+    subprocess.run(  # the CLI, on any machine with the configuration
+        [sys.executable, "-m", "quotapool.cli.main", "accounts", "import", str(first / "auths")],
+        env={**os.environ, "QUOTAPOOL_HOME": str(first)}, capture_output=True, check=True,
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        group = []
+        for name in "abc":
+            home = tmp_path / name / "home"
+            home.mkdir(parents=True)  # each replica its own home, the same key sealing secrets
+            shutil.copy2(first / KEY_FILE_NAME, home / KEY_FILE_NAME)
+            group.append(stack.enter_context(serve(tmp_path / name, shared)))
+        wait_for(lambda: all(len(busy(each)) == 3 for each in group), timeout=20)
+        alpha = upstream.account("tok-a")
+        alpha.refresh_delay = 0.3
+
+        def ask(n: int) -> tuple[int, str]:
+            with httpx.Client(base_url=group[n % 3].base, timeout=30) as http:
+                answer = http.post("/v1/responses", json={"model": "gpt-5.5", "input": f"x{n}"})
+                return answer.status_code, answer.text[:200]
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(ask, range(20)))
+        assert [status for status, _ in answers] == [200] * 20, answers
+        assert alpha.refreshes == 1
+        assert upstream.served_by() == ["alpha"] * 20  # nobody gave up on alpha meanwhile
 
 
 def _needs_key(served: Served) -> bool:

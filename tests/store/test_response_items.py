@@ -34,7 +34,7 @@ def test_memory_is_bounded_by_bytes_and_huge_conversations_are_not_kept(engine: 
         store.keep(f"resp_{i}", ITEMS, 1.0)
     assert store._held <= 2_000 and len(store._memory) < 50
     store.keep("resp_huge", [{"text": "x" * 5_000}], 1.0)
-    assert "resp_huge" not in store._pending
+    assert "resp_huge" not in store.pending
     asyncio.run(store.flush())
     assert asyncio.run(store.context("resp_0")) == ITEMS  # out of memory, still in the table
 
@@ -45,5 +45,5 @@ def test_what_waits_survives_a_database_outage() -> None:
     store.keep("resp_1", ITEMS, 1.0)
     with pytest.raises(OperationalError):
         asyncio.run(store.flush())
-    assert "resp_1" in store._pending  # waits for the next flush
+    assert "resp_1" in store.pending  # waits for the next flush
     assert asyncio.run(store.context("resp_1")) == ITEMS  # and is served from memory meanwhile

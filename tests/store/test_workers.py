@@ -17,8 +17,9 @@ from tests.store.conftest import ACCOUNTS, REDIS
 from tests.store.test_replication import wait_for
 
 
-def config(url: str, strategy: str) -> str:
+def config(url: str, strategy: str, drain_seconds: float = 0) -> str:
     lines = [
+        f"drain_seconds = {drain_seconds}",  # SIGTERM stops at once unless a test drains
         f'redis_url = "{REDIS}"',
         f'codex_base_url = "{url}/backend-api"',
         f'auth_base_url = "{url}"',

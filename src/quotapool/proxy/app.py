@@ -54,6 +54,8 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
+READY = "ready"
+"""`/ready`'s status when it answers 200; any other status says why not (503)."""
 """Served without a client key (probes of load balancers and orchestrators)."""
 POOL_PATH = "/quotapool/pool"
 MODELS_PATH = "/v1/models"
@@ -232,7 +234,8 @@ class ProxyApp:
         serve: Callable[[ClientRequest, Dialect, Send, Record, Headers], Awaitable[None]],
         submit: Callable[[dict[str, Any]], None],
         models: Callable[[Dialect, str | None], Awaitable[tuple[int, bytes]]],
-        ready: Callable[[], tuple[bool, dict[str, Any]]],
+        ready: Callable[[], tuple[str, dict[str, Any]]],
+        draining: Callable[[], bool] = lambda: False,
         pool_view: Callable[[], bytes],
         pool_usage: Callable[[], bytes] = lambda: b"{}",
         now: Callable[[], float],
@@ -257,6 +260,7 @@ class ProxyApp:
         self._submit = submit
         self._models = models
         self._ready = ready
+        self._draining = draining
         self._pool_view = pool_view
         self._pool_usage = pool_usage
         self._now = now
@@ -381,10 +385,18 @@ class ProxyApp:
             return error(dialect, refused.status, refused.message), key
         return None, key
 
+    def _answer_headers(self, request_id: str) -> Headers:
+        """What every answer says; while draining, `Connection: close` too (no idle connection
+        is left behind when the listener closes)."""
+        base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
+        if self._draining():
+            base.append((b"connection", b"close"))
+        return base
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         request_id = self._request_id()
-        base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
+        base = self._answer_headers(request_id)
         route_path, profile = profile_path(path)
         endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
         if endpoint is None and route_path.startswith(MODELS_PATH + "/"):
@@ -471,10 +483,9 @@ class ProxyApp:
         if path == "/health":
             await send_body(send, 200, b'{"status":"ok"}', base)
         elif path == "/ready":
-            ready, detail = self._ready()
-            said = "ready" if ready else "no eligible credential"
+            said, detail = self._ready()
             body = orjson.dumps({"status": said, **detail})
-            await send_body(send, 200 if ready else 503, body, base)
+            await send_body(send, 200 if said == READY else 503, body, base)
         elif path == POOL_PATH:
             await send_body(send, 200, self._pool_view(), base)
         elif path in USAGE_PATHS:

@@ -13,6 +13,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from quotapool.store.behind import Behind
 from quotapool.store.sql.db import upsert_insert
 from quotapool.store.sql.schema import conversations
 
@@ -117,8 +118,7 @@ class PersistentAffinityStore(MemoryAffinityStore):
         self.flush_interval = flush_interval
         self.clean_every = clean_every
         """Flushes between two clean-ups of the table (a minute at the default interval)."""
-        self._pending: dict[str, tuple[str, float]] = {}
-        """Stored key → (credential, expires at), not yet written."""
+        self._behind: Behind[str, tuple[str, float]] = Behind("conversations-writer", self._write)
         self._written: dict[str, float] = {}
         """Binding key → the expiry the table holds."""
         self._now = 0.0
@@ -204,7 +204,7 @@ class PersistentAffinityStore(MemoryAffinityStore):
     def _note(self, key: str, credential_id: str, expires: float) -> None:
         if self.on_change is not None:
             self.on_change(key, credential_id, expires)
-        pending = self._pending
+        pending = self.pending
         pending[key] = (credential_id, expires)
         if len(pending) > self._max_bindings + self._max_owned:
             del pending[next(iter(pending))]  # the oldest change: bounded while the db is out
@@ -224,15 +224,15 @@ class PersistentAffinityStore(MemoryAffinityStore):
         finally:
             await asyncio.shield(self.flush())
 
+    @property
+    def pending(self) -> dict[str, tuple[str, float]]:
+        """Stored key → (credential, expires at), not yet written."""
+        return self._behind.pending
+
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        changes, self._pending = self._pending, {}
         try:
-            await asyncio.to_thread(self._write, changes, self._now)
+            await self._behind.flush()
         except SQLAlchemyError as exc:
-            for key, value in changes.items():  # newer changes win
-                self._pending.setdefault(key, value)
             if not self.out:
                 self.out = True
                 log.warning("conversations: the database is out (%s); changes wait", exc)
@@ -241,7 +241,8 @@ class PersistentAffinityStore(MemoryAffinityStore):
             self.out = False
             log.warning("conversations: the database is back; waiting changes written")
 
-    def _write(self, changes: dict[str, tuple[str, float]], now: float) -> None:
+    def _write(self, changes: dict[str, tuple[str, float]]) -> None:
+        now = self._now
         table = conversations
         rows = [{"key": k, "credential": c, "expires_at": e} for k, (c, e) in changes.items()]
         insert = upsert_insert(self.engine)

@@ -115,6 +115,10 @@ class BatchWriter:
         self._queue: deque[dict[str, Any]] = deque(maxlen=max_queued)
         self._wake = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, f"{table.name}-writer", initializer=_yield_cpu)
+        self.stopped = False
+        """`run` has ended: a row submitted now goes straight to the journal."""
+        self.late = 0
+        """Rows submitted after `run` ended."""
 
     @property
     def lost(self) -> int:
@@ -126,6 +130,9 @@ class BatchWriter:
         return WriterHealth(self.table.name, state, len(self._queue), journaled, self.lost)
 
     def submit(self, record: dict[str, Any]) -> None:
+        if self.stopped:
+            self._late(record)
+            return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1  # the oldest record falls out; counted, never blocks
         self._queue.append(record)
@@ -140,7 +147,9 @@ class BatchWriter:
         """Write everything queued so far (to the database, or to the journal while it is out)."""
         loop = asyncio.get_running_loop()
         while batch := self._take():
-            await loop.run_in_executor(self._writer, self._write, batch)
+            # Shielded: a stop that comes while the batch waits for the thread must not cancel
+            # its write (the batch would be lost, silently); the stop's own flush comes after.
+            await asyncio.shield(loop.run_in_executor(self._writer, self._write, batch))
 
     async def run(self) -> None:
         """Replay what an earlier run journaled, then flush every `flush_interval` (sooner when
@@ -158,11 +167,26 @@ class BatchWriter:
         finally:
             await asyncio.shield(self.flush())
             self._writer.shutdown(wait=True)
+            self.stopped = True
             if self.out_since is not None:
                 log.warning(
                     "%s: the database is still out; journaled rows are written on the next start",
                     self.table.name,
                 )
+
+    def _late(self, row: dict[str, Any]) -> None:
+        """A row that comes after the writer stopped (a request that ended after shutdown's
+        wait for them): into the journal, written at the next start."""
+        self.late += 1
+        if self.late == 1:
+            fate = "they are lost (no journal configured)"
+            if self.journal is not None:
+                fate = f"they wait in {self.journal.path} for the next start"
+            log.warning("%s: rows came after the writer stopped; %s", self.table.name, fate)
+        if self.journal is None:
+            self.dropped += 1
+        else:
+            self._keep([row])
 
     # --- the writer thread ---
 

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from quotapool.store.behind import Behind
 from quotapool.store.sql.db import upsert_insert
 from quotapool.store.sql.schema import response_items
 from quotapool.tasks import Outage
@@ -46,7 +47,11 @@ class ResponseItems:
         """A conversation bigger than this is not kept (its client must send it whole)."""
         self._memory: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
-        self._pending: dict[str, tuple[bytes, float]] = {}
+        self._behind: Behind[str, tuple[bytes, float]] = Behind(
+            "response-items-writer", self._write
+        )
+        self.pending = self._behind.pending
+        """Response id → (items, expires at), not yet written."""
 
     def keep(self, response_id: str, items: list[Any], now: float) -> None:
         """`items`: the full input the response answered, then its output."""
@@ -56,12 +61,12 @@ class ResponseItems:
         if len(data) > self.max_bytes:
             return
         self._remember(response_id, data)
-        self._pending[response_id] = (data, now + self.ttl)
+        self.pending[response_id] = (data, now + self.ttl)
 
     async def context(self, response_id: str) -> list[Any] | None:
         """The conversation up to and including `response_id`, or None if not kept."""
         data = self._memory.get(response_id)
-        if data is None and (waiting := self._pending.get(response_id)) is not None:
+        if data is None and (waiting := self.pending.get(response_id)) is not None:
             data = waiting[0]
         if data is None and len(response_id) <= MAX_ID_CHARS:
             try:
@@ -116,15 +121,7 @@ class ResponseItems:
             log.warning("response items not written at shutdown: %s", exc)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        try:
-            await asyncio.to_thread(self._write, pending)
-        except SQLAlchemyError:
-            for key, value in pending.items():
-                self._pending.setdefault(key, value)
-            raise
+        await self._behind.flush()
 
     def _write(self, pending: dict[str, tuple[bytes, float]]) -> None:
         rows = [
