@@ -89,6 +89,9 @@ async def until_one_fails(jobs: Mapping[str, Coroutine[Any, Any, Any]]) -> None:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:
         await cancelled(tasks)
+        for task in tasks:  # each failure retrieved (none logged later as "never retrieved")
+            if task.done() and not task.cancelled():
+                task.exception()
     for task in done:
         if not task.cancelled() and (error := task.exception()) is not None:
             raise error

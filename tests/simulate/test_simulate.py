@@ -201,4 +201,5 @@ def test_the_request_log_replays(tmp_path: Path) -> None:
     empty = runner.invoke(
         app, ["simulate", "--from-log"], env={"QUOTAPOOL_HOME": str(tmp_path / "nothing")}
     )
-    assert empty.exit_code == 2 and "request log cannot be read" in empty.output
+    assert empty.exit_code == 2 and "no request log yet at" in empty.output
+    assert not (tmp_path / "nothing" / "quotapool.db").exists()  # none made on the way

@@ -163,7 +163,10 @@ def _workloads(
             settings = load_settings(config)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        engine = make_engine(settings.resolved_database_url)
+        url = settings.resolved_database_url
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            raise ValueError(f"no request log yet at {url.removeprefix('sqlite:///')}: serve first")
+        engine = make_engine(url)
         try:
             return [recorded(engine, days, spec.weekly_credits * load)]
         finally:

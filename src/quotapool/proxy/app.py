@@ -54,9 +54,9 @@ _DROP_REQUEST_HEADERS = frozenset(
 
 _CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
+"""Served without a client key (probes of load balancers and orchestrators)."""
 READY = "ready"
 """`/ready`'s status when it answers 200; any other status says why not (503)."""
-"""Served without a client key (probes of load balancers and orchestrators)."""
 POOL_PATH = "/quotapool/pool"
 MODELS_PATH = "/v1/models"
 USAGE_PATHS = frozenset({"/backend-api/wham/usage", "/api/codex/usage"})

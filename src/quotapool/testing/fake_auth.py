@@ -13,6 +13,11 @@ from aiohttp import web
 
 from quotapool.testing.fake_model import AUTH, Account, fake_jwt
 
+REUSED = (
+    "Your refresh token has already been used to generate a new access token. "
+    "Please try signing in again."
+)
+
 
 class FakeAuth:
     """Issues JWT-shaped tokens for fake accounts and answers the OAuth endpoints.
@@ -23,6 +28,7 @@ class FakeAuth:
     def __init__(self, accounts: dict[str, Account]) -> None:
         self.accounts = accounts
         self.refresh_tokens: dict[str, Account] = {}
+        self.used_refresh_tokens: set[str] = set()
         self.codes: dict[str, tuple[Account, str | None]] = {}
         """Authorization code → (account, PKCE challenge)."""
         self.devices: dict[str, Account | None] = {}
@@ -73,13 +79,23 @@ class FakeAuth:
         form = await request.post()
         grant = form.get("grant_type")
         if grant == "refresh_token":
-            account = self.refresh_tokens.get(str(form.get("refresh_token")))
+            sent = str(form.get("refresh_token"))
+            if sent in self.used_refresh_tokens:  # single use, as at auth.openai.com
+                return web.json_response(
+                    {"error": {"message": REUSED, "type": "invalid_request_error",
+                               "param": None, "code": "refresh_token_reused"}},
+                    status=401,
+                )  # fmt: skip
+            account = self.refresh_tokens.get(sent)
             if account is None:
                 return web.json_response(
                     {"error": "invalid_grant", "error_description": "unknown refresh token"},
                     status=400,
                 )
             account.refreshes += 1
+            if not account.refresh_error:  # used up at once: a second refresh meanwhile fails
+                del self.refresh_tokens[sent]
+                self.used_refresh_tokens.add(sent)
             if account.refresh_delay:
                 await asyncio.sleep(account.refresh_delay)
             if account.refresh_error:
