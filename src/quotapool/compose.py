@@ -300,7 +300,11 @@ def open_writers(
     history = BatchWriter(engine, usage_history, journal=journals / f"usage_history{suffix}.jsonl")
     if not settings.request_log:
         return history, None
-    return history, BatchWriter(engine, journal=journals / f"requests{suffix}.jsonl")
+    return history, BatchWriter(
+        engine,
+        journal=journals / f"requests{suffix}.jsonl",
+        write_ahead=settings.request_log_write_ahead,
+    )
 
 
 def prepare(settings: Settings) -> None:

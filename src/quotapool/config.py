@@ -283,6 +283,9 @@ class Settings(BaseSettings):
     allowed_origins: tuple[str, ...] = ()
     """Web origins (e.g. "https://tools.example.com") whose pages may call quotapool."""
     request_log: bool = True
+    request_log_write_ahead: bool = True
+    """Append each request's row to the journal as it ends (one write per request), so a kill
+    -9 loses no row; off, it loses the rows of the last 250 ms."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     anthropic_version: str = "2023-06-01"
     routing: RoutingConfig = RoutingConfig()

@@ -269,6 +269,60 @@ def test_a_row_that_comes_after_the_writer_stopped_is_written_at_the_next_start(
     assert not path.exists()
 
 
+def test_written_ahead_a_kill_loses_no_row(engine: Engine, tmp_path: Path) -> None:
+    """kill -9 with rows still in memory: they are in the journal already, and the next start
+    writes them (those stored before are not stored twice)."""
+    path = tmp_path / "j.jsonl"
+
+    async def killed() -> None:
+        log = BatchWriter(engine, journal=path, write_ahead=True)
+        for i in range(5):
+            log.submit(row(i))
+        await log.flush()  # stored, and the journal's position says so
+        for i in range(5, 12):
+            log.submit(row(i))  # then the process dies: no flush, no stop
+
+    asyncio.run(killed())
+    assert count(engine) == 5
+
+    async def next_start() -> None:
+        log = BatchWriter(engine, journal=path, write_ahead=True, flush_interval=0.05)
+        runner = asyncio.ensure_future(log.run())
+        await asyncio.sleep(0.3)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(next_start())
+    assert count(engine) == 12
+    assert not path.exists()  # every row stored: the journal is gone
+
+
+def test_written_ahead_the_journal_starts_anew_when_big(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("quotapool.store.batch.ROTATE_BYTES", 2_000)
+    path = tmp_path / "j.jsonl"
+    sizes: list[int] = []
+
+    async def scenario() -> None:
+        log = BatchWriter(engine, journal=path, write_ahead=True, flush_interval=0.02)
+        runner = asyncio.ensure_future(log.run())
+        for i in range(60):
+            log.submit(row(i))
+            if i % 10 == 9:
+                await asyncio.sleep(0.1)
+                sizes.append(path.stat().st_size if path.exists() else 0)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(scenario())
+    assert count(engine) == 60
+    assert max(sizes) < 2_000 + 10 * 1_000  # started anew, again and again
+    assert not path.exists()
+
+
 def test_a_replay_cut_short_does_not_store_rows_twice(engine: Engine, tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.jsonl")
     journal.append([row(i) for i in range(10)])

@@ -153,7 +153,7 @@ def test_a_replica_stopped_under_load_loses_no_row_and_no_request(
     assert balancer.failed == 0 and balancer.ok > 50, balancer.failures
 
 
-def test_a_replica_killed_under_load_leaves_nothing_busy(
+def test_a_replica_killed_under_load_leaves_nothing_busy_and_loses_no_row(
     fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
 ) -> None:
     upstream, url = fake
@@ -173,6 +173,10 @@ def test_a_replica_killed_under_load_leaves_nothing_busy(
         # What b had in flight stops counting on a within 2 s; a's own requests have all ended.
         wait_for(lambda: busy(a) == [(0, 0)] * 3, timeout=5)
         assert balancer.ok > 20  # the clients of the streams b was sending saw them cut
+        # Every answer b gave has its row once b is back: written ahead to its journal.
+        answered = set(balancer.answered)
+        with serve(tmp_path / "b", shared):
+            wait_for(lambda: answered <= logged(database), timeout=10)
 
 
 def test_three_replicas_rotate_evenly_and_share_a_key_limit_exactly(

@@ -6,8 +6,10 @@ Used for the request log and the usage history. The guarantee:
   counted in `lost`, and kept in `<journal>.rejected`;
 - while the database is down, locked or slow to the point of failing, rows go to an append-only
   journal file and are replayed (with backoff retries) when it is back, and on the next start;
-- a kill -9 loses only the rows still in memory: those of the last `flush_interval`, plus those
-  queued while one write waits on a slow database.
+- with `write_ahead` (the request log), every row is appended to the journal as it is
+  submitted and the journal's position follows what is stored: a kill -9 loses no row (the next
+  start writes what was not stored; a row stored twice is skipped by its unique request id);
+  without it, a kill -9 loses the rows still in memory (those of the last `flush_interval`).
 Each change of state (out, back) is logged once, not per row."""
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, Table, select
 from sqlalchemy import exc as sa_exc
 
@@ -95,6 +98,7 @@ class BatchWriter:
         flush_interval: float = 0.25,
         batch_size: int = 500,
         max_queued: int = 100_000,
+        write_ahead: bool = False,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -113,6 +117,14 @@ class BatchWriter:
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST_SECONDS
         self._queue: deque[dict[str, Any]] = deque(maxlen=max_queued)
+        self.write_ahead = write_ahead and self.journal is not None
+        """Every row goes to the journal when it is submitted (see the module's docstring)."""
+        self._ends: deque[int] = deque(maxlen=max_queued)
+        """Write-ahead: where each queued row ends in the journal."""
+        self._appended: int | None = None
+        """Write-ahead: the journal's size (None until it is opened, at the first row)."""
+        self._committed = 0
+        """Write-ahead: the journal's position (rows before it are stored)."""
         self._wake = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, f"{table.name}-writer", initializer=_yield_cpu)
         self.stopped = False
@@ -125,7 +137,9 @@ class BatchWriter:
         return self.dropped + self.refused
 
     def health(self) -> WriterHealth:
-        journaled = self.journal is not None and self.journal.pending()
+        journaled = self.journal is not None and (
+            self.out_since is not None if self.write_ahead else self.journal.pending()
+        )
         state = "ok" if self.out_since is None else "journaling"
         return WriterHealth(self.table.name, state, len(self._queue), journaled, self.lost)
 
@@ -135,21 +149,61 @@ class BatchWriter:
             return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1  # the oldest record falls out; counted, never blocks
+        if self.write_ahead:
+            self._ahead(record)
         self._queue.append(record)
         if len(self._queue) >= self.batch_size:
             self._wake.set()
 
-    def _take(self) -> list[dict[str, Any]]:
-        queue = self._queue
-        return [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
+    def _ahead(self, record: dict[str, Any]) -> None:
+        assert self.journal is not None
+        line = orjson.dumps(record) + b"\n"
+        try:
+            if self._appended is None:
+                self._appended = self.journal.open()
+            self.journal.write(line)
+        except OSError as exc:  # still queued: stored unless the process dies first
+            log.error("%s: a row could not be written ahead (%s)", self.table.name, exc)
+        else:
+            self._appended += len(line)
+        self._ends.append(self._appended or 0)  # one end per queued row, always
+
+    def _rotate(self) -> None:
+        """Write-ahead: a new journal once this one is big. No write is in flight (between
+        flushes), so what is not stored is what is queued: written ahead again."""
+        assert self.journal is not None
+        self.journal.close()
+        self.journal.clear()
+        self._appended, self._committed = None, 0
+        self._ends.clear()
+        for row in self._queue:
+            self._ahead(row)
+
+    def _close_ahead(self) -> None:
+        """Write-ahead, at the stop: no journal left behind when every row is stored."""
+        assert self.journal is not None
+        self.journal.close()
+        if self.out_since is None and self._committed >= (self._appended or 0):
+            self.journal.clear()
+
+    def _take(self) -> tuple[list[dict[str, Any]], int]:
+        """The next batch, and where its last row ends in the journal (write-ahead; else 0)."""
+        queue, count = self._queue, min(len(self._queue), self.batch_size)
+        ends, end = self._ends, 0
+        for _ in range(min(count, len(ends))):
+            end = ends.popleft()
+        return [queue.popleft() for _ in range(count)], end
 
     async def flush(self) -> None:
         """Write everything queued so far (to the database, or to the journal while it is out)."""
         loop = asyncio.get_running_loop()
-        while batch := self._take():
+        while True:
+            batch, end = self._take()
+            if not batch:
+                return
             # Shielded: a stop that comes while the batch waits for the thread must not cancel
             # its write (the batch would be lost, silently); the stop's own flush comes after.
-            await asyncio.shield(loop.run_in_executor(self._writer, self._write, batch))
+            await asyncio.shield(loop.run_in_executor(self._writer, self._write, batch, end))
 
     async def run(self) -> None:
         """Replay what an earlier run journaled, then flush every `flush_interval` (sooner when
@@ -164,10 +218,14 @@ class BatchWriter:
                 await self.flush()
                 if self.out_since is not None:
                     await loop.run_in_executor(self._writer, self._retry, False)
+                elif (self._appended or 0) > ROTATE_BYTES:
+                    self._rotate()
         finally:
             await asyncio.shield(self.flush())
             self._writer.shutdown(wait=True)
             self.stopped = True
+            if self.write_ahead:
+                self._close_ahead()
             if self.out_since is not None:
                 log.warning(
                     "%s: the database is still out; journaled rows are written on the next start",
@@ -190,14 +248,23 @@ class BatchWriter:
 
     # --- the writer thread ---
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[dict[str, Any]], end: int = 0) -> None:
         if self.out_since is not None and self.journal is not None:
-            self._keep(batch)  # in order: older rows wait in the journal
+            if not self.write_ahead:  # (written ahead, they are there already)
+                self._keep(batch)  # in order: older rows wait in the journal
             return
         try:
             self._store(batch)
         except _Unavailable as out:
             self._went_out(out)
+            return
+        self._commit(end)
+
+    def _commit(self, end: int) -> None:
+        """Write-ahead: rows up to `end` are stored."""
+        if self.journal is not None and end > self._committed:
+            self.journal.commit(end)
+            self._committed = end
 
     def _store(self, rows: list[dict[str, Any]]) -> None:
         """Insert `rows`; a refused batch is bisected so only the refused rows are left out.
@@ -235,6 +302,9 @@ class BatchWriter:
             self.rejected.append([{**row, "_refused": reason}])
 
     def _went_out(self, out: _Unavailable) -> None:
+        if self.write_ahead:  # the rows are in the journal already
+            self._out(out.cause)
+            return
         if self.journal is None:
             self.dropped += len(out.rows)
             log.error(
@@ -289,11 +359,13 @@ class BatchWriter:
             for rows, position in journal.chunks(self.batch_size):
                 self._store(rows)
                 journal.commit(position)
+                self._committed = position
                 replayed += len(rows)
         except _Unavailable as out:
             self._out(out.cause)
             return
-        journal.clear()
+        if not self.write_ahead:  # (written ahead, rows are appended meanwhile: it stays)
+            journal.clear()
         out_for = (
             "" if self.out_since is None else f" after {time.monotonic() - self.out_since:.1f} s"
         )
@@ -308,6 +380,8 @@ class BatchWriter:
 
 ROWS_PER_INSERT = 100
 """Rows per statement: 16 columns × 100 stays far below every driver's parameter limit."""
+ROTATE_BYTES = 64 * 1024 * 1024
+"""Write-ahead: the journal starts anew past this size (~150,000 request rows)."""
 
 
 @lru_cache(maxsize=32)

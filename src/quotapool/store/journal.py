@@ -21,6 +21,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._position = path.with_name(path.name + ".pos")
+        self._fd: int | None = None
         self._end_torn_line()
 
     def pending(self) -> bool:
@@ -39,6 +40,22 @@ class Journal:
             os.write(fd, data)
         finally:
             os.close(fd)
+
+    def open(self) -> int:
+        """Keep the file open for `write` (rows written ahead, one call each); its size now."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        return os.fstat(self._fd).st_size
+
+    def write(self, data: bytes) -> None:
+        """Append `data` (whole lines) to the file kept open; it survives this process."""
+        assert self._fd is not None, "open() first"
+        os.write(self._fd, data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def chunks(self, size: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
         """Unreplayed rows, `size` at a time, each with the position to `commit` once stored.
@@ -76,6 +93,10 @@ class Journal:
             file.seek(-1, os.SEEK_END)
             if file.read(1) != b"\n":
                 file.write(b"\n")
+
+    def committed(self) -> int:
+        """Where the rows not stored yet start."""
+        return self._read_position()
 
     def _read_position(self) -> int:
         try:
