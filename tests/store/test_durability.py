@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,18 @@ def write(log: BatchWriter, rows: list[dict[str, Any]]) -> None:
         await log.flush()
 
     asyncio.run(scenario())
+
+
+@contextlib.asynccontextmanager
+async def running(log: BatchWriter) -> AsyncIterator[None]:
+    """The writer's job runs in the block, then is stopped as a server stops it (cancelled)."""
+    runner = asyncio.ensure_future(log.run())
+    try:
+        yield
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
 
 
 def poisoned() -> list[dict[str, Any]]:
@@ -209,12 +221,9 @@ def test_journaled_rows_are_written_on_the_next_start(engine: Engine, tmp_path: 
 
     async def scenario() -> None:
         log = BatchWriter(engine, journal=journal.path, batch_size=200)
-        runner = asyncio.ensure_future(log.run())
-        log.submit(row(700))
-        await asyncio.sleep(0.5)
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        async with running(log):
+            log.submit(row(700))
+            await asyncio.sleep(0.5)
 
     asyncio.run(scenario())
     assert count(engine) == 701
@@ -228,16 +237,13 @@ def test_a_batch_handed_to_the_writer_thread_as_it_stops_is_written(engine: Engi
 
     async def scenario() -> None:
         log = BatchWriter(engine, flush_interval=0.01)
-        runner = asyncio.ensure_future(log.run())
-        await asyncio.sleep(0.1)
-        log._writer.submit(free.wait)  # the thread is busy: the next batch waits its turn
-        log.submit(row(0))
-        log.submit(row(1))
-        await asyncio.sleep(0.1)  # a flush took them and waits for the thread
-        threading.Timer(0.3, free.set).start()
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        async with running(log):
+            await asyncio.sleep(0.1)
+            log._writer.submit(free.wait)  # the thread is busy: the next batch waits its turn
+            log.submit(row(0))
+            log.submit(row(1))
+            await asyncio.sleep(0.1)  # a flush took them and waits for the thread
+            threading.Timer(0.3, free.set).start()
 
     asyncio.run(scenario())
     assert count(engine) == 2
@@ -251,12 +257,9 @@ def test_a_row_that_comes_after_the_writer_stopped_is_written_at_the_next_start(
     path = tmp_path / "j.jsonl"
 
     async def run_briefly(log: BatchWriter, late: list[dict[str, Any]]) -> None:
-        runner = asyncio.ensure_future(log.run())
-        log.submit(row(0))
-        await asyncio.sleep(0.3)
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        async with running(log):
+            log.submit(row(0))
+            await asyncio.sleep(0.3)
         for each in late:
             log.submit(each)
 
@@ -286,12 +289,8 @@ def test_written_ahead_a_kill_loses_no_row(engine: Engine, tmp_path: Path) -> No
     assert count(engine) == 5
 
     async def next_start() -> None:
-        log = BatchWriter(engine, journal=path, write_ahead=True, flush_interval=0.05)
-        runner = asyncio.ensure_future(log.run())
-        await asyncio.sleep(0.3)
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        async with running(BatchWriter(engine, journal=path, write_ahead=True)):
+            await asyncio.sleep(0.3)
 
     asyncio.run(next_start())
     assert count(engine) == 12
@@ -307,15 +306,12 @@ def test_written_ahead_the_journal_starts_anew_when_big(
 
     async def scenario() -> None:
         log = BatchWriter(engine, journal=path, write_ahead=True, flush_interval=0.02)
-        runner = asyncio.ensure_future(log.run())
-        for i in range(60):
-            log.submit(row(i))
-            if i % 10 == 9:
-                await asyncio.sleep(0.1)
-                sizes.append(path.stat().st_size if path.exists() else 0)
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        async with running(log):
+            for i in range(60):
+                log.submit(row(i))
+                if i % 10 == 9:
+                    await asyncio.sleep(0.1)
+                    sizes.append(path.stat().st_size if path.exists() else 0)
 
     asyncio.run(scenario())
     assert count(engine) == 60

@@ -131,15 +131,23 @@ def logged(url: str) -> set[str]:
         engine.dispose()
 
 
+def streaming_pair(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path, drain_seconds: float = 0
+) -> str:
+    """The configuration of replicas a and b (their folders made), round robin on accounts
+    whose streams take ~50 ms: always some in flight."""
+    upstream, url = fake
+    for token in ("tok-a", "tok-b", "tok-c"):
+        upstream.account(token).event_delay = 0.01
+    for name in "ab":
+        (tmp_path / name).mkdir()
+    return f'database_url = "{database}"\n' + config(url, "round_robin", drain_seconds)
+
+
 def test_a_replica_stopped_under_load_loses_no_row_and_no_request(
     fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
 ) -> None:
-    upstream, url = fake
-    for token in ("tok-a", "tok-b", "tok-c"):
-        upstream.account(token).event_delay = 0.01  # streams of ~50 ms: always some in flight
-    shared = f'database_url = "{database}"\n' + config(url, "round_robin", drain_seconds=1)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    shared = streaming_pair(fake, database, tmp_path, drain_seconds=1)
     with serve(tmp_path / "a", shared) as a, serve(tmp_path / "b", shared) as b:
         wait_for(lambda: len(busy(a)) == 3 and len(busy(b)) == 3, timeout=20)
         with Balancer([a, b]).load(clients=6) as balancer:
@@ -156,12 +164,7 @@ def test_a_replica_stopped_under_load_loses_no_row_and_no_request(
 def test_a_replica_killed_under_load_leaves_nothing_busy_and_loses_no_row(
     fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
 ) -> None:
-    upstream, url = fake
-    for token in ("tok-a", "tok-b", "tok-c"):
-        upstream.account(token).event_delay = 0.01  # streams of ~50 ms: always some in flight
-    shared = f'database_url = "{database}"\n' + config(url, "round_robin")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    shared = streaming_pair(fake, database, tmp_path)
     with serve(tmp_path / "a", shared) as a:
         with serve(tmp_path / "b", shared) as b:  # b killed with streams in flight
             wait_for(lambda: len(busy(b)) == 3, timeout=20)

@@ -157,7 +157,7 @@ class BatchWriter:
 
     def _ahead(self, record: dict[str, Any]) -> None:
         assert self.journal is not None
-        line = orjson.dumps(record) + b"\n"
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         try:
             if self._appended is None:
                 self._appended = self.journal.open()
