@@ -1,7 +1,8 @@
 """Replicas as on several machines: `quotapool serve` processes with their own homes, sharing
 the real PostgreSQL (request log, accounts, keys, conversations) and the real Redis (the pool):
-one stopped, then killed, under load; three rotating evenly and holding a key's request limit
-exactly; the leader lease passing on when its holder dies."""
+one stopped, one killed, under load; a conversation and a limit across two; three rotating
+evenly and holding a key's request limit exactly, and refreshing a token once; the leader lease
+passing on when its holder dies; a Redis restart under load."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from tests.faults.process import Served, serve
 from tests.pg import postgres_schema
 from tests.store.conftest import REDIS
 from tests.store.test_replication import wait_for
-from tests.store.test_workers import config
+from tests.store.test_workers import ask, config
 
 STREAM = {"model": "gpt-5.5", "input": "hi", "stream": True}
 
@@ -180,6 +181,36 @@ def test_a_replica_killed_under_load_leaves_nothing_busy_and_loses_no_row(
         answered = set(balancer.answered)
         with serve(tmp_path / "b", shared):
             wait_for(lambda: answered <= logged(database), timeout=10)
+
+
+def test_a_conversation_keeps_its_account_and_a_limit_is_avoided_whichever_replica_serves(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    upstream, url = fake
+    shared = f'database_url = "{database}"\n' + config(url, "round_robin")
+    for name in "ab":
+        (tmp_path / name).mkdir()
+    with serve(tmp_path / "a", shared) as a, serve(tmp_path / "b", shared) as b:
+        wait_for(lambda: _sharing(a) == _sharing(b) == "ok", timeout=20)
+        turn = {"model": "gpt-5.5", "input": "hi", "prompt_cache_key": "conversation-1"}
+        for n in range(6):  # its turns alternate between the replicas, others in between
+            replica = (a, b)[n % 2]
+            assert ask(replica, turn) == 200
+            assert ask(replica, {"model": "gpt-5.5", "input": f"other {n}"}) == 200
+            time.sleep(0.1)  # (the other replica knows the binding within tens of ms)
+        served = upstream.served_by()
+        assert len(set(served[0::2])) == 1, served  # every turn on the conversation's account
+        assert len(set(served[1::2])) > 1, served  # while the rotation went on
+
+        upstream.account("tok-a").fail_next(rate_limited(600))
+        for n in range(3):  # a's rotation reaches alpha: a 429, a failover, a limit learnt
+            assert ask(a, {"model": "gpt-5.5", "input": f"limit {n}"}) == 200
+        assert _status(a, "alpha") == "rate_limited"
+        wait_for(lambda: _status(b, "alpha") == "rate_limited", timeout=1)
+        before = len(upstream.served_by())
+        for n in range(6):
+            assert ask(b, {"model": "gpt-5.5", "input": f"after {n}"}) == 200
+        assert "alpha" not in upstream.served_by()[before:]  # b never sent it to alpha
 
 
 def test_three_replicas_rotate_evenly_and_share_a_key_limit_exactly(
