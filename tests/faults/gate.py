@@ -59,6 +59,7 @@ class Gate:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # (a connection idle for 5 s is not a server going down)
             with self._lock:
                 self._open |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
