@@ -216,6 +216,10 @@ class Drain:
     def active(self) -> bool:
         return self.until is not None
 
+    def over(self) -> bool:
+        """The drain has run its time: the listener closes."""
+        return self.until is not None and time.monotonic() >= self.until
+
     def status(self) -> dict[str, Any] | None:
         if self.until is None:
             return None

@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -183,17 +182,17 @@ class DrainingServer(uvicorn.Server):
         self.drain_said = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and self.drain_seconds > 0 and self.drain.until is None:
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and not self.drain.active():
             self.drain.start(self.drain_seconds)  # (no logging in a signal handler)
             return
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
-        if self.drain.until is not None and not self.should_exit:
+        if self.drain.active() and not self.should_exit:
             if not self.drain_said:
                 self.drain_said = True
                 log.info("SIGTERM: not ready; serving %g s more, then stopping", self.drain_seconds)
-            if time.monotonic() >= self.drain.until:
+            if self.drain.over():
                 super().handle_exit(signal.SIGTERM, None)  # uvicorn stops, then dies of it
         return await super().on_tick(counter)
 

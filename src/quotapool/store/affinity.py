@@ -119,6 +119,8 @@ class PersistentAffinityStore(MemoryAffinityStore):
         self.clean_every = clean_every
         """Flushes between two clean-ups of the table (a minute at the default interval)."""
         self._behind: Behind[str, tuple[str, float]] = Behind("conversations-writer", self._write)
+        self.pending = self._behind.pending
+        """Stored key → (credential, expires at), not yet written."""
         self._written: dict[str, float] = {}
         """Binding key → the expiry the table holds."""
         self._now = 0.0
@@ -223,11 +225,6 @@ class PersistentAffinityStore(MemoryAffinityStore):
                 await self.flush()
         finally:
             await asyncio.shield(self.flush())
-
-    @property
-    def pending(self) -> dict[str, tuple[str, float]]:
-        """Stored key → (credential, expires at), not yet written."""
-        return self._behind.pending
 
     async def flush(self) -> None:
         try:

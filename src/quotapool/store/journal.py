@@ -94,10 +94,6 @@ class Journal:
             if file.read(1) != b"\n":
                 file.write(b"\n")
 
-    def committed(self) -> int:
-        """Where the rows not stored yet start."""
-        return self._read_position()
-
     def _read_position(self) -> int:
         try:
             return int(self._position.read_text())
