@@ -4,17 +4,21 @@ what one learns, the other routes by."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
 import pytest
 import redis
+import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from quotapool.clock import SystemClock
+from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.outcome import Served, Started
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.store.memory import MemoryPoolStore
@@ -294,3 +298,99 @@ async def test_a_replica_stops_even_when_a_redis_command_fails_as_it_is_cancelle
     done, _ = await asyncio.wait({running}, timeout=3)
     assert running in done and running.cancelled(), "the replica went on after its cancellation"
     await replica.close()
+
+
+# --- each event folded once (replicas in this process, on the real Redis) ---------------------
+
+
+def replica_of(url: str, **settings: float) -> Replication:
+    alpha = Credential("alpha", "alpha", Kind.OPENAI, "http://127.0.0.1:9")
+    return Replication(url, MemoryPoolStore(PoolSnapshot((alpha,))), SystemClock(), **settings)
+
+
+@contextlib.asynccontextmanager
+async def running(*replicas: Replication) -> AsyncIterator[None]:
+    """The replicas connected and running; stopped (and closed) on the way out."""
+    tasks = [asyncio.create_task(r.run()) for r in replicas]  # noqa: TID251  (cancelled below)
+    try:
+        await until(lambda: all(r.connected for r in replicas))
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=3)
+        for r in replicas:
+            await r.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+def serve(replica: Replication, requests: int) -> None:
+    """`requests` requests served by alpha on this replica."""
+    for _ in range(requests):
+        now = time.time()
+        replica.pool.apply(Started("alpha", now))
+        replica.pool.apply(Served("alpha", now))
+
+
+def served(replica: Replication) -> int:
+    return replica.pool.snapshot().state("alpha").served
+
+
+async def test_an_entry_sent_again_after_its_reply_was_lost_is_folded_once(
+    fresh_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The XADD reached Redis, its reply did not: the replica cannot know, sends the entry
+    again, and the others skip the copy (before: `served` and round-robin's rotation counted
+    twice on every other replica)."""
+    xadd, lost = aioredis.Redis.xadd, []
+
+    async def reply_lost(self: aioredis.Redis, *args: object, **kwargs: object) -> object:
+        added = await xadd(self, *args, **kwargs)  # type: ignore[arg-type]
+        if not lost:
+            lost.append(added)
+            raise RedisConnectionError("connection lost before the reply")
+        return added
+
+    monkeypatch.setattr(aioredis.Redis, "xadd", reply_lost)
+    a, b = replica_of(fresh_redis), replica_of(fresh_redis)
+    async with running(a, b):
+        serve(a, 3)
+        await until(lambda: a.published == 6 and served(b) == 3)
+        await asyncio.sleep(0.2)  # time to fold a copy, were it folded
+        assert served(b) == 3
+        assert (
+            b.pool.snapshot().state("alpha").rotations == a.pool.snapshot().state("alpha").rotations
+        )
+        assert lost and await b.redis.xlen("quotapool:events") == 2  # the entry is there twice
+
+
+async def test_a_checkpoint_holding_outcomes_not_yet_published_is_not_folded_again(
+    fresh_redis: str,
+) -> None:
+    """The leader checkpoints its state, which holds what it learnt a moment ago and publishes
+    just after: a replica starting from that checkpoint must not fold it a second time."""
+    a = replica_of(fresh_redis, lease=30.0)
+    async with running(a):
+        await until(lambda: a.leader)
+        serve(a, 2)
+        await a._checkpoint()  # the writer gathers for 20 ms: nothing published yet
+        assert a.published == 0
+        await until(lambda: a.published == 4)
+    c = replica_of(fresh_redis)
+    async with running(c):
+        await asyncio.sleep(0.2)  # time to fold the stream
+        assert c.position != b"0-0" and served(c) == 2
+
+
+async def test_a_stopping_replica_publishes_what_it_learnt_last(fresh_redis: str) -> None:
+    a, b = replica_of(fresh_redis), replica_of(fresh_redis)
+    async with running(b):
+        async with running(a):
+            serve(a, 1)  # stopped before the writer's next round
+        await until(lambda: served(b) == 1)

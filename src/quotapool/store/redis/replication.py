@@ -14,6 +14,11 @@ decision.
 - A replica that starts adopts the checkpoint, then folds the stream from the position it
   covers; one that reconnects after an outage folds what it missed (the stream keeps the last
   `keep` events).
+- Each event is folded once. A replica numbers what it learns; an entry says the number of its
+  first event. An entry whose XADD reply was lost is sent again as it was, and its copy is
+  skipped; outcomes the adopted checkpoint already holds (it says, per replica, up to which
+  number) are skipped too. A count folded twice would skew `served` and round-robin's
+  rotation.
 - Redis down: the replica serves from its own copy, keeps what it learns (bounded) to publish
   later, says so once in the log and in `/ready`, and reconnects with backoff.
 """
@@ -51,9 +56,13 @@ STATES = "quotapool:states"
 LEADER = "quotapool:leader"
 POSITION = b"~position"
 """The checkpoint's field holding the stream position it covers."""
+COVERED = b"~covered"
+"""The checkpoint's field saying, per replica, the last event whose outcome it holds."""
 GATHER_SECONDS = 0.02
 """Events are written, and read, at most once per this interval (each write and read costs a
 round trip whatever it carries; at a few hundred requests a second that adds up)."""
+CLOSE_SECONDS = 1.0
+"""How long a stopping replica tries to publish what it has not yet."""
 BUSY = "quotapool:busy:"
 REPLICAS = "quotapool:replicas"
 BUSY_TTL_MS = 2_000
@@ -75,7 +84,7 @@ return 0
 """
 Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 """What XREAD answers: per stream, its (entry id, fields) in order. An entry is one replica's
-batch: `replica` and `events` (a JSON array)."""
+batch: `replica`, `first` (the number of its first event) and `events` (a JSON array)."""
 
 
 class Spending(Protocol):
@@ -122,8 +131,18 @@ class Replication:
         self.keep = keep
         self.replica = uuid.uuid4().hex[:12]
         self._me = self.replica.encode()
+        self._learnt_count = 0
+        """The number of the last event this replica learnt (its events are numbered from 1)."""
         self._out: deque[bytes] = deque(maxlen=backlog)
-        """What this replica learnt and has not published yet (oldest dropped past `backlog`)."""
+        """What this replica learnt and has not published yet (oldest dropped past `backlog`):
+        events `_learnt_count - len(_out) + 1` to `_learnt_count`."""
+        self._unsent: tuple[dict[str, bytes], int] | None = None
+        """An entry (and how many events it holds) whose XADD failed: it may have reached Redis,
+        so it is sent again as it was (the others skip a copy by its numbers)."""
+        self._folded_to: dict[bytes, int] = {}
+        """Per other replica: the number of the last event folded."""
+        self._adopted_to: dict[bytes, int] = {}
+        """Per replica: the number of the last event whose outcome the adopted checkpoint held."""
         self._wake = asyncio.Event()
         self.position: bytes | None = None
         """The last stream entry folded (None before the first connection)."""
@@ -166,6 +185,7 @@ class Replication:
     def _publish(self, event: bytes) -> None:
         if len(self._out) == self._out.maxlen:
             self.dropped += 1  # the oldest goes: the others learn it from a later outcome
+        self._learnt_count += 1
         self._out.append(event)
         self._wake.set()
 
@@ -175,11 +195,27 @@ class Replication:
             "state": "ok" if self.connected else "down" if self.tried else "connecting",
             "replica": self.replica,
             "leader": self.leader,
-            "pending": len(self._out),
+            "pending": len(self._out) + (self._unsent is not None),
             "dropped": self.dropped,
         }
 
     # --- what the others learnt ---------------------------------------------------------------
+
+    def fold_entry(self, fields: dict[bytes, bytes]) -> None:
+        """One stream entry: another replica's events, each folded once."""
+        events = orjson.loads(fields.get(b"events", b"[]"))
+        replica, first = fields.get(b"replica", b""), fields.get(b"first")
+        if first is None:  # a replica that does not number its events
+            for event in events:
+                self.fold(event)
+            return
+        folded, adopted = self._folded_to.get(replica, 0), self._adopted_to.get(replica, 0)
+        number = int(first) - 1
+        for event in events:
+            number += 1
+            if number > folded and (number > adopted or "outcome" not in event):
+                self.fold(event)
+        self._folded_to[replica] = max(folded, number)
 
     def fold(self, event: dict[str, Any]) -> None:
         """One event from another replica, into this replica's copy."""
@@ -250,6 +286,8 @@ class Replication:
             return  # the reader goes on from where it stopped
         checkpoint: dict[bytes, bytes] = cast(Any, await self.redis.hgetall(STATES))
         position = checkpoint.pop(POSITION, b"0-0")
+        covered = orjson.loads(checkpoint.pop(COVERED, b"{}"))
+        self._adopted_to = {replica.encode(): int(n) for replica, n in covered.items()}
         for credential_id, state in checkpoint.items():
             try:
                 self.pool.adopt(credential_id.decode(), decode_state(state))
@@ -259,21 +297,29 @@ class Replication:
 
     async def _writer(self) -> None:
         while True:
-            await self._wake.wait()
-            await asyncio.sleep(GATHER_SECONDS)  # one round trip for what comes meanwhile
-            self._wake.clear()
-            while self._out:
+            if self._unsent is None:
+                await self._wake.wait()
+                await asyncio.sleep(GATHER_SECONDS)  # one round trip for what comes meanwhile
+                self._wake.clear()
+            await self._send()
+
+    async def _send(self) -> None:
+        """Publish what waits, in entries of up to 1,000 events; an entry that fails stays
+        `_unsent` (published as it was when Redis is back)."""
+        while self._unsent is not None or self._out:
+            if self._unsent is None:
+                first = self._learnt_count - len(self._out) + 1
                 batch = [self._out.popleft() for _ in range(min(len(self._out), 1000))]
-                entry: dict[Any, Any] = {
+                entry = {
                     "replica": self._me,
+                    "first": str(first).encode(),
                     "events": b"[" + b",".join(batch) + b"]",
                 }
-                try:
-                    await self.redis.xadd(STREAM, entry, maxlen=self.keep, approximate=True)
-                except BaseException:
-                    self._out.extendleft(reversed(batch))  # published when it is back
-                    raise
-                self.published += len(batch)
+                self._unsent = entry, len(batch)
+            entry, count = self._unsent
+            await self.redis.xadd(STREAM, cast(Any, entry), maxlen=self.keep, approximate=True)
+            self._unsent = None
+            self.published += count
 
     async def _reader(self) -> None:
         while True:
@@ -285,8 +331,7 @@ class Replication:
                 for entry, fields in entries:
                     self.position = entry
                     if fields.get(b"replica") != self._me:
-                        for event in orjson.loads(fields.get(b"events", b"[]")):
-                            self.fold(event)
+                        self.fold_entry(fields)
             await asyncio.sleep(GATHER_SECONDS)  # at most one read per interval, however busy
 
     async def _sharing_busy(self) -> None:
@@ -308,6 +353,9 @@ class Replication:
             said.zremrangebyscore(REPLICAS, 0, now_ms - 60_000)
             said.zrange(REPLICAS, 0, -1)
             replicas: list[bytes] = (await said.execute())[-1]
+            for numbers in (self._folded_to, self._adopted_to):
+                for gone in numbers.keys() - set(replicas):
+                    del numbers[gone]  # silent for a minute: its entries are long folded
             others = [r.decode() for r in replicas if r != self._me]
             heard = self.redis.pipeline(transaction=False)
             for other in others:
@@ -345,7 +393,17 @@ class Replication:
             credential_id: encode_state(state) for credential_id, state in snapshot.states.items()
         }
         states[POSITION] = self.position or b"0-0"
+        states[COVERED] = orjson.dumps(self.covered())
         await self.redis.hset(STATES, mapping=states)
+
+    def covered(self) -> dict[str, int]:
+        """Per replica: the last event whose outcome this replica's pool state holds
+        (all of its own, those folded, those the checkpoint it adopted held)."""
+        covered = dict(self._adopted_to)
+        for replica, number in self._folded_to.items():
+            covered[replica] = max(number, covered.get(replica, 0))
+        covered[self._me] = self._learnt_count
+        return {replica.decode(): number for replica, number in covered.items()}
 
     # --- one token refresh per account across replicas (accounts.refresh.RefreshLease) -----
 
@@ -371,8 +429,11 @@ class Replication:
             await self.redis.eval(_RELEASE, 1, REFRESHING + credential_id, self._me)
 
     async def close(self) -> None:
-        """Hand the lease over at once (another replica need not wait for it to expire)."""
-        with contextlib.suppress(RedisError, OSError):
+        """Publish what waits (the last outcomes of a stopping replica), hand the lease over at
+        once (another replica need not wait for it to expire)."""
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            if self.connected:
+                await asyncio.wait_for(self._send(), CLOSE_SECONDS)
             if self.leader:
                 await self.redis.eval(_RELEASE, 1, LEADER, self._me)
             await self.redis.aclose()
