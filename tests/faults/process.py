@@ -35,10 +35,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, config: str, *args: str) -> Iterator[Served]:
-    """Run `quotapool serve` with `config` (TOML; `{port}` is filled in) and `args` until
-    /health answers."""
-    port = free_port()
+def serve(tmp_path: Path, config: str, *args: str, port: int = 0) -> Iterator[Served]:
+    """Run `quotapool serve` with `config` (TOML) and `args` on `port` (a free one by default)
+    until /health answers."""
+    port = port or free_port()
     path = tmp_path / "quotapool.toml"
     path.write_text(f"port = {port}\n" + config)
     env = {**os.environ, "QUOTAPOOL_HOME": str(tmp_path / "home")}
