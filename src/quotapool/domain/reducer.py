@@ -183,8 +183,13 @@ def apply(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:
     >>> apply(pool, Started("a", at=0.0)).state("a").in_flight
     1
     """
+    return _with(snapshot, outcome, _next_state(snapshot, outcome))
+
+
+def _with(snapshot: PoolSnapshot, outcome: Outcome, state: CredentialState) -> PoolSnapshot:
+    """The snapshot with `state` as the state `outcome` left its credential in."""
     states = dict(snapshot.states)
-    states[outcome.credential_id] = _next_state(snapshot, outcome)
+    states[outcome.credential_id] = state
     counted = isinstance(outcome, Started) and outcome.rotation is not None
     sequence = snapshot.sequence + 1 if counted else snapshot.sequence
     return PoolSnapshot(snapshot.credentials, states, sequence)
@@ -201,10 +206,7 @@ def apply_elsewhere(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:
     (1, 1)
     """
     held = snapshot.state(outcome.credential_id).in_flight
-    after = apply(snapshot, outcome)
-    state = after.states[outcome.credential_id]
-    if state.in_flight == held:
-        return after
-    states = dict(after.states)
-    states[outcome.credential_id] = replace(state, in_flight=held)
-    return PoolSnapshot(after.credentials, states, after.sequence)
+    state = _next_state(snapshot, outcome)
+    if state.in_flight != held:
+        state = _evolve(state, {"in_flight": held})
+    return _with(snapshot, outcome, state)

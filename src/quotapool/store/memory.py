@@ -22,6 +22,7 @@ class MemoryPoolStore:
         self.observers: list[Observer] = [observer] if observer is not None else []
         """Told of every outcome applied here, after it is (usage history, replication)."""
         self._given = initial.credentials
+        self._ids = frozenset(c.id for c in initial.credentials)
         self._catalogue: dict[str, frozenset[str]] = {}
 
     def snapshot(self) -> PoolSnapshot:
@@ -35,7 +36,7 @@ class MemoryPoolStore:
 
     def apply_elsewhere(self, outcome: Outcome) -> PoolSnapshot:
         """An outcome another replica observed (and recorded): folded in, observers not told."""
-        if self._snapshot.by_id(outcome.credential_id) is not None:
+        if outcome.credential_id in self._ids:
             self._snapshot = reducer.apply_elsewhere(self._snapshot, outcome)
         return self._snapshot
 
@@ -67,7 +68,7 @@ class MemoryPoolStore:
             replace(c, models=found) if not c.models and (found := self._catalogue.get(c.id)) else c
             for c in self._given
         )
-        ids = {c.id for c in credentials}
+        self._ids = ids = frozenset(c.id for c in credentials)
         states = {k: v for k, v in self._snapshot.states.items() if k in ids}
         self._snapshot = PoolSnapshot(credentials, states, self._snapshot.sequence)
         return self._snapshot
