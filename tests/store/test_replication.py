@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from quotapool.clock import SystemClock
 from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.outcome import Served, Started
+from quotapool.domain.outcome import Limited, Served, Started, StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.store.memory import MemoryPoolStore
@@ -304,8 +304,11 @@ async def test_a_replica_stops_even_when_a_redis_command_fails_as_it_is_cancelle
 
 
 def replica_of(url: str, **settings: float) -> Replication:
-    alpha = Credential("alpha", "alpha", Kind.OPENAI, "http://127.0.0.1:9")
-    return Replication(url, MemoryPoolStore(PoolSnapshot((alpha,))), SystemClock(), **settings)
+    pool = PoolSnapshot(tuple(Credential(n, n, Kind.OPENAI, "http://127.0.0.1:9") for n in NAMES))
+    return Replication(url, MemoryPoolStore(pool), SystemClock(), **settings)
+
+
+NAMES = ("alpha", "bravo")
 
 
 @contextlib.asynccontextmanager
@@ -394,3 +397,36 @@ async def test_a_stopping_replica_publishes_what_it_learnt_last(fresh_redis: str
         async with running(a):
             serve(a, 1)  # stopped before the writer's next round
         await until(lambda: served(b) == 1)
+
+
+async def test_a_replica_away_longer_than_the_stream_keeps_adopts_the_shared_state_again(
+    fresh_redis: str,
+) -> None:
+    """The stream keeps the last `keep_seconds` of entries: a replica cut off for longer finds
+    the entry it last folded gone, adopts the leader's checkpoint again, and keeps what it
+    learnt itself meanwhile (folded back as it publishes it)."""
+    a = replica_of(fresh_redis, lease=3.0, keep_seconds=0.5)  # the leader: a checkpoint a second
+    with Gate(("127.0.0.1", 6379)).running() as gate:
+        b = replica_of(fresh_redis.replace(":6379", f":{gate.port}"), keep_seconds=0.5)
+        async with running(a, b):
+            serve(a, 1)
+            await until(lambda: served(b) == 1)  # a's entry is the last b folded
+            gate.close()
+            await until(lambda: not b.connected)
+            now = time.time()
+            a.pool.apply(StatusSet("alpha", now, Status.PAUSED))  # learnt while b is away
+            b.pool.apply(Limited("bravo", now, Status.RATE_LIMITED, now + 600, "429"))  # b's own
+            await asyncio.sleep(1.5)  # a checkpoints the pause; the entries grow old
+            serve(a, 1)  # its entry trims the stream of everything older than 0.5 s
+            await until(lambda: a.published == 5)
+            assert await a.redis.xlen("quotapool:events") == 1
+            gate.open()
+            await until(lambda: b.connected and b.resyncs == 1, timeout=10)
+            await until(lambda: status(b, "alpha") is Status.PAUSED)
+            await until(lambda: status(b, "bravo") is Status.RATE_LIMITED)
+            assert served(b) == 2  # the checkpoint's, then the one after it: each once
+            await until(lambda: status(a, "bravo") is Status.RATE_LIMITED)
+
+
+def status(replica: Replication, name: str) -> Status:
+    return replica.pool.snapshot().state(name).status

@@ -12,8 +12,11 @@ decision.
   replica may run (the usage poller). When it dies, another takes the lease within `lease`
   seconds.
 - A replica that starts adopts the checkpoint, then folds the stream from the position it
-  covers; one that reconnects after an outage folds what it missed (the stream keeps the last
-  `keep` events).
+  covers; one that reconnects after an outage folds what it missed. The stream keeps the last
+  `keep_seconds` of entries (its memory follows the traffic, not a count of entries whose size
+  grows with it); a replica that was away longer, and so missed entries, adopts the checkpoint
+  again. Its own outcomes the checkpoint does not hold yet are folded back from the stream as
+  they are published.
 - Each event is folded once. A replica numbers what it learns; an entry says the number of its
   first event. An entry whose XADD reply was lost is sent again as it was, and its copy is
   skipped; outcomes the adopted checkpoint already holds (it says, per replica, up to which
@@ -119,7 +122,7 @@ class Replication:
         keys: Spending | None = None,
         routing: Choices | None = None,
         lease: float = 5.0,
-        keep: int = 100_000,
+        keep_seconds: float = 120.0,
         backlog: int = 50_000,
     ) -> None:
         self.url = url
@@ -128,7 +131,7 @@ class Replication:
         self.clock = clock
         self.affinity = affinity
         self.lease = lease
-        self.keep = keep
+        self.keep_seconds = keep_seconds
         self.replica = uuid.uuid4().hex[:12]
         self._me = self.replica.encode()
         self._learnt_count = 0
@@ -143,6 +146,9 @@ class Replication:
         """Per other replica: the number of the last event folded."""
         self._adopted_to: dict[bytes, int] = {}
         """Per replica: the number of the last event whose outcome the adopted checkpoint held."""
+        self._refold = (0, 0)
+        """This replica's own events folded back when read (the adopted state replaced them):
+        numbers above the first, up to the second."""
         self._wake = asyncio.Event()
         self.position: bytes | None = None
         """The last stream entry folded (None before the first connection)."""
@@ -150,7 +156,7 @@ class Replication:
         self.tried = False
         """A connection was attempted (before that, `/ready` says "connecting")."""
         self.leader = False
-        self.folded = self.published = self.dropped = 0
+        self.folded = self.published = self.dropped = self.resyncs = 0
         self._outage = Outage(log, f"sharing the pool through Redis ({url.split('@')[-1]})")
         pool.observers.append(self._learnt)
         if affinity is not None:
@@ -197,6 +203,7 @@ class Replication:
             "leader": self.leader,
             "pending": len(self._out) + (self._unsent is not None),
             "dropped": self.dropped,
+            "resyncs": self.resyncs,
         }
 
     # --- what the others learnt ---------------------------------------------------------------
@@ -205,6 +212,9 @@ class Replication:
         """One stream entry: another replica's events, each folded once."""
         events = orjson.loads(fields.get(b"events", b"[]"))
         replica, first = fields.get(b"replica", b""), fields.get(b"first")
+        if replica == self._me:
+            self._fold_own(events, int(first or 0))
+            return
         if first is None:  # a replica that does not number its events
             for event in events:
                 self.fold(event)
@@ -216,6 +226,14 @@ class Replication:
             if number > folded and (number > adopted or "outcome" not in event):
                 self.fold(event)
         self._folded_to[replica] = max(folded, number)
+
+    def _fold_own(self, events: list[dict[str, Any]], first: int) -> None:
+        """This replica's own entry: applied here as it was learnt, so skipped, unless an
+        adopted checkpoint replaced its state (see `_refold`)."""
+        after, upto = self._refold
+        for number, event in enumerate(events, first):
+            if after < number <= upto and "outcome" in event:
+                self.fold(event)
 
     def fold(self, event: dict[str, Any]) -> None:
         """One event from another replica, into this replica's copy."""
@@ -281,9 +299,19 @@ class Replication:
         )
 
     async def _resync(self) -> None:
-        """At the first connection: the latest checkpoint, then everything after it."""
+        """At the first connection, and after missing entries: the latest checkpoint, then
+        everything after it. Else the reader goes on from where it stopped."""
         if self.position is not None:
-            return  # the reader goes on from where it stopped
+            if self.position == b"0-0" or await self.redis.xrange(
+                STREAM, self.position, self.position
+            ):
+                return
+            self.resyncs += 1  # the entry last folded is gone: so may be some after it
+            log.warning(
+                "this replica was away from Redis longer than the stream keeps entries (%g s) "
+                "or Redis lost them: adopting the shared pool state again",
+                self.keep_seconds,
+            )
         checkpoint: dict[bytes, bytes] = cast(Any, await self.redis.hgetall(STATES))
         position = checkpoint.pop(POSITION, b"0-0")
         covered = orjson.loads(checkpoint.pop(COVERED, b"{}"))
@@ -293,6 +321,8 @@ class Replication:
                 self.pool.adopt(credential_id.decode(), decode_state(state))
             except ValueError:
                 continue
+        # What this replica learnt that the checkpoint does not hold: folded back when read.
+        self._refold = (self._adopted_to.get(self._me, 0), self._learnt_count)
         self.position = position
 
     async def _writer(self) -> None:
@@ -317,7 +347,8 @@ class Replication:
                 }
                 self._unsent = entry, len(batch)
             entry, count = self._unsent
-            await self.redis.xadd(STREAM, cast(Any, entry), maxlen=self.keep, approximate=True)
+            oldest = int((self.clock.now() - self.keep_seconds) * 1000)
+            await self.redis.xadd(STREAM, cast(Any, entry), minid=oldest, approximate=False)
             self._unsent = None
             self.published += count
 
@@ -330,8 +361,7 @@ class Replication:
             for _stream, entries in found or ():
                 for entry, fields in entries:
                     self.position = entry
-                    if fields.get(b"replica") != self._me:
-                        self.fold_entry(fields)
+                    self.fold_entry(fields)
             await asyncio.sleep(GATHER_SECONDS)  # at most one read per interval, however busy
 
     async def _sharing_busy(self) -> None:
