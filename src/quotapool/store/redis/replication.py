@@ -122,7 +122,7 @@ class Replication:
         keys: Spending | None = None,
         routing: Choices | None = None,
         lease: float = 5.0,
-        keep_seconds: float = 120.0,
+        keep_seconds: float = 60.0,
         backlog: int = 50_000,
     ) -> None:
         self.url = url
