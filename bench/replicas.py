@@ -5,7 +5,8 @@
 In one run, interleaved over `--rounds` (the median of each figure), on the same fake upstream (4 OpenAI keys, chat passed through): quotapool with one worker and no
 Redis, one worker with Redis, two workers with Redis (`serve --workers 2`), each measured with wrk
 (chat, non-stream; c=1 for latency, c=16 and c=64 for throughput), nothing pinned: the workers,
-the fake upstream and wrk share the machine's cores. Then two replicas on two ports: a usage
+the fake upstream and wrk share the machine's cores. The CPU time of quotapool's processes per
+request says what two workers would serve on cores of their own. Then two replicas on two ports: a usage
 limit is hit through replica A, and replica B's pool view is polled until it shows the account
 limited; the time from A's request to B knowing it, over `--samples` limits.
 """
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 import redis
 
-from bench.run import BODIES, PATHS, free_port, process, write_pool, wrk
+from bench.run import BODIES, PATHS, cpu_seconds, free_port, process, write_pool, wrk
 
 REDIS_BASE = "redis://127.0.0.1:6379"
 REDIS = f"{REDIS_BASE}/7"
@@ -51,14 +52,34 @@ def quotapool(
     return process(command, port, ALL_CPUS, env, f"quotapool-{port}")
 
 
-def throughput(base: str, seconds: float) -> dict[str, float]:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and every process under it (`serve --workers N` and its workers)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    total = 0.0
+    for member in tree:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
+
+
+def throughput(base: str, pid: int, seconds: float) -> dict[str, float]:
     url, body = base + PATHS["chat"], BODIES["chat"]
     wrk(url, body, 16, 1)  # warm up
     figures: dict[str, float] = {}
     _, _, figures["p50_c1_ms"], _ = wrk(url, body, 1, seconds)
     for concurrency in (16, 64):
         time.sleep(0.5)
-        _, figures[f"rps_c{concurrency}"], _, _ = wrk(url, body, concurrency, seconds)
+        before = tree_cpu_seconds(pid)
+        count, figures[f"rps_c{concurrency}"], _, _ = wrk(url, body, concurrency, seconds)
+        figures[f"cpu_us_c{concurrency}"] = (tree_cpu_seconds(pid) - before) * 1e6 / count
     time.sleep(0.5)
     return figures
 
@@ -112,15 +133,15 @@ def main() -> None:
             if url:
                 redis.Redis.from_url(url).flushdb()
             port, home = free_port(), Path(tempfile.mkdtemp(prefix="qp-replicas-"))
-            stack.enter_context(
+            served = stack.enter_context(
                 quotapool(home, upstream, port, "--workers", str(workers), redis_url=url)
             )
-            targets.append((name, f"http://127.0.0.1:{port}"))
+            targets.append((name, f"http://127.0.0.1:{port}", served.pid))
         time.sleep(1.0)  # connected, leader chosen
         measured: dict[str, list[dict[str, float]]] = {}
         for number in range(args.rounds):  # interleaved: drift hits every target alike
-            for name, base in targets:
-                measured.setdefault(name, []).append(throughput(base, args.seconds))
+            for name, base, pid in targets:
+                measured.setdefault(name, []).append(throughput(base, pid, args.seconds))
                 print(f"round {number + 1}: {name} {measured[name][-1]}", flush=True)
         rows = [(name, _median(found)) for name, found in measured.items()]
         redis.Redis.from_url(REDIS).flushdb()
@@ -141,16 +162,23 @@ def main() -> None:
         a, b = (f"http://127.0.0.1:{port}" for port in ports)
         delays = propagation(a, b, upstream, args.samples)
     one, redis_on, two = (figures for _, figures in rows)
-    print("\n| quotapool | chat c=1 p50 | chat c=16 req/s | chat c=64 req/s |")
-    print("|---|---|---|---|")
-    for name, figures in rows:
+    print(
+        "\n| quotapool | chat c=1 p50 | chat c=16 req/s | chat c=64 req/s | CPU/req c=16 | CPU/req c=64 |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, f in rows:
         print(
-            f"| {name} | {figures['p50_c1_ms']:.2f} ms | {figures['rps_c16']:,.0f} | {figures['rps_c64']:,.0f} |"
+            f"| {name} | {f['p50_c1_ms']:.2f} ms | {f['rps_c16']:,.0f} | {f['rps_c64']:,.0f} "
+            f"| {f['cpu_us_c16']:.0f} µs | {f['cpu_us_c64']:.0f} µs |"
         )
     print(
         f"\nRedis on adds {redis_on['p50_c1_ms'] - one['p50_c1_ms']:+.2f} ms at c=1; two workers "
         f"serve {two['rps_c16'] / redis_on['rps_c16']:.2f}× (c=16) and "
-        f"{two['rps_c64'] / redis_on['rps_c64']:.2f}× (c=64) one worker's requests."
+        f"{two['rps_c64'] / redis_on['rps_c64']:.2f}× (c=64) one worker's requests. Each "
+        f"request costs the two {two['cpu_us_c64']:.0f} µs of CPU against one worker's "
+        f"{redis_on['cpu_us_c64']:.0f} µs (c=64): on two cores of their own (upstream and load "
+        f"elsewhere) they would serve {2 * redis_on['cpu_us_c64'] / two['cpu_us_c64']:.2f}× "
+        "one worker's requests."
     )
     q = statistics.quantiles(delays, n=100)
     print(
