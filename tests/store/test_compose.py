@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from quotapool.secrets import KEY_FILE_NAME
 from quotapool.testing.fake_upstream import FakeUpstream
 from tests.faults.process import free_port, serve
 from tests.proxy.test_websocket import HEADERS, exchange
@@ -194,3 +196,41 @@ def _id(events: list[dict[str, object]]) -> str:
     response = events[0]["response"]
     assert isinstance(response, dict)
     return str(response["id"])
+
+
+def test_a_dashboard_session_holds_whichever_replica_the_balancer_picks(
+    fake: tuple[FakeUpstream, str], database: str, tmp_path: Path
+) -> None:
+    """Replicas with homes of their own, the secret key copied (as the README says): a login
+    through nginx opens a session every replica honours, page after page (without the copy,
+    the other replica sends the login page back)."""
+    shared = streaming_pair(fake, database, tmp_path)
+    ports = [free_port(), free_port()]
+    with serve(tmp_path / "a", shared, port=ports[0]):
+        (tmp_path / "b" / "home").mkdir(parents=True)
+        shutil.copy2(tmp_path / "a" / "home" / KEY_FILE_NAME, tmp_path / "b" / "home")
+        made = subprocess.run(
+            [sys.executable, "-m", "quotapool.cli.main", "admin", "token",
+             "--config", str(tmp_path / "a" / "quotapool.toml")],
+            env={**os.environ, "QUOTAPOOL_HOME": str(tmp_path / "a" / "home")},
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        token = made.stdout.strip().splitlines()[-1]
+        with (
+            serve(tmp_path / "b", shared, port=ports[1]),
+            nginx(tmp_path, ports) as front,
+            httpx.Client(base_url=front, timeout=10) as browser,
+        ):
+            wait_for(lambda: _logs_in(browser, token), timeout=10)  # both read the token
+            pages = [browser.get("/quotapool/") for _ in range(6)]  # round robin: a, b, …
+            api = [browser.get("/quotapool/api/credentials") for _ in range(4)]
+    assert all(page.status_code == 200 and 'name="token"' not in page.text for page in pages)
+    assert [answer.status_code for answer in api] == [200] * 4
+
+
+def _logs_in(browser: httpx.Client, token: str) -> bool:
+    """Logged in, and the session holds on the next two pages (one from each replica)."""
+    browser.cookies.clear()
+    if browser.post("/quotapool/login", data={"token": token}).status_code != 303:
+        return False
+    return all('name="token"' not in browser.get("/quotapool/").text for _ in range(2))
