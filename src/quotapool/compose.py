@@ -398,7 +398,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         if settings.redis_url
         else None
     )
-    refresher.lease = replication
+    refresher.lease = dispatcher.warmups.claims = replication  # one refresh, one warmup
     poller = UsagePoller(
         pool=pool,
         secrets=secrets,

@@ -30,6 +30,7 @@ from tests.conftest import Harness, HarnessFactory
 from tests.faults.gate import Gate
 from tests.faults.test_log_outage import Load
 from tests.proxy.test_client_keys_e2e import create
+from tests.proxy.test_warmup_e2e import routing, warmups
 from tests.store.conftest import REDIS
 
 BODY = {"model": "gpt-5.5", "input": "hi"}
@@ -136,6 +137,23 @@ def test_a_redis_restart_under_load_fails_no_request_and_state_converges(
         assert _connected(a) and _connected(b)
         # What A served while Redis was out reached B: its copy converges on A's.
         wait_for(lambda: b.state("alpha").served == a.state("alpha").served, timeout=5)
+
+
+def test_an_idle_account_is_warmed_once_per_ttl_whichever_replica_selects(
+    harness: HarnessFactory, fresh_redis: str
+) -> None:
+    """Each replica's selections would warm the idle secondaries: the claim in Redis lets one
+    warmup per account through (before: one per replica)."""
+    a = harness(redis_url=fresh_redis, routing=routing())
+    b = harness(redis_url=fresh_redis, upstream_of=a, routing=routing())
+    for h in (a, b):
+        wait_for(lambda h=h: _connected(h))
+    for h in (a, b, a, b):
+        with h.http() as http:
+            assert http.post("/v1/responses", json=BODY).status_code == 200
+    wait_for(lambda: len(warmups(a)) >= 2)
+    time.sleep(0.5)  # time for a second warmup of each, were there one
+    assert sorted(warmups(a)) == [("bravo", "gpt-5.4-mini"), ("charlie", "gpt-5.4-mini")]
 
 
 def test_round_robin_stays_even_across_replicas(harness: HarnessFactory, fresh_redis: str) -> None:

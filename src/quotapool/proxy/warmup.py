@@ -10,7 +10,8 @@ The rules: the client's request is never delayed or failed by it (it runs as its
 with its own timeout); one warmup per credential at a time; a non-2xx answer clears the TTL so
 the next selection retries; never for token counts, never for a request pinned to its account;
 no round-robin counter moves; the answer feeds the pool like any other (quota readings,
-limits); every warmup is a row in the request log, marked as one, with its tokens.
+limits); every warmup is a row in the request log, marked as one, with its tokens. Replicas
+sharing the pool claim each warmup in Redis first: one per credential per TTL across them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -62,6 +63,14 @@ def warmup_payload(kind: Kind, model: str) -> dict[str, Any]:
     return {"model": model, "max_tokens": 1, "messages": message}
 
 
+class Claims(Protocol):
+    """Warmups claimed across replicas (`store.redis.replication.Replication`)."""
+
+    async def claim_warmup(self, credential_id: str, seconds: float) -> bool: ...
+
+    async def release_warmup(self, credential_id: str) -> None: ...
+
+
 async def _discard(_message: Message) -> None:
     """Where a warmup's answer goes: nobody waits for it."""
 
@@ -82,6 +91,9 @@ class Warmups:
         self._until: dict[str, float] = {}
         """Credential id → end of its TTL (no warmup before)."""
         self._running: set[str] = set()
+        self.claims: Claims | None = None
+        """Set when replicas share the pool: a warmup goes ahead only if this replica claims
+        it (no other warmed the credential within the TTL)."""
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
 
@@ -119,13 +131,17 @@ class Warmups:
             self.spawn(self._warm(credential, model, profile.name, warmup), f"warmup-{cid}")
 
     async def _warm(self, credential: Credential, model: str, profile: str, warmup: Warmup) -> None:
-        cid = credential.id
+        cid, claims = credential.id, self.claims
         try:
+            if claims is not None and not await claims.claim_warmup(cid, warmup.ttl_seconds):
+                return  # another replica warmed it within the TTL
             record = await self.send(credential, model, profile, warmup.timeout_seconds, "warmup")
         finally:
             self._running.discard(cid)
         if not 200 <= record.status < 300:
             self._until.pop(cid, None)  # the next selection tries again
+            if claims is not None:
+                await claims.release_warmup(cid)
         now = self.dispatcher.clock.now()
         self._until = {c: until for c, until in self._until.items() if until > now}
 

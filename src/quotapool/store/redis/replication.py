@@ -73,6 +73,8 @@ BUSY_INTERVAL_SECONDS = 0.25
 REFRESHING = "quotapool:refreshing:"
 REFRESH_LEASE_MS = 30_000
 """How long a replica may take to refresh an account's token before another may."""
+WARMED = "quotapool:warmed:"
+"""A credential's warmup claimed by a replica, for the warmup's TTL."""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -457,6 +459,19 @@ class Replication:
     async def give_back(self, credential_id: str) -> None:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.eval(_RELEASE, 1, REFRESHING + credential_id, self._me)
+
+    # --- one warmup per credential per TTL across replicas (proxy.warmup.Claims) ------------
+
+    async def claim_warmup(self, credential_id: str, seconds: float) -> bool:
+        try:
+            key, ttl_ms = WARMED + credential_id, max(1, int(seconds * 1000))
+            return bool(await self.redis.set(key, self._me, nx=True, px=ttl_ms))
+        except (RedisError, OSError):
+            return True  # Redis out: one tiny request here rather than none
+
+    async def release_warmup(self, credential_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.eval(_RELEASE, 1, WARMED + credential_id, self._me)
 
     async def close(self) -> None:
         """Publish what waits (the last outcomes of a stopping replica), hand the lease over at
