@@ -71,6 +71,9 @@ from quotapool.upstream.openai import OpenAITransport
 log = logging.getLogger(__name__)
 STOP_TASKS_SECONDS = 10.0
 """At shutdown, how long background jobs have to stop once cancelled (then it goes on)."""
+ELSEWHERE_SECONDS = 1.5
+"""With replicas, how long a continuation waits for what the replica that answered its turn
+before has not shared yet (`Dispatcher.elsewhere_seconds`)."""
 CODEX_CLIENT_VERSION = "0.169.0"
 
 
@@ -311,6 +314,18 @@ def open_writers(
     )
 
 
+def shared(
+    replication: Replication, dispatcher: Dispatcher, refresher: TokenRefresher
+) -> Replication:
+    """`replication`, wired to what replicas do once between them or wait for from each
+    other."""
+    refresher.lease = replication  # one token refresh
+    if dispatcher.warmups is not None:
+        dispatcher.warmups.claims = replication  # one warmup per TTL
+    dispatcher.elsewhere_seconds = ELSEWHERE_SECONDS
+    return replication
+
+
 def prepare(settings: Settings) -> None:
     """What workers would otherwise race to do at their first start: the schema and the key
     file."""
@@ -387,18 +402,14 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         pool, secrets, clock, CODEX_CLIENT_VERSION, settings.codex_models_refresh
     )
     replication = (
-        Replication(
-            settings.redis_url,
-            pool,
-            clock,
-            affinity=conversations,
-            keys=keys,
-            routing=live_routing,
+        shared(
+            Replication(settings.redis_url, pool, clock, conversations, keys, live_routing),
+            dispatcher,
+            refresher,
         )
         if settings.redis_url
         else None
     )
-    refresher.lease = dispatcher.warmups.claims = replication  # one refresh, one warmup
     poller = UsagePoller(
         pool=pool,
         secrets=secrets,

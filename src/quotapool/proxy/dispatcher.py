@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -138,6 +139,10 @@ class Dispatcher:
         """Set when the request log is wired (`proxy.warmup`)."""
         self.items: ResponseItems | None = None
         """Conversations behind responses relayed from Codex accounts (`store.response_items`)."""
+        self.elsewhere_seconds = 0.0
+        """With replicas: how long a continuation waits for what the replica that answered the
+        turn before may not have shared yet (its owner: tens of ms; its conversation: written
+        to the database within 250 ms). 0: one process, which knows at once."""
 
     def use_routing(self, routing: Routing) -> None:
         """Switch profiles while running; requests in flight finish as they began."""
@@ -255,8 +260,15 @@ class Dispatcher:
         previous = request.payload.get("previous_response_id")
         if request.route is not Route.RESPONSES or not isinstance(previous, str):
             return request, None
-        owner = self.affinity.owner(previous)
-        context = await self.items.context(previous) if self.items is not None else None
+
+        async def owned() -> str | None:
+            return self.affinity.owner(previous)
+
+        owner = await _found_within(self.elsewhere_seconds, owned)
+        context, items = None, self.items
+        if items is not None:  # (with replicas, its owner's replica may not have written it yet)
+            wait = self.elsewhere_seconds if owner else 0.0
+            context = await _found_within(wait, lambda: items.context(previous))
         if context is None:
             producer = self.pool.snapshot().by_id(owner) if owner is not None else None
             if producer is not None and _kept_here(producer, Route.RESPONSES):
@@ -574,3 +586,15 @@ def _body_fields(body: bytes) -> tuple[Usage | None, str | None]:
     response_id = payload.get("id")
     usage = parse_usage(payload.get("usage"))
     return usage, response_id if isinstance(response_id, str) else None
+
+
+T = TypeVar("T")
+
+
+async def _found_within(seconds: float, find: Callable[[], Awaitable[T | None]]) -> T | None:
+    """What `find` finds now or, looking again every 20 ms, within `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (found := await find()) is None and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    return found
