@@ -21,6 +21,7 @@ from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.profiles import Profile, Routing
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import Secret
+from quotapool.store.affinity import TURN_STATE
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.testing import events
 from quotapool.testing.clock import FakeClock
@@ -149,3 +150,27 @@ def test_a_limit_announced_mid_stream_is_learnt() -> None:
     state = d.pool.snapshot().state(record.credential or "")
     assert state.status.value == "quota_exceeded" and state.until == clock.now() + 900
     assert in_flight(d) == [0, 0, 0]
+
+
+def test_with_replicas_a_follow_up_waits_for_the_owner_of_its_turn_state() -> None:
+    """Another replica gave the turn state out a moment ago: its owner arrives on the stream
+    while this replica waits (round robin alone would have sent the follow-up to alpha)."""
+
+    async def follow_up() -> str:
+        d, client, _ = dispatcher(answer)
+        d.elsewhere_seconds = 1.0
+        asyncio.get_running_loop().call_later(
+            0.05, d.affinity.own, TURN_STATE + "ts-1", "charlie", 0.0
+        )
+        body = {"model": "gpt-5.5", "input": "follow", "stream": True, "store": False}
+        headers = [(b"x-codex-turn-state", b"ts-1")]
+        request = parse_request(Route.RESPONSES, orjson.dumps(body), headers, Dialect.CODEX)
+        record = Record("r1", d.clock.now(), "responses", "/backend-api/codex/responses")
+
+        async def send(_message: dict[str, Any]) -> None:
+            pass
+
+        await d.serve(request, Dialect.CODEX, send, record, [])  # type: ignore[arg-type]
+        return account(client.requests[-1])
+
+    assert asyncio.run(follow_up()) == "charlie"

@@ -206,7 +206,7 @@ class Dispatcher:
             frozenset(),
             gate,
             bound,
-            self._owner(request),
+            await self._owner(request),
             profile.name,
             profile.stand_in(request.model),
         )
@@ -292,14 +292,22 @@ class Dispatcher:
             conversation = input_items(request.payload) + record.output_items
             self.items.keep(record.response_id, conversation, self.clock.now())
 
-    def _owner(self, request: ClientRequest) -> str | None:
+    async def _owner(self, request: ClientRequest) -> str | None:
         """The account that must serve a continuation: of its response id or its turn state."""
         previous = request.payload.get("previous_response_id")
         if isinstance(previous, str) and (owner := self.affinity.owner(previous)):
             return owner
-        if turn_state := request.headers.get("x-codex-turn-state"):
+        return await self.turn_owner(request.headers.get("x-codex-turn-state"))
+
+    async def turn_owner(self, turn_state: str | None) -> str | None:
+        """The account that gave out `turn_state` (with replicas, perhaps a moment ago)."""
+        if not turn_state:
+            return None
+
+        async def owned() -> str | None:
             return self.affinity.owner(TURN_STATE + turn_state)
-        return None
+
+        return await _found_within(self.elsewhere_seconds, owned)
 
     def _remember(
         self, key: str, bound: str | None, served_by: str, record: Record, request: RouteRequest

@@ -29,7 +29,6 @@ from quotapool.proxy.record import Record
 from quotapool.proxy.reservation import Reservation
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
-from quotapool.store.affinity import TURN_STATE
 from quotapool.upstream.codex import codex_auth
 from quotapool.upstream.signals import classify_error, parse_codex_headers
 from quotapool.upstream.sse import SSEFramer, event_data
@@ -81,8 +80,7 @@ class WebSocketBridge:
         record.profile = profile.name
         key = affinity_key(headers, {}, client)
         bound = d.affinity.bound(key, d.clock.now()) if d.sticky else None
-        turn_state = headers.get("x-codex-turn-state")
-        owner = d.affinity.owner(TURN_STATE + turn_state) if turn_state else None
+        owner = await d.turn_owner(headers.get("x-codex-turn-state"))
         routed = RouteRequest(Route.WEBSOCKET, "", frozenset(), None, bound, owner, profile.name)
         failover = Failover(d, routed, record, profile)
         while (choice := await failover.next()) is not None:
