@@ -102,7 +102,7 @@ def serve(
         except BaseException:
             sock.close()
             raise
-        with announced(settings.resolved_home, local_url(sock)) as token:
+        with announced(settings.resolved_home, local_url(sock), bool(settings.redis_url)) as token:
             on_listening(_url(sock), local_url(sock))
             stopped = Workers(
                 workers, lambda worker: _worker(settings, config_file, sock, token, worker)
@@ -121,7 +121,7 @@ def serve(
     # file goes), then die of it as before.
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        with announced(settings.resolved_home, local_url(sock)) as token:
+        with announced(settings.resolved_home, local_url(sock), bool(settings.redis_url)) as token:
             on_listening(_url(sock), local_url(sock))
             _run(pool, config_file, sock, token)
     except _Terminated:
@@ -246,7 +246,8 @@ def run_in_thread(pool: Quotapool) -> Iterator[str]:
     if not server.started:
         raise RuntimeError("quotapool did not start; see the log above")
     try:
-        with announced(pool.settings.resolved_home, local_url(sock)) as token:
+        replicas = bool(pool.settings.redis_url)
+        with announced(pool.settings.resolved_home, local_url(sock), replicas) as token:
             pool.keys.local = key_hash(token)
             yield f"http://{pool.settings.host}:{port}"
     finally:

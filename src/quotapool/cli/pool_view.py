@@ -51,7 +51,7 @@ def credentials(config: Path | None) -> tuple[list[dict[str, Any]], bool]:
     """Every credential as rows (and whether they are live from a running server)."""
     settings = _settings(config)
     store = _store(settings)
-    running = read(settings.resolved_home)
+    running = read(settings.resolved_home, bool(settings.redis_url))
     if running is not None:
         try:
             answer = _api(running, "GET", "/credentials")
@@ -171,7 +171,7 @@ def set_status(name: str, action: str, config: Path | None) -> str:
     """Pause or resume `name` in the running server (accounts keep it over restarts), else in
     the database; what to print."""
     settings = _settings(config)
-    running = read(settings.resolved_home)
+    running = read(settings.resolved_home, bool(settings.redis_url))
     if running is not None:
         try:
             answer = _api(running, "POST", f"/credentials/{name}/{action}")

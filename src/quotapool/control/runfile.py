@@ -4,7 +4,8 @@ what the server holds, quotapool.toml's credentials included).
 
 The file is 0600 in the 0700 home, beside the secret key: whoever can read it could read that
 key too. It is removed when the server stops; one left by a killed server names a dead process
-and is ignored.
+and is ignored. Replicas (`redis_url`) may share a home (docker-compose.yml's volume): each host
+then has its own, `server.<host>.json`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +32,15 @@ class Running:
     pid: int
 
 
-def read(home: Path) -> Running | None:
-    """The server running from `home`, if one is."""
+def run_file(home: Path, replicas: bool = False) -> Path:
+    """Where the run file is: one per host when replicas may share `home`."""
+    return home / (f"server.{socket.gethostname()}.json" if replicas else RUN_FILE_NAME)
+
+
+def read(home: Path, replicas: bool = False) -> Running | None:
+    """The server running from `home` on this host, if one is."""
     try:
-        data = orjson.loads((home / RUN_FILE_NAME).read_bytes())
+        data = orjson.loads(run_file(home, replicas).read_bytes())
         running = Running(str(data["url"]), str(data["token"]), int(data["pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -47,15 +54,15 @@ def read(home: Path) -> Running | None:
 
 
 @contextlib.contextmanager
-def announced(home: Path, url: str) -> Iterator[str]:
+def announced(home: Path, url: str, replicas: bool = False) -> Iterator[str]:
     """Write the run file for the server at `url` while it runs; yields its CLI token."""
     token = "qpl-" + secrets.token_urlsafe(32)
-    path = private_home(home) / RUN_FILE_NAME
+    path = run_file(private_home(home), replicas)
     private_file(path)
     path.write_bytes(orjson.dumps({"url": url, "token": token, "pid": os.getpid()}))
     try:
         yield token
     finally:
         with contextlib.suppress(OSError):
-            if (current := read(home)) is None or current.token == token:
+            if (current := read(home, replicas)) is None or current.token == token:
                 path.unlink()
