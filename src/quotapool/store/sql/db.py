@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from quotapool.secrets import private_file, private_home
@@ -46,10 +46,15 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
+    """Bring the schema to the newest migration. On PostgreSQL, replicas starting at once take
+    turns (a lock for the schema, held until the migration commits): the first migrates, the
+    others find nothing left to do (before, all but one failed on a duplicate table)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            lock = "SELECT pg_advisory_xact_lock(hashtext('quotapool:' || current_schema()))"
+            connection.execute(text(lock))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
