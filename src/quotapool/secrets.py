@@ -116,7 +116,8 @@ class SecretBox:
             where = f" ({self._path})" if self._path else ""
             raise KeyFileError(
                 f"the key file{where} is not the one these secrets were encrypted with; "
-                "restore the original key file or re-import the accounts"
+                "restore the original key file (replicas sharing one database need the same "
+                "one: copy it from the first) or re-import the accounts"
             ) from None
 
     def __repr__(self) -> str:
