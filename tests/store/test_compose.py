@@ -16,16 +16,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import httpx
 
 from quotapool.secrets import KEY_FILE_NAME
 from quotapool.testing.fake_upstream import FakeUpstream
+from tests.conftest import Harness, HarnessFactory
+from tests.e2e.test_codex_cli import CHATGPT_MODE, chatgpt_login, codex
 from tests.faults.process import free_port, serve
 from tests.proxy.test_websocket import HEADERS, exchange
+from tests.store.conftest import REDIS
 from tests.store.test_replicas_pg import STREAM, busy, database, logged, streaming_pair
-from tests.store.test_replication import wait_for
+from tests.store.test_replication import _connected, wait_for
 
 __all__ = ["database"]  # the fixture, used by name
 
@@ -53,10 +57,11 @@ def nginx(tmp_path: Path, replicas: list[int]) -> Iterator[str]:
     )
     conf = conf.replace("http {\n", f"http {{\n  access_log off;\n{temporary}", 1)
     (prefix / "nginx.conf").write_text(conf)
+    as_root = " user root;" if os.geteuid() == 0 else ""  # (its workers write in `tmp_path`)
     command = [
         shutil.which("nginx") or "/usr/sbin/nginx",
         *("-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")),
-        *("-g", f"daemon off; pid {prefix / 'nginx.pid'};"),
+        *("-g", f"daemon off; pid {prefix / 'nginx.pid'};{as_root}"),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -234,3 +239,27 @@ def _logs_in(browser: httpx.Client, token: str) -> bool:
     if browser.post("/quotapool/login", data={"token": token}).status_code != 303:
         return False
     return all('name="token"' not in browser.get("/quotapool/").text for _ in range(2))
+
+
+def test_a_codex_cli_tool_turn_over_http_stays_on_one_account_across_the_replicas(
+    harness: HarnessFactory, database: str, tmp_path: Path
+) -> None:
+    """The real Codex CLI over HTTP through nginx, which sends each of its requests to the next
+    replica: the follow-up after the tool call carries the turn state the first answer gave
+    out, and reaches the same account whichever replica receives it."""
+    a = harness(redis_url=REDIS, database_url=database)
+    b = harness(redis_url=REDIS, database_url=database, upstream_of=a)
+    for h in (a, b):
+        wait_for(lambda h=h: _connected(h))
+    for token in ("tok-a", "tok-b", "tok-c"):
+        a.fake.account(token).tool_call = ("exec_command", '{"cmd": "echo quotapool-tool"}')
+    home = tmp_path / "codex"
+    chatgpt_login(a, home)
+    ports = [int(h.base.rsplit(":", 1)[1]) for h in (a, b)]
+    with nginx(tmp_path, ports) as front:
+        through = cast(Harness, type("Front", (), {"base": front}))
+        result = codex(through, home, CHATGPT_MODE, "run the tool")
+    assert result.returncode == 0, result.stderr
+    turns = [s for s in a.fake.seen if s.path == "/backend-api/codex/responses"]
+    assert len(turns) >= 2 and turns[-1].headers.get("x-codex-turn-state")  # a follow-up
+    assert len({s.account for s in turns}) == 1, [s.account for s in turns]
