@@ -24,6 +24,7 @@ import httpx
 from quotapool.secrets import KEY_FILE_NAME
 from quotapool.testing.fake_upstream import FakeUpstream
 from tests.conftest import Harness, HarnessFactory
+from tests.e2e.test_claude_code import claude
 from tests.e2e.test_codex_cli import CHATGPT_MODE, chatgpt_login, codex
 from tests.faults.process import free_port, serve
 from tests.proxy.test_websocket import HEADERS, exchange
@@ -263,3 +264,31 @@ def test_a_codex_cli_tool_turn_over_http_stays_on_one_account_across_the_replica
     turns = [s for s in a.fake.seen if s.path == "/backend-api/codex/responses"]
     assert len(turns) >= 2 and turns[-1].headers.get("x-codex-turn-state")  # a follow-up
     assert len({s.account for s in turns}) == 1, [s.account for s in turns]
+
+
+def test_a_claude_code_tool_turn_keeps_its_account_across_the_replicas(
+    harness: HarnessFactory, database: str, tmp_path: Path
+) -> None:
+    """Claude Code through nginx, round robin on both sides: the tool call's answer goes to
+    the other replica, which knows the session's account from the first."""
+    a = harness(redis_url=REDIS, database_url=database, routing={"strategy": "round_robin"})
+    b = harness(
+        redis_url=REDIS,
+        database_url=database,
+        upstream_of=a,
+        routing={"strategy": "round_robin"},
+    )
+    for h in (a, b):
+        wait_for(lambda h=h: _connected(h))
+    with a.http() as http:  # alpha's turn is over on both: only a replica that did not hear
+        assert http.post("/v1/responses", json=BODY).status_code == 200  # would pick it again
+    time.sleep(0.2)
+    for token in ("tok-a", "tok-b", "tok-c"):
+        a.fake.account(token).tool_call = ("Bash", '{"command": "echo quotapool-tool-ok"}')
+    ports = [int(h.base.rsplit(":", 1)[1]) for h in (a, b)]
+    with nginx(tmp_path, ports) as front:
+        through = cast(Harness, type("Front", (), {"base": front}))
+        answer = claude(through, tmp_path / "home", "run the echo", "--allowedTools", "Bash")
+    assert answer["is_error"] is False and answer["num_turns"] == 2
+    turns = [s for s in a.fake.seen if s.path == "/backend-api/codex/responses"]
+    assert len(turns) >= 2 and len({s.account for s in turns[-2:]}) == 1, turns
