@@ -210,7 +210,7 @@ class Replication:
 
     # --- what the others learnt ---------------------------------------------------------------
 
-    def fold_entry(self, fields: dict[bytes, bytes]) -> None:
+    def _fold_entry(self, fields: dict[bytes, bytes]) -> None:
         """One stream entry: another replica's events, each folded once."""
         events = orjson.loads(fields.get(b"events", b"[]"))
         replica, first = fields.get(b"replica", b""), fields.get(b"first")
@@ -363,7 +363,7 @@ class Replication:
             for _stream, entries in found or ():
                 for entry, fields in entries:
                     self.position = entry
-                    self.fold_entry(fields)
+                    self._fold_entry(fields)
             await asyncio.sleep(GATHER_SECONDS)  # at most one read per interval, however busy
 
     async def _sharing_busy(self) -> None:
@@ -425,10 +425,10 @@ class Replication:
             credential_id: encode_state(state) for credential_id, state in snapshot.states.items()
         }
         states[POSITION] = self.position or b"0-0"
-        states[COVERED] = orjson.dumps(self.covered())
+        states[COVERED] = orjson.dumps(self._covered())
         await self.redis.hset(STATES, mapping=states)
 
-    def covered(self) -> dict[str, int]:
+    def _covered(self) -> dict[str, int]:
         """Per replica: the last event whose outcome this replica's pool state holds
         (all of its own, those folded, those the checkpoint it adopted held)."""
         covered = dict(self._adopted_to)
