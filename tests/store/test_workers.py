@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from quotapool.control.runfile import run_file
 from quotapool.testing.fake_upstream import FakeUpstream, rate_limited
 from tests.faults.process import Served, serve
 from tests.store.conftest import ACCOUNTS, REDIS
@@ -63,8 +64,8 @@ def test_two_workers_share_limits_and_conversations(
         for _ in range(20):  # whichever worker takes them, none goes back to alpha
             assert ask(served, {"model": "gpt-5.5", "input": "hi"}) == 200
         assert set(upstream.served_by()[2:]) == {"bravo"}
-        assert (tmp_path / "home" / "server.json").exists()
-    assert not (tmp_path / "home" / "server.json").exists()  # SIGTERM: workers drained, file gone
+        assert run_file(tmp_path / "home", replicas=True).exists()  # one per host with Redis
+    assert not run_file(tmp_path / "home", replicas=True).exists()  # SIGTERM: drained, gone
 
 
 def test_a_conversation_alternating_between_workers_stays_on_its_account(
