@@ -1,7 +1,9 @@
 """docker-compose.yml's topology without Docker: its balancer (deploy/nginx.conf, run by the
 real nginx with only the addresses changed to loopback) in front of two `quotapool serve`
-replicas sharing the real PostgreSQL and Redis. A rolling restart and a replica killed under
-load, and the Codex CLI's WebSocket transport, through it."""
+replicas sharing the real PostgreSQL and Redis. Through it: a rolling restart and a replica
+killed under load, the Codex WebSocket transport, a dashboard session, and the real Codex CLI
+and Claude Code keeping a tool turn on one account while their requests alternate between the
+replicas."""
 
 from __future__ import annotations
 
