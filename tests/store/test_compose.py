@@ -76,6 +76,11 @@ def nginx(tmp_path: Path, replicas: list[int]) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def _through(front: str) -> Harness:
+    """What the CLI helpers need of a harness (its address): the balancer's."""
+    return cast(Harness, type("Front", (), {"base": front}))
+
+
 def _answers(base: str) -> bool:
     with contextlib.suppress(httpx.TransportError):
         return httpx.get(f"{base}/health", timeout=1).status_code == 200
@@ -260,8 +265,7 @@ def test_a_codex_cli_tool_turn_over_http_stays_on_one_account_across_the_replica
     chatgpt_login(a, home)
     ports = [int(h.base.rsplit(":", 1)[1]) for h in (a, b)]
     with nginx(tmp_path, ports) as front:
-        through = cast(Harness, type("Front", (), {"base": front}))
-        result = codex(through, home, CHATGPT_MODE, "run the tool")
+        result = codex(_through(front), home, CHATGPT_MODE, "run the tool")
     assert result.returncode == 0, result.stderr
     turns = [s for s in a.fake.seen if s.path == "/backend-api/codex/responses"]
     assert len(turns) >= 2 and turns[-1].headers.get("x-codex-turn-state")  # a follow-up
@@ -289,8 +293,9 @@ def test_a_claude_code_tool_turn_keeps_its_account_across_the_replicas(
         a.fake.account(token).tool_call = ("Bash", '{"command": "echo quotapool-tool-ok"}')
     ports = [int(h.base.rsplit(":", 1)[1]) for h in (a, b)]
     with nginx(tmp_path, ports) as front:
-        through = cast(Harness, type("Front", (), {"base": front}))
-        answer = claude(through, tmp_path / "home", "run the echo", "--allowedTools", "Bash")
+        answer = claude(
+            _through(front), tmp_path / "home", "run the echo", "--allowedTools", "Bash"
+        )
     assert answer["is_error"] is False and answer["num_turns"] == 2
     turns = [s for s in a.fake.seen if s.path == "/backend-api/codex/responses"]
     assert len(turns) >= 2 and len({s.account for s in turns[-2:]}) == 1, turns

@@ -260,11 +260,7 @@ class Dispatcher:
         previous = request.payload.get("previous_response_id")
         if request.route is not Route.RESPONSES or not isinstance(previous, str):
             return request, None
-
-        async def owned() -> str | None:
-            return self.affinity.owner(previous)
-
-        owner = await _found_within(self.elsewhere_seconds, owned)
+        owner = await self._owner_of(previous)
         context, items = None, self.items
         if items is not None:  # (with replicas, its owner's replica may not have written it yet)
             wait = self.elsewhere_seconds if owner else 0.0
@@ -301,11 +297,14 @@ class Dispatcher:
 
     async def turn_owner(self, turn_state: str | None) -> str | None:
         """The account that gave out `turn_state` (with replicas, perhaps a moment ago)."""
-        if not turn_state:
-            return None
+        return await self._owner_of(TURN_STATE + turn_state) if turn_state else None
+
+    async def _owner_of(self, response_id: str) -> str | None:
+        """The owner of a response id or turn state, waiting `elsewhere_seconds` for one
+        another replica may not have shared yet."""
 
         async def owned() -> str | None:
-            return self.affinity.owner(TURN_STATE + turn_state)
+            return self.affinity.owner(response_id)
 
         return await _found_within(self.elsewhere_seconds, owned)
 

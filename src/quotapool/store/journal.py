@@ -33,9 +33,8 @@ class Journal:
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Add rows at the end, written through to the operating system before returning."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        fd = self._opened()
         try:
             os.write(fd, data)
         finally:
@@ -43,9 +42,13 @@ class Journal:
 
     def open(self) -> int:
         """Keep the file open for `write` (rows written ahead, one call each); its size now."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        self._fd = self._opened()
         return os.fstat(self._fd).st_size
+
+    def _opened(self) -> int:
+        """The file open for appending (created private, its folder too)."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
 
     def write(self, data: bytes) -> None:
         """Append `data` (whole lines) to the file kept open; it survives this process."""

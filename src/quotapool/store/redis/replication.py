@@ -440,11 +440,7 @@ class Replication:
     # --- one token refresh per account across replicas (accounts.refresh.RefreshLease) -----
 
     async def take(self, credential_id: str) -> bool:
-        try:
-            key = REFRESHING + credential_id
-            return bool(await self.redis.set(key, self._me, nx=True, px=REFRESH_LEASE_MS))
-        except (RedisError, OSError):
-            return True  # Redis out: refresh here rather than not at all
+        return await self._claim(REFRESHING + credential_id, REFRESH_LEASE_MS)
 
     async def wait(self, credential_id: str) -> None:
         deadline = self.clock.monotonic() + REFRESH_LEASE_MS / 1000
@@ -457,21 +453,28 @@ class Replication:
             await asyncio.sleep(0.05)
 
     async def give_back(self, credential_id: str) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.eval(_RELEASE, 1, REFRESHING + credential_id, self._me)
+        await self._unclaim(REFRESHING + credential_id)
 
     # --- one warmup per credential per TTL across replicas (proxy.warmup.Claims) ------------
 
     async def claim_warmup(self, credential_id: str, seconds: float) -> bool:
-        try:
-            key, ttl_ms = WARMED + credential_id, max(1, int(seconds * 1000))
-            return bool(await self.redis.set(key, self._me, nx=True, px=ttl_ms))
-        except (RedisError, OSError):
-            return True  # Redis out: one tiny request here rather than none
+        return await self._claim(WARMED + credential_id, max(1, int(seconds * 1000)))
 
     async def release_warmup(self, credential_id: str) -> None:
+        await self._unclaim(WARMED + credential_id)
+
+    async def _claim(self, key: str, ttl_ms: int) -> bool:
+        """`key` for this replica for `ttl_ms`, unless another holds it. Redis out: yes (the
+        work done here rather than not at all)."""
+        try:
+            return bool(await self.redis.set(key, self._me, nx=True, px=ttl_ms))
+        except (RedisError, OSError):
+            return True
+
+    async def _unclaim(self, key: str) -> None:
+        """Give `key` back, if this replica still holds it."""
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.eval(_RELEASE, 1, WARMED + credential_id, self._me)
+            await self.redis.eval(_RELEASE, 1, key, self._me)
 
     async def close(self) -> None:
         """Publish what waits (the last outcomes of a stopping replica), hand the lease over at
