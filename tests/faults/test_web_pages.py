@@ -4,6 +4,7 @@ with a clear error, and nothing reaches an upstream."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import aiohttp
 import pytest
@@ -87,4 +88,19 @@ def test_a_web_page_cannot_open_a_websocket(h: Harness) -> None:
                 return exc.status
 
     assert asyncio.run(scenario()) == 403
+    assert h.fake.seen == []
+
+
+def test_two_host_headers_are_refused_and_the_connection_closed(h: Harness) -> None:
+    host, port = h.base.removeprefix("http://").split(":")
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(CHAT) + CHAT
+    )
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # ends: the server closes a refused connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b"two Host headers" in answer
     assert h.fake.seen == []

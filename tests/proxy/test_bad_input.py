@@ -87,3 +87,4 @@ async def test_remote_clients_are_refused_without_client_keys(tmp_path: object) 
         response = await client.post("/v1/responses", json={"model": "m", "input": "x"})
     assert response.status_code == 403
     assert "allow_remote" in response.json()["error"]["message"]
+    assert response.headers["connection"] == "close"  # it holds no slot while it drips on

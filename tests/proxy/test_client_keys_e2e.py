@@ -134,6 +134,13 @@ def test_tokens_are_counted_from_the_final_usage(h: Harness) -> None:
         client(h, key).responses.create(model="gpt-5.5", input="again")
 
 
+def test_the_readmes_large_limits_are_kept_as_written(h: Harness) -> None:
+    create(h, "big", "--limit", "tokens=2000000/week", "--limit", "cost=2.5/month")
+    listed = cli(h, "keys", "list", "--json")
+    assert '"tokens=2000000/week"' in listed and '"cost=2.5/month"' in listed
+    assert "0/2000000 tokens per week" in cli(h, "keys", "list")
+
+
 def test_models_allowlist_and_the_keys_profile(h: Harness) -> None:
     key = create(h, "late-key", "--models", "gpt-5.5", "--profile", "late")
     with pytest.raises(openai.PermissionDeniedError, match="may use only: gpt-5.5"):

@@ -221,6 +221,8 @@ def test_beta_query_reaches_anthropic_and_streams_have_one_cache_control(h: Harn
     with h.http() as http:
         streamed = http.post("/v1/messages?beta=true", json=body)  # as Claude Code sends it
         assert h.fake.seen[-1].path == "/v1/messages" and h.fake.seen[-1].query == "beta=true"
+        http.post("/v1/messages?api_key=sk-client-secret&beta=true&x=1", json=body)
+        assert h.fake.seen[-1].query == "beta=true"  # nothing else of the client's reaches it
         translated = http.post(
             "/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
         )

@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from quotapool.cli.common import ConfigOption, console, err, fail
-from quotapool.domain.client import ClientKey, Measure, parse_duration, parse_limit
+from quotapool.domain.client import ClientKey, Measure, number, parse_duration, parse_limit
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
     from quotapool.config import Settings
@@ -129,7 +129,7 @@ def _usage(key: ClientKey, store: ClientKeyStore, prices: dict[str, float], now:
     for limit in key.limits:
         used = spent(store.engine, key.name, limit.window(now)[0], prices)
         parts.append(
-            f"{_used(used, limit.measure)}/{limit.amount:g} {limit.measure.value} "
+            f"{_used(used, limit.measure)}/{number(limit.amount)} {limit.measure.value} "
             f"per {limit.period.value}"
         )
     return "; ".join(parts) or "no limits"
@@ -137,7 +137,7 @@ def _usage(key: ClientKey, store: ClientKeyStore, prices: dict[str, float], now:
 
 def _used(used: Spent, measure: Measure) -> str:
     amount = used.of(measure)
-    return f"${amount:.2f}" if measure is Measure.COST else f"{amount:g}"
+    return f"${amount:.2f}" if measure is Measure.COST else number(float(amount))
 
 
 @app.command("list")

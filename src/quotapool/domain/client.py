@@ -60,7 +60,7 @@ class Limit:
     period: Period
 
     def __str__(self) -> str:
-        return f"{self.measure.value}={self.amount:g}/{self.period.value}"
+        return f"{self.measure.value}={number(self.amount)}/{self.period.value}"
 
     def window(self, now: float) -> tuple[float, float]:
         """The current window of this limit: (start, end) in epoch seconds."""
@@ -70,8 +70,18 @@ class Limit:
         """ "this key's daily token limit (2000000)"."""
         period = PERIOD_WORDS.get(self.period, f"{self.period.value}ly")
         noun = {Measure.REQUESTS: "request", Measure.TOKENS: "token", Measure.COST: "cost"}
-        amount = f"${self.amount:g}" if self.measure is Measure.COST else f"{self.amount:g}"
+        amount = number(self.amount)
+        amount = f"${amount}" if self.measure is Measure.COST else amount
         return f"this key's {period} {noun[self.measure]} limit ({amount})"
+
+
+def number(amount: float) -> str:
+    """`2000000`, `2.5`: as written, never in exponent form (`2e+06` would not parse back).
+
+    >>> number(2_000_000.0), number(0.25)
+    ('2000000', '0.25')
+    """
+    return str(int(amount)) if amount.is_integer() else repr(amount)
 
 
 _LIMIT = re.compile(r"^\s*(requests|tokens|cost)\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(\w+)\s*$")

@@ -677,5 +677,13 @@ def _dialect_for(path: str) -> Dialect:
     return Dialect.CODEX if path.startswith("/backend-api") else Dialect.OPENAI
 
 
+_CLOSE = (b"connection", b"close")
+
+
 async def _send_error(send: Send, base: Headers, response: ErrorResponse) -> None:
-    await send_body(send, response.status, response.body, base + list(response.headers))
+    """A refusal; it closes the connection (a client nobody admitted holds no slot after it,
+    whatever it still sends)."""
+    headers = base + list(response.headers)
+    if _CLOSE not in headers:
+        headers.append(_CLOSE)
+    await send_body(send, response.status, response.body, headers)

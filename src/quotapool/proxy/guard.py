@@ -53,6 +53,8 @@ class Guard:
         host = origin = content_type = fetch_site = None
         for name, value in headers:
             if name == b"host":
+                if host is not None:  # which one a proxy in front checked is anyone's guess
+                    return Refusal(400, "The request has two Host headers; send one.")
                 host = value
             elif name == b"origin":
                 origin = value

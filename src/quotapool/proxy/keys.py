@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from quotapool.clock import Clock
-from quotapool.domain.client import ClientKey, Limit, Measure, Period, key_hash
+from quotapool.domain.client import ClientKey, Limit, Measure, Period, key_hash, number
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, retry_headers
 from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.usage import Spent, cost_of, spent
@@ -70,7 +70,7 @@ class KeyRing:
         self._by_name: dict[str, ClientKey] = {}
         self._spent: dict[tuple[str, Period], tuple[float, Spent]] = {}
         """(key name, period) → (start of its current window, what was spent in it)."""
-        self._version: tuple[int, float, str | None] | None = None
+        self._version: tuple[int, int, str | None] | None = None
         self._admin: str | None = None
         self.local: str | None = None
         """The hash of the token in the run file, for the CLI on this machine."""
@@ -259,8 +259,8 @@ def _over(limit: Limit, used: float, now: float, dialect: Dialect) -> ErrorRespo
 
 def _amount_text(limit: Limit, used: float) -> str:
     if limit.measure is Measure.COST:
-        return f"${used:.2f} of ${limit.amount:g}"
-    return f"{used:g} of {limit.amount:g}"
+        return f"${used:.2f} of ${number(limit.amount)}"
+    return f"{number(float(used))} of {number(limit.amount)}"
 
 
 def _when(at: float) -> str:

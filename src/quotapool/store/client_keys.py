@@ -51,13 +51,14 @@ class ClientKeyStore:
             rows = connection.execute(select(client_keys).order_by(client_keys.c.name)).all()
         return [_key(row) for row in rows]
 
-    def version(self) -> tuple[int, float, str | None]:
+    def version(self) -> tuple[int, int, str | None]:
         """Changes when a key is created, changed or revoked, or the admin token rotated
-        (polled by a running server)."""
-        query = select(func.count(), func.max(client_keys.c.updated_at))
+        (polled by a running server): every change bumps its key's revision, whatever the
+        clocks of the machines that made them say."""
+        query = select(func.count(), func.sum(client_keys.c.revision))
         with self.engine.connect() as connection:
-            count, latest = connection.execute(query).one()
-        return int(count), float(latest or 0.0), self.admin_hash()
+            count, revisions = connection.execute(query).one()
+        return int(count), int(revisions or 0), self.admin_hash()
 
     def admin_hash(self) -> str | None:
         with self.engine.connect() as connection:
@@ -123,7 +124,11 @@ class ClientKeyStore:
     def _change(self, name: str, **values: Any) -> None:
         self._existing(name)
         with self.engine.begin() as connection:
-            connection.execute(update(client_keys).where(client_keys.c.name == name).values(values))
+            connection.execute(
+                update(client_keys)
+                .where(client_keys.c.name == name)
+                .values({**values, "revision": client_keys.c.revision + 1})
+            )
 
     def _named(self, name: str) -> ClientKey | None:
         with self.engine.connect() as connection:

@@ -35,8 +35,26 @@ class AnthropicTransport:
         path = (
             "/v1/messages/count_tokens" if request.route is Route.COUNT_TOKENS else "/v1/messages"
         )
-        url = f"{credential.base_url}{path}" + (f"?{request.query}" if request.query else "")
+        query = upstream_query(request.query)
+        url = f"{credential.base_url}{path}" + (f"?{query}" if query else "")
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
         return parse_anthropic_headers(headers, now)
+
+
+FORWARDED_QUERY = frozenset({"beta"})
+"""The query parameters the Messages API takes (`?beta=true` from the Anthropic SDKs and Claude
+Code); any other (`?api_key=…`, a client's own markers) stays here."""
+
+
+def upstream_query(query: str) -> str:
+    """The part of a client's query string an Anthropic upstream is sent.
+
+    >>> upstream_query("beta=true&api_key=sk-secret")
+    'beta=true'
+    """
+    if not query:
+        return ""
+    kept = [part for part in query.split("&") if part.partition("=")[0] in FORWARDED_QUERY]
+    return "&".join(kept)

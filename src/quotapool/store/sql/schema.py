@@ -83,6 +83,13 @@ client_keys = Table(
     Column("revoked_at", Float),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column(
+        "revision",
+        Integer,
+        nullable=False,
+        server_default="1",
+        doc="bumped by every change: the keys' version is the sum of these",
+    ),
 )
 
 admin_token = Table(
