@@ -485,7 +485,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         guard=Guard.build(settings.host, settings.allowed_hosts, settings.allowed_origins),
         on_startup=startup,
         on_shutdown=shutdown,
-        websocket=WebSocketBridge(dispatcher),
+        websocket=WebSocketBridge(dispatcher, submit, keys),
         keys=keys,
         metrics=metrics,
         metrics_public=settings.metrics_public,

@@ -74,8 +74,15 @@ def test_prewarm_turn_and_tool_follow_up_stay_on_one_account(h: Harness) -> None
     assert frames[0].headers["session-id"] == "ws-thread" and frames[0].headers[
         "authorization"
     ].startswith("Bearer ")
-    row = h.rows(1)[0]
-    assert row["route"] == "websocket" and row["status"] == 101 and row["output_tokens"] == 7
+    rows = sorted(h.rows(4), key=lambda r: r["request_id"])  # the socket's, then its turns'
+    socket_row, turn_rows = rows[0], rows[1:]
+    assert socket_row["route"] == "websocket" and socket_row["status"] == 101
+    assert [r["request_id"] for r in turn_rows] == [
+        f"{socket_row['request_id']}.{n}" for n in (1, 2, 3)
+    ]
+    assert all(r["status"] == 200 and r["model"] == "gpt-5.5" for r in turn_rows)
+    assert all(r["credential"] == socket_row["credential"] for r in turn_rows)
+    assert [r["output_tokens"] for r in turn_rows] == [7, 7, 7]  # (the socket's row had 7)
 
 
 def test_handshake_429_fails_over_before_the_upgrade(h: Harness) -> None:

@@ -221,7 +221,8 @@ def client_headers(
 
 
 WebSocketHandler = Callable[
-    [Scope, Receive, Send, dict[str, str], str, Record, Headers], Awaitable[None]
+    [Scope, Receive, Send, dict[str, str], str, Record, Headers, ClientKey | None],
+    Awaitable[None],
 ]
 
 
@@ -337,7 +338,9 @@ class ProxyApp:
                 forwarded, digest = client_headers(scope["headers"], profile)
                 if key is not None and key.profile is not None:
                     forwarded[PROFILE_HEADER] = key.profile
-                await self._websocket_bridge(scope, receive, send, forwarded, digest, record, base)
+                await self._websocket_bridge(
+                    scope, receive, send, forwarded, digest, record, base, key
+                )
         except Exception as exc:  # a bug must cost one session, never the server
             log.exception("websocket %s failed", request_id)
             record.status, record.error = 500, f"internal error: {type(exc).__name__}"
@@ -360,11 +363,8 @@ class ProxyApp:
         if refused is not None or key is None:
             return refused, key
         record.client_key = key.name
-        if key.models:  # models are named per message: checked on HTTP, where 426 sends it
-            message = "This client key may use only some models; use HTTP (POST)."
-            return error(codex, 426, message), key
         assert self._keys is not None
-        return self._keys.admit(key, "", codex), key
+        return self._keys.admit(key, None, codex), key  # each turn is admitted for its model
 
     def _admission(
         self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool

@@ -125,16 +125,19 @@ class KeyRing:
         if key is None or not hmac.compare_digest(key.hash, digest):
             message = f"The client key is not valid here; {HOW_TO_GET_ONE}."
             return error(dialect, 401, message, code="invalid_api_key")
-        now = self.clock.now()
-        if not key.usable_at(now):
-            why = (
-                "was revoked"
-                if key.revoked_at is not None
-                else f"expired at {_when(key.expires_at or now)}"
+        return _unusable(key, self.clock.now(), dialect) or key
+
+    def still_valid(self, key: ClientKey, dialect: Dialect) -> ClientKey | ErrorResponse:
+        """The key as it is now (a long-lived connection asks at each turn), or the 401 that
+        says it was revoked, rotated or has expired since the connection was admitted."""
+        current = self._by_name.get(key.name)
+        if current is None or current.hash != key.hash:
+            message = (
+                f"The client key {key.name!r} was rotated or removed; connect again with its "
+                "new secret."
             )
-            message = f"The client key {key.name!r} {why}; ask for a new one."
             return error(dialect, 401, message, code="invalid_api_key")
-        return key
+        return _unusable(current, self.clock.now(), dialect) or current
 
     @property
     def admin_hash(self) -> str | None:
@@ -154,12 +157,13 @@ class KeyRing:
         )
 
     def admit(
-        self, key: ClientKey, model: str, dialect: Dialect, request_id: str | None = None
+        self, key: ClientKey, model: str | None, dialect: Dialect, request_id: str | None = None
     ) -> ErrorResponse | None:
         """Refuse a model the key may not use (403) or a request over one of its limits
-        (429, with when it resets); None to go on. With `request_id`, the request is counted
-        against the key's request limits now (`count` settles it when it ends)."""
-        if key.models and model not in key.models:
+        (429, with when it resets); None to go on. `model` None: not known yet (a WebSocket's
+        turns name theirs). With `request_id`, the request is counted against the key's
+        request limits now (`count` settles it when it ends)."""
+        if model is not None and key.models and model not in key.models:
             allowed = ", ".join(sorted(key.models))
             message = f"This client key may use only: {allowed} (not {model!r})."
             return error(dialect, 403, message, param="model", code="model_not_allowed")
@@ -198,6 +202,8 @@ class KeyRing:
     def count(self, row: Mapping[str, Any]) -> None:
         """Add one logged request to its key's windows (requests that reached an upstream);
         one counted when admitted that did not reach one is given back."""
+        if row.get("status") == 101:
+            return  # a WebSocket's own row: its turns are its requests, each with a row
         reserved = self._reserved.pop(row.get("request_id") or "", None)
         key = self._by_name.get(row.get("client_key") or "")
         now = self.clock.now()
@@ -244,6 +250,19 @@ class KeyRing:
         """What the key spent in the window of `period` that holds `now`."""
         start, used = self._spent.get((name, period), (None, Spent()))
         return used if start == period.window(now)[0] else Spent()
+
+
+def _unusable(key: ClientKey, now: float, dialect: Dialect) -> ErrorResponse | None:
+    """The 401 of a key that was revoked or has expired; None while it is usable."""
+    if key.usable_at(now):
+        return None
+    why = (
+        "was revoked"
+        if key.revoked_at is not None
+        else f"expired at {_when(key.expires_at or now)}"
+    )
+    message = f"The client key {key.name!r} {why}; ask for a new one."
+    return error(dialect, 401, message, code="invalid_api_key")
 
 
 def _over(limit: Limit, used: float, now: float, dialect: Dialect) -> ErrorResponse:

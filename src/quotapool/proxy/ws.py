@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
 import orjson
 
+from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Abandoned, Failed, Observed
 from quotapool.domain.request import Route, RouteRequest
@@ -24,9 +26,11 @@ from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.failover import Failover
+from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.reservation import Reservation
+from quotapool.proxy.ws_turns import Turns, refusal_frame
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.upstream.codex import codex_auth
@@ -46,6 +50,10 @@ _HANDSHAKE_HEADERS = frozenset(
     }
 )
 
+BINARY_REFUSED = refusal_frame(
+    error(Dialect.CODEX, 400, "Send requests as text frames of JSON; binary frames are refused.")
+)
+
 
 class _Refused:
     """The client was answered without a socket."""
@@ -57,8 +65,16 @@ REFUSED = _Refused()
 class WebSocketBridge:
     """Serves `GET /v1/responses` and `/backend-api/codex/responses` upgrades."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        submit: Callable[[dict[str, Any]], None] = lambda _row: None,
+        keys: KeyRing | None = None,
+    ) -> None:
         self.dispatcher = dispatcher
+        self.submit = submit
+        """Where each turn's row goes (the socket's own is written by the app)."""
+        self.keys = keys
 
     async def __call__(
         self,
@@ -69,6 +85,7 @@ class WebSocketBridge:
         client: str,
         record: Record,
         base: Headers,
+        client_key: ClientKey | None = None,
     ) -> None:
         await receive()  # websocket.connect
         d = self.dispatcher
@@ -101,7 +118,11 @@ class WebSocketBridge:
                 try:
                     await self._accept(upstream, choice.route_header, send, record, base)
                     d.affinity.bind(key, credential.id, d.clock.now())
-                    await self._pump(credential, upstream, headers, receive, send, record)
+                    turns = Turns(record, client_key, self.keys, self.submit, d.clock.now)
+                    try:
+                        await self._pump(credential, upstream, headers, receive, send, turns)
+                    finally:
+                        turns.close()
                 finally:  # also when the client left before its upgrade was accepted
                     await upstream.close()
             # The session's end says nothing about health (limits seen inside it stay recorded).
@@ -175,15 +196,15 @@ class WebSocketBridge:
         headers: dict[str, str],
         receive: Receive,
         send: Send,
-        record: Record,
+        turns: Turns,
     ) -> None:
         """Relay both ways until either side closes, then close the other."""
-        learner = self._learner(credential.id, record)
+        listening = self._learner(credential.id, turns)
         pumps = [
             asyncio.ensure_future(
-                self._client_to_upstream(credential, upstream, headers, receive, send, learner)
+                self._client_to_upstream(credential, upstream, headers, receive, send, listening)
             ),
-            asyncio.ensure_future(self._upstream_to_client(upstream, send, learner)),
+            asyncio.ensure_future(self._upstream_to_client(upstream, send, listening)),
         ]
         try:
             done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -203,26 +224,34 @@ class WebSocketBridge:
         headers: dict[str, str],
         receive: Receive,
         send: Send,
-        learner: EventLearner,
+        listening: _Listening,
     ) -> None:
+        turns = listening.turns
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            if (text := message.get("text")) is not None:
-                if (over_http := _image_generation_request(text)) is not None:
-                    await self._over_http(credential, headers, over_http, send, learner)
-                else:
-                    await upstream.send_str(text)
-            elif (data := message.get("bytes")) is not None:
-                await upstream.send_bytes(data)
+            text = message.get("text")
+            if text is None:  # a request in a binary frame would pass by the turns' checks
+                await send({"type": "websocket.send", "text": BINARY_REFUSED})
+                continue
+            if (refused := await turns.begin(text)) is not None:
+                await send({"type": "websocket.send", "text": refused.frame})
+                if refused.close:
+                    await send({"type": "websocket.close", "code": 1008, "reason": "key refused"})
+                    return
+                continue
+            if (over_http := _image_generation_request(text)) is not None:
+                await self._over_http(credential, headers, over_http, send, listening)
+            else:
+                await upstream.send_str(text)
 
     async def _upstream_to_client(
-        self, upstream: aiohttp.ClientWebSocketResponse, send: Send, learner: EventLearner
+        self, upstream: aiohttp.ClientWebSocketResponse, send: Send, listening: _Listening
     ) -> None:
         async for message in upstream:
             if message.type == aiohttp.WSMsgType.TEXT:
-                self._observe(learner, message.data)
+                self._observe(listening, message.data)
                 await send({"type": "websocket.send", "text": message.data})
             elif message.type == aiohttp.WSMsgType.BINARY:
                 await send({"type": "websocket.send", "bytes": message.data})
@@ -233,7 +262,7 @@ class WebSocketBridge:
         headers: dict[str, str],
         body: dict[str, Any],
         send: Send,
-        learner: EventLearner,
+        listening: _Listening,
     ) -> None:
         """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
         d = self.dispatcher
@@ -250,24 +279,27 @@ class WebSocketBridge:
                         "status": response.status,
                         "error": _error_of(d.redact.bytes(await response.read())),
                     }
-                    await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
+                    await self._relay_frame(listening, orjson.dumps(failure).decode(), send)
                     return
                 framer = SSEFramer()
                 while chunk := await response.content.readany():
                     for event in framer.feed(chunk):
                         data = event_data(event)[1].decode()
                         if data:
-                            self._observe(learner, data)
-                            await send({"type": "websocket.send", "text": data})
+                            await self._relay_frame(listening, data, send)
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = {
                 "type": "error",
                 "status": 502,
                 "error": {"type": "upstream_error", "message": type(exc).__name__},
             }
-            await send({"type": "websocket.send", "text": orjson.dumps(failure).decode()})
+            await self._relay_frame(listening, orjson.dumps(failure).decode(), send)
 
-    def _learner(self, cid: str, record: Record) -> EventLearner:
+    async def _relay_frame(self, listening: _Listening, text: str, send: Send) -> None:
+        self._observe(listening, text)
+        await send({"type": "websocket.send", "text": text})
+
+    def _learner(self, cid: str, turns: Turns) -> _Listening:
         """Response ids are owned at once (the next frame may continue them); limits are
         applied at once (the CLI opens a new socket after a prewarm 429; the pool must send
         that one to another account)."""
@@ -276,14 +308,25 @@ class WebSocketBridge:
         def own(response_id: str) -> None:
             d.affinity.own(response_id, cid, d.clock.now())
 
-        return EventLearner(record, cid, d.pool, d.clock, own=own)
+        return _Listening(EventLearner(turns.current, cid, d.pool, d.clock, own=own), turns)
 
-    def _observe(self, learner: EventLearner, data: str) -> None:
-        """Learn from one frame in passing (the client sees it as it is)."""
-        learner.learn(data.encode())
+    def _observe(self, listening: _Listening, data: str) -> None:
+        """Learn from one frame in passing (the client sees it as it is), for its turn."""
+        learner, turns = listening.learner, listening.turns
+        learner.record = turns.current
+        encoded = data.encode()
+        turns.event(encoded, learner.learn(encoded))
         if learner.limited is not None:
             self.dispatcher.pool.apply(learner.limited)
             learner.limited = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Listening:
+    """What one socket's upstream frames teach, and the turns they answer."""
+
+    learner: EventLearner
+    turns: Turns
 
 
 def _image_generation_request(text: str) -> dict[str, Any] | None:
