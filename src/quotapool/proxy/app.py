@@ -183,8 +183,9 @@ def parse_request(
     forwarded, client = client_headers(headers, profile)
     if key is not None and key.profile is not None:
         forwarded[PROFILE_HEADER] = key.profile  # a key's profile beats the header and path
+    allowed = key.models if key is not None else frozenset()
     return ClientRequest(
-        route, body, payload, model, stream, forwarded, client, query.decode("latin-1")
+        route, body, payload, model, stream, forwarded, client, query.decode("latin-1"), allowed
     )
 
 

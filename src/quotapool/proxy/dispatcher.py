@@ -180,6 +180,10 @@ class Dispatcher:
         )
         record.profile, record.scenario = profile.name, scenario
         if (model := profile.model_for(scenario, request.model)) != request.model:
+            if request.allowed and model not in request.allowed:
+                refused = _profile_model_refused(profile.name, scenario, model, request, dialect)
+                await self._send_error(send, record, base, refused)
+                return None
             request = _with_model(request, model)
         expanded, producer = await self._expanded(request, dialect)
         if isinstance(expanded, ErrorResponse):
@@ -529,6 +533,20 @@ async def _pass_json(
     await send_body(send, response.status, body, headers + upstream, None)
     if b'"usage"' in body or b'"id"' in body:  # for the log and for ownership, once it is sent
         record.usage, record.response_id = _body_fields(body)
+
+
+def _profile_model_refused(
+    profile: str, scenario: str, model: str, request: ClientRequest, dialect: Dialect
+) -> ErrorResponse:
+    """The 403 of a request its client key may make, but whose profile would send a model
+    the key may not use (a client's way around its key's allowlist)."""
+    allowed = ", ".join(sorted(request.allowed))
+    message = (
+        f"The routing profile {profile!r} sends {model!r} for this request (scenario "
+        f"{scenario!r}), and this client key may use only: {allowed}. Send it without that "
+        "profile, or ask for a key that may use the model."
+    )
+    return error(dialect, 403, message, param="model", code="model_not_allowed")
 
 
 def _with_model(request: ClientRequest, model: str) -> ClientRequest:

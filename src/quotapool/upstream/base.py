@@ -44,6 +44,8 @@ class ClientRequest:
     """A digest of the client's own credential: tells clients apart without keeping it."""
     query: str = ""
     """The query string (`beta=true` from Anthropic SDKs), for upstreams of the same API."""
+    allowed: frozenset[str] = frozenset()
+    """The models its client key may use, whichever way it is routed; empty: any."""
 
 
 @dataclass(frozen=True, slots=True)
