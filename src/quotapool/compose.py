@@ -43,6 +43,7 @@ from quotapool.proxy.models import (
     pool_view,
     served_models,
 )
+from quotapool.proxy.relay import EventBounds
 from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy
@@ -384,6 +385,11 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
             settings.routing.max_attempts,
             settings.sse_keepalive_seconds,
             settings.routing.route_header,
+            EventBounds(
+                settings.max_upstream_event_bytes,
+                settings.first_event_timeout_seconds,
+                settings.read_timeout,
+            ),
         ),
         affinity=conversations,
         sticky=settings.routing.session_affinity,
@@ -434,7 +440,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     async def startup() -> None:
         session = upstream_session(settings)
         session_holder.append(session)
-        dispatcher.client = AiohttpClient(session)
+        dispatcher.client = AiohttpClient(session, settings.max_upstream_event_bytes)
         jobs = {
             "request-log-writer": request_log.run() if request_log is not None else None,
             "usage-history-writer": history.run(),

@@ -255,7 +255,13 @@ class Settings(BaseSettings):
     """Client connections served at once; more are answered 503 and closed."""
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=600.0, gt=0)
-    """Longest silence from an upstream before the request fails."""
+    """Longest silence from an upstream before the request fails, and longest wait for its
+    next whole event (an upstream dripping a byte at a time is not silent)."""
+    first_event_timeout_seconds: float = Field(default=120.0, gt=0)
+    """Longest wait for an upstream's first whole event (before it, the pool fails over)."""
+    max_upstream_event_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Largest upstream event (or whole JSON answer): past it the pool fails over, or a
+    started stream ends with an error event."""
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     shutdown_grace_seconds: int = Field(default=30, ge=0)
     """On SIGTERM, requests in flight get this long to finish; open streams are then ended

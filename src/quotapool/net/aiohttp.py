@@ -12,8 +12,11 @@ from quotapool.net.client import UpstreamResponse
 
 
 class AiohttpClient:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, max_frame_bytes: int) -> None:
         self.session = session
+        self.max_frame_bytes = max_frame_bytes
+        """The largest upstream WebSocket message (image outputs come in messages of a few MB;
+        past it the socket is closed with 1009)."""
 
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str]
@@ -23,8 +26,6 @@ class AiohttpClient:
     async def ws_connect(
         self, url: str, headers: Mapping[str, str]
     ) -> aiohttp.ClientWebSocketResponse:
-        # Upstream frames are not limited here: image outputs can be large (client frames are
-        # limited by the server's ws_max_size).
         return await self.session.ws_connect(
-            url, headers=headers, max_msg_size=0, autoclose=True, autoping=True
+            url, headers=headers, max_msg_size=self.max_frame_bytes, autoclose=True, autoping=True
         )

@@ -22,13 +22,19 @@ from quotapool.proxy.failover import Failover
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
+    ERROR_BODY_SECONDS,
+    MAX_ERROR_BYTES,
     TRANSPORT_ERRORS,
+    BrokenAnswer,
+    EventBounds,
     Sink,
     StreamFailure,
     UpstreamEvents,
+    check_headers,
     collect_adapted,
     collect_response,
     first_event_failure,
+    read_bounded,
     stream_events,
 )
 from quotapool.proxy.reservation import Reservation
@@ -87,6 +93,8 @@ class DispatchSettings:
     max_attempts: int
     keepalive_seconds: float
     route_header: bool
+    events: EventBounds = EventBounds()
+    """What an upstream may send: events' size and time to arrive."""
 
 
 def _upstream_headers(response: UpstreamResponse, keep_content_type: bool) -> Headers:
@@ -431,12 +439,15 @@ class Dispatcher:
         async with self.client.post(call.url, call.body, call.headers) as response:
             now = clock.now()
             ttfb_ms = (clock.monotonic() - sent) * 1000.0
+            check_headers(response.raw_headers)
             record.turn_state = response.headers.get("x-codex-turn-state")
             # Headroom is read from the headers after the client has its answer (off the
             # path to its first byte), except when it decides a failover.
             if response.status >= 400:
                 quota = transport.quota(response.headers, now)
-                body = self.redact.bytes(await response.read())
+                async with asyncio.timeout(ERROR_BODY_SECONDS):
+                    body = await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
+                body = self.redact.bytes(body)
                 verdict = classify_error(response.status, response.headers, body, now)
                 upstream = [
                     (name, self.redact.bytes(value))
@@ -455,7 +466,7 @@ class Dispatcher:
                 await send_body(send, response.status, body, headers + upstream, None)
                 return None
             if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
-                await _pass_json(response, send, record, headers, clock.now)
+                await _pass_json(response, send, record, headers, clock.now, self.settings.events)
                 quota = transport.quota(response.headers, now)
                 held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
                 return None
@@ -496,7 +507,9 @@ class Dispatcher:
     ) -> StreamFailure | str | None:
         """Send a 2xx upstream answer in the client's API shape. Returns a failure that can
         still fail over, the reason a started stream broke, or None."""
-        events = UpstreamEvents(response.content, self.settings.keepalive_seconds)
+        events = UpstreamEvents(
+            response.content, self.settings.keepalive_seconds, self.settings.events
+        )
         if call.relay is Relay.RESPONSES_FROM_STREAM:
             return await collect_response(events, sink)
         adapter: StreamAdapter | None = None
@@ -524,15 +537,23 @@ async def _pass_json(
     record: Record,
     headers: Headers,
     now: Callable[[], float],
+    bounds: EventBounds,
 ) -> None:
-    """A whole (non-stream) answer in the client's own API: sent as it came."""
-    body = await response.read()
+    """A whole (non-stream) answer in the client's own API: sent as it came (bounded as an
+    event is: in size, and in time to arrive whole)."""
+    async with asyncio.timeout(bounds.between_seconds):
+        body = await read_bounded(response.content, bounds.max_bytes, "the answer")
+    payload: Any = None
+    if "json" in response.content_type:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BrokenAnswer("the upstream's JSON answer does not parse") from None
     record.status = response.status
     record.ttfb_ms = (now() - record.at) * 1000.0
     upstream = _upstream_headers(response, keep_content_type=True)
     await send_body(send, response.status, body, headers + upstream, None)
-    if b'"usage"' in body or b'"id"' in body:  # for the log and for ownership, once it is sent
-        record.usage, record.response_id = _body_fields(body)
+    record.usage, record.response_id = _body_fields(payload)  # for the log and for ownership
 
 
 def _profile_model_refused(
@@ -600,12 +621,8 @@ def input_items(payload: Mapping[str, Any]) -> list[Any]:
     return list(given) if isinstance(given, list) else []
 
 
-def _body_fields(body: bytes) -> tuple[Usage | None, str | None]:
+def _body_fields(payload: Any) -> tuple[Usage | None, str | None]:
     """Usage and response id of a JSON answer."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
     if not isinstance(payload, dict):
         return None, None
     response_id = payload.get("id")

@@ -16,6 +16,7 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
 from quotapool.proxy.access_log import effective_status
 from quotapool.proxy.errors import Dialect, error
+from quotapool.proxy.relay import TRANSPORT_ERRORS, read_bounded
 from quotapool.routing.filters import available
 from quotapool.routing.profiles import Routing
 from quotapool.secrets import Secret
@@ -24,6 +25,7 @@ from quotapool.tasks import Outage
 from quotapool.upstream.codex import codex_auth
 
 log = logging.getLogger(__name__)
+MAX_CATALOGUE_BYTES = 4 * 1024 * 1024
 
 
 def model_ids(credentials: Sequence[Credential], codex_models: Sequence[str]) -> list[str]:
@@ -108,7 +110,9 @@ class CodexCatalogue:
         url = f"{credential.base_url}/codex/models"
         params = {"client_version": self.client_version}
         async with session.get(url, headers=headers, params=params) as response:
-            return await response.read() if response.status == 200 else None
+            if response.status != 200:
+                return None
+            return await read_bounded(response.content, MAX_CATALOGUE_BYTES, "the model list")
 
     def _codex(self) -> list[Credential]:
         snapshot, now = self.pool.snapshot(), self.clock.now()
@@ -125,7 +129,7 @@ class CodexCatalogue:
             try:
                 if (body := await self._get(session, credential)) is not None:
                     return body
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 log.warning("codex models from %s failed: %s", credential.name, type(exc).__name__)
         return b'{"models":[]}'
 
@@ -137,7 +141,7 @@ class CodexCatalogue:
                 continue
             try:
                 body = await self._get(session, credential)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 self._outage.failed(exc)
                 continue
             self._outage.ok()

@@ -21,13 +21,48 @@ from quotapool.upstream.signals import (
     Verdict,
     classify_error,
 )
-from quotapool.upstream.sse import KEEPALIVE, SSEFramer, event_data
+from quotapool.upstream.sse import KEEPALIVE, MAX_EVENT_BYTES, EventTooLarge, SSEFramer, event_data
 from quotapool.upstream.usage import parse_usage
 
 if TYPE_CHECKING:
     from quotapool.proxy.learn import EventLearner
 
-TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+class BrokenAnswer(ValueError):
+    """An upstream answer that cannot be relayed: past a bound (its headers, an error body, a
+    whole answer), or not what it says it is (JSON that does not parse)."""
+
+
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, EventTooLarge, BrokenAnswer)
+"""How an upstream call fails: before the client's first byte the pool fails over (and the
+credential's breaker counts it), after it the stream ends with an error event."""
+MAX_ERROR_BYTES = 1024 * 1024
+"""The most of an upstream's error body that is read (errors are a few hundred bytes)."""
+ERROR_BODY_SECONDS = 60.0
+"""How long an error body (which comes with its headers) may take to arrive."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Upstream response headers past this are a broken upstream's, not relayed."""
+
+
+async def read_bounded(content: Body, limit: int, what: str) -> bytes:
+    """A whole upstream body of at most `limit` bytes (`BrokenAnswer` past it, with
+    nothing more read: a small compressed body may inflate to gigabytes)."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BrokenAnswer(f"{what} exceeds {limit} bytes")
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def check_headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> None:
+    """Refuse an answer whose headers exceed `MAX_HEADER_BYTES` (they would be relayed)."""
+    if sum(len(name) + len(value) for name, value in raw_headers) > MAX_HEADER_BYTES:
+        raise BrokenAnswer(f"the upstream's headers exceed {MAX_HEADER_BYTES} bytes")
+
+
 _RATE_CODES = QUOTA_ERRORS | {"usage_limit_reached", "rate_limit_exceeded", "rate_limit_error"}
 _SERVER_CODES = frozenset({"server_error", "overloaded_error", "api_error", "internal_error"})
 _DONE = b"data: [DONE]\n\n"
@@ -40,30 +75,57 @@ class _Tick:
 TICK = _Tick()
 
 
-class UpstreamEvents:
-    """Whole SSE events from an upstream body; `TICK` after each silent keep-alive interval."""
+@dataclass(frozen=True, slots=True)
+class EventBounds:
+    """How large an upstream event may be, and how long each may take to arrive whole (a
+    timeout per read lets an upstream dripping a byte at a time hold a request for ever)."""
 
-    def __init__(self, content: Body, keepalive: float) -> None:
+    max_bytes: int = MAX_EVENT_BYTES
+    first_seconds: float = 120.0
+    """From the request to its first whole event."""
+    between_seconds: float = 600.0
+    """From one whole event to the next."""
+
+
+class UpstreamEvents:
+    """Whole SSE events from an upstream body; `TICK` after each silent keep-alive interval.
+    An event past `bounds` raises `EventTooLarge` or `TimeoutError` (see TRANSPORT_ERRORS)."""
+
+    def __init__(
+        self, content: Body, keepalive: float, bounds: EventBounds = EventBounds()
+    ) -> None:
         self._content = content
         self._keepalive = keepalive
-        self._framer = SSEFramer()
+        self._framer = SSEFramer(bounds.max_bytes)
         self._ready: list[bytes] = []
         self._ended = False
+        self._bounds = bounds
+        self._due: float | None = None
+        """When the next whole event must have arrived (loop time)."""
 
     async def next(self) -> bytes | _Tick | None:
         """The next raw event, `TICK`, or None at the end of the stream."""
         while not self._ready:
             if self._ended:
                 return None
+            now = asyncio.get_running_loop().time()
+            if self._due is None:
+                self._due = now + self._bounds.first_seconds
+            elif now > self._due:
+                raise TimeoutError("the upstream sent no whole event in time")
             try:
-                async with asyncio.timeout(self._keepalive) as deadline:
+                async with asyncio.timeout(min(self._keepalive, self._due - now)) as deadline:
                     chunk = await self._content.readany()
             except TimeoutError:
                 if deadline.expired():
+                    if asyncio.get_running_loop().time() >= self._due:
+                        raise TimeoutError("the upstream sent no whole event in time") from None
                     return TICK
                 raise
             if chunk:
                 self._ready = self._framer.feed(chunk)
+                if self._ready:
+                    self._due = asyncio.get_running_loop().time() + self._bounds.between_seconds
             else:
                 self._ended = True
                 rest = self._framer.rest()
@@ -138,8 +200,22 @@ async def first_event_failure(events: UpstreamEvents, now: float) -> StreamFailu
         pass
     if isinstance(event, bytes):
         events.push_back(event)
+        if not _is_utf8(event):  # an event stream is UTF-8: this upstream is broken
+            body = orjson.dumps({"error": {"type": "server_error", "message": _NOT_UTF8}})
+            return StreamFailure(502, body, Verdict(True, reason=_NOT_UTF8))
         return event_failure(_payload(event_data(event)[1]), now)
     return None
+
+
+_NOT_UTF8 = "the upstream's first event is not UTF-8"
+
+
+def _is_utf8(event: bytes) -> bool:
+    try:
+        event.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def error_event(route: Route, message: str) -> bytes:

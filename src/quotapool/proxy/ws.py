@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,6 +23,7 @@ from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Abandoned, Failed, Observed
 from quotapool.domain.request import Route, RouteRequest
+from quotapool.net.client import UpstreamResponse
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
@@ -29,13 +31,20 @@ from quotapool.proxy.failover import Failover
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
+from quotapool.proxy.relay import (
+    ERROR_BODY_SECONDS,
+    MAX_ERROR_BYTES,
+    TRANSPORT_ERRORS,
+    UpstreamEvents,
+    read_bounded,
+)
 from quotapool.proxy.reservation import Reservation
 from quotapool.proxy.ws_turns import Turns, refusal_frame
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
 from quotapool.upstream.codex import codex_auth
 from quotapool.upstream.signals import classify_error, parse_codex_headers
-from quotapool.upstream.sse import SSEFramer, event_data
+from quotapool.upstream.sse import event_data
 
 log = logging.getLogger(__name__)
 
@@ -277,17 +286,15 @@ class WebSocketBridge:
                     failure = {
                         "type": "error",
                         "status": response.status,
-                        "error": _error_of(d.redact.bytes(await response.read())),
+                        "error": _error_of(d.redact.bytes(await _error_body(response))),
                     }
                     await self._relay_frame(listening, orjson.dumps(failure).decode(), send)
                     return
-                framer = SSEFramer()
-                while chunk := await response.content.readany():
-                    for event in framer.feed(chunk):
-                        data = event_data(event)[1].decode()
-                        if data:
-                            await self._relay_frame(listening, data, send)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                events = UpstreamEvents(response.content, math.inf, d.settings.events)
+                while isinstance(event := await events.next(), bytes):
+                    if data := event_data(event)[1].decode(errors="replace"):
+                        await self._relay_frame(listening, data, send)
+        except TRANSPORT_ERRORS as exc:
             failure = {
                 "type": "error",
                 "status": 502,
@@ -345,6 +352,11 @@ def _image_generation_request(text: str) -> dict[str, Any] | None:
         return None
     body = {k: v for k, v in message.items() if k not in ("type", "generate")}
     return {**body, "stream": True, "store": False}
+
+
+async def _error_body(response: UpstreamResponse) -> bytes:
+    async with asyncio.timeout(ERROR_BODY_SECONDS):
+        return await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
 
 
 def _error_of(body: bytes) -> Any:
