@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import random
+import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
+from sqlalchemy import exc as sa_exc
 
 from quotapool import __version__
 from quotapool.accounts.live import LiveAccounts
@@ -327,12 +332,45 @@ def shared(
     return replication
 
 
+class StartError(Exception):
+    """quotapool cannot start; the message says why and what to do (one line, no traceback)."""
+
+
+def open_database(settings: Settings) -> Engine:
+    """The database, its schema brought up to date; `StartError` when it cannot be opened."""
+    url = settings.resolved_database_url
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+        raise StartError(_database_trouble(url, exc)) from exc
+    return engine
+
+
+FULL_DISK_BYTES = 1024 * 1024
+"""Less free space than this where the SQLite database lives reads as a full disk."""
+
+
+def _database_trouble(url: str, exc: BaseException) -> str:
+    reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+    if url.startswith("sqlite") and ":///" in url:
+        folder = Path(url.split(":///", 1)[1]).parent
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            if free < FULL_DISK_BYTES or getattr(exc, "errno", None) == errno.ENOSPC:
+                return (
+                    f"cannot start: the disk that holds {folder} is full ({free} bytes free; "
+                    f"SQLite says: {reason}). Free some space, then start again."
+                )
+    shown = make_url(url).render_as_string(hide_password=True)
+    return f"cannot start: the database {shown} cannot be opened ({reason})."
+
+
 def prepare(settings: Settings) -> None:
     """What workers would otherwise race to do at their first start: the schema and the key
     file."""
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
-        migrate(engine)
         open_accounts(settings, engine)
     finally:
         engine.dispose()
@@ -343,8 +381,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     `worker`: which of `serve --workers N` this is (each keeps its own journals)."""
     clock = clock or SystemClock()
     configured, secrets = credentials_from(settings)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    engine = open_database(settings)
     store = open_accounts(settings, engine)
     tasks = TaskSet()
     session_holder: list[aiohttp.ClientSession] = []

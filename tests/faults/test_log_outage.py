@@ -96,7 +96,14 @@ def report(name: str, load: Load, rows: int) -> None:
     )
 
 
-HEALTHY = {"state": "ok", "queued": 0, "journal_pending": False, "lost": 0}
+HEALTHY = {
+    "state": "ok",
+    "queued": 0,
+    "journal_pending": False,
+    "lost": 0,
+    "held": 0,
+    "journal_failing": False,
+}
 
 
 def check(load: Load, rows: int, base: str) -> None:

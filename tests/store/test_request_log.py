@@ -76,9 +76,9 @@ def test_rows_are_written_by_a_thread_that_yields_the_cpu(tmp_path: Path) -> Non
     niceness: list[int] = []
     write = log._write
 
-    def observed(batch: list[dict[str, Any]], end: int) -> None:
+    def observed(batch: list[dict[str, Any]], *where: Any) -> None:
         niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        write(batch, end)
+        write(batch, *where)
 
     log._write = observed  # type: ignore[method-assign]
 

@@ -114,6 +114,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
+    from quotapool.compose import StartError
     from quotapool.config import ConfigError
     from quotapool.secrets import KeyFileError
     from quotapool.server import ListenError
@@ -142,8 +143,8 @@ def serve(
             ),
             workers,
         )
-    except ListenError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+    except (ListenError, StartError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     except (ConfigError, KeyFileError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")

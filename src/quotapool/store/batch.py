@@ -9,8 +9,11 @@ Used for the request log and the usage history. The guarantee:
 - with `write_ahead` (the request log), every row is appended to the journal as it is
   submitted and the journal's position follows what is stored: a kill -9 loses no row (the next
   start writes what was not stored; a row stored twice is skipped by its unique request id);
-  without it, a kill -9 loses the rows still in memory (those of the last `flush_interval`).
-Each change of state (out, back) is logged once, not per row."""
+  without it, a kill -9 loses the rows still in memory (those of the last `flush_interval`);
+- when the journal cannot be written either (a full disk), rows wait in memory, up to
+  `max_held_bytes` of them (serialized); past it they are counted in `lost`. They are written
+  as soon as the database or the journal takes them again.
+Each change of state (out, back, journal failing, memory full) is logged once, not per row."""
 
 from __future__ import annotations
 
@@ -71,11 +74,17 @@ class WriterHealth:
 
     table: str
     state: str
-    """"ok", or "journaling" while the database cannot take rows."""
+    """"ok"; "journaling" while the database cannot take rows; "holding" while the journal
+    cannot take them either (they wait in memory)."""
     queued: int
     journal_pending: bool
     lost: int
-    """Rows never stored: refused by the database even alone, or dropped from a full queue."""
+    """Rows never stored: refused by the database even alone, dropped from a full queue, or
+    past the memory bound while neither the database nor the journal took them."""
+    held: int = 0
+    """Rows waiting in memory for the database or the journal."""
+    journal_failing: bool = False
+    """The last write to the journal failed (a full disk): rows are not written ahead."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,8 @@ class WriterHealth:
             "queued": self.queued,
             "journal_pending": self.journal_pending,
             "lost": self.lost,
+            "held": self.held,
+            "journal_failing": self.journal_failing,
         }
 
 
@@ -99,6 +110,7 @@ class BatchWriter:
         batch_size: int = 500,
         max_queued: int = 100_000,
         write_ahead: bool = False,
+        max_held_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -119,8 +131,16 @@ class BatchWriter:
         self._queue: deque[dict[str, Any]] = deque(maxlen=max_queued)
         self.write_ahead = write_ahead and self.journal is not None
         """Every row goes to the journal when it is submitted (see the module's docstring)."""
-        self._ends: deque[int] = deque(maxlen=max_queued)
-        """Write-ahead: where each queued row ends in the journal."""
+        self._ends: deque[int | None] = deque(maxlen=max_queued)
+        """Write-ahead: where each queued row ends in the journal (None: it could not be
+        written there)."""
+        self._held: deque[bytes] = deque()
+        """Rows (serialized) that neither the database nor the journal took yet."""
+        self._held_bytes = 0
+        self.max_held_bytes = max_held_bytes
+        self.journal_failing = False
+        """The last write to the journal failed."""
+        self._held_full = False
         self._appended: int | None = None
         """Write-ahead: the journal's size (None until it is opened, at the first row)."""
         self._committed = 0
@@ -140,8 +160,16 @@ class BatchWriter:
         journaled = self.journal is not None and (
             self.out_since is not None if self.write_ahead else self.journal.pending()
         )
-        state = "ok" if self.out_since is None else "journaling"
-        return WriterHealth(self.table.name, state, len(self._queue), journaled, self.lost)
+        state = "ok" if self.out_since is None else "holding" if self._held else "journaling"
+        return WriterHealth(
+            self.table.name,
+            state,
+            len(self._queue),
+            journaled,
+            self.lost,
+            len(self._held),
+            self.journal_failing,
+        )
 
     def submit(self, record: dict[str, Any]) -> None:
         if self.stopped:
@@ -163,10 +191,12 @@ class BatchWriter:
                 self._appended = self.journal.open()
             self.journal.write(line)
         except OSError as exc:  # still queued: stored unless the process dies first
-            log.error("%s: a row could not be written ahead (%s)", self.table.name, exc)
-        else:
-            self._appended += len(line)
-        self._ends.append(self._appended or 0)  # one end per queued row, always
+            self._journal_failed(exc)
+            self._ends.append(None)  # one end per queued row, always
+            return
+        self._appended += len(line)
+        self._journal_works()
+        self._ends.append(self._appended)
 
     def _rotate(self) -> None:
         """Write-ahead: a new journal once this one is big. No write is in flight (between
@@ -186,24 +216,32 @@ class BatchWriter:
         if self.out_since is None and self._committed >= (self._appended or 0):
             self.journal.clear()
 
-    def _take(self) -> tuple[list[dict[str, Any]], int]:
-        """The next batch, and where its last row ends in the journal (write-ahead; else 0)."""
+    def _take(self) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
+        """The next batch, where its last row ends in the journal (write-ahead; else 0), and
+        its rows that could not be written ahead."""
         queue, count = self._queue, min(len(self._queue), self.batch_size)
-        ends, end = self._ends, 0
-        for _ in range(min(count, len(ends))):
-            end = ends.popleft()
-        return [queue.popleft() for _ in range(count)], end
+        batch = [queue.popleft() for _ in range(count)]
+        ends, end, unjournaled = self._ends, 0, []
+        for row in batch if self.write_ahead else ():
+            at = ends.popleft() if ends else None
+            if at is None:
+                unjournaled.append(row)
+            else:
+                end = at
+        return batch, end, unjournaled
 
     async def flush(self) -> None:
         """Write everything queued so far (to the database, or to the journal while it is out)."""
         loop = asyncio.get_running_loop()
         while True:
-            batch, end = self._take()
+            batch, end, unjournaled = self._take()
             if not batch:
                 return
             # Shielded: a stop that comes while the batch waits for the thread must not cancel
             # its write (the batch would be lost, silently); the stop's own flush comes after.
-            await asyncio.shield(loop.run_in_executor(self._writer, self._write, batch, end))
+            await asyncio.shield(
+                loop.run_in_executor(self._writer, self._write, batch, end, unjournaled)
+            )
 
     async def run(self) -> None:
         """Replay what an earlier run journaled, then flush every `flush_interval` (sooner when
@@ -222,8 +260,12 @@ class BatchWriter:
                     self._rotate()
         finally:
             await asyncio.shield(self.flush())
+            if self._held:  # a last chance for the rows waiting in memory
+                await asyncio.shield(loop.run_in_executor(self._writer, self._retry, True))
             self._writer.shutdown(wait=True)
             self.stopped = True
+            if self._held:
+                self._drop_held("the writer stopped")
             if self.write_ahead:
                 self._close_ahead()
             if self.out_since is not None:
@@ -245,18 +287,25 @@ class BatchWriter:
             self.dropped += 1
         else:
             self._keep([row])
+            if self._held:
+                self._drop_held("they came after the writer stopped and the journal failed")
 
     # --- the writer thread ---
 
-    def _write(self, batch: list[dict[str, Any]], end: int = 0) -> None:
+    def _write(
+        self,
+        batch: list[dict[str, Any]],
+        end: int = 0,
+        unjournaled: list[dict[str, Any]] | None = None,
+    ) -> None:
         if self.out_since is not None and self.journal is not None:
-            if not self.write_ahead:  # (written ahead, they are there already)
-                self._keep(batch)  # in order: older rows wait in the journal
+            # in order: older rows wait in the journal (written ahead, most are there already)
+            self._keep((unjournaled or []) if self.write_ahead else batch)
             return
         try:
             self._store(batch)
         except _Unavailable as out:
-            self._went_out(out)
+            self._went_out(out, unjournaled or [])
             return
         self._commit(end)
 
@@ -301,8 +350,10 @@ class BatchWriter:
         if self.rejected is not None:
             self.rejected.append([{**row, "_refused": reason}])
 
-    def _went_out(self, out: _Unavailable) -> None:
-        if self.write_ahead:  # the rows are in the journal already
+    def _went_out(self, out: _Unavailable, unjournaled: list[dict[str, Any]]) -> None:
+        if self.write_ahead:  # the rows are in the journal already, but those it refused
+            missing = {id(row) for row in unjournaled}
+            self._keep([row for row in out.rows if id(row) in missing])
             self._out(out.cause)
             return
         if self.journal is None:
@@ -335,34 +386,97 @@ class BatchWriter:
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
 
     def _keep(self, rows: list[dict[str, Any]]) -> None:
+        """Rows the database did not take: into the journal, else into memory (bounded)."""
         assert self.journal is not None
-        try:
-            self.journal.append(rows)
-        except OSError as exc:
-            self.dropped += len(rows)
+        if not rows:
+            return
+        lines = [orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows]
+        if not self._held:  # (once rows are held, later ones wait behind them)
+            try:
+                self.journal.append_lines(b"".join(lines))
+            except OSError as exc:
+                self._journal_failed(exc)
+            else:
+                self._journal_works()
+                return
+        for line in lines:
+            if self._held_bytes + len(line) > self.max_held_bytes:
+                self.dropped += 1
+                if not self._held_full:
+                    self._held_full = True
+                    log.error(
+                        "%s: rows are being lost: %d MiB of them wait in memory, the most "
+                        "allowed, while neither the database nor the journal takes them",
+                        self.table.name,
+                        self.max_held_bytes // (1024 * 1024),
+                    )
+                continue
+            self._held.append(line)
+            self._held_bytes += len(line)
+
+    def _journal_failed(self, exc: OSError) -> None:
+        if not self.journal_failing:
+            self.journal_failing = True
             log.error(
-                "%s: %d rows lost: the journal cannot be written (%s)",
+                "%s: the journal cannot be written (%s); rows wait in memory (up to %d MiB) "
+                "until the database or the journal takes them",
                 self.table.name,
-                len(rows),
-                exc,
+                exc.strerror or exc,
+                self.max_held_bytes // (1024 * 1024),
             )
+
+    def _journal_works(self) -> None:
+        if self.journal_failing:
+            self.journal_failing = False
+            log.warning("%s: the journal can be written again", self.table.name)
+
+    def _unhold(self) -> None:
+        """Rows held in memory to the database or, while it is out, to the journal (raises
+        `_Unavailable` when neither takes them; they stay held)."""
+        if not self._held:
+            return
+        lines = list(self._held)
+        rows = [orjson.loads(line) for line in lines]
+        try:
+            self._store(rows)
+        except _Unavailable as out:
+            assert self.journal is not None
+            try:
+                self.journal.append_lines(b"".join(lines))
+            except OSError as exc:
+                self._journal_failed(exc)
+                raise out from exc
+            self._journal_works()
+        log.warning("%s: %d rows held in memory are kept again", self.table.name, len(lines))
+        self._held.clear()
+        self._held_bytes = 0
+        self._held_full = False
+
+    def _drop_held(self, why: str) -> None:
+        self.dropped += len(self._held)
+        log.error("%s: %d rows held in memory are lost: %s", self.table.name, len(self._held), why)
+        self._held.clear()
+        self._held_bytes = 0
 
     def _retry(self, at_start: bool) -> None:
         """Replay the journal when a retry is due; back to normal once it is empty."""
         journal = self.journal
-        if journal is None or not journal.pending():
+        if journal is None or not (self._held or journal.pending()):
             return
         if not at_start and time.monotonic() < self._retry_at:
             return
         replayed = 0
         try:
-            for rows, position in journal.chunks(self.batch_size):
+            for rows, position in journal.chunks(self.batch_size) if journal.pending() else ():
                 self._store(rows)
                 journal.commit(position)
                 self._committed = position
                 replayed += len(rows)
+            self._unhold()
         except _Unavailable as out:
             self._out(out.cause)
+            with contextlib.suppress(_Unavailable):
+                self._unhold()  # the journal may take them while the database is out
             return
         if not self.write_ahead:  # (written ahead, rows are appended meanwhile: it stays)
             journal.clear()

@@ -7,6 +7,7 @@ The file is private to its owner (0600): rows name models, credentials and error
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,10 +34,13 @@ class Journal:
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Add rows at the end, written through to the operating system before returning."""
-        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        self.append_lines(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+
+    def append_lines(self, data: bytes) -> None:
+        """Add whole lines at the end; all of them or none (`OSError`, the file as it was)."""
         fd = self._opened()
         try:
-            os.write(fd, data)
+            _write_whole(fd, data)
         finally:
             os.close(fd)
 
@@ -51,9 +55,10 @@ class Journal:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
 
     def write(self, data: bytes) -> None:
-        """Append `data` (whole lines) to the file kept open; it survives this process."""
+        """Append `data` (whole lines) to the file kept open; it survives this process. All of
+        it or none (`OSError`, the file as it was)."""
         assert self._fd is not None, "open() first"
-        os.write(self._fd, data)
+        _write_whole(self._fd, data)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -102,3 +107,14 @@ class Journal:
             return int(self._position.read_text())
         except (FileNotFoundError, ValueError):
             return 0
+
+
+def _write_whole(fd: int, data: bytes) -> None:
+    """Append `data` to `fd` whole: a disk that fills midway leaves no half line behind (the
+    next row would be glued to it, and both skipped on replay). A write that fails writes
+    nothing; one cut short is taken back."""
+    written = os.write(fd, data)
+    if written < len(data):
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise OSError(errno.ENOSPC, "the disk took only part of the rows")
