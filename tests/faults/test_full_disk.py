@@ -72,7 +72,7 @@ def ready(h: Harness) -> dict[str, object]:
 def test_a_full_disk_loses_no_row_and_says_so(
     small_disk: Path, harness: HarnessFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    h = harness()
+    h = harness(metrics_public=True)
     body = {"model": "gpt-5.5", "input": "hi"}
 
     def send(_n: int) -> int:
@@ -95,6 +95,9 @@ def test_a_full_disk_loses_no_row_and_says_so(
         assert held["state"] == "holding" and held["journal_failing"] is True
         # (a few rows fit in the journal's last page before it fails)
         assert int(held["held"]) > 300 and held["lost"] == 0  # type: ignore[call-overload]
+        with h.http() as http:
+            metrics = http.get("/metrics").text
+        assert 'quotapool_log_held_rows{table="requests"}' in metrics
         filler.unlink()  # space comes back
         deadline = time.monotonic() + 20
         while ready(h)["state"] != "ok" and time.monotonic() < deadline:

@@ -198,8 +198,14 @@ class Metrics:
         lost = CounterMetricFamily(
             "quotapool_log_rows_lost", "Rows that could not be stored", labels=["table"]
         )
+        held = GaugeMetricFamily(
+            "quotapool_log_held_rows",
+            "Rows waiting in memory: neither the database nor the journal takes them",
+            labels=["table"],
+        )
         for writer in self.writers:
             health = writer.health()
             queued.add_metric([health.table], health.queued)
             lost.add_metric([health.table], health.lost)
-        yield from (queued, lost)
+            held.add_metric([health.table], health.held)
+        yield from (queued, lost, held)
