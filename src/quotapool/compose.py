@@ -549,7 +549,8 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
                 now=clock.now,
                 reload_accounts=accounts.reload,
                 probe=dispatcher.warmups.probe,
-            )
+            ),
+            docs=settings.admin_docs,
         ),
     )
     return Quotapool(

@@ -280,6 +280,9 @@ class Settings(BaseSettings):
     instead of answering 400."""
     metrics: bool = True
     """Count what `GET /metrics` reports (off: it answers 404 and nothing is counted)."""
+    admin_docs: bool = False
+    """Serve the admin API's browsable docs at `/quotapool/api/docs` (from this install, no
+    CDN); the schema is at `/quotapool/api/openapi.json` either way."""
     metrics_public: bool = False
     """Serve `GET /metrics` without the admin token (behind your own access control)."""
     require_client_keys: bool = False

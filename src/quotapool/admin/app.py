@@ -1,9 +1,10 @@
 """The admin API and the dashboard: credentials, client keys, routing and requests, for the
 admin token (as a bearer, or a dashboard session opened with it).
 
-Its own FastAPI app (OpenAPI at `/quotapool/api/openapi.json`, docs at `/quotapool/api/docs`,
-the dashboard at `/quotapool/`); the data plane hands it only paths under `/quotapool/` that
-are not its own, so the proxy's hot path is unchanged.
+Its own FastAPI app (OpenAPI at `/quotapool/api/openapi.json`, docs at `/quotapool/api/docs`
+when `admin_docs = true`, the dashboard at `/quotapool/`); the data plane hands it only paths
+under `/quotapool/` that are not its own, after the same door as its own (the remote rule, body
+limits), so the proxy's hot path is unchanged.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ PREFIX = "/quotapool/api"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def build_admin(control: Control) -> FastAPI:
+def build_admin(control: Control, *, docs: bool = False) -> FastAPI:
+    """`docs`: serve the API's browsable docs at `/quotapool/api/docs` (`admin_docs = true`),
+    from files of this install (no CDN), with the dashboard's headers."""
     app = FastAPI(
         title="quotapool admin API",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,
         redoc_url=None,
     )
 
@@ -51,6 +54,8 @@ def build_admin(control: Control) -> FastAPI:
         routes.add(api, control)
     app.include_router(api)
     dashboard.add(app, control)
+    if docs:
+        dashboard.add_docs(app, f"{PREFIX}/docs")
     return app
 
 

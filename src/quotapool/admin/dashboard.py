@@ -71,11 +71,24 @@ def add(app: FastAPI, control: Control) -> None:
     @app.post("/quotapool/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
         session = control.sessions.read(request.cookies.get(COOKIE))
-        if session is not None and not session.allows(request.headers.get(CSRF_HEADER)):
-            return Response(status_code=403)
+        if session is not None:
+            if not session.allows(request.headers.get(CSRF_HEADER)):
+                return Response(status_code=403)
+            control.sessions.end(session)
         response = Response(status_code=204)
         response.delete_cookie(COOKIE, path="/quotapool")
         return response
+
+
+def add_docs(app: FastAPI, path: str) -> None:
+    """The admin API's docs (Swagger UI from the swagger-ui-bundle package, no CDN)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(f"{path}/static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
+
+    @app.get(path, include_in_schema=False)
+    def docs() -> Response:
+        return HTMLResponse((STATIC / "docs.html").read_text(), headers=PAGE_HEADERS)
 
 
 def _login_page(control: Control, problem: str | None, status: int = 200) -> HTMLResponse:

@@ -21,9 +21,14 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 12 * 3600
 
 
+ENDED_KEPT = 100_000
+"""Sessions ended by a logout remembered at most (each until it would have expired anyway)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     csrf: str
+    id: str = ""
 
     def allows(self, sent: str | None) -> bool:
         """A change the page itself asked for (it sent the session's CSRF token)."""
@@ -37,11 +42,15 @@ class Sessions:
         self._fernet = Fernet(key)
         self._admin_hash = admin_hash
         self._now = now
+        self._ended: dict[str, float] = {}
+        """Session id → when it would have expired: sessions a logout ended."""
 
     def open(self) -> tuple[str, Session]:
         """A new session for whoever just gave the admin token: the cookie value and it."""
-        session = Session(secrets.token_urlsafe(24))
-        payload = orjson.dumps({"admin": self._admin_hash(), "csrf": session.csrf})
+        session = Session(secrets.token_urlsafe(24), secrets.token_urlsafe(12))
+        payload = orjson.dumps(
+            {"admin": self._admin_hash(), "csrf": session.csrf, "id": session.id}
+        )
         cookie = self._fernet.encrypt_at_time(payload, int(self._now())).decode()
         return cookie, session
 
@@ -59,4 +68,14 @@ class Sessions:
         admin = self._admin_hash()
         if admin is None or not isinstance(data, dict) or data.get("admin") != admin:
             return None
-        return Session(str(data.get("csrf", "")))
+        session = Session(str(data.get("csrf", "")), str(data.get("id", "")))
+        return None if session.id in self._ended else session
+
+    def end(self, session: Session) -> None:
+        """Log out: the session's cookie stops working here, even if a copy of it is kept.
+        (With replicas, each remembers the logouts it served.)"""
+        now = self._now()
+        self._ended = {sid: until for sid, until in self._ended.items() if until > now}
+        if len(self._ended) >= ENDED_KEPT:
+            self._ended.pop(next(iter(self._ended)))
+        self._ended[session.id] = now + SESSION_SECONDS

@@ -408,10 +408,7 @@ class ProxyApp:
         ):
             dialect = Dialect.ANTHROPIC  # the Anthropic SDKs and Claude Code list models too
         if endpoint is None and self._admin is not None and route_path.startswith(ADMIN_PREFIX):
-            if blocked := self._guard.refusal(scope["headers"], json_body=False):
-                await _send_error(send, base, error(dialect, blocked.status, blocked.message))
-                return
-            await self._admin(scope, receive, send)  # its own app, its own token check
+            await self._to_admin(self._admin, scope, receive, send, base, dialect)
             return
         if endpoint is None:
             known = ", ".join(sorted(ENDPOINTS))
@@ -458,6 +455,50 @@ class ProxyApp:
         await self._proxy(
             scope, receive, send, endpoint.route, dialect, request_id, base, profile, key
         )
+
+    async def _to_admin(
+        self,
+        admin: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        base: Headers,
+        dialect: Dialect,
+    ) -> None:
+        """The admin API and the dashboard (their own app, their own token check) behind the
+        same door as the data plane: the remote rule, the guard, and a body read whole within
+        its size and time limits before the app sees it."""
+        client = scope.get("client")
+        keys_in_use = self._keys is not None and self._keys.required
+        if not (self._allow_remote or keys_in_use) and client and not is_loopback(client[0]):
+            await _send_error(send, base, error(dialect, 403, _REMOTE_REFUSED))
+            return
+        if blocked := self._guard.refusal(scope["headers"], json_body=False):
+            await _send_error(send, base, error(dialect, blocked.status, blocked.message))
+            return
+        watch = self._watches.watch(receive, reading=True)
+        try:
+            body = await read_body(
+                scope, receive, min(self._limit, ADMIN_MAX_BODY_BYTES), dialect, watch
+            )
+        except BadRequest as bad:
+            await _send_error(send, base, bad.response)
+            return
+        except ClientLeft:
+            return
+        except asyncio.CancelledError:
+            if not watch.body_late or watch.handler is None:
+                raise
+            watch.handler.uncancel()
+            message = (
+                f"The request body stopped arriving for {self._watches.body_timeout:g} s; "
+                "send it whole."
+            )
+            await _send_error(send, base, error(dialect, 408, message))
+            return
+        finally:
+            self._watches.stop(watch)
+        await admin(scope, _replaying(body, receive), send)
 
     async def _scrape(self, scope: Scope, send: Send, base: Headers) -> None:
         """`GET /metrics`: for the admin token, or anyone with `metrics_public = true`."""
@@ -565,6 +606,24 @@ class ProxyApp:
             self._watches.stop(watch)
             record.latency_ms = (self._now() - record.at) * 1000.0
             self._submit(record.row())
+
+
+ADMIN_MAX_BODY_BYTES = 1024 * 1024
+"""The admin API and the dashboard take small bodies (a login form, a key's settings)."""
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` for an app handed a body already read: the body first, then what comes."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 DRAIN_AFTER_CANCEL_SECONDS = 2.0
