@@ -8,6 +8,7 @@ import ctypes.util
 import errno
 import gc
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -46,9 +47,43 @@ def uvicorn_config(pool: Quotapool, sock_port: int | None = None) -> uvicorn.Con
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     limits = EdgeLimits(
-        settings.header_timeout_seconds, settings.max_header_bytes, settings.max_connections
+        settings.header_timeout_seconds,
+        settings.max_header_bytes,
+        connection_limit(settings.max_connections),
     )
     return with_limits(config, limits)
+
+
+RESERVED_FDS = 64
+"""File descriptors kept for what is not a client connection: the listening socket, the
+database, Redis, journals, log files, the event loop's own."""
+
+
+def connection_limit(configured: int) -> int:
+    """`max_connections` as the process can honour it. The soft file-descriptor limit is raised
+    to the hard one where allowed; each client connection may hold an upstream one too, so at
+    most half of what is left after `RESERVED_FDS` (past it, accept() fails with EMFILE and
+    clients get silence instead of a 503). The limit in effect is logged."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    fits = max(1, (soft - RESERVED_FDS) // 2) if soft != resource.RLIM_INFINITY else configured
+    if fits < configured:
+        log.warning(
+            "serving at most %d connections, not max_connections = %d: the file-descriptor "
+            "limit is %d (raise it with `ulimit -n` or LimitNOFILE=)",
+            fits,
+            configured,
+            soft,
+        )
+        return fits
+    log.info("serving at most %d connections (file-descriptor limit %d)", configured, soft)
+    return configured
 
 
 BACKLOG = 2048

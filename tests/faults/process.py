@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +35,15 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, config: str, *args: str, port: int = 0) -> Iterator[Served]:
+def serve(
+    tmp_path: Path,
+    config: str,
+    *args: str,
+    port: int = 0,
+    preexec: Callable[[], None] | None = None,
+) -> Iterator[Served]:
     """Run `quotapool serve` with `config` (TOML) and `args` on `port` (a free one by default)
-    until /health answers."""
+    until /health answers. `preexec` runs in the child before it starts (its limits)."""
     port = port or free_port()
     path = tmp_path / "quotapool.toml"
     path.write_text(f"port = {port}\n" + config)
@@ -47,6 +53,7 @@ def serve(tmp_path: Path, config: str, *args: str, port: int = 0) -> Iterator[Se
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=preexec,
     )
     served = Served(f"http://127.0.0.1:{port}", process)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 import time
 from collections.abc import Iterator
@@ -155,3 +156,27 @@ name = "alpha"
 api_key = "tok-a"
 account_id = "acct-a"
 """
+
+
+def test_connections_past_the_file_descriptor_limit_get_503_not_silence(tmp_path: Path) -> None:
+    def small_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    config = "max_connections = 512\nheader_timeout_seconds = 30\n"
+    with serve(tmp_path, config, preexec=small_limit) as served, contextlib.ExitStack() as stack:
+        host, port = served.base.removeprefix("http://").split(":")
+        held = []
+        for _ in range(300):  # more than the process could ever hold open
+            sock = stack.enter_context(socket.create_connection((host, int(port)), timeout=10))
+            held.append(sock)
+        refused = 0
+        for sock in held[96:]:
+            sock.settimeout(5)
+            answer = sock.recv(65536)
+            refused += answer.startswith(b"HTTP/1.1 503")
+        assert refused == len(held) - 96
+        for sock in held:
+            sock.close()
+        assert httpx.get(f"{served.base}/health").status_code == 200
+    assert "serving at most 96 connections, not max_connections = 512" in served.output
+    assert "Too many open files" not in served.output
