@@ -21,8 +21,12 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Limited, Served, Started, StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.keys import KeyRing
+from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.replication import Replication
+from quotapool.store.sql.db import make_engine, migrate
 from quotapool.testing.fake_upstream import rate_limited
 from tests.accounts.test_live_accounts import import_accounts
 from tests.admin.test_admin_api import admin
@@ -472,3 +476,65 @@ async def test_a_replica_away_longer_than_the_stream_keeps_adopts_the_shared_sta
 
 def status(replica: Replication, name: str) -> Status:
     return replica.pool.snapshot().state(name).status
+
+
+# --- a client key's request limit on shared counters (real Redis) -----------------------------
+
+
+def key_ring(tmp_path: Path, limit: str) -> KeyRing:
+    engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+    migrate(engine)
+    ClientKeyStore(engine).create("k", time.time(), limits=[limit])
+    ring = KeyRing(ClientKeyStore(engine), SystemClock(), {}, require=False)
+    ring.load()
+    return ring
+
+
+async def test_requests_admitted_together_at_a_windows_start_all_get_their_place(
+    fresh_redis: str, tmp_path: Path
+) -> None:
+    ring = key_ring(tmp_path, "requests=3/day")
+    replica = Replication(fresh_redis, MemoryPoolStore(PoolSnapshot(())), SystemClock(), keys=ring)
+    key = ring._by_name["k"]
+    async with running(replica):
+        assert [ring.admit(key, "m", Dialect.OPENAI, f"r{n}") for n in range(3)] == [None] * 3
+        confirmed = await asyncio.gather(
+            *(ring.confirm(key, f"r{n}", Dialect.OPENAI) for n in range(3))
+        )
+        assert confirmed == [None, None, None]  # (the last was refused: its seed counted all 3)
+        assert ring.admit(key, "m", Dialect.OPENAI, "r3") is not None
+
+
+async def test_a_frozen_redis_costs_a_limited_key_one_short_wait_not_one_a_request(
+    fresh_redis: str, tmp_path: Path
+) -> None:
+    ring = key_ring(tmp_path, "requests=1000/day")
+    replica = Replication(fresh_redis, MemoryPoolStore(PoolSnapshot(())), SystemClock(), keys=ring)
+    key = ring._by_name["k"]
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read()  # it takes the command and says nothing, ever
+
+    frozen = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = frozen.sockets[0].getsockname()[1]
+    async with running(replica):
+        real = replica.redis
+        replica.redis = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            started = time.monotonic()
+            for n in range(20):
+                assert ring.admit(key, "m", Dialect.OPENAI, f"f{n}") is None
+                assert await ring.confirm(key, f"f{n}", Dialect.OPENAI) is None
+            took = time.monotonic() - started
+        finally:
+            await replica.redis.aclose()
+            replica.redis = real
+    for writer in held:
+        writer.close()
+    frozen.close()
+    await frozen.wait_closed()
+    print(f"\n20 requests of a limited key with Redis frozen: {took * 1000:.0f} ms")
+    assert took < 0.5  # one timeout, then the local count (it was 20 × 250 ms)

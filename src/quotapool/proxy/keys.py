@@ -80,6 +80,9 @@ class KeyRing:
         self.shared: SharedCounts | None = None
         self._reserved: dict[str, tuple[str, list[str]]] = {}
         """Request id → (key name, shared counters) of requests counted when admitted."""
+        self._confirming: dict[str, int] = {}
+        """Key name → its requests admitted here and not yet confirmed by the shared counters
+        (left out of the seed a new shared counter starts from: each adds itself)."""
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
 
@@ -175,6 +178,8 @@ class KeyRing:
         if request_id is not None and any(x.measure is Measure.REQUESTS for x in key.limits):
             self._reserved[request_id] = (key.name, [])
             self.spend(key.name, 1, 0, 0.0, now)
+            if self.shared is not None:
+                self._confirming[key.name] = self._confirming.get(key.name, 0) + 1
         return None
 
     async def confirm(
@@ -188,8 +193,14 @@ class KeyRing:
         now = self.clock.now()
         limits = [limit for limit in key.limits if limit.measure is Measure.REQUESTS]
         counters = [f"{key.name}:{x.period.value}:{int(x.window(now)[0])}" for x in limits]
-        here = [int(self._current(key.name, x.period, now).requests) - 1 for x in limits]
-        taken = await self.shared.take(counters, [int(x.amount) for x in limits], here)
+        # Requests admitted here but not yet confirmed are not in the seed: each one takes
+        # its own place (counting them twice admitted one less than the limit).
+        unconfirmed = self._confirming.get(key.name, 0)
+        here = [int(self._current(key.name, x.period, now).requests) - unconfirmed for x in limits]
+        try:
+            taken = await self.shared.take(counters, [int(x.amount) for x in limits], here)
+        finally:
+            self._confirmed(key.name)
         if taken is None:
             return None
         if taken < 0:
@@ -198,6 +209,13 @@ class KeyRing:
         del self._reserved[request_id]
         self.spend(key.name, -1, 0, 0.0, now)
         return _over(limits[taken], limits[taken].amount, now, dialect)
+
+    def _confirmed(self, name: str) -> None:
+        left = self._confirming.get(name, 0) - 1
+        if left > 0:
+            self._confirming[name] = left
+        else:
+            self._confirming.pop(name, None)
 
     def count(self, row: Mapping[str, Any]) -> None:
         """Add one logged request to its key's windows (requests that reached an upstream);

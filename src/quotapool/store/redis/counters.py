@@ -37,15 +37,21 @@ return -1
 class KeyCounters:
     """`proxy.keys.SharedCounts` on the Redis a replica shares its pool through."""
 
-    def __init__(self, replication: Replication, timeout: float = 0.25) -> None:
+    def __init__(self, replication: Replication, timeout: float = 0.05, pause: float = 2.0) -> None:
         self.replication = replication
         self.timeout = timeout
-        """Longer than this and the request goes on by this replica's own count."""
+        """Longer than this and the request goes on by this replica's own count (a take is one
+        round trip: well under a millisecond on a network replicas share)."""
+        self.pause = pause
+        """After a take failed or timed out, requests go on by the local count this long
+        before Redis is asked again (a frozen Redis costs one `timeout`, not one a request)."""
+        self._paused_until = 0.0
         self._taking = replication.redis.register_script(_TAKE)
         self._giving = TaskSet()
 
     async def take(self, counters: list[str], amounts: list[int], seeds: list[int]) -> int | None:
-        if not self.replication.connected:
+        loop = asyncio.get_running_loop()
+        if not self.replication.connected or loop.time() < self._paused_until:
             return None
         keys = [COUNTERS + counter for counter in counters]
         try:
@@ -54,6 +60,7 @@ class KeyCounters:
                     keys, [*amounts, *seeds, KEPT_SECONDS], client=self.replication.redis
                 )
         except (RedisError, OSError, TimeoutError):
+            self._paused_until = loop.time() + self.pause
             return None
         return int(found)
 
