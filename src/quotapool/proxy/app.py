@@ -564,6 +564,8 @@ class ProxyApp:
         record = Record(request_id, self._now(), route.value, scope["path"])
         watch = self._watches.watch(receive, reading=True)
         self._active += 1
+        logged = _LoggedBeforeTheEnd(send, record, self._finish)
+        send = logged.send
         try:
             body = await read_body(scope, receive, self._limit, dialect, watch)
             request = parse_request(
@@ -604,8 +606,36 @@ class ProxyApp:
         finally:
             self._active -= 1
             self._watches.stop(watch)
-            record.latency_ms = (self._now() - record.at) * 1000.0
-            self._submit(record.row())
+            if not logged.done:
+                self._finish(record)
+
+    def _finish(self, record: Record) -> None:
+        record.latency_ms = (self._now() - record.at) * 1000.0
+        self._submit(record.row())
+
+
+class _LoggedBeforeTheEnd:
+    """A request's `send` that hands its row to the log (written ahead to the journal) just
+    before the answer's last part leaves: a kill -9 right after a client has its whole answer
+    can no longer lose its row. Whatever the request does after that is not logged."""
+
+    __slots__ = ("_finish", "_record", "_send", "done")
+
+    def __init__(self, send: Send, record: Record, finish: Callable[[Record], None]) -> None:
+        self._send = send
+        self._record = record
+        self._finish = finish
+        self.done = False
+
+    async def send(self, message: Message) -> None:
+        if (
+            not self.done
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            self.done = True
+            self._finish(self._record)
+        await self._send(message)
 
 
 ADMIN_MAX_BODY_BYTES = 1024 * 1024

@@ -51,7 +51,7 @@ from quotapool.store.response_items import ResponseItems
 from quotapool.translate import StreamAdapter, TranslationError
 from quotapool.translate.table import Upstream, final_response, upstream_of
 from quotapool.translate.token_estimate import estimate_input_tokens
-from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
+from quotapool.upstream.base import ClientRequest, Continued, Relay, Transport, UpstreamCall
 from quotapool.upstream.signals import classify_error
 from quotapool.upstream.usage import Usage, parse_usage
 
@@ -288,7 +288,13 @@ class Dispatcher:
             return request, None
         payload = {k: v for k, v in request.payload.items() if k != "previous_response_id"}
         payload["input"] = context + input_items(request.payload)
-        return replace(request, body=orjson.dumps(payload), payload=payload), owner
+        expanded = replace(
+            request,
+            body=orjson.dumps(payload),
+            payload=payload,
+            continued=Continued(previous, len(context)),
+        )
+        return expanded, owner
 
     def _keep(self, request: ClientRequest, record: Record) -> None:
         """Keep the conversation behind a response from a Codex account (to expand its id),
@@ -296,9 +302,13 @@ class Dispatcher:
         does: it sends each turn whole)."""
         if request.payload.get("store") is False:
             return
-        if self.items is not None and record.output_items and record.response_id:
-            conversation = input_items(request.payload) + record.output_items
-            self.items.keep(record.response_id, conversation, self.clock.now())
+        if self.items is None or not record.output_items or not record.response_id:
+            return
+        added = input_items(request.payload)
+        parent = None
+        if (continued := request.continued) is not None:  # only its own turn: the rest is kept
+            added, parent = added[continued.context_items :], continued.response_id
+        self.items.keep(record.response_id, added + record.output_items, self.clock.now(), parent)
 
     async def _owner(self, request: ClientRequest) -> str | None:
         """The account that must serve a continuation: of its response id or its turn state."""
@@ -374,8 +384,8 @@ class Dispatcher:
             and not rejection.outage
         ):
             status, body, upstream_headers = last_failure
+            record.status = status  # (the row is written before the answer's last byte)
             await send_body(send, status, body, base + upstream_headers, None)
-            record.status = status
             return
         response = rejection_error(rejection, dialect, now)
         await self._send_error(send, record, base, response)
@@ -551,9 +561,9 @@ async def _pass_json(
             raise BrokenAnswer("the upstream's JSON answer does not parse") from None
     record.status = response.status
     record.ttfb_ms = (now() - record.at) * 1000.0
+    record.usage, record.response_id = _body_fields(payload)  # for the log and for ownership
     upstream = _upstream_headers(response, keep_content_type=True)
     await send_body(send, response.status, body, headers + upstream, None)
-    record.usage, record.response_id = _body_fields(payload)  # for the log and for ownership
 
 
 def _profile_model_refused(

@@ -276,8 +276,9 @@ async def stream_events(
         await send({"type": "http.response.body", "body": error_event(route, reason)})
         return reason
     except Exception as exc:  # never end a started stream silently
+        message = f"quotapool could not relay the rest of this stream ({type(exc).__name__})"
+        record.error = message  # (the row is written as this last event leaves)
         with contextlib.suppress(Exception):
-            message = f"quotapool could not relay the rest of this stream ({type(exc).__name__})"
             await send({"type": "http.response.body", "body": error_event(route, message)})
         raise
     tail = b""

@@ -36,6 +36,7 @@ import orjson
 from sqlalchemy import Engine, Table, select
 from sqlalchemy import exc as sa_exc
 
+from quotapool.jsonbytes import dumps_kept
 from quotapool.store.journal import Journal
 from quotapool.store.rows import RowShape
 from quotapool.store.sql.schema import requests
@@ -390,7 +391,7 @@ class BatchWriter:
         assert self.journal is not None
         if not rows:
             return
-        lines = [orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows]
+        lines = [dumps_kept(row, orjson.OPT_APPEND_NEWLINE) for row in rows]
         if not self._held:  # (once rows are held, later ones wait behind them)
             try:
                 self.journal.append_lines(b"".join(lines))

@@ -1,11 +1,14 @@
-"""The conversation so far behind each response relayed from a Codex account: the input it
-answered, then its output items. The ChatGPT backend refuses `previous_response_id` over HTTP,
-so quotapool expands it into this full input — on the response's own account or, when that one
-is exhausted, on another.
+"""The conversation so far behind each response relayed from a Codex account. The ChatGPT
+backend refuses `previous_response_id` over HTTP, so quotapool expands it into the full input —
+on the response's own account or, when that one is exhausted, on another.
 
-Bounded: recent conversations in memory (by bytes), all of them in the database until `ttl`
-after their last turn (written behind, every 250 ms; a database outage keeps them waiting in
-memory), so a restart keeps them.
+Each response keeps only its own turn — the input it added and its output — and the response it
+continued: a conversation costs memory and storage linear in its length (a full copy per turn
+made it quadratic), and is rebuilt by following the chain back.
+
+Bounded: recent turns in memory (by the bytes they take), all of them in the database until `ttl`
+after the last turn of their conversation (written behind, every 250 ms; a database outage keeps
+them waiting in memory), so a restart keeps them.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from quotapool.jsonbytes import dumps_kept
 from quotapool.store.behind import Behind
 from quotapool.store.sql.db import upsert_insert
 from quotapool.store.sql.schema import response_items
@@ -29,6 +33,17 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
 PURGE_SECONDS = 60.0
 MAX_ID_CHARS = 128
+MAX_TURNS = 10_000
+"""The longest chain followed back (a guard against a cycle in what the database holds)."""
+ENTRY_BYTES = 300
+"""What one kept turn takes in memory besides its JSON: its id, the tuple and the map entry."""
+
+
+class Turn(NamedTuple):
+    parent: str | None
+    """The response it continued; None: it began the conversation."""
+    data: bytes
+    """JSON list: the input it added, then its output."""
 
 
 class ResponseItems:
@@ -43,56 +58,81 @@ class ResponseItems:
         self.engine = engine
         self.ttl = ttl
         self.memory_bytes = memory_bytes
+        """What the turns kept in memory may take (their JSON and the entries that hold it)."""
         self.max_bytes = max_bytes
-        """A conversation bigger than this is not kept (its client must send it whole)."""
-        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        """A turn bigger than this is not kept (its client must send the conversation whole)."""
+        self._memory: OrderedDict[str, Turn] = OrderedDict()
         self._held = 0
-        self._behind: Behind[str, tuple[bytes, float]] = Behind(
-            "response-items-writer", self._write
-        )
+        self._behind: Behind[str, tuple[Turn, float]] = Behind("response-items-writer", self._write)
         self.pending = self._behind.pending
-        """Response id → (items, expires at), not yet written."""
+        """Response id → (its turn, expires at), not yet written."""
 
-    def keep(self, response_id: str, items: list[Any], now: float) -> None:
-        """`items`: the full input the response answered, then its output."""
-        if len(response_id) > MAX_ID_CHARS:
+    @property
+    def memory_used(self) -> int:
+        """Bytes the turns kept in memory take (bounded by `memory_bytes`)."""
+        return self._held
+
+    def keep(
+        self, response_id: str, items: list[Any], now: float, parent: str | None = None
+    ) -> None:
+        """`items`: the input the response added to its conversation (after `parent`, the
+        response it continued), then its output."""
+        if len(response_id) > MAX_ID_CHARS or (parent is not None and len(parent) > MAX_ID_CHARS):
             return
-        data = orjson.dumps(items)
+        data = dumps_kept(items)
         if len(data) > self.max_bytes:
             return
-        self._remember(response_id, data)
-        self.pending[response_id] = (data, now + self.ttl)
+        turn = Turn(parent, data)
+        self._remember(response_id, turn)
+        self.pending[response_id] = (turn, now + self.ttl)
 
     async def context(self, response_id: str) -> list[Any] | None:
-        """The conversation up to and including `response_id`, or None if not kept."""
-        data = self._memory.get(response_id)
-        if data is None and (waiting := self.pending.get(response_id)) is not None:
-            data = waiting[0]
-        if data is None and len(response_id) <= MAX_ID_CHARS:
-            try:
-                data = await asyncio.to_thread(self._read, response_id)
-            except SQLAlchemyError:
-                data = None
-        if data is None:
+        """The conversation up to and including `response_id`, or None if it is not kept
+        whole (an unknown id, or a turn of its chain gone)."""
+        if len(response_id) > MAX_ID_CHARS:
             return None
-        if response_id in self._memory:
-            self._memory.move_to_end(response_id)
-        items: list[Any] = orjson.loads(data)
+        chain: list[bytes] = []
+        at: str | None = response_id
+        while at is not None:
+            turn = await self._turn(at)
+            if turn is None or len(chain) >= MAX_TURNS:
+                return None
+            chain.append(turn.data)
+            at = turn.parent
+        items: list[Any] = []
+        for data in reversed(chain):
+            items += orjson.loads(data)
         return items
 
-    def _remember(self, response_id: str, data: bytes) -> None:
-        if (old := self._memory.pop(response_id, None)) is not None:
-            self._held -= len(old)
-        self._memory[response_id] = data
-        self._held += len(data)
-        while self._held > self.memory_bytes and self._memory:
-            self._held -= len(self._memory.popitem(last=False)[1])
+    async def _turn(self, response_id: str) -> Turn | None:
+        turn = self._memory.get(response_id)
+        if turn is not None:
+            self._memory.move_to_end(response_id)
+            return turn
+        if (waiting := self.pending.get(response_id)) is not None:
+            return waiting[0]
+        try:
+            return await asyncio.to_thread(self._read, response_id)
+        except SQLAlchemyError:
+            return None
 
-    def _read(self, response_id: str) -> bytes | None:
-        query = select(response_items.c["items"]).where(response_items.c.response_id == response_id)
+    def _remember(self, response_id: str, turn: Turn) -> None:
+        if (old := self._memory.pop(response_id, None)) is not None:
+            self._held -= len(old.data) + ENTRY_BYTES
+        self._memory[response_id] = turn
+        self._held += len(turn.data) + ENTRY_BYTES
+        while self._held > self.memory_bytes and self._memory:
+            self._held -= len(self._memory.popitem(last=False)[1].data) + ENTRY_BYTES
+
+    def _read(self, response_id: str) -> Turn | None:
+        query = select(response_items.c["items"], response_items.c.parent).where(
+            response_items.c.response_id == response_id
+        )
         with self.engine.connect() as connection:
-            found = connection.execute(query).scalar()
-        return found.encode() if isinstance(found, str) else None
+            found = connection.execute(query).first()
+        if found is None or not isinstance(found[0], str):
+            return None
+        return Turn(found[1], found[0].encode())
 
     async def run(self, now: Callable[[], float]) -> None:
         """Write what waits every 250 ms; delete what expired every minute."""
@@ -123,16 +163,22 @@ class ResponseItems:
     async def flush(self) -> None:
         await self._behind.flush()
 
-    def _write(self, pending: dict[str, tuple[bytes, float]]) -> None:
+    def _write(self, pending: dict[str, tuple[Turn, float]]) -> None:
         rows = [
-            {"response_id": rid, "items": data.decode(), "expires_at": expires}
-            for rid, (data, expires) in pending.items()
+            {
+                "response_id": rid,
+                "items": turn.data.decode(),
+                "parent": turn.parent,
+                "expires_at": expires,
+            }
+            for rid, (turn, expires) in pending.items()
         ]
         statement = upsert_insert(self.engine)(response_items)
         statement = statement.on_conflict_do_update(
             index_elements=[response_items.c.response_id],
             set_={
                 "items": statement.excluded["items"],
+                "parent": statement.excluded.parent,
                 "expires_at": statement.excluded.expires_at,
             },
         )
@@ -140,5 +186,21 @@ class ResponseItems:
             connection.execute(statement, rows)
 
     def _purge(self, now: float) -> None:
+        """Delete the turns expired, but those a turn still kept continues (its conversation
+        lives until `ttl` after its last turn)."""
         with self.engine.begin() as connection:
-            connection.execute(delete(response_items).where(response_items.c.expires_at <= now))
+            connection.execute(_PURGE, {"now": now})
+
+
+_PURGE = text(
+    """
+    WITH RECURSIVE needed(id) AS (
+        SELECT parent FROM response_items WHERE expires_at > :now AND parent IS NOT NULL
+        UNION
+        SELECT r.parent FROM response_items r JOIN needed ON r.response_id = needed.id
+        WHERE r.parent IS NOT NULL
+    )
+    DELETE FROM response_items
+    WHERE expires_at <= :now AND response_id NOT IN (SELECT id FROM needed)
+    """
+)

@@ -30,6 +30,16 @@ class Relay(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Continued:
+    """A request whose `previous_response_id` quotapool expanded into the conversation so far."""
+
+    response_id: str
+    """The response it continues."""
+    context_items: int
+    """How many of its input items are that conversation (the rest are its own)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ClientRequest:
     """A parsed client request (body parsed once)."""
 
@@ -46,6 +56,8 @@ class ClientRequest:
     """The query string (`beta=true` from Anthropic SDKs), for upstreams of the same API."""
     allowed: frozenset[str] = frozenset()
     """The models its client key may use, whichever way it is routed; empty: any."""
+    continued: Continued | None = None
+    """Set when its `previous_response_id` was expanded here."""
 
 
 @dataclass(frozen=True, slots=True)

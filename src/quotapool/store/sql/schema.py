@@ -126,8 +126,14 @@ response_items = Table(
     "response_items",
     metadata,
     Column("response_id", String(128), primary_key=True),
-    Column("items", Text, nullable=False, doc="JSON: the input it answered, then its output"),
+    Column(
+        "items",
+        Text,
+        nullable=False,
+        doc="JSON: its turn's input (after what `parent` holds), then its output",
+    ),
     Column("expires_at", Float, nullable=False),
+    Column("parent", String(128), doc="the response it continued (its conversation so far)"),
     Index("ix_response_items_expires_at", "expires_at"),
 )
 
