@@ -436,11 +436,15 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     )
     keys = open_keys(engine, settings, clock)
     writers = [w for w in (request_log, history) if w is not None]
-    metrics = Metrics(pool.snapshot, clock.now, writers) if settings.metrics else None
+    items = dispatcher.items = ResponseItems(engine, ttl=settings.response_items_ttl)
+
+    def memory() -> dict[str, tuple[int, int]]:
+        return {"conversations": (items.memory_used, items.memory_bytes)}
+
+    metrics = Metrics(pool.snapshot, clock.now, writers, memory) if settings.metrics else None
     access = AccessLog(clock.now)
     submit = logged(request_log, keys, metrics, access)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
-    items = dispatcher.items = ResponseItems(engine, ttl=settings.response_items_ttl)
     codex_models = CodexCatalogue(
         pool, secrets, clock, CODEX_CLIENT_VERSION, settings.codex_models_refresh
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -55,3 +56,17 @@ def test_metrics_for_the_admin_token(harness: HarnessFactory) -> None:
 def test_public_metrics(harness: HarnessFactory) -> None:
     h = harness(metrics_public=True)
     assert httpx.get(f"{h.base}/metrics").status_code == 200
+
+
+def test_memory_that_grows_with_traffic_is_shown_with_its_bound(harness: HarnessFactory) -> None:
+    h = harness(metrics_public=True)
+    with h.http() as http:  # a conversation kept on a Codex account
+        assert (
+            http.post("/v1/responses", json={"model": "gpt-5.5", "input": "hi"}).status_code == 200
+        )
+        text = http.get("/metrics").text
+    taken = re.search(r'^quotapool_memory_bytes\{store="conversations"\} (\S+)$', text, re.M)
+    bound = re.search(r'^quotapool_memory_limit_bytes\{store="conversations"\} (\S+)$', text, re.M)
+    assert taken is not None and bound is not None
+    assert 0 < float(taken[1]) < float(bound[1]) == 64 * 1024 * 1024
+    assert 'quotapool_memory_limit_bytes{store="held_rows:requests"}' in text

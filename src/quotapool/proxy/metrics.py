@@ -67,10 +67,13 @@ class Metrics:
         snapshot: Callable[[], PoolSnapshot],
         now: Callable[[], float],
         writers: Sequence[BatchWriter],
+        memory: Callable[[], Mapping[str, tuple[int, int]]] = dict,
     ) -> None:
         self.snapshot = snapshot
         self.now = now
         self.writers = writers
+        self.memory = memory
+        """What grows with traffic: name → (bytes it takes, its bound)."""
         self.counts: dict[tuple[str, str, int], list[int]] = {}
         """(route, credential, status) → [requests, input, output, cached tokens]."""
         self.failovers: defaultdict[str, int] = defaultdict(int)
@@ -109,6 +112,22 @@ class Metrics:
         yield from self._traffic()
         yield from self._pool()
         yield from self._writers()
+        yield from self._memory()
+
+    def _memory(self) -> Iterable[Metric]:
+        used = GaugeMetricFamily(
+            "quotapool_memory_bytes", "Memory taken by what grows with traffic", labels=["store"]
+        )
+        bound = GaugeMetricFamily(
+            "quotapool_memory_limit_bytes", "The most it may take", labels=["store"]
+        )
+        stores = dict(self.memory())
+        for writer in self.writers:
+            stores[f"held_rows:{writer.table.name}"] = (writer.held_bytes, writer.max_held_bytes)
+        for name, (taken, most) in stores.items():
+            used.add_metric([name], taken)
+            bound.add_metric([name], most)
+        yield from (used, bound)
 
     def _traffic(self) -> Iterable[Metric]:
         requests = CounterMetricFamily(

@@ -154,6 +154,11 @@ class BatchWriter:
         """Rows submitted after `run` ended."""
 
     @property
+    def held_bytes(self) -> int:
+        """What the rows waiting in memory take (bounded by `max_held_bytes`)."""
+        return self._held_bytes
+
+    @property
     def lost(self) -> int:
         return self.dropped + self.refused
 
