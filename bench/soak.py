@@ -8,6 +8,7 @@ them continuing the one before). RSS is sampled every `--every` requests; the gr
 warm-up (the first sample past `--warmup` requests) is what must stay flat.
 
     .venv/bin/python -m bench.soak --requests 200000
+    .venv/bin/python -m bench.soak --requests 200000 --conversations-mb 8 --warmup 60000
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 import tempfile
 import time
@@ -71,7 +73,12 @@ async def load(
             if sent >= next_sample:
                 next_sample += every
                 samples.append((sent, rss_mb(pid)))
-                print(f"{sent:>8} requests  RSS {samples[-1][1]:7.1f} MB", flush=True)
+                kept = await conversations_mb(session, proxy)
+                print(
+                    f"{sent:>8} requests  RSS {samples[-1][1]:7.1f} MB  "
+                    f"conversations kept in memory {kept:5.1f} MB",
+                    flush=True,
+                )
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -79,6 +86,14 @@ async def load(
     if failed:
         print(f"{failed} requests failed", file=sys.stderr)
     return samples
+
+
+async def conversations_mb(session: aiohttp.ClientSession, proxy: str) -> float:
+    """What the kept conversations take, as `/metrics` says."""
+    async with session.get(f"{proxy}/metrics") as answer:
+        text = await answer.text()
+    found = re.search(r'^quotapool_memory_bytes\{store="conversations"\} (\S+)$', text, re.M)
+    return float(found[1]) / 2**20 if found else float("nan")
 
 
 def main() -> None:
@@ -89,6 +104,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10_000)
     parser.add_argument("--warmup", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--conversations-mb",
+        type=int,
+        default=64,
+        help="response_items_memory_bytes, in MiB (a smaller bound fills within a shorter run)",
+    )
     args = parser.parse_args()
     upstream_port, proxy_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
@@ -105,7 +126,12 @@ def main() -> None:
         "4",
     ]
     qp = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
-    env = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
+    env = {
+        "QUOTAPOOL_HOME": str(home),
+        "QUOTAPOOL_LOG_LEVEL": "warning",
+        "QUOTAPOOL_METRICS_PUBLIC": "true",
+        "QUOTAPOOL_RESPONSE_ITEMS_MEMORY_BYTES": str(args.conversations_mb * 2**20),
+    }
     with contextlib.ExitStack() as stack:
         stack.enter_context(process(fake, upstream_port, LOAD_CPU))
         served = stack.enter_context(process(qp, proxy_port, PROXY_CPU, env, "soak"))

@@ -436,7 +436,11 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     )
     keys = open_keys(engine, settings, clock)
     writers = [w for w in (request_log, history) if w is not None]
-    items = dispatcher.items = ResponseItems(engine, ttl=settings.response_items_ttl)
+    items = dispatcher.items = ResponseItems(
+        engine,
+        ttl=settings.response_items_ttl,
+        memory_bytes=settings.response_items_memory_bytes,
+    )
 
     def memory() -> dict[str, tuple[int, int]]:
         return {"conversations": (items.memory_used, items.memory_bytes)}

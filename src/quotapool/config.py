@@ -272,6 +272,9 @@ class Settings(BaseSettings):
     arrives as it closes is reset). Default: 5 with `redis_url` (replicas), else 0."""
     allow_remote: bool = False
     """Serve non-loopback clients without client keys. Only behind your own access control."""
+    response_items_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """What the conversations kept in memory may take (older turns are read back from the
+    database when a continuation needs them)."""
     response_items_ttl: float = Field(default=3600.0, gt=0)
     """How long the conversation behind a response from a Codex account is kept after its
     last turn (to expand `previous_response_id`, which the ChatGPT backend refuses over HTTP)."""
