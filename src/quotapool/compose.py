@@ -441,11 +441,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         ttl=settings.response_items_ttl,
         memory_bytes=settings.response_items_memory_bytes,
     )
-
-    def memory() -> dict[str, tuple[int, int]]:
-        return {"conversations": (items.memory_used, items.memory_bytes)}
-
-    metrics = Metrics(pool.snapshot, clock.now, writers, memory) if settings.metrics else None
+    metrics = Metrics(pool.snapshot, clock.now, writers, items.memory) if settings.metrics else None
     access = AccessLog(clock.now)
     submit = logged(request_log, keys, metrics, access)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)

@@ -72,6 +72,10 @@ class ResponseItems:
         """Bytes the turns kept in memory take (bounded by `memory_bytes`)."""
         return self._held
 
+    def memory(self) -> dict[str, tuple[int, int]]:
+        """For /metrics: what the kept conversations take, and their bound."""
+        return {"conversations": (self._held, self.memory_bytes)}
+
     def keep(
         self, response_id: str, items: list[Any], now: float, parent: str | None = None
     ) -> None:
