@@ -22,7 +22,6 @@ from quotapool.proxy.failover import Failover
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
-    ERROR_BODY_SECONDS,
     MAX_ERROR_BYTES,
     TRANSPORT_ERRORS,
     BrokenAnswer,
@@ -455,8 +454,7 @@ class Dispatcher:
             # path to its first byte), except when it decides a failover.
             if response.status >= 400:
                 quota = transport.quota(response.headers, now)
-                async with asyncio.timeout(ERROR_BODY_SECONDS):
-                    body = await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
+                body = await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
                 body = self.redact.bytes(body)
                 verdict = classify_error(response.status, response.headers, body, now)
                 upstream = [
@@ -551,8 +549,9 @@ async def _pass_json(
 ) -> None:
     """A whole (non-stream) answer in the client's own API: sent as it came (bounded as an
     event is: in size, and in time to arrive whole)."""
-    async with asyncio.timeout(bounds.between_seconds):
-        body = await read_bounded(response.content, bounds.max_bytes, "the answer")
+    body = await read_bounded(
+        response.content, bounds.max_bytes, "the answer", bounds.between_seconds
+    )
     payload: Any = None
     if "json" in response.content_type:
         try:

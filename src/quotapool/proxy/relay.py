@@ -44,15 +44,23 @@ MAX_HEADER_BYTES = 64 * 1024
 """Upstream response headers past this are a broken upstream's, not relayed."""
 
 
-async def read_bounded(content: Body, limit: int, what: str) -> bytes:
-    """A whole upstream body of at most `limit` bytes (`BrokenAnswer` past it, with
-    nothing more read: a small compressed body may inflate to gigabytes)."""
+async def read_bounded(
+    content: Body, limit: int, what: str, seconds: float = ERROR_BODY_SECONDS
+) -> bytes:
+    """A whole upstream body of at most `limit` bytes (`BrokenAnswer` past it, with nothing
+    more read: a small compressed body may inflate to gigabytes), arrived within `seconds`
+    (`TimeoutError`; checked as each part arrives, the wait for one part being bounded by
+    `read_timeout`: no timer a request)."""
     parts: list[bytes] = []
     size = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     while chunk := await content.readany():
         size += len(chunk)
         if size > limit:
             raise BrokenAnswer(f"{what} exceeds {limit} bytes")
+        if loop.time() > deadline:
+            raise TimeoutError(f"{what} did not arrive within {seconds:g} s")
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
 

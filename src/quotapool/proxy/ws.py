@@ -32,7 +32,6 @@ from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
-    ERROR_BODY_SECONDS,
     MAX_ERROR_BYTES,
     TRANSPORT_ERRORS,
     UpstreamEvents,
@@ -355,8 +354,7 @@ def _image_generation_request(text: str) -> dict[str, Any] | None:
 
 
 async def _error_body(response: UpstreamResponse) -> bytes:
-    async with asyncio.timeout(ERROR_BODY_SECONDS):
-        return await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
+    return await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
 
 
 def _error_of(body: bytes) -> Any:
