@@ -22,6 +22,7 @@ import pytest
 from quotapool.store.batch import BatchWriter
 from quotapool.store.sql.db import make_engine, migrate
 from tests.conftest import Harness, HarnessFactory
+from tests.faults.test_log_outage import HEALTHY
 
 
 @pytest.fixture
@@ -51,16 +52,6 @@ def fill(disk: Path) -> Path:
         (disk / "probe").write_bytes(b"x" * 4096)
     assert full.value.errno == errno.ENOSPC
     return filler
-
-
-HEALTHY = {
-    "state": "ok",
-    "queued": 0,
-    "journal_pending": False,
-    "lost": 0,
-    "held": 0,
-    "journal_failing": False,
-}
 
 
 def ready(h: Harness) -> dict[str, object]:

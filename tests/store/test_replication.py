@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from quotapool.clock import SystemClock
+from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Limited, Served, Started, StatusSet
 from quotapool.domain.pool import PoolSnapshot
@@ -481,21 +482,21 @@ def status(replica: Replication, name: str) -> Status:
 # --- a client key's request limit on shared counters (real Redis) -----------------------------
 
 
-def key_ring(tmp_path: Path, limit: str) -> KeyRing:
+def limited_replica(url: str, tmp_path: Path, limit: str) -> tuple[KeyRing, Replication, ClientKey]:
+    """A replica whose key ring holds one key, "k", with `limit`."""
     engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
     migrate(engine)
     ClientKeyStore(engine).create("k", time.time(), limits=[limit])
     ring = KeyRing(ClientKeyStore(engine), SystemClock(), {}, require=False)
     ring.load()
-    return ring
+    replica = Replication(url, MemoryPoolStore(PoolSnapshot(())), SystemClock(), keys=ring)
+    return ring, replica, ring._by_name["k"]
 
 
 async def test_requests_admitted_together_at_a_windows_start_all_get_their_place(
     fresh_redis: str, tmp_path: Path
 ) -> None:
-    ring = key_ring(tmp_path, "requests=3/day")
-    replica = Replication(fresh_redis, MemoryPoolStore(PoolSnapshot(())), SystemClock(), keys=ring)
-    key = ring._by_name["k"]
+    ring, replica, key = limited_replica(fresh_redis, tmp_path, "requests=3/day")
     async with running(replica):
         assert [ring.admit(key, "m", Dialect.OPENAI, f"r{n}") for n in range(3)] == [None] * 3
         confirmed = await asyncio.gather(
@@ -508,9 +509,7 @@ async def test_requests_admitted_together_at_a_windows_start_all_get_their_place
 async def test_a_frozen_redis_costs_a_limited_key_one_short_wait_not_one_a_request(
     fresh_redis: str, tmp_path: Path
 ) -> None:
-    ring = key_ring(tmp_path, "requests=1000/day")
-    replica = Replication(fresh_redis, MemoryPoolStore(PoolSnapshot(())), SystemClock(), keys=ring)
-    key = ring._by_name["k"]
+    ring, replica, key = limited_replica(fresh_redis, tmp_path, "requests=1000/day")
 
     held: list[asyncio.StreamWriter] = []
 

@@ -490,11 +490,7 @@ class ProxyApp:
             if not watch.body_late or watch.handler is None:
                 raise
             watch.handler.uncancel()
-            message = (
-                f"The request body stopped arriving for {self._watches.body_timeout:g} s; "
-                "send it whole."
-            )
-            await _send_error(send, base, error(dialect, 408, message))
+            await _send_error(send, base, self._body_late(dialect))
             return
         finally:
             self._watches.stop(watch)
@@ -585,11 +581,7 @@ class ProxyApp:
                     watch.handler.uncancel()
                 if watch.body_late:
                     record.status, record.error = 408, "request body stopped arriving"
-                    message = (
-                        f"The request body stopped arriving for {self._watches.body_timeout:g} "
-                        "s; send it whole."
-                    )
-                    await _send_error(send, base, error(dialect, 408, message))
+                    await _send_error(send, base, self._body_late(dialect))
                 else:
                     record.status, record.error = 499, "client disconnected"
             else:  # the server is shutting down and the grace period is over
@@ -608,6 +600,14 @@ class ProxyApp:
             self._watches.stop(watch)
             if not logged.done:
                 self._finish(record)
+
+    def _body_late(self, dialect: Dialect) -> ErrorResponse:
+        """The 408 of a body that stopped arriving (cut by the watches' sweep)."""
+        message = (
+            f"The request body stopped arriving for {self._watches.body_timeout:g} s; "
+            "send it whole."
+        )
+        return error(dialect, 408, message)
 
     def _finish(self, record: Record) -> None:
         record.latency_ms = (self._now() - record.at) * 1000.0

@@ -74,8 +74,10 @@ class Turns:
             return None
         session = self._session
         self._count += 1
-        turn = Record(f"{session.request_id}.{self._count}", self._now(), session.route, "")
-        turn.path, turn.stream = session.path, True
+        turn = Record(
+            f"{session.request_id}.{self._count}", self._now(), session.route, session.path
+        )
+        turn.stream = True
         turn.client_key, turn.profile, turn.credential = (
             session.client_key,
             session.profile,
