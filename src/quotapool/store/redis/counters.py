@@ -37,11 +37,12 @@ return -1
 class KeyCounters:
     """`proxy.keys.SharedCounts` on the Redis a replica shares its pool through."""
 
-    def __init__(self, replication: Replication, timeout: float = 0.05, pause: float = 2.0) -> None:
+    def __init__(self, replication: Replication, timeout: float = 0.25, pause: float = 2.0) -> None:
         self.replication = replication
         self.timeout = timeout
         """Longer than this and the request goes on by this replica's own count (a take is one
-        round trip: well under a millisecond on a network replicas share)."""
+        round trip, but a replica busy with a burst answers it late: 50 ms let bursts through
+        the limit)."""
         self.pause = pause
         """After a take failed or timed out, requests go on by the local count this long
         before Redis is asked again (a frozen Redis costs one `timeout`, not one a request)."""
