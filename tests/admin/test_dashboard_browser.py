@@ -85,9 +85,10 @@ def ask(h: Harness, model: str = "gpt-5.5", key: str | None = None) -> httpx.Res
         return http.post("/v1/responses", json=body, headers=headers)
 
 
-def sign_in(h: Harness, page: Page) -> None:
+def admin_token(h: Harness) -> str:
+    """A new admin token, once the server has read it (it does within a poll)."""
     token = cli(h, "admin", "token").strip().splitlines()[-1]
-    deadline = time.monotonic() + 5  # the server reads the new token within a poll
+    deadline = time.monotonic() + 5
     while (
         httpx.get(
             f"{h.base}/quotapool/api/routing", headers={"authorization": f"Bearer {token}"}
@@ -96,6 +97,11 @@ def sign_in(h: Harness, page: Page) -> None:
     ):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    return token
+
+
+def sign_in(h: Harness, page: Page) -> None:
+    token = admin_token(h)
     page.goto(f"{h.base}/quotapool/")
     expect(page.get_by_label("Admin token")).to_be_visible()
     page.get_by_label("Admin token").fill("not-it")

@@ -104,3 +104,29 @@ def test_two_host_headers_are_refused_and_the_connection_closed(h: Harness) -> N
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") and b"two Host headers" in answer
     assert h.fake.seen == []
+
+
+def test_the_dashboard_behind_a_proxy_that_rewrites_host(h: Harness) -> None:
+    """nginx in front (deploy/nginx.conf) sends `Host: localhost` whatever the browser
+    addressed: the dashboard's own page still signs in, the data plane still refuses a page, and
+    another site's page is refused by what the browser says of it."""
+    page = {"host": "localhost", "origin": "http://10.0.0.7:8080", "accept": "text/html"}
+    with h.http() as http:
+        own = http.post(
+            "/quotapool/login",
+            data={"token": "x"},
+            headers={**page, "sec-fetch-site": "same-origin"},
+        )
+        assert own.status_code == 401 and "not the admin token" in own.text
+        other = http.post(
+            "/quotapool/login",
+            data={"token": "x"},
+            headers={**page, "sec-fetch-site": "cross-site"},
+        )
+        assert other.status_code == 403 and other.headers["content-type"].startswith("text/html")
+        data_plane = http.post(
+            "/v1/responses",
+            json={"model": "gpt-5.5", "input": "hi"},
+            headers={**page, "sec-fetch-site": "same-origin"},
+        )
+        assert data_plane.status_code == 403

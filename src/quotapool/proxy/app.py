@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -17,9 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
-from quotapool.proxy.asgi import Headers, Message, Receive, Scope, Send, send_body
-from quotapool.proxy.errors import Dialect, ErrorResponse, error
-from quotapool.proxy.guard import Guard, is_loopback
+from quotapool.proxy.asgi import JSON, Headers, Message, Receive, Scope, Send, send_body
+from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
+from quotapool.proxy.guard import Guard, Refusal, is_loopback
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.metrics import Metrics
 from quotapool.proxy.record import Record
@@ -470,11 +471,17 @@ class ProxyApp:
         its size and time limits before the app sees it."""
         client = scope.get("client")
         keys_in_use = self._keys is not None and self._keys.required
+        refused: Refusal | None = None
         if not (self._allow_remote or keys_in_use) and client and not is_loopback(client[0]):
-            await _send_error(send, base, error(dialect, 403, _REMOTE_REFUSED))
-            return
-        if blocked := self._guard.refusal(scope["headers"], json_body=False):
-            await _send_error(send, base, error(dialect, blocked.status, blocked.message))
+            refused = Refusal(403, _REMOTE_REFUSED)
+        else:
+            refused = self._guard.refusal(scope["headers"], json_body=False, own_pages=True)
+        if refused is not None:
+            page = wants_page(scope["headers"])
+            answer = (refusal_page if page else partial(error, dialect))(
+                refused.status, refused.message
+            )
+            await _send_error(send, base, answer)
             return
         watch = self._watches.watch(receive, reading=True)
         try:
@@ -776,4 +783,5 @@ async def _send_error(send: Send, base: Headers, response: ErrorResponse) -> Non
     headers = base + list(response.headers)
     if _CLOSE not in headers:
         headers.append(_CLOSE)
-    await send_body(send, response.status, response.body, headers)
+    own_type = any(name == b"content-type" for name, _ in response.headers)
+    await send_body(send, response.status, response.body, headers, None if own_type else JSON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -9,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from quotapool.proxy.asgi import Headers
 from quotapool.routing.base import Rejection
 
 
@@ -72,6 +74,28 @@ def error(
         kind = _OPENAI_TYPES.get(status, "server_error")
         body = {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
     return ErrorResponse(status, orjson.dumps(body))
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>quotapool · refused</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="/quotapool/static/app.css"></head>
+<body class="login"><main><h1>quotapool</h1>
+<p class="problem" role="alert">{message}</p></main></body></html>
+"""
+
+
+def refusal_page(status: int, message: str) -> ErrorResponse:
+    """A refusal a person sees in a browser: a page saying what to do, not JSON."""
+    page = _PAGE.format(message=html.escape(message)).encode()
+    headers = ((b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store"))
+    return ErrorResponse(status, page, headers)
+
+
+def wants_page(headers: Headers) -> bool:
+    """A browser navigating (it asks for HTML first), not a script or an SDK."""
+    return any(name == b"accept" and value.startswith(b"text/html") for name, value in headers)
 
 
 SHOULD_RETRY_WITHIN_SECONDS = 60

@@ -48,8 +48,14 @@ class Guard:
         a browser sends that name as Host, never an address)."""
         return "*" in self.hosts or name in self.hosts or _is_address(name)
 
-    def refusal(self, headers: Headers, *, json_body: bool) -> Refusal | None:
-        """Why this request is refused, or None. `json_body`: the endpoint takes JSON."""
+    def refusal(
+        self, headers: Headers, *, json_body: bool, own_pages: bool = False
+    ) -> Refusal | None:
+        """Why this request is refused, or None. `json_body`: the endpoint takes JSON.
+        `own_pages`: the dashboard and admin API, whose own pages call them from wherever the
+        server is reachable (a LAN address, a name a proxy in front rewrites): there a page is
+        refused only when the browser says it is another site's (fetch metadata), since the
+        session cookie (SameSite=Strict) and the CSRF token already keep other sites out."""
         host = origin = content_type = fetch_site = None
         for name, value in headers:
             if name == b"host":
@@ -71,7 +77,11 @@ class Guard:
                     "names and the names in allowed_hosts (a guard against DNS rebinding); add "
                     "it there if this is how clients reach it.",
                 )
-        if origin is not None and not self._origin_allowed(origin.decode("latin-1")):
+        if (
+            origin is not None
+            and not self._origin_allowed(origin.decode("latin-1"))
+            and not (own_pages and _own_page(origin, host, fetch_site))
+        ):
             return Refusal(
                 403,
                 f"Requests from web pages ({origin.decode('latin-1')}) are refused: a page "
@@ -96,6 +106,15 @@ class Guard:
         parts = urlsplit(origin)
         name = _host_name(parts.netloc)
         return parts.scheme in ("http", "https") and (name in self.hosts or is_loopback(name))
+
+
+def _own_page(origin: bytes, host: bytes | None, fetch_site: bytes | None) -> bool:
+    """A page of the origin it calls: the browser says so (`Sec-Fetch-Site`), or, from a browser
+    that sends no fetch metadata, the page's origin names the host it sent the request to."""
+    if fetch_site is not None:
+        return fetch_site in (b"same-origin", b"none")
+    page_host = urlsplit(origin.decode("latin-1").strip().lower()).netloc
+    return host is not None and page_host == host.decode("latin-1").strip().lower()
 
 
 @lru_cache(maxsize=256)
