@@ -34,6 +34,7 @@ from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.net.aiohttp import AiohttpClient
+from quotapool.problem import Problem
 from quotapool.proxy.access_log import AccessLog, StatusWatch
 from quotapool.proxy.app import READY, ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
@@ -65,7 +66,7 @@ from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.replication import Replication
 from quotapool.store.response_items import ResponseItems
 from quotapool.store.routing_overrides import RoutingOverrides
-from quotapool.store.sql.db import make_engine, migrate
+from quotapool.store.sql.db import make_engine, migrate, missing_driver
 from quotapool.store.sql.schema import usage_history
 from quotapool.store.usage_history import UsageHistory
 from quotapool.tasks import TaskSet
@@ -332,17 +333,19 @@ def shared(
     return replication
 
 
-class StartError(Exception):
+class StartError(Problem):
     """quotapool cannot start; the message says why and what to do (one line, no traceback)."""
 
 
 def open_database(settings: Settings) -> Engine:
     """The database, its schema brought up to date; `StartError` when it cannot be opened."""
     url = settings.resolved_database_url
+    if missing := missing_driver(url):
+        raise StartError(f"cannot start: {missing}.")
     try:
         engine = make_engine(url)
         migrate(engine)
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
         raise StartError(_database_trouble(url, exc)) from exc
     return engine
 

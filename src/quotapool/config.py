@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from quotapool.domain.credential import Kind, Policy, control_characters
 from quotapool.domain.quota import limit_key
 from quotapool.domain.request import DEFAULT_PROFILE
+from quotapool.problem import Problem
 
 DEFAULT_HOME = Path("~/.quotapool")
 CONFIG_FILE_NAME = "quotapool.toml"
@@ -33,8 +34,10 @@ stop sending it connections (set `drain_seconds` to your health checks' interval
 failures they need)."""
 
 
-class ConfigError(Exception):
+class ConfigError(Problem):
     """The configuration cannot be used; the message says what to fix."""
+
+    exit_code = 2
 
 
 class CredentialConfig(BaseModel):
@@ -371,7 +374,14 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.resolved_home / 'quotapool.db'}"
+        """`postgres://` and `postgresql://` (as providers print them) mean psycopg 3, the
+        driver of the `postgres` extra."""
+        url = self.database_url or f"sqlite:///{self.resolved_home / 'quotapool.db'}"
+        scheme, sep, rest = url.partition("://")
+        return f"postgresql+psycopg://{rest}" if sep and scheme in _PLAIN_POSTGRES else url
+
+
+_PLAIN_POSTGRES = frozenset({"postgres", "postgresql"})
 
 
 def resolved_config_path(config_file: Path | None, home: Path | None = None) -> Path:

@@ -16,6 +16,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from quotapool.problem import Problem
+
 KEY_FILE_NAME = "secret.key"
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8
@@ -58,8 +60,10 @@ def private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class KeyFileError(Exception):
+class KeyFileError(Problem):
     """The key file is missing, unreadable, or not the key the database was written with."""
+
+    exit_code = 2
 
 
 def load_or_create_key(home: Path, *, create: bool = True) -> bytes:

@@ -19,11 +19,13 @@ from types import FrameType
 
 import uvicorn
 
-from quotapool.compose import Drain, Quotapool, build, prepare
+from quotapool.compose import Drain, Quotapool, StartError, build, prepare
 from quotapool.config import ConfigError, Settings, load_settings
+from quotapool.control import runfile
 from quotapool.control.runfile import announced
 from quotapool.domain.client import key_hash
 from quotapool.domain.request import DEFAULT_PROFILE
+from quotapool.problem import Problem
 from quotapool.proxy.edge import EdgeLimits, with_limits
 from quotapool.workers import Workers
 
@@ -90,7 +92,7 @@ BACKLOG = 2048
 """Connections the kernel queues before they are accepted (uvicorn's own default)."""
 
 
-class ListenError(Exception):
+class ListenError(Problem):
     """The address cannot be listened on; the message says what to do."""
 
 
@@ -129,6 +131,13 @@ def serve(
         raise ConfigError(
             f"--workers {workers} share one pool through Redis: set redis_url "
             "(e.g. redis://127.0.0.1:6379/0) in quotapool.toml or QUOTAPOOL_REDIS_URL"
+        )
+    home = settings.resolved_home
+    if not settings.redis_url and (running := runfile.read(home)) is not None:
+        raise StartError(
+            f"another quotapool (pid {running.pid}, {running.url}) already serves {home}: stop "
+            "it first, or give this one its own home (QUOTAPOOL_HOME); servers that share one "
+            "pool are replicas (redis_url)"
         )
     sock = listen(settings.host, settings.port)
     if workers > 1:

@@ -193,11 +193,11 @@ def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
     again = runner.invoke(app, ["init"], env=env)
     assert again.exit_code == 1 and "--force" in again.output
     (tmp_path / "quotapool.toml").write_text(
-        'redis_url = "redis://:redis-secret-9@127.0.0.1:6379/0"\n'
+        'redis_url = "redis://:redis-secret-9@127.0.0.1:6379/9"\n'
         + sample
         + '\n[[credentials]]\nkind = "codex"\nname = "w"\napi_key = "tok-secret-123"\n'
     )
-    checked = runner.invoke(app, ["config", "check"], env=env)
+    checked = runner.invoke(app, ["config", "check", "--json"], env=env)
     assert checked.exit_code == 0, checked.output
     assert "configuration OK" in checked.stderr
     effective = json.loads(checked.stdout)
@@ -206,7 +206,7 @@ def test_init_writes_a_sample_that_config_check_accepts_and_secrets_stay_masked(
         "tok-secret-123" not in checked.output
         and effective["credentials"][0]["api_key"] == "**********"
     )
-    assert effective["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+    assert effective["redis_url"] == "redis://:***@127.0.0.1:6379/9"
     assert "redis-secret-9" not in checked.output
     (tmp_path / "quotapool.toml").write_text(
         "[routing]\nstrategy = 'capacity_weighted'\nmax_attempt = 2\n"

@@ -145,6 +145,6 @@ def test_serve_on_a_full_disk_says_so_in_one_line(small_disk: Path) -> None:
     fill(small_disk)
     started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert started.returncode == 1
-    errors = [line for line in started.stdout.splitlines() if line.startswith("error:")]
+    errors = [line for line in started.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"the disk that holds {small_disk} is full" in errors[0]
     assert "Traceback" not in started.stdout + started.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import sys
 import time
 from datetime import datetime
@@ -15,7 +16,7 @@ import typer
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
-from quotapool.cli.common import console, escape
+from quotapool.cli.common import console, err, escape
 from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
 from quotapool.cli.keys import admin_app
@@ -67,8 +68,40 @@ def main(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version"),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show the traceback of a failure (anywhere on the command line)"
+        ),
+    ] = False,
 ) -> None:
     """One endpoint in front of many LLM credentials."""
+
+
+def run() -> None:
+    """The `quotapool` command: a failure is one line saying what and what to do, with an exit
+    code ≠ 0; the traceback only with `--debug` (or QUOTAPOOL_DEBUG=1)."""
+    from quotapool.problem import Problem
+
+    args = sys.argv[1:]
+    debug = "--debug" in args or os.environ.get("QUOTAPOOL_DEBUG", "") not in ("", "0")
+    try:
+        app(args=[a for a in args if a != "--debug"], prog_name="quotapool")
+    except Problem as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err.print(
+            f"[red]error:[/red] {escape(type(exc).__name__)}: {escape(first)} — quotapool did not "
+            "expect this: run the command again with --debug and report the traceback.",
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -114,11 +147,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the proxy (request log in SQLite under $QUOTAPOOL_HOME unless configured)."""
-    from quotapool.compose import StartError
-    from quotapool.config import ConfigError
-    from quotapool.secrets import KeyFileError
-    from quotapool.server import ListenError
-    from quotapool.server import serve as run
+    from quotapool.server import serve as serve_pool
 
     settings = _settings(
         config, host=host, port=port, log_level=log_level.value if log_level else None
@@ -131,24 +160,17 @@ def serve(
             + ", or accounts with `quotapool accounts` (or try `quotapool demo`).",
             soft_wrap=True,
         )
-    try:
-        run(
-            settings,
-            config,
-            lambda url, local: console.print(
-                f"quotapool listening on {url} (dashboard: {local}/quotapool/)"
-                + (f", {workers} workers" if workers > 1 else ""),
-                markup=False,
-                soft_wrap=True,
-            ),
-            workers,
-        )
-    except (ListenError, StartError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(1) from None
-    except (ConfigError, KeyFileError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    serve_pool(  # what stops it (a busy port, a database it cannot open) is a Problem
+        settings,
+        config,
+        lambda url, local: console.print(
+            f"quotapool listening on {url} (dashboard: {local}/quotapool/)"
+            + (f", {workers} workers" if workers > 1 else ""),
+            markup=False,
+            soft_wrap=True,
+        ),
+        workers,
+    )
 
 
 @app.command()
@@ -332,4 +354,4 @@ def _wide_table(rows: list[dict[str, Any]]) -> Table:
 
 
 if __name__ == "__main__":
-    app()
+    run()

@@ -8,13 +8,40 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 
 from quotapool.secrets import private_file, private_home
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SIDE_FILES = ("-wal", "-shm")
 """SQLite creates these with the database's mode; ones left by an older run are made 0600."""
+
+
+POSTGRES_DRIVER = "pip install 'quotapool[postgres]'"
+
+
+def missing_driver(url: str) -> str | None:
+    """Why this install cannot open `url`'s kind of database (one line saying what to install),
+    or None."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        return f"database_url {url.split('://', 1)[0]!r}… is not a database URL"
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        return (
+            f"database_url: quotapool keeps its log in SQLite or PostgreSQL, not {backend} "
+            "(postgresql://USER@HOST/DB)"
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ImportError, sa_exc.NoSuchModuleError) as exc:
+        if backend == "postgresql" and parsed.drivername in ("postgresql", "postgresql+psycopg"):
+            return f"the PostgreSQL driver is not installed: {POSTGRES_DRIVER} (psycopg 3)"
+        return f"the driver of database_url ({parsed.drivername}) is not installed ({exc})"
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,5 @@
+"""`python -m quotapool`: the `quotapool` command."""
+
+from quotapool.cli.main import run
+
+run()
