@@ -26,7 +26,7 @@ def h(harness: HarnessFactory) -> Harness:
 
 
 def claude(
-    h: Harness, home: Path, prompt: str, *args: str, key: str = "client-key"
+    h: Harness, home: Path, prompt: str, *args: str, key: str = "client-key", ok: bool = True
 ) -> dict[str, Any]:
     if not CLAUDE.exists():
         pytest.fail(f"Claude Code is missing at {CLAUDE}: run ./scripts/test, which installs it")
@@ -52,7 +52,7 @@ def claude(
         cwd=home,
         env=env,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.returncode == 0) is ok, result.stdout + result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
 
@@ -93,6 +93,19 @@ def test_with_a_client_key(h: Harness, tmp_path: Path) -> None:
     answer = claude(h, tmp_path / "home", "say hi", key=key)
     assert answer["result"] == "Hi from alpha!"
     assert h.rows(1)[-1]["client_key"] == "claude-user"
+
+
+def test_the_first_key_refuses_it_at_once_and_the_log_says_why(h: Harness, tmp_path: Path) -> None:
+    """Claude Code set up as the README said before keys (`ANTHROPIC_API_KEY=unused`) once a key
+    exists: one 401 (`x-should-retry: false`), no silent retries, and the refusal is a row."""
+    create(h, "someone")
+    started = time.monotonic()
+    answer = claude(h, tmp_path / "home", "say hi", key="unused", ok=False)
+    assert answer["is_error"] is True and time.monotonic() - started < 30
+    refused = [r for r in h.rows(2) if r["status"] == 401]
+    assert len(refused) == 1, refused
+    assert "needs a client key" in refused[0]["error"] or "not valid" in refused[0]["error"]
+    assert h.fake.seen == []
 
 
 def test_a_tool_turn_on_a_chat_only_server(harness: HarnessFactory, tmp_path: Path) -> None:

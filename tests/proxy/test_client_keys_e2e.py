@@ -82,8 +82,28 @@ def test_once_a_key_exists_every_client_needs_one(h: Harness) -> None:
         bare = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "x"})
     assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
     assert "needs a client key" in bare.json()["error"]["message"]
-    rows = h.rows(3)
-    assert [r["client_key"] for r in rows] == [None, "alice", "alice"]
+    assert bare.headers["x-should-retry"] == "false"  # no SDK retries a missing key
+    rows = h.rows(6)  # the refused ones are rows too
+    assert [(r["status"], r["client_key"]) for r in rows] == [
+        (200, None),
+        (401, None),
+        (200, "alice"),
+        (401, None),
+        (200, "alice"),
+        (401, None),
+    ]
+    listed = cli(h, "requests", "--status", "401")
+    assert listed.count("401") >= 3 and "needs a client key" in listed
+
+
+def test_the_first_key_says_every_client_now_needs_one(h: Harness) -> None:
+    env = {"QUOTAPOOL_HOME": str(h.qp.settings.resolved_home), "COLUMNS": "80"}
+    first = runner.invoke(app, ["keys", "create", "first"], env=env)
+    assert "every client must send a key" in first.stderr
+    assert "ANTHROPIC_API_KEY=KEY claude" in first.stderr and "api_key=KEY" in first.stderr
+    assert max(len(line) for line in first.stderr.splitlines()) <= 80
+    second = runner.invoke(app, ["keys", "create", "second"], env=env)
+    assert second.exit_code == 0 and "every client" not in second.stderr
 
 
 def test_a_key_over_its_limit_gets_its_own_429_and_others_go_on(h: Harness) -> None:

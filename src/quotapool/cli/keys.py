@@ -93,7 +93,29 @@ def create(
         )
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
+    others = [k for k in store.all() if k.name != key.name and k.usable_at(now)]
+    if not others and not as_json:
+        _first_key(settings)
     _issued(key, secret, as_json, "created")
+
+
+def _first_key(settings: Settings) -> None:
+    """What the first key changes: every client must now send one (they sent "unused")."""
+    base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
+    base += f":{settings.port}"
+    lines = [
+        "This is the first client key: from now on every client must send a key (without",
+        "one it gets a 401). Set it where each client takes its API key:",
+        f'  openai SDK     OpenAI(base_url="{base}/v1", api_key=KEY)',
+        f'  anthropic SDK  Anthropic(base_url="{base}", api_key=KEY)',
+        '  curl           -H "Authorization: Bearer $KEY"',
+        "  Codex CLI      API-key mode: the variable its env_key names (QP_KEY=KEY);",
+        "                 ChatGPT mode: the access_token of the auth.json it uses",
+        "  Claude Code    ANTHROPIC_API_KEY=KEY claude   (ANTHROPIC_BASE_URL as before)",
+        "Give each person or service a key of its own: `quotapool keys create NAME`.",
+    ]
+    for line in lines:
+        err.print(line, markup=False, soft_wrap=True)
 
 
 @app.command()

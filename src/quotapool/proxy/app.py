@@ -448,6 +448,8 @@ class ProxyApp:
             message = "With client keys, the pool view needs the admin token."
             refused = error(dialect, 403, message, code="permission_error")
         if refused is not None:
+            if endpoint.route is not None:  # `quotapool requests --status 401` finds it
+                self._log_refusal(request_id, endpoint.route, path, refused)
             await _send_error(send, base, refused)
             return
         if endpoint.route is None:
@@ -615,6 +617,15 @@ class ProxyApp:
             "send it whole."
         )
         return error(dialect, 408, message)
+
+    def _log_refusal(
+        self, request_id: str, route: Route, path: str, refused: ErrorResponse
+    ) -> None:
+        """A request refused at the door (no key, a wrong one, from a web page): a row and an
+        access-log line like any other."""
+        record = Record(request_id, self._now(), route.value, path)
+        record.status, record.error = refused.status, refused.body.decode("utf-8", "replace")
+        self._finish(record)
 
     def _finish(self, record: Record) -> None:
         record.latency_ms = (self._now() - record.at) * 1000.0

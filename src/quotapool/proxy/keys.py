@@ -122,12 +122,12 @@ class KeyRing:
         token = presented(headers)
         if token is None:
             message = f"This quotapool needs a client key, sent as the API key; {HOW_TO_GET_ONE}."
-            return error(dialect, 401, message, code="invalid_api_key")
+            return _unauthorized(dialect, message)
         digest = key_hash(token)
         key = self._by_hash.get(digest)
         if key is None or not hmac.compare_digest(key.hash, digest):
             message = f"The client key is not valid here; {HOW_TO_GET_ONE}."
-            return error(dialect, 401, message, code="invalid_api_key")
+            return _unauthorized(dialect, message)
         return _unusable(key, self.clock.now(), dialect) or key
 
     def still_valid(self, key: ClientKey, dialect: Dialect) -> ClientKey | ErrorResponse:
@@ -139,7 +139,7 @@ class KeyRing:
                 f"The client key {key.name!r} was rotated or removed; connect again with its "
                 "new secret."
             )
-            return error(dialect, 401, message, code="invalid_api_key")
+            return _unauthorized(dialect, message)
         return _unusable(current, self.clock.now(), dialect) or current
 
     @property
@@ -280,7 +280,13 @@ def _unusable(key: ClientKey, now: float, dialect: Dialect) -> ErrorResponse | N
         else f"expired at {_when(key.expires_at or now)}"
     )
     message = f"The client key {key.name!r} {why}; ask for a new one."
-    return error(dialect, 401, message, code="invalid_api_key")
+    return _unauthorized(dialect, message)
+
+
+def _unauthorized(dialect: Dialect, message: str) -> ErrorResponse:
+    """A 401 no SDK should retry (Claude Code retried one eleven times in silence)."""
+    refused = error(dialect, 401, message, code="invalid_api_key")
+    return ErrorResponse(401, refused.body, ((b"x-should-retry", b"false"),))
 
 
 def _over(limit: Limit, used: float, now: float, dialect: Dialect) -> ErrorResponse:
