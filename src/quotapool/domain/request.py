@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from quotapool.domain.api import Route
 
-__all__ = ["DEFAULT_PROFILE", "Route", "RouteRequest"]
+__all__ = ["DEFAULT_PROFILE", "Route", "RouteRequest", "Unfit"]
 
 DEFAULT_PROFILE = "default"
 """The routing profile of `[routing]`, and of a request that names none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unfit:
+    """Parameters of a request a credential's API has no place for."""
+
+    params: tuple[str, ...]
+    why: str
+    """"temperature (sampling temperature): not supported by Codex (ChatGPT) accounts"."""
+
+
+NOTHING_UNFIT: Mapping[str, Unfit] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +44,9 @@ class RouteRequest:
     stand_in: str | None = None
     """For a Claude model: the model credentials that are not Anthropic's serve in its place
     (the profile's `claude_models`); their model lists are checked against it."""
+    unfit: Mapping[str, Unfit] = field(default_factory=lambda: NOTHING_UNFIT)
+    """Credentials that cannot honour the request's parameters (their API has no place for
+    them): credential id → which ones. Set before routing, so another credential serves it."""
 
     @property
     def rotation(self) -> str:

@@ -13,7 +13,7 @@ import orjson
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Failed, Served
-from quotapool.domain.request import DEFAULT_PROFILE, Route, RouteRequest
+from quotapool.domain.request import DEFAULT_PROFILE, NOTHING_UNFIT, Route, RouteRequest, Unfit
 from quotapool.domain.state import Status
 from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
@@ -48,7 +48,13 @@ from quotapool.store.affinity import TURN_STATE, AffinityStore, MemoryAffinitySt
 from quotapool.store.base import PoolStore
 from quotapool.store.response_items import ResponseItems
 from quotapool.translate import StreamAdapter, TranslationError
-from quotapool.translate.table import Upstream, final_response, upstream_of
+from quotapool.translate.table import (
+    REFUSABLE,
+    Upstream,
+    cannot_carry,
+    final_response,
+    upstream_of,
+)
 from quotapool.translate.token_estimate import estimate_input_tokens
 from quotapool.upstream.base import ClientRequest, Continued, Relay, Transport, UpstreamCall
 from quotapool.upstream.signals import classify_error
@@ -220,6 +226,7 @@ class Dispatcher:
             await self._owner(request),
             profile.name,
             profile.stand_in(request.model),
+            self._unfit(request, profile),
         )
         failover = Failover(self, routed, record, profile)
         while (choice := await failover.next()) is not None:
@@ -227,8 +234,6 @@ class Dispatcher:
                 await self._reject(choice, dialect, send, record, base, last_failure)
                 return
             credential = choice.credential
-            if self.warmups is not None and record.attempts == 1:
-                self.warmups.after(choice, failover.request, profile)
             sent = profile.sent_model(credential, request.model)
             record.sent_model = sent
             try:
@@ -239,6 +244,8 @@ class Dispatcher:
                 bad = error(dialect, 400, str(exc), param=exc.param)
                 await self._send_error(send, record, base, bad)
                 return
+            if self.warmups is not None and record.attempts == 1:  # (not for a refused one)
+                self.warmups.after(choice, failover.request, profile)
             headers = self._headers(base, choice)
             if call.dropped:
                 headers.append((b"x-quotapool-dropped", ", ".join(call.dropped).encode()))
@@ -260,6 +267,25 @@ class Dispatcher:
         status, body, upstream_headers = last_failure
         record.status = status
         await send_body(send, status, body, base + upstream_headers, None)
+
+    def _unfit(self, request: ClientRequest, profile: Profile) -> Mapping[str, Unfit]:
+        """The profile's credentials whose API cannot honour the request's parameters (routing
+        leaves them out, so a credential that can serves it)."""
+        payload = request.payload
+        if not any(payload.get(name) not in (None, False) for name in REFUSABLE):
+            return NOTHING_UNFIT
+        route, seen = request.route, dict[Upstream, Unfit | None]()
+        unfit: dict[str, Unfit] = {}
+        for credential in profile.view(self.pool.snapshot()).credentials:
+            if route not in credential.routes:
+                continue
+            upstream = upstream_of(credential, route)
+            if upstream not in seen:
+                lenient = self.transports[credential.kind].lenient
+                seen[upstream] = cannot_carry(route, upstream, payload, lenient=lenient)
+            if (found := seen[upstream]) is not None:
+                unfit[credential.id] = found
+        return unfit
 
     async def _expanded(
         self, request: ClientRequest, dialect: Dialect

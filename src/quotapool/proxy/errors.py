@@ -12,6 +12,7 @@ import orjson
 
 from quotapool.proxy.asgi import Headers
 from quotapool.routing.base import Rejection
+from quotapool.translate import LENIENT_HINT
 
 
 class Dialect(Enum):
@@ -111,10 +112,15 @@ def retry_headers(seconds: int) -> tuple[tuple[bytes, bytes], ...]:
 
 
 def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> ErrorResponse:
-    """The client's answer when routing finds no credential: 404 when none serves the model,
-    503 when upstreams fail (an outage is not a usage limit), 429 + Retry-After when limits or
-    quota keep every credential out, 503 otherwise."""
+    """The client's answer when routing finds no credential: 400 when none can honour a
+    parameter of the request, 404 when none serves the model, 503 when upstreams fail (an
+    outage is not a usage limit), 429 + Retry-After when limits or quota keep every credential
+    out, 503 otherwise."""
     detail = "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
+    if rejection.param is not None:
+        hint = LENIENT_HINT[:1].upper() + LENIENT_HINT[1:]
+        message = f"{rejection.message[:1].upper()}{rejection.message[1:]}. {hint}."
+        return error(dialect, 400, message, param=rejection.param)
     if rejection.no_match:
         message = f"{rejection.message}. GET /v1/models lists the models this pool serves."
         return error(dialect, 404, message, param="model", code="model_not_found")

@@ -38,8 +38,8 @@ def model_ids(credentials: Sequence[Credential], codex_models: Sequence[str]) ->
 
 
 CLAUDE_NAMES = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
-"""Listed to Anthropic clients when Codex accounts serve Claude names (any `claude-*` name is
-taken; these are Claude Code's own)."""
+"""Listed for Anthropic keys without a `models` list, and to Anthropic clients when Codex
+accounts serve Claude names (any `claude-*` name is taken; these are Claude Code's own)."""
 
 
 def served_models(
@@ -47,7 +47,9 @@ def served_models(
 ) -> list[str]:
     """The model ids to list to a client of `dialect`."""
     ids = model_ids(credentials, codex_models)
-    if dialect is Dialect.ANTHROPIC and any(c.kind is Kind.CODEX for c in credentials):
+    stand_ins = dialect is Dialect.ANTHROPIC and any(c.kind is Kind.CODEX for c in credentials)
+    keys = any(c.kind is Kind.ANTHROPIC and not c.models for c in credentials)
+    if stand_ins or keys:  # an Anthropic key without a list serves any Claude model
         ids += [name for name in CLAUDE_NAMES if name not in ids]
     return ids
 

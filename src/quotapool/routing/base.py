@@ -137,6 +137,9 @@ class Rejection:
     """True when no credential in the pool serves this route and model at all."""
     outage: bool = False
     """A matching credential is out because its upstream fails (not because of limits)."""
+    param: str | None = None
+    """Set when every matching credential cannot honour a parameter of the request (a 400):
+    the first such parameter."""
 
     def explain(self) -> dict[str, Any]:
         return {

@@ -48,7 +48,7 @@ def select(
     excluded: list[Exclusion] = []
     backing_off: list[Candidate] = []
     states, fresh = snapshot.states, FRESH
-    model, route, tried = request.model, request.route, request.exclude
+    model, route, tried, unfit = request.model, request.route, request.exclude, request.unfit
     for credential in snapshot.credentials:
         state = states.get(credential.id, fresh)
         # Fast path for the common case: an active, healthy credential that serves the request.
@@ -58,6 +58,7 @@ def select(
             and route in credential.any_model_routes
             and (not credential.models or model in credential.models)
             and credential.id not in tried
+            and (not unfit or credential.id not in unfit)
             and (not state.model_cooldowns or state.model_cooldowns.get(model, 0.0) <= now)
             and (not state.consecutive_failures or not state.in_flight)
         ):
@@ -174,6 +175,12 @@ def _reject(
             retry_at=None,
             no_match=True,
         )
+    if all(c.id in request.unfit for c in matching):
+        unfit = sorted({request.unfit[c.id] for c in matching}, key=lambda u: u.why)
+        message = f"no credential {_where(request)} can honour every parameter: " + "; ".join(
+            u.why for u in unfit
+        )
+        return Rejection(strategy, message, excluded, None, False, param=unfit[0].params[0])
     if no_pick:
         return Rejection(strategy, "the pinned credential is unavailable", excluded, None, False)
     states = [snapshot.state(c.id) for c in matching]

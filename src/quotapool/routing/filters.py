@@ -49,6 +49,8 @@ def exclusion(
         return Exclusion(name, f"already tried for this request{detail}")
     if (why := mismatch(credential, request)) is not None:
         return Exclusion(name, why)
+    if (unfit := request.unfit.get(credential.id)) is not None:
+        return Exclusion(name, f"cannot carry {unfit.why}")
     if state.status in OUT_OF_SERVICE:
         detail = f": {state.reason}" if state.reason else ""
         return Exclusion(name, f"{state.status.value}{detail}")

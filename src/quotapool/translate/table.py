@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from quotapool.domain.api import Route
 from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.request import Unfit
 from quotapool.translate import CODEX_ACCOUNTS, StreamAdapter, refuse, unsupported, without
 from quotapool.translate.chat_responses import (
     CHAT_REFUSED,
@@ -69,6 +70,14 @@ STATEFUL = {
     "prompt": "stored prompts",
 }
 """Responses parameters that need the upstream's own storage."""
+
+CODEX_RESPONSES_REFUSED = {
+    "max_output_tokens": "an output cap",
+    "temperature": "sampling temperature",
+    "top_p": "nucleus sampling",
+}
+"""What the Codex backend answers 400 "Unsupported parameter" to on its Responses API (the
+Codex transport refuses it, or drops it when lenient)."""
 
 
 class Events(Protocol):
@@ -176,8 +185,49 @@ TABLE: dict[tuple[Route, Upstream], Translation] = {
 accounts (the Codex transport adapts it), or not served (`Credential.routes`)."""
 
 
+UNCARRIED: dict[tuple[Route, Upstream], Mapping[str, str]] = {
+    (Route.CHAT, Upstream.CODEX): {"metadata": "tags", "store": "stored completions"},
+    (Route.MESSAGES, Upstream.CODEX): {"metadata": "the end user's id"},
+}
+"""What the ChatGPT backend has no place for: left out, and named in `x-quotapool-dropped`."""
+
+
 def translation(route: Route, upstream: Upstream) -> Translation | None:
     return TABLE.get((route, upstream))
+
+
+_AS_IS_REFUSED: dict[tuple[Route, Upstream], Mapping[str, str]] = {
+    (Route.RESPONSES, Upstream.CODEX): {
+        **CODEX_RESPONSES_REFUSED,
+        # (a continuation quotapool relayed arrives here expanded, without it)
+        "previous_response_id": STATEFUL["previous_response_id"],
+    },
+}
+"""What the pairs served without a translation cannot carry either."""
+REFUSABLE = frozenset(
+    name
+    for refused in (*_AS_IS_REFUSED.values(), *(t.refused for t in TABLE.values()))
+    for name in refused
+)
+"""Every parameter some credential cannot honour: a request with none of them fits any."""
+NEVER_DROPPED = frozenset({"previous_response_id"})
+"""Refused even when lenient: without it the answer would forget the conversation."""
+
+
+def cannot_carry(
+    route: Route, upstream: Upstream, body: Mapping[str, Any], *, lenient: bool
+) -> Unfit | None:
+    """What in `body` a credential spoken to in `upstream` cannot honour (lenient: only what
+    is never dropped); None when it can serve the request."""
+    entry = TABLE.get((route, upstream))
+    refused = entry.refused if entry is not None else _AS_IS_REFUSED.get((route, upstream))
+    if not refused:
+        return None
+    found = [n for n in unsupported(body, refused) if not lenient or n in NEVER_DROPPED]
+    if not found:
+        return None
+    named = ", ".join(f"{name} ({refused[name]})" for name in found)
+    return Unfit(tuple(found), f"{named}: not supported by {WHO[upstream]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +265,8 @@ def translate(
             return client
         return Bridged(entry.events(custom), client)
 
-    return Translated(sent, (*dropped, *left_out), adapter)
+    unsaid = unsupported(body, UNCARRIED.get((route, upstream), {}))
+    return Translated(sent, (*dropped, *left_out, *unsaid), adapter)
 
 
 class Bridged:

@@ -96,6 +96,8 @@ class Transport(Protocol):
     """One per upstream kind: builds requests, reads quota signals from responses."""
 
     kind: Kind
+    lenient: bool
+    """Drop what the upstream cannot honour (named in a header) instead of refusing it."""
 
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret

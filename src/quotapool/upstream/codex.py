@@ -11,7 +11,7 @@ from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
 from quotapool.translate import CODEX_ACCOUNTS, refuse, unsupported, without
-from quotapool.translate.table import Upstream
+from quotapool.translate.table import CODEX_RESPONSES_REFUSED, Upstream
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
@@ -25,14 +25,6 @@ def codex_auth(secret: Secret, headers: Mapping[str, str] | None = None) -> dict
     if secret.account_id:
         merged["chatgpt-account-id"] = secret.account_id
     return merged
-
-
-RESPONSES_REFUSED = {
-    "max_output_tokens": "an output cap",
-    "temperature": "sampling temperature",
-    "top_p": "nucleus sampling",
-}
-"""What the Codex backend answers 400 "Unsupported parameter" to on its Responses API."""
 
 
 class CodexTransport:
@@ -61,9 +53,11 @@ class CodexTransport:
         payload = request.payload
         dropped: tuple[str, ...] = ()
         if self.lenient:
-            dropped = tuple(unsupported(payload, RESPONSES_REFUSED))
+            dropped = tuple(unsupported(payload, CODEX_RESPONSES_REFUSED))
             payload = without(payload, list(dropped))
-        refuse(payload, RESPONSES_REFUSED, CODEX_ACCOUNTS)
+        refuse(payload, CODEX_RESPONSES_REFUSED, CODEX_ACCOUNTS)
+        if payload.get("store") is True:  # the backend never stores (quotapool keeps the turns)
+            dropped += ("store",)
         if not dropped and payload.get("stream") is True and payload.get("store") is False:
             return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
         # The Codex backend only streams and never stores: ask for that, adapt the answer.
