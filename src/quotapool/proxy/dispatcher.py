@@ -272,7 +272,9 @@ class Dispatcher:
         """The profile's credentials whose API cannot honour the request's parameters (routing
         leaves them out, so a credential that can serves it)."""
         payload = request.payload
-        if not any(payload.get(name) not in (None, False) for name in REFUSABLE):
+        if REFUSABLE.isdisjoint(payload) or not any(
+            payload.get(name) not in (None, False) for name in REFUSABLE
+        ):
             return NOTHING_UNFIT
         route, seen = request.route, dict[Upstream, Unfit | None]()
         unfit: dict[str, Unfit] = {}
