@@ -362,6 +362,12 @@ class Settings(BaseSettings):
         # Environment variables override the file, which is passed in as init values.
         return env_settings, init_settings
 
+    @classmethod
+    def exactly(cls, **values: Any) -> Settings:
+        """These values and the defaults, whatever QUOTAPOOL_* variables are set (the demo must
+        not write into the home or database they name)."""
+        return cls(_env_prefix="QUOTAPOOL_EXACTLY_NO_ENVIRONMENT_", **values)
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser()

@@ -72,7 +72,7 @@ def test_serve_on_a_busy_port_or_a_bad_one_says_so_in_one_line(tmp_path: Path) -
         env = {"QUOTAPOOL_HOME": str(tmp_path), "COLUMNS": "200"}
         result = runner.invoke(app, ["serve", "--port", str(port)], env=env)
     assert result.exit_code == 1
-    assert f"port {port} is in use (another quotapool?); pass --port" in result.output
+    assert f"error: cannot listen on 127.0.0.1:{port}: port {port} is in use" in result.stderr
     assert "listening" not in result.output and "Traceback" not in result.output
     assert "[[credentials]]" in result.output  # brackets are text, not markup
     refused = runner.invoke(app, ["serve", "--port", "99999"], env=env)
@@ -99,12 +99,15 @@ def test_requests_fit_an_80_column_terminal_one_line_each(
     monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
     env = {"COLUMNS": "80", "LINES": "24"}
     lines = runner.invoke(app, ["requests"], env=env).output.splitlines()
-    assert len(lines) == 8 and all(len(line) <= 80 for line in lines)
-    assert "(2 tries)" in lines[1] and lines[1].endswith("…")
+    assert len(lines) == 14 and all(len(line) <= 80 for line in lines)  # two lines each
+    assert "(2 tries)" in lines[0] and lines[1].endswith("…")
+    assert lines[1].startswith("  alpha failed (429 usage_limit_reached), failed over;")
     only = runner.invoke(app, ["requests", "--credential", "alpha", "--since", "1h"], env=env)
     assert "no requests yet" in only.output or "alpha" not in only.output.split("→")[0]
     wide = runner.invoke(app, ["requests", "--wide", "-n", "1"], env={"COLUMNS": "250"})
-    assert "tokens in/out" in wide.output
+    assert "tokens 1234/" in wide.output and "selections per weight" in wide.output
+    recent = runner.invoke(app, ["requests", "--since", "120s"], env=env)  # seconds are a unit
+    assert recent.exit_code == 0 and len(recent.output.splitlines()) == 14
     bad = runner.invoke(app, ["requests", "--since", "yesterday"], env=env)
     assert bad.exit_code == 2 and "30d" in bad.output
 

@@ -215,7 +215,7 @@ def list_(
 ) -> None:
     """Every credential (accounts and quotapool.toml's): status and why, 5-hour and weekly use
     with their resets, when it is back, requests in flight."""
-    from quotapool.cli.pool_view import credential_table, credentials
+    from quotapool.cli.pool_view import credential_table, credentials, notes
 
     rows, live = credentials(config)
     if as_json:
@@ -223,6 +223,8 @@ def list_(
             typer.echo(orjson.dumps(row).decode())
         return
     console.print(credential_table(rows, live, time.time()))
+    for note in notes(rows):  # whole: the terminal wraps them
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -45,35 +47,54 @@ def run_demo(console: Console, *, port: int, tour: bool, duration: float | None)
                 "models": ["gpt-4.1"],
             }
         )
-        settings = Settings(
+        settings = Settings.exactly(
             home=home,
             port=port,
             codex_base_url=f"{upstream}/backend-api",
             credentials=credentials,
             routing={"strategy": "round_robin"},
+            log_level="warning",
         )
         with serve_pool(build(settings)) as base:
             console.print(
                 f"[bold]quotapool demo[/bold] on {base} (fake upstream {upstream}, data in {home})"
             )
             console.print("Accounts: alice, bob, carol (Codex) and openai-key (serves gpt-4.1).\n")
-            console.print("Point a client at it:")
-            console.print(
-                f"  curl {base}/v1/chat/completions -H 'content-type: application/json' \\"
-            )
-            console.print(
-                '       -d \'{"model":"gpt-5.5","messages":[{"role":"user","content":"hi"}]}\''
-            )
-            console.print(f"  OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=unused python -c \\")
-            console.print(
-                "    \"import openai; print(openai.OpenAI().responses.create(model='gpt-5.5', input='hi').output_text)\""
-            )
-            console.print(
-                f"  QUOTAPOOL_HOME={home} quotapool requests   # what happened, and why\n"
-            )
+            console.print("Point a client at it (each command pastes as it is):")
+            for line in commands(base, home):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+            console.print()
             if tour:
                 _tour(console, base, fake)
             _wait(console, duration)
+
+
+def commands(base: str, home: Path) -> list[str]:
+    """Copy-paste commands, each line within 80 columns where the paths allow (continued with
+    a backslash, never wrapped by the terminal in the middle of a word)."""
+    quotapool = _command()
+    body = '{"model":"gpt-5.5","messages":[{"role":"user","content":"hi"}]}'
+    return [
+        f"  curl {base}/v1/chat/completions \\",
+        "    -H 'content-type: application/json' \\",
+        f"    -d '{body}'",
+        "",
+        f"  OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=unused \\",
+        '    python -c "import openai; print(openai.OpenAI().responses.create(',
+        "      model='gpt-5.5', input='hi').output_text)\"",
+        "",
+        "  # what happened, and why:",
+        f"  QUOTAPOOL_HOME={home} \\",
+        f"    {quotapool} requests",
+    ]
+
+
+def _command() -> str:
+    """How a shell here runs quotapool: by name when it is on the PATH."""
+    if shutil.which("quotapool"):
+        return "quotapool"
+    script = Path(sys.argv[0])
+    return str(script.resolve()) if script.name == "quotapool" else f"{sys.executable} -m quotapool"
 
 
 def _tour(console: Console, base: str, fake: FakeUpstream) -> None:

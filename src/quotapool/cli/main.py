@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
 import sys
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
+from typer.core import TyperGroup
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
@@ -24,11 +27,26 @@ from quotapool.cli.keys import app as keys_app
 from quotapool.cli.simulate import simulate
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
-    from rich.table import Table
-
     from quotapool.config import Settings
 
+
+class _Explained(TyperGroup):
+    """Every command: a Problem (its message says what to do) is one line and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # (a click Context; typer vendors click)
+        from quotapool.problem import Problem
+
+        try:
+            return super().invoke(ctx)
+        except Problem as exc:
+            if _debug():
+                raise
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Explained,
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help: fast to start, reads in any terminal
     help="One endpoint in front of all your LLM credentials (ChatGPT/Codex accounts, "
@@ -78,22 +96,17 @@ def main(
     """One endpoint in front of many LLM credentials."""
 
 
+def _debug() -> bool:
+    return "--debug" in sys.argv[1:] or os.environ.get("QUOTAPOOL_DEBUG", "") not in ("", "0")
+
+
 def run() -> None:
     """The `quotapool` command: a failure is one line saying what and what to do, with an exit
     code ≠ 0; the traceback only with `--debug` (or QUOTAPOOL_DEBUG=1)."""
-    from quotapool.problem import Problem
-
-    args = sys.argv[1:]
-    debug = "--debug" in args or os.environ.get("QUOTAPOOL_DEBUG", "") not in ("", "0")
     try:
-        app(args=[a for a in args if a != "--debug"], prog_name="quotapool")
-    except Problem as exc:
-        if debug:
-            raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(exc.exit_code)
+        app(args=[a for a in sys.argv[1:] if a != "--debug"], prog_name="quotapool")
     except Exception as exc:
-        if debug:
+        if _debug():
             raise
         first = (str(exc).strip().splitlines() or [""])[0]
         err.print(
@@ -211,24 +224,13 @@ def _scores(decision: dict[str, Any]) -> str:
     return f"; {decision['ranked_by']}: {values}"
 
 
-def _why(row: dict[str, Any]) -> str:
-    decisions = orjson.loads(row["decision"]) if row["decision"] else []
-    steps = []
-    for decision in decisions:
-        if decision["selected"]:
-            skipped = ", ".join(f"{e['credential']}: {e['reason']}" for e in decision["excluded"])
-            step = f"{decision['strategy']} → {decision['selected']} ({decision['reason']}{_scores(decision)})"
-            steps.append(step + (f"; not eligible: {skipped}" if skipped else ""))
-        else:
-            steps.append(f"rejected: {decision['reason']}")
-    return " | ".join(steps)
-
-
 @app.command()
 def requests(
     last: Annotated[int, typer.Option("--last", "-n", help="How many")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
-    wide: Annotated[bool, typer.Option("--wide", "-w", help="Every column, wrapped")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", "-w", help="Every detail and the whole explanation")
+    ] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones")] = False,
     credential: Annotated[str | None, typer.Option(help="Only those served by it")] = None,
     key: Annotated[str | None, typer.Option(help="Only those of this client key")] = None,
@@ -238,7 +240,8 @@ def requests(
 ) -> None:
     """Recent requests: where each went, what it cost, and why it was routed there.
 
-    One line each (the reason cut to the terminal's width); --wide for every column."""
+    Two lines each (the reason cut to the terminal's width); --wide for every detail and the
+    whole explanation, --json for everything."""
     from quotapool.domain.client import parse_duration
     from quotapool.store.batch import recent
     from quotapool.store.sql.db import make_engine, migrate
@@ -278,79 +281,90 @@ def _print_requests(rows: list[dict[str, Any]], as_json: bool, wide: bool, title
         if title:
             console.print("no requests yet")
         return
-    console.print(_wide_table(rows) if wide else _line_table(rows, title))
+    from rich.text import Text
 
-
-def _line_table(rows: list[dict[str, Any]], title: bool) -> Table:
-    """One line per request, the reason cut with … to fit."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_header=title, header_style="bold", expand=True)
-    table.add_column("time", min_width=8, no_wrap=True)
-    table.add_column("st", justify="right", min_width=3, no_wrap=True)
-    table.add_column("model → credential", max_width=34, no_wrap=True, overflow="ellipsis")
-    table.add_column("ms", justify="right", min_width=5, no_wrap=True)
-    table.add_column("why", ratio=1, no_wrap=True, overflow="ellipsis")
+    out = console.real()
     for row in rows:
-        served = row["credential"] or "-"
-        tries = f" ({row['attempts']} tries)" if row["attempts"] > 1 else ""
-        total = f"{row['latency_ms']:.0f}" if row["latency_ms"] is not None else "-"
-        table.add_row(
-            _fmt_time(row["at"]),
-            str(row["status"]),
-            f"{_model(row)} → {served}{tries}",
-            total,
-            ("warmup: " if row["warmup"] else "") + _brief(row),
-        )
-    return table
+        out.print(_headline(row), markup=False, highlight=False, no_wrap=True, crop=True)
+        if not wide:  # the reason on its own line, cut to the terminal's width
+            out.print(Text(f"  {_brief(row)}"), no_wrap=True, overflow="ellipsis", highlight=False)
+            continue
+        for paragraph in (_details(row), *_why_lines(row)):
+            for line in textwrap.wrap(paragraph, max(20, out.width - 2), break_on_hyphens=False):
+                out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _headline(row: dict[str, Any]) -> str:
+    """`03:46:46  200  gpt-5.5 → carol (2 tries)  3 ms  key laptop`."""
+    served = row["credential"] or "-"
+    tries = f" ({row['attempts']} tries)" if row["attempts"] > 1 else ""
+    total = f"  {row['latency_ms']:.0f} ms" if row["latency_ms"] is not None else ""
+    key = f"  key {row['client_key']}" if row["client_key"] else ""
+    warm = "  warmup" if row["warmup"] else ""
+    return f"{_fmt_time(row['at'])}  {row['status']}  {_model(row)} → {served}{tries}{total}{key}{warm}"
+
+
+def _details(row: dict[str, Any]) -> str:
+    scenario = " · ".join(f"{what} {row[what]}" for what in ("profile", "scenario") if row[what])
+    ttfb = f"ttfb {row['ttfb_ms']:.1f} ms" if row["ttfb_ms"] is not None else ""
+    parts = [row["path"], scenario, f"tokens {_tokens(row)}" if row["input_tokens"] else "", ttfb]
+    return " · ".join(p for p in parts if p)
+
+
+def _error_text(row: dict[str, Any]) -> str:
+    """The message of an error row (its JSON body's), not the body itself."""
+    text = str(row["error"])
+    with contextlib.suppress(orjson.JSONDecodeError):
+        body = orjson.loads(text)
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            if isinstance(inner, dict) and isinstance(message := inner.get("message"), str):
+                return message
+            if isinstance(detail := body.get("detail"), str):
+                return detail
+    return text.replace("\n", " ")
 
 
 def _brief(row: dict[str, Any]) -> str:
-    """The last decision's reason (or the error), in a few words."""
+    """Why it went where it went (or why it failed), in one line: a failover first."""
     decisions = orjson.loads(row["decision"]) if row["decision"] else []
+    failed = _failed_over(decisions)
     if row["status"] >= 400 and row["error"]:
-        return str(row["error"]).replace("\n", " ")
+        return failed + _error_text(row)
     if not decisions:
         return "-"
     last = decisions[-1]
-    return f"{last['strategy']}: {last['reason']}"
+    return f"{failed}{last['strategy']}: {last['reason']}"
 
 
-def _wide_table(rows: list[dict[str, Any]]) -> Table:
-    from rich.table import Table
+def _failed_over(decisions: list[dict[str, Any]]) -> str:
+    """`alice failed (429 usage_limit_reached), failed over; ` for each credential left."""
+    if len(decisions) < 2:
+        return ""
+    reasons = {
+        e["credential"]: e["reason"].removeprefix("already tried for this request: ")
+        for e in decisions[-1]["excluded"]
+    }
+    left = [d["selected"] for d in decisions[:-1] if d["selected"]]
+    return "".join(f"{name} failed ({reasons.get(name, '?')}), failed over; " for name in left)
 
-    table = Table(title=f"last {len(rows)} requests")
-    for column in (
-        "time",
-        "route",
-        "profile · scenario",
-        "model",
-        "credential",
-        "key",
-        "status",
-        "tokens in/out",
-        "ttfb",
-        "total",
-        "tries",
-        "why",
-    ):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            _fmt_time(row["at"]),
-            "warmup" if row["warmup"] else row["path"],
-            " · ".join(filter(None, (row["profile"], row["scenario"]))) or "-",
-            _model(row),
-            row["credential"] or "-",
-            row["client_key"] or "-",
-            str(row["status"]),
-            _tokens(row),
-            f"{row['ttfb_ms']:.1f} ms" if row["ttfb_ms"] is not None else "-",
-            f"{row['latency_ms']:.1f} ms" if row["latency_ms"] is not None else "-",
-            str(row["attempts"]),
-            _why(row),
-        )
-    return table
+
+def _why_lines(row: dict[str, Any]) -> list[str]:
+    """Every decision in full, one paragraph each (`--wide`)."""
+    decisions = orjson.loads(row["decision"]) if row["decision"] else []
+    lines = []
+    for decision in decisions:
+        if decision["selected"]:
+            skipped = "; ".join(f"{e['credential']}: {e['reason']}" for e in decision["excluded"])
+            line = f"{decision['strategy']} → {decision['selected']}: {decision['reason']}"
+            lines.append(
+                line + _scores(decision) + (f" · not eligible: {skipped}" if skipped else "")
+            )
+        else:
+            lines.append(f"rejected: {decision['reason']}")
+    if row["status"] >= 400 and row["error"]:
+        lines.append(f"error: {_error_text(row)}")
+    return lines
 
 
 if __name__ == "__main__":

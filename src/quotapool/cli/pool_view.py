@@ -121,7 +121,7 @@ def _stored_rows(settings: Settings, store: AccountStore) -> list[dict[str, Any]
 
 
 def credential_table(rows: list[dict[str, Any]], live: bool, now: float) -> Table:
-    """One line per credential at 80 columns: long reasons are cut with …"""
+    """One line per credential at 80 columns (why one is out follows the table: `notes`)."""
     title = (
         "credentials (live from the running server)"
         if live
@@ -129,15 +129,13 @@ def credential_table(rows: list[dict[str, Any]], live: bool, now: float) -> Tabl
     )
     table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
     table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
-    table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("status", no_wrap=True)
     table.add_column("5 h", no_wrap=True)
     table.add_column("weekly", no_wrap=True)
     table.add_column("back in", no_wrap=True)
     table.add_column("busy", no_wrap=True, justify="right")
     for row in rows:
-        status = row["status"]
-        if row["reason"] and status != "active":
-            status = f"{status}: {row['reason']}"
+        status = row["status"] + ("*" if _why_out(row) else "")
         table.add_row(
             row["name"] + (f" ({row['plan']})" if row["plan"] else ""),
             status,
@@ -147,6 +145,15 @@ def credential_table(rows: list[dict[str, Any]], live: bool, now: float) -> Tabl
             str(row["in_flight"]) if row["in_flight"] is not None else "-",
         )
     return table
+
+
+def _why_out(row: dict[str, Any]) -> str | None:
+    return row["reason"] if row["reason"] and row["status"] != "active" else None
+
+
+def notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Why each credential marked * is out, and what to do, whole."""
+    return [f"* {row['name']}: {why}" for row in rows if (why := _why_out(row))]
 
 
 def _window(used: float | None, resets_at: float | None, now: float) -> str:

@@ -103,11 +103,11 @@ def parse_limit(text: str) -> Limit:
 
 
 def parse_duration(text: str) -> float:
-    """`30d`, `12h`, `90m`, `2w` as seconds."""
-    found = re.fullmatch(r"\s*([0-9]+)\s*([mhdw])\s*", text)
+    """`30d`, `12h`, `90m`, `10s`, `2w` as seconds."""
+    found = re.fullmatch(r"\s*([0-9]+)\s*([smhdw])\s*", text)
     if found is None:
-        raise ValueError(f"duration {text!r}: write a number and m, h, d or w (e.g. 30d)")
-    return int(found[1]) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[found[2]]
+        raise ValueError(f"duration {text!r}: write a number and s, m, h, d or w (e.g. 30d)")
+    return int(found[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found[2]]
 
 
 def key_hash(key: str) -> str:

@@ -20,7 +20,7 @@ class Unfit:
 
     params: tuple[str, ...]
     why: str
-    """"temperature (sampling temperature): not supported by Codex (ChatGPT) accounts"."""
+    """"temperature (sampling temperature), which Codex (ChatGPT) accounts do not support"."""
 
 
 NOTHING_UNFIT: Mapping[str, Unfit] = MappingProxyType({})

@@ -227,7 +227,7 @@ def cannot_carry(
     if not found:
         return None
     named = ", ".join(f"{name} ({refused[name]})" for name in found)
-    return Unfit(tuple(found), f"{named}: not supported by {WHO[upstream]}")
+    return Unfit(tuple(found), f"{named}, which {WHO[upstream]} do not support")
 
 
 @dataclass(frozen=True, slots=True)
