@@ -36,12 +36,17 @@ class Secret:
         return "Secret(***)"
 
 
+_REPORTED: set[Path] = set()
+"""Homes whose permissions were reported already."""
+
+
 def private_home(home: Path) -> Path:
     """`home`, created 0700 if absent; one others can read is reported (never chmod-ed: it may
     be a directory the user shares on purpose)."""
     if not home.exists():
         home.mkdir(mode=0o700, parents=True)
-    elif home.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    elif home.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO) and home not in _REPORTED:
+        _REPORTED.add(home)  # once a process (forked workers inherit it: once in all)
         log.warning(
             "%s is readable by other users (mode %o); run `chmod 700 %s`",
             home,

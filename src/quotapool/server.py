@@ -27,6 +27,7 @@ from quotapool.domain.client import key_hash
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.problem import Problem
 from quotapool.proxy.edge import EdgeLimits, with_limits
+from quotapool.terminal import Terminal
 from quotapool.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -203,12 +204,20 @@ def _worker(
 
 def _run(pool: Quotapool, config_file: Path | None, sock: socket.socket, token: str) -> None:
     """Serve `pool` on `sock` until uvicorn stops: the CLI's `token` accepted, SIGHUP
-    re-reading the routing."""
+    re-reading the routing (or, when the terminal it runs in closed, stopping it)."""
     pool.keys.local = key_hash(token)
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload(pool, config_file))
+    server = DrainingServer(uvicorn_config(pool), pool.drain, pool.settings.resolved_drain_seconds)
+    terminal = Terminal()
+
+    def hang_up_or_reload(_signum: int, frame: FrameType | None) -> None:
+        if terminal.hung_up():  # its terminal closed: stop, as a foreground program does
+            server.handle_exit(signal.SIGINT, frame)
+        else:
+            _reload(pool, config_file)
+
+    signal.signal(signal.SIGHUP, hang_up_or_reload)
     tune_gc()
     return_big_buffers()
-    server = DrainingServer(uvicorn_config(pool), pool.drain, pool.settings.resolved_drain_seconds)
     server.run(sockets=[sock])
 
 

@@ -3,7 +3,8 @@
 Each worker is a whole quotapool (its own copy of the pool, request-log writer and journals);
 they share the socket (the kernel spreads connections), the database and, through Redis, the
 pool. A worker that dies is started again; SIGTERM and SIGINT are passed to every worker, which
-stop as a single server does; SIGHUP too (each re-reads the routing configuration)."""
+stop as a single server does; SIGHUP too (each re-reads the routing configuration, or, when the
+terminal they ran in closed, all stop)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
+
+from quotapool.terminal import Terminal
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
@@ -27,6 +30,7 @@ class Workers:
         """pid → worker number."""
         self._stopping: int | None = None
         """The signal that stops them all, once received."""
+        self._terminal = Terminal()
 
     def run(self) -> int | None:
         """Start the workers, keep them running, and return once they have all stopped: the
@@ -34,7 +38,7 @@ class Workers:
         it has cleaned up)."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGHUP, self._forward)
+        signal.signal(signal.SIGHUP, self._hang_up_or_forward)
         for worker in range(self.count):
             self._start(worker)
         while self._children:
@@ -63,8 +67,9 @@ class Workers:
         if pid:
             self._children[pid] = worker
             return
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (a reload must not kill one starting)
         code = 0
         try:
             self._run(worker)
@@ -77,6 +82,13 @@ class Workers:
     def _stop(self, signum: int, _frame: object) -> None:
         self._stopping = signum
         self._forward(signum, _frame)  # SIGTERM drains first, SIGINT stops at once
+
+    def _hang_up_or_forward(self, signum: int, frame: object) -> None:
+        """The terminal closed: stop them all (each sees it too); else each reloads."""
+        if self._terminal.hung_up():
+            self._stop(signal.SIGINT, frame)
+        else:
+            self._forward(signum, frame)
 
     def _forward(self, signum: int, _frame: object) -> None:
         for pid in list(self._children):

@@ -5,12 +5,14 @@ explanation visible."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from quotapool.control.runfile import read
 from quotapool.store.accounts import AccountStore
 from tests.cli.terminal import WIDTH, run, terminal
 
@@ -109,3 +111,44 @@ def test_accounts_list_says_whole_why_an_account_is_out(tmp_path: Path) -> None:
     lines = run("quotapool accounts list", env)
     assert any("reauth_required*" in line for line in lines), lines
     assert f"* {account.name}: {why}" in lines
+
+
+def _serving(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pids_on(home: Path) -> int | None:
+    """The pid of the server running from `home` (its run file: one a host with replicas)."""
+    running = [read(home, replicas) for replicas in (False, True)]
+    return next((r.pid for r in running if r is not None), None)
+
+
+def test_closing_the_terminal_stops_serve_and_kill_hup_reloads(tmp_path: Path) -> None:
+    """A SIGHUP from an operator reloads; the terminal's own hang-up stops the server (one
+    process, and --workers with all its workers) instead of leaving it holding the port."""
+    for workers in ("1", "2"):
+        home = tmp_path / f"home-{workers}"
+        home.mkdir(mode=0o755)  # readable by others: warned about once, not once a process
+        home.chmod(0o755)
+        env = {"QUOTAPOOL_HOME": str(home), "HOME": str(tmp_path)}
+        if workers == "2":
+            env["QUOTAPOOL_REDIS_URL"] = "redis://127.0.0.1:6379/9"
+        port = free_port()
+        command = f"quotapool serve --port {port} --workers {workers}"
+        with terminal(command, env) as pane:
+            deadline = time.monotonic() + 30
+            while _pids_on(home) is None or sum(
+                "Application startup complete" in line for line in pane.screen()
+            ) < int(workers):
+                assert time.monotonic() < deadline, pane.screen()
+                time.sleep(0.05)
+            os.kill(_pids_on(home) or 0, signal.SIGHUP)
+            lines = pane.wait_for("routing reloaded")
+            assert _serving(port)
+            assert sum("readable by other users" in line for line in lines) == 1, lines
+            subprocess.run(["tmux", "kill-session", "-t", pane.session], check=True)
+            deadline = time.monotonic() + 20
+            while _serving(port) or _pids_on(home) is not None:
+                assert time.monotonic() < deadline, f"serve --workers {workers} outlived it"
+                time.sleep(0.1)
