@@ -99,11 +99,23 @@ document.addEventListener("alpine:init", () => {
       const level = p >= 95 ? "full" : p >= 75 ? "high" : "ok";
       return `<div class="bar ${level}" role="meter" aria-valuenow="${Math.round(p)}" aria-valuemin="0" aria-valuemax="100"><span style="width:${p}%"></span></div>`;
     },
-    quota(window, limited) {
-      if (!window && limited) return `${this.bar(100)}<small>limit reached</small>`;
-      if (!window) return '<span class="muted">not known yet</span>';
-      const resets = window.resets_at ? ` · resets in <span class="countdown">${this.until(window.resets_at)}</span>` : "";
-      return `${this.bar(window.used_percent)}<small>${Math.round(window.used_percent)}%${resets}</small>`;
+    // A subscription's 5-hour or weekly window; an API key's busiest rate limit (it has no
+    // such windows: requests and tokens per minute or day, from its rate-limit headers).
+    quota(c, which) {
+      const window = c[which];
+      const rateLimit = c.kind !== "codex" && !(window && window.window_minutes);
+      const limited = which === "primary" && (c.status === "quota_exceeded" || c.status === "rate_limited");
+      if (rateLimit && which === "secondary") return '<span class="muted">—</span>';
+      const label = rateLimit ? "rate limit " : "";
+      if (!window && limited) return `${this.bar(100)}<small>${label}reached</small>`;
+      if (!window) return `<span class="muted">${rateLimit ? "no rate limit seen yet" : "not known yet"}</span>`;
+      let resets = "";
+      if (window.resets_at && window.resets_at > this.clock) {
+        resets = ` · resets in <span class="countdown">${this.until(window.resets_at)}</span>`;
+      } else if (window.resets_at) {
+        resets = " · reset";
+      }
+      return `${this.bar(window.used_percent)}<small>${label}${Math.round(window.used_percent)}% used${resets}</small>`;
     },
     latency(c) {
       const values = Object.values(c.latency_ms || {});
@@ -159,6 +171,8 @@ document.addEventListener("alpine:init", () => {
       this.requests = this.requests.concat(rows.reverse());
     },
     time(at) { return new Date(at * 1000).toLocaleTimeString(); },
+    date(at) { return new Date(at * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }); },
+    model(r) { return r.model || (r.route === "websocket" ? "(socket: a row per turn)" : "—"); },
     num(value) { return typeof value === "number" ? (Math.round(value * 1000) / 1000).toString() : String(value); },
 
     // Charts
@@ -189,19 +203,26 @@ document.addEventListener("alpine:init", () => {
         }, span),
       ];
     },
+    // One colour per credential on every chart: its place among the pool's names.
+    colour(name) {
+      const names = this.credentials.map((c) => c.name).sort();
+      let i = names.indexOf(name);
+      if (i < 0) i = names.length + [...name].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 0);
+      return PALETTE[i % PALETTE.length];
+    },
     plot(id, data, span, max) {
       const element = document.getElementById(id);
       element.replaceChildren();
       const names = Object.keys(data.lines);
-      const width = Math.max(320, element.clientWidth || 560);
+      const width = Math.max(260, element.clientWidth || 560);
       return new window.uPlot({
         width, height: 220,
         scales: {
           x: { time: true, range: () => [span.min, span.max] },
           y: max ? { range: [0, max] } : { range: (u, lo, hi) => [0, Math.max(1, hi)] },
         },
-        series: [{}, ...names.map((name, i) => ({
-          label: name, stroke: PALETTE[i % PALETTE.length], width: 2,
+        series: [{}, ...names.map((name) => ({
+          label: name, stroke: this.colour(name), width: 2,
           points: { show: Boolean(max), size: 6 }, // quota: a point at each reading
         }))],
         axes: [{}, { size: 60 }],
