@@ -118,10 +118,13 @@ def init(
 ) -> None:
     """Write a commented sample configuration to start from."""
     from quotapool.config import resolved_config_path
+    from quotapool.secrets import private_home
 
     target = path or resolved_config_path(None)
     if target.exists() and not force:
         raise fail(f"{target} exists; pass --force to replace it")
+    if target.parent == resolved_config_path(None).parent:
+        private_home(target.parent)  # the home holds the key file: 0700, as `serve` makes it
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(files("quotapool").joinpath("sample.toml").read_text())
     err.print(f"wrote {target}; edit it, then run `quotapool config check`", markup=False)
