@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from quotapool.proxy.models import CLAUDE_NAMES
 from quotapool.testing.fake_model import Failure, server_error
 from tests.conftest import Harness
 
@@ -142,7 +143,7 @@ def test_anthropic_messages(h: Harness) -> None:
 
 def test_models_lists_the_union(h: Harness) -> None:
     ids = {m.id for m in h.openai().models.list()}
-    assert ids == {"gpt-5.5", "gpt-4.1"}
+    assert ids == {"gpt-5.5", "gpt-4.1", *CLAUDE_NAMES}  # (the Anthropic key lists none)
     with h.http() as http:
         catalogue = http.get("/backend-api/codex/models").json()  # an account's, as it came
         assert [m["slug"] for m in catalogue["models"]][:2] == ["gpt-5.5", "gpt-5.4"]

@@ -473,7 +473,7 @@ class ProxyApp:
         its size and time limits before the app sees it."""
         client = scope.get("client")
         keys_in_use = self._keys is not None and self._keys.required
-        refused: Refusal | None = None
+        refused: Refusal | None
         if not (self._allow_remote or keys_in_use) and client and not is_loopback(client[0]):
             refused = Refusal(403, _REMOTE_REFUSED)
         else:
