@@ -271,9 +271,9 @@ class Dispatcher:
     def _unfit(self, request: ClientRequest, profile: Profile) -> Mapping[str, Unfit]:
         """The profile's credentials whose API cannot honour the request's parameters (routing
         leaves them out, so a credential that can serves it)."""
-        payload = request.payload
-        if REFUSABLE.isdisjoint(payload) or not any(
-            payload.get(name) not in (None, False) for name in REFUSABLE
+        payload, refusable = request.payload, REFUSABLE[request.route]
+        if refusable.isdisjoint(payload) or not any(
+            payload.get(name) not in (None, False) for name in refusable
         ):
             return NOTHING_UNFIT
         route, seen = request.route, dict[Upstream, Unfit | None]()

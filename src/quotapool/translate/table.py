@@ -204,12 +204,20 @@ _AS_IS_REFUSED: dict[tuple[Route, Upstream], Mapping[str, str]] = {
     },
 }
 """What the pairs served without a translation cannot carry either."""
-REFUSABLE = frozenset(
-    name
-    for refused in (*_AS_IS_REFUSED.values(), *(t.refused for t in TABLE.values()))
-    for name in refused
-)
-"""Every parameter some credential cannot honour: a request with none of them fits any."""
+REFUSABLE: dict[Route, frozenset[str]] = {
+    route: frozenset(
+        name
+        for (on, _), refused in (
+            *_AS_IS_REFUSED.items(),
+            *((pair, t.refused) for pair, t in TABLE.items()),
+        )
+        if on is route
+        for name in refused
+    )
+    for route in Route
+}
+"""Per client API, every parameter some credential cannot honour: a request with none of them
+fits any credential."""
 NEVER_DROPPED = frozenset({"previous_response_id"})
 """Refused even when lenient: without it the answer would forget the conversation."""
 
