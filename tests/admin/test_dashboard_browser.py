@@ -131,7 +131,7 @@ def test_accounts_show_quota_resets_and_why_and_pausing_moves_traffic(
     expect(alpha.get_by_test_id("back-at")).to_have_text(re.compile(r"in (59m|1h 00m)"))
     expect(alpha.get_by_test_id("primary")).to_contain_text("limit reached")  # no reading yet
     expect(bravo.get_by_test_id("status")).to_have_text("active")
-    expect(bravo.get_by_test_id("primary")).to_contain_text("12% · resets in")
+    expect(bravo.get_by_test_id("primary")).to_contain_text("12% used · resets in")
     expect(bravo.get_by_test_id("primary").get_by_role("meter")).to_have_attribute(
         "aria-valuenow", "12"
     )

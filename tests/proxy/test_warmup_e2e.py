@@ -70,7 +70,7 @@ def test_a_fill_selection_warms_the_idle_secondaries_once_per_ttl(
     assert not any(r["warmup"] for r in rows if r["credential"] == "alpha")
     monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
     table = CliRunner().invoke(app, ["requests", "--wide"], env={"COLUMNS": "250"})
-    assert table.output.count("warmup") >= 2 and "default · warmup" in table.output
+    assert table.output.count("warmup") >= 2 and "profile default · scenario warmup" in table.output
 
 
 def test_a_failed_warmup_clears_its_ttl_and_a_limit_is_learned(harness: HarnessFactory) -> None:

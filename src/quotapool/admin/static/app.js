@@ -107,7 +107,7 @@ document.addEventListener("alpine:init", () => {
       const limited = which === "primary" && (c.status === "quota_exceeded" || c.status === "rate_limited");
       if (rateLimit && which === "secondary") return '<span class="muted">—</span>';
       const label = rateLimit ? "rate limit " : "";
-      if (!window && limited) return `${this.bar(100)}<small>${label}reached</small>`;
+      if (!window && limited) return `${this.bar(100)}<small>${rateLimit ? "rate limit" : "limit"} reached</small>`;
       if (!window) return `<span class="muted">${rateLimit ? "no rate limit seen yet" : "not known yet"}</span>`;
       let resets = "";
       if (window.resets_at && window.resets_at > this.clock) {
