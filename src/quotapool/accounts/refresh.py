@@ -111,7 +111,7 @@ class TokenRefresher:
         """Refresh now (joining a refresh already running). True when the token is new."""
         flight = self._flights.get(credential_id)
         if flight is None:
-            flight = asyncio.ensure_future(self._refresh(credential_id))
+            flight = asyncio.ensure_future(self._refresh(credential_id))  # noqa: TID251 (in _flights)
             self._flights[credential_id] = flight
             flight.add_done_callback(lambda _f: self._flights.pop(credential_id, None))
         return await asyncio.shield(flight)

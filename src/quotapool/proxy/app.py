@@ -734,7 +734,7 @@ class DisconnectWatches:
                     watch.body_late = True
                     watch.handler.cancel()
             elif watch.watcher is None and watch.started <= now - self.after:
-                watch.watcher = asyncio.ensure_future(watch.wait())
+                watch.watcher = asyncio.ensure_future(watch.wait())  # noqa: TID251 (held by the watch)
         self._sweep = loop.call_later(self.after / 2, self._sweep_due) if self._running else None
 
 

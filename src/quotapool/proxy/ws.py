@@ -208,11 +208,11 @@ class WebSocketBridge:
     ) -> None:
         """Relay both ways until either side closes, then close the other."""
         listening = self._learner(credential.id, turns)
-        pumps = [
-            asyncio.ensure_future(
+        pumps = [  # (held here until both have ended)
+            asyncio.ensure_future(  # noqa: TID251
                 self._client_to_upstream(credential, upstream, headers, receive, send, listening)
             ),
-            asyncio.ensure_future(self._upstream_to_client(upstream, send, listening)),
+            asyncio.ensure_future(self._upstream_to_client(upstream, send, listening)),  # noqa: TID251
         ]
         try:
             done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
