@@ -67,9 +67,10 @@ ADMIN_PREFIX = "/quotapool"
 that is not the data plane's own (`/quotapool/pool`)."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _REMOTE_REFUSED = (
-    "quotapool serves only loopback clients until client API keys are configured. "
-    "To serve other hosts behind your own access control, set allow_remote = true "
-    "(or QUOTAPOOL_ALLOW_REMOTE=true)."
+    "quotapool serves only loopback clients until client keys exist: create one on the server "
+    "with `quotapool keys create NAME` (in Docker: `docker exec quotapool quotapool keys create "
+    "NAME`) and send it as the API key; or, behind your own access control, set allow_remote = "
+    "true (QUOTAPOOL_ALLOW_REMOTE=true)."
 )
 TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 """Stripped from compaction requests: compaction never calls tools."""
