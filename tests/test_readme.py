@@ -9,12 +9,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
+from tests.faults.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "auth_sample.json"
@@ -25,12 +25,6 @@ def first_ten_minutes() -> str:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## First ten minutes", 1)[1].split("\n## ", 1)[0]
     return "\n".join(re.findall(r"```sh\n(.*?)```", section, re.S))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_first_ten_minutes_work_as_written(tmp_path: Path) -> None:

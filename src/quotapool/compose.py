@@ -66,7 +66,7 @@ from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.replication import Replication
 from quotapool.store.response_items import ResponseItems
 from quotapool.store.routing_overrides import RoutingOverrides
-from quotapool.store.sql.db import make_engine, migrate, missing_driver
+from quotapool.store.sql.db import make_engine, migrate, missing_driver, refusal_reason
 from quotapool.store.sql.schema import usage_history
 from quotapool.store.usage_history import UsageHistory
 from quotapool.tasks import TaskSet
@@ -355,7 +355,7 @@ FULL_DISK_BYTES = 1024 * 1024
 
 
 def _database_trouble(url: str, exc: BaseException) -> str:
-    reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+    reason = refusal_reason(exc)
     if url.startswith("sqlite") and ":///" in url:
         folder = Path(url.split(":///", 1)[1]).parent
         with contextlib.suppress(OSError):

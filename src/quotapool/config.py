@@ -390,6 +390,14 @@ class Settings(BaseSettings):
 _PLAIN_POSTGRES = frozenset({"postgres", "postgresql"})
 
 
+def loopback_url(host: str, port: int) -> str:
+    """How a client on this machine reaches a server listening on `host`:`port` (an
+    any-address listener by loopback)."""
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def resolved_config_path(config_file: Path | None, home: Path | None = None) -> Path:
     """The file read: the one given, else `quotapool.toml` in the home."""
     home = Path(os.environ.get("QUOTAPOOL_HOME", home or DEFAULT_HOME)).expanduser()

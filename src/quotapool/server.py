@@ -20,7 +20,7 @@ from types import FrameType
 import uvicorn
 
 from quotapool.compose import Drain, Quotapool, StartError, build, prepare
-from quotapool.config import ConfigError, Settings, load_settings
+from quotapool.config import ConfigError, Settings, load_settings, loopback_url
 from quotapool.control import runfile
 from quotapool.control.runfile import announced
 from quotapool.domain.client import key_hash
@@ -253,9 +253,7 @@ class DrainingServer(uvicorn.Server):
 def local_url(sock: socket.socket) -> str:
     """How a client on this machine reaches the server listening on `sock`."""
     host, port = sock.getsockname()[:2]
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    return loopback_url(host, port)
 
 
 M_MMAP_THRESHOLD = -3

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.admin.test_dashboard_browser import CHROMIUM, QUIET_CHROMIUM, admin_token, shot
-from tests.conftest import HarnessFactory, codex_credentials
+from tests.conftest import Harness, HarnessFactory, codex_credentials
 from tests.lan import Lan, lan
 from tests.proxy.test_client_keys_e2e import create
 from tests.proxy.test_websocket import HEADERS, exchange
@@ -41,15 +41,23 @@ def _port(base: str) -> int:
     return int(base.rsplit(":", 1)[1])
 
 
+def from_far(far: Lan, h: Harness, path: str = "/quotapool/") -> str:
+    """`path` of the server as the other machine addresses it (its LAN address)."""
+    return f"http://{far.server_address}:{_port(h.base)}{path}"
+
+
+def sign_in_from_far(far: Lan, h: Harness, page: Page) -> None:
+    token = admin_token(h)
+    page.goto(from_far(far, h))
+    page.get_by_label("Admin token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
 def test_signing_in_from_another_machine_works(
     harness: HarnessFactory, far: Lan, page: Page
 ) -> None:
     h = harness(credentials=codex_credentials(), host="0.0.0.0", allow_remote=True)
-    token = admin_token(h)
-    lan_url = f"http://{far.server_address}:{_port(h.base)}/quotapool/"
-    page.goto(lan_url)
-    page.get_by_label("Admin token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_from_far(far, h, page)
     expect(page.get_by_test_id("status-line")).to_contain_text("round_robin")
     shot(page, "lan-signed-in")
     # The signed-in page changes things through the API from its LAN origin too.
@@ -62,7 +70,7 @@ def test_a_refusal_seen_in_a_browser_is_a_page_saying_what_to_do(
     harness: HarnessFactory, far: Lan, page: Page
 ) -> None:
     h = harness(credentials=codex_credentials(), host="0.0.0.0")  # no keys, not allow_remote
-    response = page.goto(f"http://{far.server_address}:{_port(h.base)}/quotapool/")
+    response = page.goto(from_far(far, h))
     assert response is not None and response.status == 403
     assert response.headers["content-type"].startswith("text/html")
     expect(page.get_by_role("alert")).to_contain_text("allow_remote = true")
@@ -78,7 +86,7 @@ def test_another_site_still_cannot_post_to_the_dashboard(
 ) -> None:
     h = harness(credentials=codex_credentials(), host="0.0.0.0", allow_remote=True)
     token = admin_token(h)
-    login = f"http://{far.server_address}:{_port(h.base)}/quotapool/login"
+    login = from_far(far, h, "/quotapool/login")
     # A page of another origin (about:blank here: Origin null, Sec-Fetch-Site cross-site)
     # submitting the sign-in form with a token it somehow holds.
     page.set_content(
@@ -125,11 +133,8 @@ def test_dashboard_details_on_a_phone_from_another_machine(
             )
             assert answer.status_code == 200
     _socket_turn(h.base, key)
-    token = admin_token(h)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"http://{far.server_address}:{_port(h.base)}/quotapool/")
-    page.get_by_label("Admin token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_from_far(far, h, page)
     expect(page.get_by_test_id("status-line")).to_be_visible()
 
     def fits() -> None:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.faults.process import free_port
 
 QUOTAPOOL = [sys.executable, "-m", "quotapool"]
 
@@ -33,12 +34,6 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     errors = [line for line in text.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, text
     return errors[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_postgresql_without_its_driver_says_which_extra_to_install(tmp_path: Path) -> None:

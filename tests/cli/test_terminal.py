@@ -15,12 +15,7 @@ from pathlib import Path
 from quotapool.control.runfile import read
 from quotapool.store.accounts import AccountStore
 from tests.cli.terminal import WIDTH, run, terminal
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.faults.process import free_port
 
 
 def unwrapped(lines: list[str]) -> None:

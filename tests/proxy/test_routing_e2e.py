@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from quotapool.routing.registry import STRATEGIES
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
 from tests.conftest import Harness, HarnessFactory, codex_credentials
+from tests.faults.process import free_port
 
 SINGLE_CASES = {
     "fill_first": ["alpha"] * 6,
@@ -113,17 +113,11 @@ def test_concurrent_requests_stay_fair_and_consistent(
     assert sum(snapshot.state(c.id).served for c in snapshot.credentials) == 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
     fake = FakeUpstream()
     for token, name in (("tok-a", "alpha"), ("tok-b", "bravo")):
         fake.add(token, name=name, account_id=f"acct-{name}")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "quotapool.toml"
 
     def write(strategy: str, profiles: str = "") -> None:

@@ -28,6 +28,7 @@ def check(
 ) -> None:
     """Validate the configuration, reach its database and Redis, and say what is in effect."""
     from quotapool.config import ConfigError, load_settings, resolved_config_path
+    from quotapool.proxy.guard import is_loopback
 
     try:
         settings = load_settings(config)
@@ -43,25 +44,23 @@ def check(
         typer.echo(orjson.dumps(effective, option=orjson.OPT_INDENT_2))
     path = resolved_config_path(config)
     source = str(path) if path.exists() else "no file: defaults and environment"
-    reachable = [_database(settings), _redis(settings)]
+    database_ok, database = _database(settings)
+    redis_ok, redis_said = _redis(settings)
     listen = f"{settings.host}:{settings.port}"
     rows = [
         ("file", source),
         ("home", str(settings.resolved_home)),
-        ("listen", listen + ("" if settings.host in LOOPBACK else " (clients need keys)")),
+        ("listen", listen + ("" if is_loopback(settings.host) else " (clients need keys)")),
         ("strategy", settings.routing.strategy),
         ("credentials", f"{len(settings.credentials)} in the file (+ `quotapool accounts`)"),
-        ("database", reachable[0][1]),
-        ("redis", reachable[1][1]),
+        ("database", database),
+        ("redis", redis_said),
     ]
     for name, value in rows:
         err.print(f"  {name:<12} {value}", markup=False, soft_wrap=True)
-    if not all(ok for ok, _ in reachable):
+    if not (database_ok and redis_ok):
         raise fail("configuration valid, but quotapool cannot start with it (see above)")
     err.print("configuration OK" + ("" if as_json else "; --json prints every setting"))
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _masked(url: str) -> str:
@@ -73,7 +72,7 @@ def _database(settings: Settings) -> tuple[bool, str]:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
-    from quotapool.store.sql.db import make_engine, missing_driver
+    from quotapool.store.sql.db import make_engine, missing_driver, refusal_reason
 
     url = settings.resolved_database_url
     shown = _masked(url)
@@ -86,8 +85,7 @@ def _database(settings: Settings) -> tuple[bool, str]:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except sa_exc.SQLAlchemyError as exc:
-        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
-        return False, f"{shown}: cannot connect ({reason})"
+        return False, f"{shown}: cannot connect ({refusal_reason(exc)})"
     finally:
         engine.dispose()
     return True, f"{shown} (connected)"

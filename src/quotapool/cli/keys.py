@@ -101,8 +101,9 @@ def create(
 
 def _first_key(settings: Settings) -> None:
     """What the first key changes: every client must now send one (they sent "unused")."""
-    base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
-    base += f":{settings.port}"
+    from quotapool.config import loopback_url
+
+    base = loopback_url(settings.host, settings.port)
     lines = [
         "This is the first client key: from now on every client must send a key (without",
         "one it gets a 401). Set it where each client takes its API key:",

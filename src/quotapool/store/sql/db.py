@@ -44,6 +44,12 @@ def missing_driver(url: str) -> str | None:
     return None
 
 
+def refusal_reason(exc: BaseException) -> str:
+    """The first line of what the database (or its driver) said when it refused."""
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return said[0] if said else type(exc).__name__
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
