@@ -255,6 +255,33 @@ def test_one_token_refresh_for_twenty_requests_across_three_replicas(
     assert first.fake.served_by()[-3:] == ["alpha"] * 3
 
 
+def test_a_replica_that_comes_to_an_expired_token_after_another_renewed_it_refreshes_nothing(
+    harness: HarnessFactory, fresh_redis: str, tmp_path: Path
+) -> None:
+    """The lease is free again once the first replica has renewed: the second still holds the
+    used refresh token, and sending it would log the account out (`refresh_token_reused`). It
+    reads the tokens the first one saved instead."""
+    first = harness(
+        credentials=[],
+        redis_url=fresh_redis,
+        before_start=lambda fake, _up: import_accounts(tmp_path, fake, {"tok-a": -60}),
+        routing={"strategy": "sequential"},
+    )
+    second = harness(
+        credentials=[], redis_url=fresh_redis, upstream_of=first, routing={"strategy": "sequential"}
+    )
+    for h in (first, second):
+        wait_for(lambda h=h: _connected(h))
+    for h in (first, second):  # one after the other
+        with h.http() as http:
+            answer = http.post("/v1/responses", json={"model": "gpt-5.5", "input": "y"})
+            assert answer.status_code == 200, answer.text
+    assert first.fake.account("tok-a").refreshes == 1
+    assert first.fake.served_by() == ["alpha", "alpha"]
+    assert second.qp.accounts.refresher is not None
+    assert second.qp.accounts.refresher.refreshes == 0
+
+
 def test_what_one_replica_has_in_flight_counts_on_the_others(
     harness: HarnessFactory, fresh_redis: str
 ) -> None:

@@ -126,6 +126,10 @@ class TokenRefresher:
             await self.lease.wait(credential_id)
             return await self._saved_elsewhere(credential_id, state)
         try:
+            # Another replica may have renewed before this one came: its refresh token is the
+            # only one still valid (sending the used one would log the account out).
+            if await self._saved_elsewhere(credential_id, state) and not self.due(credential_id):
+                return True
             return await self._renew(credential_id, state)
         finally:
             await self.lease.give_back(credential_id)
