@@ -30,10 +30,12 @@ from quotapool.config import ConfigError, RoutingConfig, Settings
 from quotapool.control.routing import LiveRouting
 from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.egress import Egress
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.net.aiohttp import AiohttpClient
+from quotapool.net.egress import Egresses, connector
 from quotapool.problem import Problem
 from quotapool.proxy.access_log import AccessLog, StatusWatch
 from quotapool.proxy.app import READY, ProxyApp
@@ -92,6 +94,7 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
         if entry.name in secrets:
             raise ConfigError(f"two credentials are named {entry.name!r}; names must be unique")
         base_url = (entry.base_url or settings.codex_base_url).rstrip("/")
+        egress = entry.egress(settings.network.egress)
         credentials.append(
             Credential(
                 id=entry.name,
@@ -107,9 +110,10 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
                 prices=tuple(entry.prices.items()),
                 account_id=entry.account_id if entry.kind is Kind.CODEX else None,
                 apis=frozenset(Api(api) for api in entry.apis),
+                egress=egress.label,
             )
         )
-        secrets[entry.name] = Secret(entry.secret(), entry.account_id)
+        secrets[entry.name] = Secret(entry.secret(), entry.account_id, egress)
     return tuple(credentials), secrets
 
 
@@ -253,8 +257,9 @@ class Quotapool:
 
 
 def pool_secrets(secrets: Mapping[str, Secret], refresher: TokenRefresher) -> list[str]:
-    """Every key, access token and refresh token the pool holds, as it is now."""
+    """Every key, access token, refresh token and proxy password the pool holds, as it is now."""
     tokens = [secret.token for secret in secrets.values()]
+    tokens += [p for secret in secrets.values() if (p := secret.egress.password)]
     for state in refresher.accounts.values():
         tokens += [t for t in (state.tokens.access_token, state.tokens.refresh_token) if t]
     return tokens
@@ -289,13 +294,13 @@ def open_accounts(settings: Settings, engine: Engine, *, create_key: bool = True
     return AccountStore(engine, box)
 
 
-def upstream_session(settings: Settings) -> aiohttp.ClientSession:
-    """The one HTTP client session every upstream request goes through."""
+def upstream_session(settings: Settings, egress: Egress) -> aiohttp.ClientSession:
+    """The HTTP client session every upstream request that leaves by `egress` goes through."""
     timeout = aiohttp.ClientTimeout(
         total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
     )
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        connector=connector(egress, limit=0, keepalive_timeout=30),
         timeout=timeout,
         headers={"user-agent": f"quotapool/{__version__}"},
         skip_auto_headers=("Content-Type",),
@@ -387,7 +392,9 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     engine = open_database(settings)
     store = open_accounts(settings, engine)
     tasks = TaskSet()
-    session_holder: list[aiohttp.ClientSession] = []
+    egresses = Egresses(
+        lambda egress: upstream_session(settings, egress), secrets, settings.network.egress
+    )
     accounts = LiveAccounts(
         store=store,
         box=store.box,
@@ -396,8 +403,9 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         secrets=secrets,
         clock=clock,
         auth_base_url=settings.auth_base_url.rstrip("/"),
-        session=lambda: session_holder[0],
+        session=egresses.for_credential,
         tasks=tasks,
+        default_egress=settings.network.egress,
     )
     credentials, statuses = accounts.load()
     history, request_log = open_writers(engine, settings, worker)
@@ -449,7 +457,12 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     submit = logged(request_log, keys, metrics, access)
     dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
     codex_models = CodexCatalogue(
-        pool, secrets, clock, CODEX_CLIENT_VERSION, settings.codex_models_refresh
+        pool,
+        secrets,
+        clock,
+        CODEX_CLIENT_VERSION,
+        egresses.for_credential,
+        settings.codex_models_refresh,
     )
     replication = (
         shared(
@@ -464,15 +477,15 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         pool=pool,
         secrets=secrets,
         clock=clock,
-        session=lambda: session_holder[0],
+        session=egresses.for_credential,
         interval=settings.usage_poll_interval,
         on_unauthorized=accounts.on_unauthorized,
         active=lambda: replication is None or replication.leader,
     )
 
     async def models(dialect: Dialect, model: str | None) -> tuple[int, bytes]:
-        if dialect is Dialect.CODEX and session_holder:
-            return 200, await codex_models.fetch(session_holder[0])
+        if dialect is Dialect.CODEX:
+            return 200, await codex_models.fetch()
         ids = served_models(pool.snapshot().credentials, settings.codex_models, dialect)
         return models_answer(ids, dialect, model)
 
@@ -482,9 +495,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         return readiness(pool, clock, writers, replication, drain)
 
     async def startup() -> None:
-        session = upstream_session(settings)
-        session_holder.append(session)
-        dispatcher.client = AiohttpClient(session, settings.max_upstream_event_bytes)
+        dispatcher.client = AiohttpClient(egresses, settings.max_upstream_event_bytes)
         jobs = {
             "request-log-writer": request_log.run() if request_log is not None else None,
             "usage-history-writer": history.run(),
@@ -496,11 +507,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
             "response-items-writer": items.run(clock.now),
             "usage-poller": poller.run() if settings.usage_poll_interval > 0 else None,
             "replication": replication.run() if replication is not None else None,
-            "codex-models": (
-                codex_models.run(lambda: session_holder[0])
-                if settings.codex_models_refresh > 0
-                else None
-            ),
+            "codex-models": codex_models.run() if settings.codex_models_refresh > 0 else None,
         }
         for name, job in jobs.items():
             if job is not None:
@@ -516,8 +523,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         await tasks.cancel_all(timeout=STOP_TASKS_SECONDS)
         if replication is not None:
             await replication.close()
-        if session_holder:
-            await session_holder[0].close()
+        await egresses.close()
         engine.dispose()
 
     app = ProxyApp(

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from quotapool.domain.credential import Kind, Policy, control_characters
+from quotapool.domain.egress import DIRECT, Egress, EgressConfigError, parse_egress
 from quotapool.domain.quota import limit_key
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.problem import Problem
@@ -68,6 +69,19 @@ class CredentialConfig(BaseModel):
     and OpenRouter have only `["chat"]`). Other client APIs are translated onto them."""
     prices: dict[str, float] = {}
     """Model → USD per million tokens on this credential (overrides routing.pricing)."""
+    proxy_url: SecretStr | None = None
+    """This credential's egress: an HTTP or SOCKS proxy every connection it makes goes through
+    (`socks5h://user:password@host:1080`), or "direct"; default: `[network] proxy_url`."""
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        return _checked_proxy(value)
+
+    def egress(self, default: Egress) -> Egress:
+        if self.proxy_url is None:
+            return default
+        return parse_egress(self.proxy_url.get_secret_value())
 
     @model_validator(mode="after")
     def _check(self) -> CredentialConfig:
@@ -105,6 +119,35 @@ class CredentialConfig(BaseModel):
 
 Scenario = Literal["default", "background", "think", "long_context", "web_search", "image"]
 PROFILE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+def _checked_proxy(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        try:
+            parse_egress(value.get_secret_value())
+        except EgressConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class NetworkConfig(BaseModel):
+    """`[network]`: how quotapool reaches the upstreams."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    proxy_url: SecretStr | None = None
+    """The egress of every credential without its own `proxy_url`: an HTTP or SOCKS proxy
+    (`http://`, `https://`, `socks4://`, `socks5://`, `socks5h://`, with `user:password@`);
+    unset: direct. A credential whose proxy is down fails; it never goes direct instead."""
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        return _checked_proxy(value)
+
+    @property
+    def egress(self) -> Egress:
+        return DIRECT if self.proxy_url is None else parse_egress(self.proxy_url.get_secret_value())
 
 
 class WarmupConfig(BaseModel):
@@ -304,6 +347,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     anthropic_version: str = "2023-06-01"
     routing: RoutingConfig = RoutingConfig()
+    network: NetworkConfig = NetworkConfig()
     profiles: dict[str, ProfileConfig] = {}
     """Named routing profiles (`[profiles.NAME]`); `[routing]` is the profile "default"."""
     credentials: tuple[CredentialConfig, ...] = ()

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from quotapool.domain.egress import DIRECT, Egress
 from quotapool.problem import Problem
 
 KEY_FILE_NAME = "secret.key"
@@ -27,10 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Secret:
-    """What authenticates a credential upstream. Never logged, never in a snapshot."""
+    """What authenticates a credential upstream, and the way its connections leave (a proxy URL
+    may hold a password). Never logged, never in a snapshot."""
 
     token: str
     account_id: str | None = None
+    egress: Egress = DIRECT
 
     def __repr__(self) -> str:
         return "Secret(***)"

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from quotapool.testing.fake_upstream import server_error, usage_limit
-from tests.conftest import Harness, HarnessFactory
+from tests.conftest import Harness, HarnessFactory, codex_credentials
+from tests.net.proxies import SOCKS_PROXY_OUT, socks_proxy
 from tests.proxy.test_client_keys_e2e import create
 
 CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
@@ -216,6 +217,26 @@ def test_a_tool_turn_stays_on_one_account_over_websocket(h: Harness, tmp_path: P
     ]
     assert follow_ups and follow_ups[-1].body.get("previous_response_id")
     assert result.stdout.strip().startswith("Hi from ")
+
+
+def test_a_websocket_session_leaves_through_its_accounts_socks_proxy(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """A tool turn over the WebSocket transport, the pool's accounts behind a SOCKS5 proxy:
+    the upstream sees every connection come from the proxy."""
+    with socks_proxy() as via_socks:
+        credentials = [{**c, "proxy_url": via_socks} for c in codex_credentials()]
+        h = harness(credentials=credentials)
+        for token in ("tok-a", "tok-b", "tok-c"):
+            h.fake.account(token).tool_call = ("exec_command", json.dumps({"cmd": "echo hi"}))
+        home = tmp_path / "codex"
+        chatgpt_login(h, home)
+        result = codex(h, home, CHATGPT_MODE, "run the tool", websockets=True)
+    assert result.returncode == 0, result.stderr
+    frames = [s for s in h.fake.seen if s.body.get("type") == "response.create"]
+    assert len(frames) >= 2 and len({s.account for s in frames}) == 1
+    upgrades = [p for p in h.fake.peers if p.path == "/backend-api/codex/responses"]
+    assert upgrades and {p.address for p in h.fake.peers if p.account} == {SOCKS_PROXY_OUT}
 
 
 def test_an_outage_is_retried_by_the_cli_not_shown_as_a_usage_limit(

@@ -18,6 +18,7 @@ from quotapool.accounts.registry import LoadedAccount, load
 from quotapool.clock import Clock
 from quotapool.config import ConfigError
 from quotapool.domain.credential import Credential
+from quotapool.domain.egress import DIRECT, Egress
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.state import OUT_OF_SERVICE, Status
 from quotapool.secrets import Secret, SecretBox
@@ -39,8 +40,9 @@ class LiveAccounts:
         secrets: MutableMapping[str, Secret],
         clock: Clock,
         auth_base_url: str,
-        session: Callable[[], aiohttp.ClientSession],
+        session: Callable[[str], aiohttp.ClientSession],
         tasks: TaskSet,
+        default_egress: Egress = DIRECT,
     ) -> None:
         self.store = store
         self.box = box
@@ -49,6 +51,8 @@ class LiveAccounts:
         self.secrets = secrets
         self.clock = clock
         self.tasks = tasks
+        self.default_egress = default_egress
+        """The egress of accounts without their own (`[network] proxy_url`)."""
         self.pool: MemoryPoolStore | None = None
         self.refresher: TokenRefresher | None = None
         self._auth_base_url = auth_base_url
@@ -59,7 +63,7 @@ class LiveAccounts:
     def load(self) -> tuple[list[Credential], dict[str, tuple[Status, str]]]:
         """Credentials (configured first, then the database's) and the database's statuses."""
         self._version = self.store.version()
-        accounts = load(self.store.all(), self.box, self.codex_base_url)
+        accounts = load(self.store.all(), self.box, self.codex_base_url, self.default_egress)
         names = {c.name for c in self.configured}
         for account in accounts:
             if account.credential.name in names:
@@ -120,7 +124,7 @@ class LiveAccounts:
         assert self.pool is not None
         self._version = await asyncio.to_thread(self.store.version)
         rows = await asyncio.to_thread(self.store.all)
-        accounts = load(rows, self.box, self.codex_base_url)
+        accounts = load(rows, self.box, self.codex_base_url, self.default_egress)
         self._install_secrets(accounts)
         self.pool.reconfigure([*self.configured, *(a.credential for a in accounts)])
         self._track(accounts)

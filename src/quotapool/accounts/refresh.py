@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiohttp
@@ -78,7 +78,7 @@ class TokenRefresher:
         secrets: MutableMapping[str, Secret],
         clock: Clock,
         auth_base_url: str,
-        session: Callable[[], aiohttp.ClientSession],
+        session: Callable[[str], aiohttp.ClientSession],
     ) -> None:
         self.store = store
         self.pool = pool
@@ -151,7 +151,8 @@ class TokenRefresher:
             0,
             0.0,
         )
-        self.secrets[credential_id] = Secret(tokens.access_token or "", state.account_id)
+        if (held := self.secrets.get(credential_id)) is not None:  # (None: removed meanwhile)
+            self.secrets[credential_id] = replace(held, token=tokens.access_token or "")
         self.pool.apply(Refreshed(credential_id, self.clock.now()))
 
     async def _renew(self, credential_id: str, state: TokenState) -> bool:
@@ -159,7 +160,7 @@ class TokenRefresher:
         now = self.clock.now()
         try:
             fresh = await oauth.refresh(
-                self.session(), self.auth_base_url, state.tokens.refresh_token or ""
+                self.session(credential_id), self.auth_base_url, state.tokens.refresh_token or ""
             )
         except oauth.OAuthError as exc:
             if exc.permanent:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from quotapool.accounts.refresh import TokenState
 from quotapool.domain.credential import Credential, Kind, Policy
+from quotapool.domain.egress import DIRECT, Egress, parse_egress
 from quotapool.domain.state import Status
 from quotapool.secrets import Secret, SecretBox
 from quotapool.store.accounts import AccountRow
@@ -22,11 +23,16 @@ class LoadedAccount:
     """Codex accounts: what the refresher needs."""
 
 
-def load(rows: Sequence[AccountRow], box: SecretBox, codex_base_url: str) -> list[LoadedAccount]:
-    """Decrypt and map each row (raises KeyFileError if the key does not fit)."""
+def load(
+    rows: Sequence[AccountRow], box: SecretBox, codex_base_url: str, default: Egress = DIRECT
+) -> list[LoadedAccount]:
+    """Decrypt and map each row (raises KeyFileError if the key does not fit). `default`: the
+    egress of accounts without their own."""
     loaded = []
     for row in rows:
         tokens = row.tokens(box)
+        own = row.proxy(box)
+        egress = default if own is None else parse_egress(own)
         credential = Credential(
             id=row.id,
             name=row.name,
@@ -38,12 +44,13 @@ def load(rows: Sequence[AccountRow], box: SecretBox, codex_base_url: str) -> lis
             plan=row.plan,
             policy=Policy(row.policy),
             account_id=row.account_id if row.kind is Kind.CODEX else None,
+            egress=egress.label,
         )
         if row.kind is Kind.CODEX:
-            secret = Secret(tokens.access_token or "", row.account_id)
+            secret = Secret(tokens.access_token or "", row.account_id, egress)
             state = TokenState(row.id, tokens, row.expires_at, row.account_id)
         else:
-            secret, state = Secret(tokens.api_key or ""), None
+            secret, state = Secret(tokens.api_key or "", egress=egress), None
         loaded.append(
             LoadedAccount(credential, secret, Status(row.status), row.status_reason or "", state)
         )

@@ -32,7 +32,7 @@ class UsagePoller:
         pool: PoolStore,
         secrets: Mapping[str, Secret],
         clock: Clock,
-        session: Callable[[], aiohttp.ClientSession],
+        session: Callable[[str], aiohttp.ClientSession],
         interval: float,
         on_unauthorized: Callable[[str], None],
         active: Callable[[], bool] = lambda: True,
@@ -76,7 +76,7 @@ class UsagePoller:
             return
         headers = codex_auth(secret)
         try:
-            async with self.session().get(
+            async with self.session(credential.id).get(
                 f"{credential.base_url}/wham/usage", headers=headers
             ) as response:
                 status = response.status

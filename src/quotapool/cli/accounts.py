@@ -40,6 +40,41 @@ def _open(config: Path | None) -> tuple[Settings, AccountStore]:
         raise fail(str(exc)) from None
 
 
+ProxyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--proxy",
+        help="Its egress: an http://, https://, socks4://, socks5:// or socks5h:// proxy URL "
+        '(user:password@ allowed), or "direct" (default: [network] proxy_url)',
+    ),
+]
+ProxyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Read the --proxy URL from this environment variable (keeps a password off the command line)"
+    ),
+]
+
+
+def _proxy(proxy: str | None, proxy_env: str | None) -> str | None:
+    """The egress given on the command line, checked ("direct" or a proxy URL); None: none."""
+    from quotapool.domain.egress import EgressConfigError, parse_egress
+
+    if proxy is not None and proxy_env is not None:
+        raise fail("give --proxy or --proxy-env, not both")
+    if proxy_env is not None:
+        proxy = os.environ.get(proxy_env)
+        if not proxy:
+            raise fail(f"environment variable {proxy_env} is not set")
+    if proxy is None:
+        return None
+    try:
+        parse_egress(proxy)
+    except EgressConfigError as exc:
+        raise fail(str(exc)) from None
+    return proxy.strip()
+
+
 def _saved(results: list[tuple[str, bool]], logins: list[CodexLogin]) -> None:
 
     from rich.table import Table
@@ -61,6 +96,8 @@ def _saved(results: list[tuple[str, bool]], logins: list[CodexLogin]) -> None:
 @app.command("import")
 def import_(
     paths: Annotated[list[Path], typer.Argument(help="auth.json files or directories of them")],
+    proxy: ProxyOption = None,
+    proxy_env: ProxyEnvOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Import Codex auth.json files. Every file is checked first: one bad file imports nothing."""
@@ -68,6 +105,7 @@ def import_(
 
     from quotapool.accounts.import_ import read_all
 
+    egress = _proxy(proxy, proxy_env)
     with Progress(console=err.real(), transient=True) as progress:
         task = progress.add_task("reading auth files", total=None)
         logins, problems = read_all(paths)
@@ -79,7 +117,7 @@ def import_(
             f"{len(problems)} problem(s); nothing was imported. Fix or leave out those files."
         )
     _, store = _open(config)
-    _saved(store.save_logins(logins, time.time()), logins)
+    _saved(store.save_logins(logins, time.time(), egress), logins)
 
 
 def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
@@ -104,16 +142,22 @@ def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
 
 
 async def _login_flow(
-    auth_base: str, *, device: bool, manual: bool, browser: bool
+    auth_base: str, egress: str | None, *, device: bool, manual: bool, browser: bool
 ) -> oauth.TokenSet:
+    """The sign-in; the auth server is reached through the account's egress."""
     import asyncio
     import webbrowser
 
     import aiohttp
 
     from quotapool.accounts import oauth
+    from quotapool.domain.egress import DIRECT, parse_egress
+    from quotapool.net.egress import connector
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    way = parse_egress(egress) if egress is not None else DIRECT
+    async with aiohttp.ClientSession(
+        connector=connector(way), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         if device:
             code = await oauth.device_start(session, auth_base)
             console.print(
@@ -145,24 +189,41 @@ def login(
         bool, typer.Option("--manual", help="Paste the redirect URL (headless)")
     ] = False,
     browser: Annotated[bool, typer.Option(help="Open a browser for the sign-in page")] = True,
+    proxy: ProxyOption = None,
+    proxy_env: ProxyEnvOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Log a ChatGPT account in (OAuth PKCE, callback on localhost:1455) and add it to the pool."""
     import asyncio
 
+    import aiohttp
+
     from quotapool.accounts import oauth
 
     settings, store = _open(config)
+    egress = _proxy(proxy, proxy_env)
+    way = egress if egress is not None else _default_proxy(settings)
     try:
         tokens = asyncio.run(
             _login_flow(
-                settings.auth_base_url.rstrip("/"), device=device, manual=manual, browser=browser
+                settings.auth_base_url.rstrip("/"),
+                way,
+                device=device,
+                manual=manual,
+                browser=browser,
             )
         )
     except oauth.OAuthError as exc:
         raise fail(str(exc)) from None
+    except aiohttp.ClientError as exc:
+        raise fail(f"cannot reach the auth server: {exc}") from None
     login = _login_from(tokens)
-    _saved(store.save_logins([login], time.time()), [login])
+    _saved(store.save_logins([login], time.time(), egress), [login])
+
+
+def _default_proxy(settings: Settings) -> str | None:
+    default = settings.network.proxy_url
+    return default.get_secret_value() if default is not None else None
 
 
 @app.command("add-key")
@@ -179,11 +240,14 @@ def add_key(
     models: Annotated[str, typer.Option(help="Comma-separated models it serves (empty: any)")] = "",
     weight: Annotated[float, typer.Option(min=0.0001)] = 1.0,
     priority: Annotated[int, typer.Option()] = 0,
+    proxy: ProxyOption = None,
+    proxy_env: ProxyEnvOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add an API key (stored encrypted; never passed on the command line)."""
     from quotapool.store.accounts import AccountError
 
+    egress = _proxy(proxy, proxy_env)
     if kind is Kind.CODEX:
         raise fail("Codex accounts come from `accounts import` or `accounts login`")
     if api_key_stdin == (api_key_env is not None):
@@ -202,10 +266,42 @@ def add_key(
             weight=weight,
             priority=priority,
             now=time.time(),
+            proxy=egress,
         )
     except AccountError as exc:
         raise fail(str(exc)) from None
     console.print(f"added {kind.value} key [bold]{name}[/bold]")
+
+
+@app.command("set-proxy")
+def set_proxy(
+    name: str,
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            help='A proxy URL, "direct", or "default" ([network] proxy_url, else direct)'
+        ),
+    ] = None,
+    proxy_env: ProxyEnvOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Set the egress of an account: every connection it makes (requests, WebSocket sessions,
+    token refreshes, usage polls, model lists) goes through it. A running server takes it
+    within seconds."""
+    from quotapool.domain.egress import parse_egress
+    from quotapool.store.accounts import AccountError
+
+    if (url is None) == (proxy_env is None):
+        raise fail('give the proxy URL ("direct", "default") or --proxy-env VAR')
+    default = url is not None and url.strip().lower() == "default"
+    egress = None if default else _proxy(url, proxy_env)
+    _, store = _open(config)
+    try:
+        store.set_proxy(name, egress, time.time())
+    except AccountError as exc:
+        raise fail(str(exc)) from None
+    shown = "the default egress" if egress is None else parse_egress(egress).label
+    console.print(f"{name} now leaves by {shown}", markup=False, highlight=False)
 
 
 @app.command("list")

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from quotapool.cli.common import fail
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.control.runfile import Running, read
+from quotapool.domain.egress import Egress, parse_egress
 from quotapool.secrets import KeyFileError
-from quotapool.store.accounts import AccountError, AccountStore
+from quotapool.store.accounts import AccountError, AccountRow, AccountStore
 from quotapool.store.sql.schema import usage_history
 
 STATUS_FOR = {"pause": "paused", "resume": "active"}
@@ -71,6 +72,7 @@ def _live_row(row: dict[str, Any], email: str | None) -> dict[str, Any]:
         "kind": row["kind"],
         "email": email,
         "plan": row["plan"],
+        "egress": row.get("egress", "direct"),
         "status": row["status"],
         "reason": row["reason"],
         "back_at": row["back_at"],
@@ -91,14 +93,25 @@ def _stored_rows(settings: Settings, store: AccountStore) -> list[dict[str, Any]
         for reading in connection.execute(query).mappings():
             key = (reading["credential"], reading["window"])
             latest.setdefault(key, (reading["used_percent"], reading["resets_at"]))
-    entries: list[tuple[str, str, str | None, str | None, str, str | None]] = [
-        (c.name, c.kind.value, None, c.plan, "active", None) for c in settings.credentials
+    default = settings.network.egress
+    entries: list[tuple[str, str, str | None, str | None, str, str | None, str]] = [
+        (c.name, c.kind.value, None, c.plan, "active", None, c.egress(default).label)
+        for c in settings.credentials
     ]
     entries += [
-        (a.name, a.kind.value, a.email, a.plan, a.status, a.status_reason) for a in store.all()
+        (
+            a.name,
+            a.kind.value,
+            a.email,
+            a.plan,
+            a.status,
+            a.status_reason,
+            _egress(a, store, default),
+        )
+        for a in store.all()
     ]
     rows = []
-    for name, kind, email, plan, status, reason in entries:
+    for name, kind, email, plan, status, reason, egress in entries:
         used5, reset5 = latest.get((name, "primary"), (None, None))
         usedw, resetw = latest.get((name, "secondary"), (None, None))
         rows.append(
@@ -107,6 +120,7 @@ def _stored_rows(settings: Settings, store: AccountStore) -> list[dict[str, Any]
                 "kind": kind,
                 "email": email,
                 "plan": plan,
+                "egress": egress,
                 "status": status,
                 "reason": reason,
                 "back_at": None,
@@ -118,6 +132,11 @@ def _stored_rows(settings: Settings, store: AccountStore) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+def _egress(row: AccountRow, store: AccountStore, default: Egress) -> str:
+    own = row.proxy(store.box)
+    return (default if own is None else parse_egress(own)).label
 
 
 def credential_table(rows: list[dict[str, Any]], live: bool, now: float) -> Table:
@@ -152,8 +171,14 @@ def _why_out(row: dict[str, Any]) -> str | None:
 
 
 def notes(rows: list[dict[str, Any]]) -> list[str]:
-    """Why each credential marked * is out, and what to do, whole."""
-    return [f"* {row['name']}: {why}" for row in rows if (why := _why_out(row))]
+    """Why each credential marked * is out, and what to do, whole; then the egress of those
+    that do not connect directly."""
+    out = [f"* {row['name']}: {why}" for row in rows if (why := _why_out(row))]
+    return out + [
+        f"→ {row['name']} connects through {row['egress']}"
+        for row in rows
+        if row.get("egress", "direct") != "direct"
+    ]
 
 
 def _window(used: float | None, resets_at: float | None, now: float) -> str:

@@ -85,6 +85,9 @@ class Credential:
     """The ChatGPT account id of a Codex account (not a secret: it names the account)."""
     apis: frozenset[Api] = frozenset()
     """The APIs its upstream offers; empty: its kind's (`DEFAULT_APIS`)."""
+    egress: str = "direct"
+    """How its connections leave: "direct", or its proxy's scheme, host and port (the proxy URL
+    itself, which may hold a password, is in its `Secret`)."""
     capacity: float = field(init=False)
     """Relative size of the credential: plan credits × weight."""
     routes: frozenset[Route] = field(init=False)

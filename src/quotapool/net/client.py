@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import aiohttp
 
+    from quotapool.domain.egress import Egress
+
 
 class Body(Protocol):
     async def readany(self) -> bytes:
@@ -49,13 +51,14 @@ class UpstreamClient(Protocol):
     """Sends requests upstream. Errors are `aiohttp.ClientError` or `TimeoutError`."""
 
     def post(
-        self, url: str, body: bytes, headers: Mapping[str, str]
+        self, url: str, body: bytes, headers: Mapping[str, str], *, egress: Egress
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
-        """`async with client.post(...) as response:` — released when the block ends."""
+        """`async with client.post(...) as response:` — released when the block ends. The
+        connection leaves by `egress` (the credential's), never another way."""
         ...
 
     async def ws_connect(
-        self, url: str, headers: Mapping[str, str]
+        self, url: str, headers: Mapping[str, str], *, egress: Egress
     ) -> aiohttp.ClientWebSocketResponse:
         """An upstream WebSocket, open."""
         ...

@@ -473,7 +473,8 @@ class Dispatcher:
         transport = self.transports[credential.kind]
         gated = request.model if request.model in self.routing.gated_models else None
         sent = clock.monotonic()
-        async with self.client.post(call.url, call.body, call.headers) as response:
+        egress = self.secrets[cid].egress
+        async with self.client.post(call.url, call.body, call.headers, egress=egress) as response:
             now = clock.now()
             ttfb_ms = (clock.monotonic() - sent) * 1000.0
             check_headers(response.raw_headers)

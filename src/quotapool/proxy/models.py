@@ -97,9 +97,12 @@ class CodexCatalogue:
         secrets: Mapping[str, Secret],
         clock: Clock,
         client_version: str,
+        session: Callable[[str], aiohttp.ClientSession],
         refresh: float = 3600.0,
     ) -> None:
         self.pool = pool
+        self.session = session
+        """A credential's session (through its egress)."""
         self.secrets = secrets
         self.clock = clock
         self.client_version = client_version
@@ -107,10 +110,11 @@ class CodexCatalogue:
         self._fetched: dict[str, float] = {}
         self._outage = Outage(log, "fetching the Codex accounts' model lists")
 
-    async def _get(self, session: aiohttp.ClientSession, credential: Credential) -> bytes | None:
+    async def _get(self, credential: Credential) -> bytes | None:
         headers = codex_auth(self.secrets[credential.id])
         url = f"{credential.base_url}/codex/models"
         params = {"client_version": self.client_version}
+        session = self.session(credential.id)
         async with session.get(url, headers=headers, params=params) as response:
             if response.status != 200:
                 return None
@@ -126,23 +130,23 @@ class CodexCatalogue:
             and available(snapshot.state(c.id), now)
         ]
 
-    async def fetch(self, session: aiohttp.ClientSession) -> bytes:
+    async def fetch(self) -> bytes:
         for credential in self._codex():
             try:
-                if (body := await self._get(session, credential)) is not None:
+                if (body := await self._get(credential)) is not None:
                     return body
             except TRANSPORT_ERRORS as exc:
                 log.warning("codex models from %s failed: %s", credential.name, type(exc).__name__)
         return b'{"models":[]}'
 
-    async def learn(self, session: aiohttp.ClientSession) -> None:
+    async def learn(self) -> None:
         """Fetch the list of every Codex account not fetched within `refresh` seconds."""
         now = self.clock.now()
         for credential in self._codex():
             if now - self._fetched.get(credential.id, -self.refresh) < self.refresh:
                 continue
             try:
-                body = await self._get(session, credential)
+                body = await self._get(credential)
             except TRANSPORT_ERRORS as exc:
                 self._outage.failed(exc)
                 continue
@@ -151,10 +155,10 @@ class CodexCatalogue:
                 self._fetched[credential.id] = now
                 self.pool.serves(credential.id, slugs)
 
-    async def run(self, session: Callable[[], aiohttp.ClientSession]) -> None:
+    async def run(self) -> None:
         """Keep the lists fresh; a new account is fetched within a minute."""
         while True:
-            await self.learn(session())
+            await self.learn()
             await asyncio.sleep(min(60.0, self.refresh))
 
 
@@ -197,6 +201,7 @@ def credential_rows(snapshot: PoolSnapshot, now: float) -> list[dict[str, Any]]:
                 "name": credential.name,
                 "kind": credential.kind.value,
                 "plan": credential.plan,
+                "egress": credential.egress,
                 "status": effective_status(state, now).value,
                 "until": state.until if limited else None,
                 "reason": state.reason or None,

@@ -174,7 +174,9 @@ class WebSocketBridge:
         upstream_headers = codex_auth(d.secrets[cid], headers)
         try:
             url = f"{credential.base_url}/codex/responses"
-            upstream = await d.client.ws_connect(url, upstream_headers)
+            upstream = await d.client.ws_connect(
+                url, upstream_headers, egress=d.secrets[cid].egress
+            )
         except aiohttp.WSServerHandshakeError as exc:
             now = d.clock.now()
             if exc.status in NO_WEBSOCKET:
@@ -275,12 +277,16 @@ class WebSocketBridge:
         """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
         d = self.dispatcher
         assert d.client is not None
-        http_headers = codex_auth(d.secrets[credential.id], headers)
+        secret = d.secrets[credential.id]
+        http_headers = codex_auth(secret, headers)
         http_headers["content-type"] = "application/json"
         http_headers["accept"] = "text/event-stream"
         url = f"{credential.base_url}/codex/responses"
         try:
-            async with d.client.post(url, orjson.dumps(body), http_headers) as response:
+            body_bytes = orjson.dumps(body)
+            async with d.client.post(
+                url, body_bytes, http_headers, egress=secret.egress
+            ) as response:
                 if response.status >= 400:
                     failure = {
                         "type": "error",

@@ -64,9 +64,14 @@ class AccountRow:
     expires_at: float | None
     last_refresh: float | None
     updated_at: float
+    sealed_proxy: str | None = None
 
     def tokens(self, box: SecretBox) -> Tokens:
         return Tokens.unsealed(box, self.sealed)
+
+    def proxy(self, box: SecretBox) -> str | None:
+        """Its own egress: a proxy URL or "direct"; None: the server's default."""
+        return box.open(self.sealed_proxy) if self.sealed_proxy else None
 
 
 def _row(mapping: Any) -> AccountRow:
@@ -89,6 +94,7 @@ def _row(mapping: Any) -> AccountRow:
         expires_at=mapping["expires_at"],
         last_refresh=mapping["last_refresh"],
         updated_at=mapping["updated_at"],
+        sealed_proxy=mapping["proxy"],
     )
 
 
@@ -139,8 +145,11 @@ class AccountStore:
             ).one()
         return int(count), float(latest or 0.0)
 
-    def save_logins(self, logins: Sequence[CodexLogin], now: float) -> list[tuple[str, bool]]:
+    def save_logins(
+        self, logins: Sequence[CodexLogin], now: float, proxy: str | None = None
+    ) -> list[tuple[str, bool]]:
         """Insert or update (same identity = same account) in one transaction: all or nothing.
+        `proxy`: their egress (a proxy URL or "direct"); None leaves an account's as it is.
 
         Returns (name, created) per login."""
         results: list[tuple[str, bool]] = []
@@ -160,6 +169,8 @@ class AccountStore:
                     "expires_at": login.expires_at,
                     "updated_at": now,
                 }
+                if proxy is not None:
+                    values["proxy"] = self.box.seal(proxy)
                 if existing is not None:
                     connection.execute(
                         update(accounts).where(accounts.c.id == existing.id).values(**values)
@@ -197,6 +208,7 @@ class AccountStore:
         weight: float,
         priority: int,
         now: float,
+        proxy: str | None = None,
     ) -> None:
         with self.engine.begin() as connection:
             if connection.execute(select(accounts.c.id).where(accounts.c.name == name)).first():
@@ -213,6 +225,7 @@ class AccountStore:
                     policy="normal",
                     status="active",
                     secret=Tokens(api_key=api_key).sealed(self.box),
+                    proxy=self.box.seal(proxy) if proxy is not None else None,
                     created_at=now,
                     updated_at=now,
                 )
@@ -244,6 +257,15 @@ class AccountStore:
                     last_refresh=now,
                     updated_at=now,
                 )
+            )
+
+    def set_proxy(self, name: str, proxy: str | None, now: float) -> None:
+        """`proxy`: a proxy URL or "direct"; None: the server's default."""
+        row_id = self.get(name).id
+        sealed = self.box.seal(proxy) if proxy is not None else None
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(accounts).where(accounts.c.id == row_id).values(proxy=sealed, updated_at=now)
             )
 
     def remove(self, name: str) -> None:

@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -84,12 +85,25 @@ by users of other proxies; the Codex CLI never sends them; `previous_response_id
 its WebSocket)."""
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Peer:
+    address: str
+    path: str
+    account: str | None
+    """Whose token it carried (expired or not), if any."""
+
+
 class FakeUpstream:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
         self.auth = FakeAuth(self.accounts)
         self.seen: list[Seen] = []
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.peers: list[Peer] = []
+        """Every request's source address (a proxy's outgoing one when it came through one)."""
+        self.app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._note_peer])
         r = self.app.router
         r.add_post("/backend-api/codex/responses", self._codex_responses)
         r.add_get("/backend-api/codex/responses", self._codex_websocket)
@@ -105,6 +119,14 @@ class FakeUpstream:
         self.auth.routes(r)
         r.add_get("/_fake/requests", self._requests)
         r.add_post("/_fake/accounts/{token}", self._script)
+
+    @web.middleware
+    async def _note_peer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        token = request.headers.get("x-api-key") or request.headers.get("authorization") or ""
+        account = self.accounts.get(token.removeprefix("Bearer ").strip())
+        name = account.name if account is not None else None
+        self.peers.append(Peer(request.remote or "", request.path, name))
+        return await handler(request)
 
     def add(self, token: str, *, name: str | None = None, account_id: str | None = None) -> Account:
         account = Account(name or token, token, account_id)

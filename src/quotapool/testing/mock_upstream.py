@@ -21,12 +21,16 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from quotapool.domain.egress import DIRECT, Egress
+
 
 @dataclass(frozen=True)
 class MockRequest:
     url: str
     headers: Mapping[str, str]
     body: bytes
+    egress: Egress = DIRECT
+    """The way its connection would have left."""
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -101,9 +105,9 @@ class MockClient:
 
     @contextlib.asynccontextmanager
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str]
+        self, url: str, body: bytes, headers: Mapping[str, str], *, egress: Egress
     ) -> AsyncIterator[MockResponse]:
-        request = MockRequest(url, dict(headers), body)
+        request = MockRequest(url, dict(headers), body, egress)
         self.requests.append(request)
         answer = self.handler(request)
         if not isinstance(answer, MockResponse):
@@ -111,7 +115,7 @@ class MockClient:
         yield answer
 
     async def ws_connect(
-        self, url: str, headers: Mapping[str, str]
+        self, url: str, headers: Mapping[str, str], *, egress: Egress
     ) -> aiohttp.ClientWebSocketResponse:
         raise aiohttp.WSServerHandshakeError(
             None,  # type: ignore[arg-type]

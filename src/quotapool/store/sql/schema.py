@@ -61,6 +61,7 @@ accounts = Table(
     Column("status", String(32), nullable=False, default="active"),
     Column("status_reason", Text),
     Column("secret", Text, nullable=False, doc="Fernet token of the JSON secrets; never plaintext"),
+    Column("proxy", Text, doc='Fernet token of its egress proxy URL or "direct"; NULL: default'),
     Column("expires_at", Float, doc="access token expiry"),
     Column("last_refresh", Float),
     Column("created_at", Float, nullable=False),
