@@ -18,6 +18,7 @@ from quotapool.accounts import oauth
 from quotapool.cli.main import app
 from quotapool.store.sql.schema import accounts
 from quotapool.testing.fake_upstream import FakeUpstream
+from tests.admin.test_admin_api import admin
 from tests.conftest import Harness, HarnessFactory, codex_credentials
 from tests.net.proxies import (
     DIRECT_OUT,
@@ -174,6 +175,8 @@ def test_an_account_whose_proxy_is_down_fails_over_and_never_goes_direct(
     port = dead.rsplit(":", 1)[1]
     assert f"egress proxy socks5h://127.0.0.1:{port} failed" in row["decision"]
     assert h.state("alpha").status.value != "active" or h.state("alpha").backoff_until > 0
+    assert f"alpha: egress proxy socks5h://127.0.0.1:{port} failed" in caplog.text
+    assert "its upstream was not reached" in caplog.text
     assert SOCKS_PASSWORD not in caplog.text and SOCKS_PASSWORD not in json.dumps(row)
 
 
@@ -188,6 +191,22 @@ def test_an_account_alone_behind_a_dead_proxy_answers_an_error_naming_the_proxy(
     message = answer.json()["error"]["message"]
     assert "egress proxy socks5h://127.0.0.1:" in message and SOCKS_PASSWORD not in answer.text
     assert h.fake.peers == []
+
+
+def test_a_probe_leaves_through_the_accounts_proxy_and_a_dead_one_is_reported(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    with http_proxy(tmp_path / "tinyproxy") as via_http:
+        credentials = codex_credentials()
+        credentials[0]["proxy_url"] = via_http
+        credentials[1]["proxy_url"] = dead_proxy()
+        h = harness(credentials=credentials)
+        with admin(h) as api:
+            alive = api.post("/credentials/alpha/probe").json()["probe"]
+            dead = api.post("/credentials/bravo/probe").json()["probe"]
+    assert alive["status"] == 200 and addresses(h.fake) == {"alpha": {HTTP_PROXY_OUT}}
+    assert "egress proxy socks5h://127.0.0.1:" in (dead["error"] or "")
+    assert SOCKS_PASSWORD not in json.dumps(dead)
 
 
 def test_a_login_reaches_the_auth_server_through_the_proxy_it_is_given(

@@ -5,6 +5,7 @@ A credential whose proxy is down fails like an unreachable upstream (`EgressErro
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,8 @@ from aiohttp_socks import ProxyConnectionError, ProxyConnector, ProxyError, Prox
 
 from quotapool.domain.egress import DEFAULT_PORTS, DIRECT, Egress
 from quotapool.secrets import Secret
+
+log = logging.getLogger("quotapool.egress")
 
 _TYPES = {
     "http": python_socks.ProxyType.HTTP,
@@ -55,6 +58,12 @@ class EgressConnector(ProxyConnector):
             return await super()._wrap_create_connection(*args, **kwargs)
         except (ProxyConnectionError, ProxyTimeoutError, ProxyError) as exc:
             raise EgressError(f"egress proxy {self.label} failed: {exc}") from None
+
+
+def report(credential: str, exc: BaseException) -> None:
+    """The log line of a credential whose proxy failed (others are the upstream's)."""
+    if isinstance(exc, EgressError):
+        log.warning("%s: %s; its upstream was not reached", credential, exc)
 
 
 def connector(egress: Egress, **kwargs: Any) -> aiohttp.TCPConnector:

@@ -16,6 +16,7 @@ from quotapool.domain.outcome import Failed, Served
 from quotapool.domain.request import DEFAULT_PROFILE, NOTHING_UNFIT, Route, RouteRequest, Unfit
 from quotapool.domain.state import Status
 from quotapool.net.client import UpstreamClient, UpstreamResponse
+from quotapool.net.egress import report
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.failover import Failover
@@ -447,6 +448,7 @@ class Dispatcher:
                     call, credential, request, dialect, send, record, headers, held
                 )
             except TRANSPORT_ERRORS as exc:
+                report(credential.name, exc)
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 held.settle(Failed(cid, clock.now(), reason))
                 record.error = reason

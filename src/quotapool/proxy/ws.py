@@ -24,6 +24,7 @@ from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Abandoned, Failed, Observed
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.net.client import UpstreamResponse
+from quotapool.net.egress import EgressError, report
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
@@ -192,7 +193,9 @@ class WebSocketBridge:
             record.error = verdict.reason
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            held.settle(Failed(cid, d.clock.now(), f"websocket: {type(exc).__name__}"))
+            report(credential.name, exc)
+            why = str(exc) if isinstance(exc, EgressError) else type(exc).__name__
+            held.settle(Failed(cid, d.clock.now(), f"websocket: {why}"))
             return None
         response = getattr(upstream, "_response", None)
         if response is not None and (quota := parse_codex_headers(response.headers, d.clock.now())):
