@@ -320,6 +320,30 @@ def translation_round(pools: dict[str, tuple[str, int]], seconds: float) -> Iter
                 )
 
 
+def egress_variants(stack: contextlib.ExitStack, home: Path) -> list[tuple[str, dict[str, str]]]:
+    """Every credential behind a proxy (microsocks: SOCKS5; tinyproxy: HTTP CONNECT), each on
+    the load core: the OpenAI pool through either, and a pool of ChatGPT accounts through
+    SOCKS5 (its Responses stream is the Codex CLI's)."""
+    socks_port, http_port = free_port(), free_port()
+    microsocks = ["microsocks", "-i", "127.0.0.1", "-p", str(socks_port)]
+    stack.enter_context(process(microsocks, socks_port, LOAD_CPU, name="microsocks"))
+    config = home / "tinyproxy.conf"
+    config.write_text(
+        f"Port {http_port}\nListen 127.0.0.1\nTimeout 120\nMaxClients 1024\nLogLevel Error\n"
+        f'LogFile "{home / "tinyproxy.log"}"\nDisableViaHeader Yes\n'
+    )
+    tinyproxy = ["tinyproxy", "-d", "-c", str(config)]
+    stack.enter_context(process(tinyproxy, http_port, LOAD_CPU, name="tinyproxy"))
+    setting = "QUOTAPOOL_NETWORK__PROXY_URL"
+    socks = {setting: f"socks5h://127.0.0.1:{socks_port}"}
+    return [
+        ("via-socks", socks),
+        ("via-http", {setting: f"http://127.0.0.1:{http_port}"}),
+        ("via-codex", {}),
+        ("via-codex-socks", socks),
+    ]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     upstream_port, proxy_port, floor_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
@@ -349,9 +373,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         qp = stack.enter_context(process(qp_cmd, proxy_port, PROXY_CPU, env))
         variants = []
         wanted = [*args.variant, *([("via-codex", {})] if args.codex else [])]
+        if args.egress:
+            wanted += egress_variants(stack, home)
+        wanted = list(dict(wanted).items())  # (--codex and --egress both name via-codex)
         for name, overrides in wanted:  # the same quotapool, other settings or credentials
             port, variant_home = free_port(), Path(tempfile.mkdtemp(prefix="qp-bench-"))
-            write_config(variant_home, upstream, 4, codex=name == "via-codex")
+            write_config(variant_home, upstream, 4, codex=name.startswith("via-codex"))
             command = [*qp_cmd[:-1], str(port)]
             variant_env = {**env, "QUOTAPOOL_HOME": str(variant_home), **overrides}
             started = stack.enter_context(process(command, port, PROXY_CPU, variant_env, name))
@@ -388,7 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         litellm = measure_litellm(home, upstream, args.seconds) if args.litellm else []
     shutil.rmtree(home, ignore_errors=True)
     return {
-        "variants": [name for name, _ in args.variant] + (["via-codex"] if args.codex else []),
+        "variants": [name for name, _ in wanted],
         "litellm": [asdict(r) for r in litellm],
         "results": [asdict(r) for r in results],
         "translations": [asdict(median(measured)) for measured in translated.values()],
@@ -586,6 +613,12 @@ def main() -> None:
         action="store_true",
         help="also measure a pool of ChatGPT accounts (via-codex): chat translated onto their "
         "Responses API, responses passed through with their output items collected",
+    )
+    parser.add_argument(
+        "--egress",
+        action="store_true",
+        help="also measure every credential behind a SOCKS5 and an HTTP proxy (via-socks, "
+        "via-http; via-codex-socks for ChatGPT accounts; microsocks and tinyproxy from Debian)",
     )
     parser.add_argument(
         "--no-translations",

@@ -72,7 +72,7 @@ from quotapool.store.sql.db import make_engine, migrate, missing_driver, refusal
 from quotapool.store.sql.schema import usage_history
 from quotapool.store.usage_history import UsageHistory
 from quotapool.tasks import TaskSet
-from quotapool.upstream.anthropic import AnthropicTransport
+from quotapool.upstream.anthropic import AnthropicTransport, ClaudeTransport
 from quotapool.upstream.base import Transport
 from quotapool.upstream.codex import CodexTransport
 from quotapool.upstream.openai import OpenAITransport
@@ -93,7 +93,10 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
     for entry in settings.credentials:
         if entry.name in secrets:
             raise ConfigError(f"two credentials are named {entry.name!r}; names must be unique")
-        base_url = (entry.base_url or settings.codex_base_url).rstrip("/")
+        default_base = (
+            settings.claude_api_base_url if entry.kind is Kind.CLAUDE else settings.codex_base_url
+        )
+        base_url = (entry.base_url or default_base).rstrip("/")
         egress = entry.egress(settings.network.egress)
         credentials.append(
             Credential(
@@ -110,6 +113,7 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
                 prices=tuple(entry.prices.items()),
                 account_id=entry.account_id if entry.kind is Kind.CODEX else None,
                 apis=frozenset(Api(api) for api in entry.apis),
+                serve_any_client=entry.serve_any_client,
                 egress=egress.label,
             )
         )
@@ -173,6 +177,7 @@ def transports_for(settings: Settings) -> dict[Kind, Transport]:
         Kind.CODEX: CodexTransport(settings.lenient),
         Kind.OPENAI: OpenAITransport(settings.lenient),
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version, settings.lenient),
+        Kind.CLAUDE: ClaudeTransport(settings.anthropic_version, settings.lenient),
     }
 
 

@@ -69,6 +69,9 @@ class CredentialConfig(BaseModel):
     and OpenRouter have only `["chat"]`). Other client APIs are translated onto them."""
     prices: dict[str, float] = {}
     """Model → USD per million tokens on this credential (overrides routing.pricing)."""
+    serve_any_client: bool = False
+    """A Claude subscription: also serve clients other than Claude Code (SDK scripts, OpenAI
+    clients translated to Messages). Off by default: the provider's terms are about Claude Code."""
     proxy_url: SecretStr | None = None
     """This credential's egress: an HTTP or SOCKS proxy every connection it makes goes through
     (`socks5h://user:password@host:1080`), or "direct"; default: `[network] proxy_url`."""
@@ -101,7 +104,11 @@ class CredentialConfig(BaseModel):
                 f"credential {self.name!r}: apis is for openai credentials (a {self.kind} "
                 "credential's upstream offers one API)"
             )
-        if self.kind is not Kind.CODEX and not self.base_url:
+        if self.serve_any_client and self.kind is not Kind.CLAUDE:
+            raise ValueError(
+                f"credential {self.name!r}: serve_any_client is for claude credentials"
+            )
+        if self.kind not in (Kind.CODEX, Kind.CLAUDE) and not self.base_url:
             raise ValueError(f"credential {self.name!r}: {self.kind} credentials need a base_url")
         return self
 
@@ -280,6 +287,10 @@ class Settings(BaseSettings):
     codex_base_url: str = "https://chatgpt.com/backend-api"
     auth_base_url: str = "https://auth.openai.com"
     """The ChatGPT OAuth server (token refresh, logins)."""
+    claude_api_base_url: str = "https://api.anthropic.com"
+    """Where Claude subscriptions are served (the Messages API, their usage and profile)."""
+    claude_auth_base_url: str = "https://console.anthropic.com"
+    """The Claude OAuth server (token refresh, logins)."""
     usage_poll_interval: float = Field(default=60.0, ge=0)
     """Seconds between two polls of the same Codex account's usage (0 turns polling off)."""
     accounts_watch_interval: float = Field(default=2.0, gt=0)

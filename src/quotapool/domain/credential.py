@@ -23,6 +23,12 @@ class Kind(StrEnum):
     """An OpenAI-compatible API key."""
     ANTHROPIC = "anthropic"
     """An Anthropic API key."""
+    CLAUDE = "claude"
+    """A Claude Pro/Max subscription (an OAuth token): serves Claude Code's own requests."""
+
+
+CLAUDE_KINDS = frozenset({Kind.ANTHROPIC, Kind.CLAUDE})
+"""Credentials whose upstream is Anthropic's: they serve Claude models themselves."""
 
 
 class Policy(StrEnum):
@@ -44,14 +50,20 @@ PLAN_CAPACITY: dict[str, float] = {
     "prolite": 37_800,
     "pro": 50_400,
     "enterprise": 50_400,
+    "claude_pro": 7_560,
+    "claude_max_5x": 37_800,
+    "claude_max_20x": 151_200,
 }
-"""Weekly credits by ChatGPT plan; what capacity_weighted multiplies by."""
+"""Weekly credits by ChatGPT plan; what capacity_weighted multiplies by. Claude plans are
+sized against them by price (Pro as Plus; Max 5× and 20× as five and twenty Pros): they share a
+scale only to weigh accounts against accounts of the same kind."""
 DEFAULT_CAPACITY = PLAN_CAPACITY["plus"]
 
 DEFAULT_APIS: dict[Kind, frozenset[Api]] = {
     Kind.CODEX: frozenset({Api.RESPONSES}),
     Kind.OPENAI: frozenset({Api.CHAT, Api.RESPONSES}),
     Kind.ANTHROPIC: frozenset({Api.MESSAGES}),
+    Kind.CLAUDE: frozenset({Api.MESSAGES}),
 }
 """What each kind of upstream offers unless the credential says (`apis`)."""
 _TRANSLATED = frozenset({Route.RESPONSES, Route.CHAT, Route.MESSAGES})
@@ -85,6 +97,9 @@ class Credential:
     """The ChatGPT account id of a Codex account (not a secret: it names the account)."""
     apis: frozenset[Api] = frozenset()
     """The APIs its upstream offers; empty: its kind's (`DEFAULT_APIS`)."""
+    serve_any_client: bool = False
+    """A Claude subscription: serve any client (SDK scripts, translated OpenAI clients), not
+    only Claude Code. The provider's terms may not allow it; it is the operator's call."""
     egress: str = "direct"
     """How its connections leave: "direct", or its proxy's scheme, host and port (the proxy URL
     itself, which may hold a password, is in its `Secret`)."""
@@ -103,6 +118,8 @@ class Credential:
         apis = self.apis or DEFAULT_APIS[self.kind]
         object.__setattr__(self, "apis", apis)
         routes = set(_TRANSLATED)
+        if self.kind is Kind.CLAUDE and not self.serve_any_client:
+            routes = {Route.MESSAGES}
         if self.kind is Kind.CODEX:
             routes |= {Route.COMPACT, Route.WEBSOCKET}
         elif Api.RESPONSES in apis:
@@ -111,7 +128,7 @@ class Credential:
             routes.add(Route.COUNT_TOKENS)
         object.__setattr__(self, "routes", frozenset(routes))
         any_model = routes
-        if self.kind is Kind.ANTHROPIC and not self.models:
+        if self.kind in CLAUDE_KINDS and not self.models:
             any_model = {Route.MESSAGES, Route.COUNT_TOKENS}
         object.__setattr__(self, "any_model_routes", frozenset(any_model))
 

@@ -8,10 +8,22 @@ from types import MappingProxyType
 
 from quotapool.domain.api import Route
 
-__all__ = ["DEFAULT_PROFILE", "Route", "RouteRequest", "Unfit"]
+__all__ = ["CLAUDE_CODE", "DEFAULT_PROFILE", "Route", "RouteRequest", "Unfit", "agent_of"]
 
 DEFAULT_PROFILE = "default"
 """The routing profile of `[routing]`, and of a request that names none."""
+CLAUDE_CODE = "claude-code"
+
+
+def agent_of(headers: Mapping[str, str]) -> str | None:
+    """The coding agent a request says it comes from (lower-case header names).
+
+    >>> agent_of({"x-app": "cli", "user-agent": "claude-cli/2.1.3 (external, cli)"})
+    'claude-code'
+    """
+    if headers.get("x-app") == "cli" or headers.get("user-agent", "").startswith("claude-cli/"):
+        return CLAUDE_CODE
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,9 @@ class RouteRequest:
     unfit: Mapping[str, Unfit] = field(default_factory=lambda: NOTHING_UNFIT)
     """Credentials that cannot honour the request's parameters (their API has no place for
     them): credential id → which ones. Set before routing, so another credential serves it."""
+    agent: str | None = None
+    """The coding agent that sent it (`CLAUDE_CODE`), when it says: a Claude subscription
+    serves Claude Code only, unless its operator says otherwise."""
 
     @property
     def rotation(self) -> str:

@@ -11,9 +11,16 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from quotapool.clock import Clock
-from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
 from quotapool.domain.outcome import Failed, Served
-from quotapool.domain.request import DEFAULT_PROFILE, NOTHING_UNFIT, Route, RouteRequest, Unfit
+from quotapool.domain.request import (
+    DEFAULT_PROFILE,
+    NOTHING_UNFIT,
+    Route,
+    RouteRequest,
+    Unfit,
+    agent_of,
+)
 from quotapool.domain.state import Status
 from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.net.egress import report
@@ -173,7 +180,7 @@ class Dispatcher:
     def _anthropic_serves(self, request: ClientRequest, profile: Profile) -> bool:
         """An Anthropic key of the profile serves the model (else tokens are counted here)."""
         credentials = profile.view(self.pool.snapshot()).credentials
-        return any(c.kind is Kind.ANTHROPIC and c.serves(request.model) for c in credentials)
+        return any(c.kind in CLAUDE_KINDS and c.serves(request.model) for c in credentials)
 
     async def _ready(
         self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
@@ -228,6 +235,7 @@ class Dispatcher:
             profile.name,
             profile.stand_in(request.model),
             self._unfit(request, profile),
+            agent_of(request.headers),
         )
         failover = Failover(self, routed, record, profile)
         while (choice := await failover.next()) is not None:

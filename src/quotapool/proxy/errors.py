@@ -121,6 +121,9 @@ def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> Error
         hint = LENIENT_HINT[:1].upper() + LENIENT_HINT[1:]
         message = f"{rejection.message[:1].upper()}{rejection.message[1:]}. {hint}."
         return error(dialect, 400, message, param=rejection.param)
+    if rejection.reserved:
+        message = rejection.message[:1].upper() + rejection.message[1:] + "."
+        return error(dialect, 403, message, code="claude_code_only")
     if rejection.no_match:
         message = f"{rejection.message}. GET /v1/models lists the models this pool serves."
         return error(dialect, 404, message, param="model", code="model_not_found")

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 
 from quotapool.clock import Clock
-from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
 from quotapool.proxy.access_log import effective_status
@@ -48,7 +48,7 @@ def served_models(
     """The model ids to list to a client of `dialect`."""
     ids = model_ids(credentials, codex_models)
     stand_ins = dialect is Dialect.ANTHROPIC and any(c.kind is Kind.CODEX for c in credentials)
-    keys = any(c.kind is Kind.ANTHROPIC and not c.models for c in credentials)
+    keys = any(c.kind in CLAUDE_KINDS and not c.models for c in credentials)
     if stand_ins or keys:  # an Anthropic key without a list serves any Claude model
         ids += [name for name in CLAUDE_NAMES if name not in ids]
     return ids

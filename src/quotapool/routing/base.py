@@ -140,6 +140,9 @@ class Rejection:
     param: str | None = None
     """Set when every matching credential cannot honour a parameter of the request (a 400):
     the first such parameter."""
+    reserved: bool = False
+    """Only Claude subscriptions kept for Claude Code could serve it, and another client asked
+    (a 403)."""
 
     def explain(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from quotapool.domain.credential import Kind
+from quotapool.domain.credential import CLAUDE_KINDS, Kind
 from quotapool.domain.pool import FRESH, PoolSnapshot
 from quotapool.domain.request import DEFAULT_PROFILE, RouteRequest
 from quotapool.domain.state import Status
@@ -18,7 +18,7 @@ from quotapool.routing.base import (
     RoutingPolicy,
     Strategy,
 )
-from quotapool.routing.filters import comes_back_at, exclusion, failing, mismatch
+from quotapool.routing.filters import comes_back_at, exclusion, failing, mismatch, reserved
 
 DEFAULT_POLICY = RoutingPolicy()
 ACTIVE = Status.ACTIVE
@@ -61,6 +61,7 @@ def select(
             and (not unfit or credential.id not in unfit)
             and (not state.model_cooldowns or state.model_cooldowns.get(model, 0.0) <= now)
             and (not state.consecutive_failures or not state.in_flight)
+            and credential.kind is not Kind.CLAUDE  # (kept for Claude Code: `exclusion` says)
         ):
             candidates.append(_candidate(Candidate, (credential, state)))
             continue
@@ -111,7 +112,7 @@ def _native_first(
 ) -> list[Candidate]:
     """A Claude model goes to an Anthropic key that can serve it; credentials serving a
     stand-in (`claude_models`) only when none can."""
-    native = [c for c in candidates if c.credential.kind is Kind.ANTHROPIC]
+    native = [c for c in candidates if c.credential.kind in CLAUDE_KINDS]
     if not native or len(native) == len(candidates):
         return candidates
     reason = f"serves a stand-in for {model}; an Anthropic key serves it itself"
@@ -166,6 +167,17 @@ def _reject(
             "`quotapool accounts import`, `login` or `add-key`"
         )
         return Rejection(strategy, message, excluded, retry_at=None, no_match=False)
+    kept = [c for c in snapshot.credentials if reserved(c, request)]
+    # Would a subscription serve it, were it open to every client?
+    if not matching and any(
+        mismatch(replace(c, serve_any_client=True), request) is None for c in kept
+    ):
+        message = (
+            f"only Claude subscriptions {_where(request)} serve model {request.model!r}, and "
+            "a subscription serves Claude Code only: add an Anthropic API key for other "
+            "clients, or set serve_any_client = true on the subscription"
+        )
+        return Rejection(strategy, message, excluded, None, False, reserved=True)
     if not matching:
         return Rejection(
             strategy,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from quotapool.domain.credential import Credential, Kind
-from quotapool.domain.request import RouteRequest
+from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
+from quotapool.domain.request import CLAUDE_CODE, RouteRequest
 from quotapool.domain.state import OUT_OF_SERVICE, CredentialState, Status
 from quotapool.routing.base import Exclusion
 
 
 def mismatch(credential: Credential, request: RouteRequest) -> str | None:
     """Why the credential can never serve this request (kind or model), if it cannot."""
+    if reserved(credential, request):
+        return "a Claude subscription serves Claude Code only (unless serve_any_client = true)"
     route = request.route
     if route not in credential.routes:
         offers = ", ".join(sorted(credential.apis))
@@ -17,11 +19,20 @@ def mismatch(credential: Credential, request: RouteRequest) -> str | None:
     if route not in credential.any_model_routes and not request.model.startswith("claude"):
         return f"an Anthropic key serves Claude models on the {route} API (or the models it lists)"
     model = request.model
-    if request.stand_in is not None and credential.kind is not Kind.ANTHROPIC:
+    if request.stand_in is not None and credential.kind not in CLAUDE_KINDS:
         model = request.stand_in
     if not credential.serves(model):
         return f"model {model} not served"
     return None
+
+
+def reserved(credential: Credential, request: RouteRequest) -> bool:
+    """A Claude subscription kept for Claude Code, asked by another client."""
+    return (
+        credential.kind is Kind.CLAUDE
+        and not credential.serve_any_client
+        and request.agent != CLAUDE_CODE
+    )
 
 
 def available(state: CredentialState, now: float) -> bool:

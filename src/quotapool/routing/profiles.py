@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from quotapool.domain.credential import Credential, Kind
+from quotapool.domain.credential import CLAUDE_KINDS, Credential
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.routing.base import RoutingPolicy, Strategy
@@ -73,7 +73,7 @@ class Profile:
     def sent_model(self, credential: Credential, model: str) -> str:
         """The model `credential` is asked for: its own `model_map` of the requested name, else
         of the Claude stand-in (Anthropic keys serve Claude models as they are)."""
-        if (mapped := credential.sent_model(model)) != model or credential.kind is Kind.ANTHROPIC:
+        if (mapped := credential.sent_model(model)) != model or credential.kind in CLAUDE_KINDS:
             return mapped
         return credential.sent_model(self.stand_in(model) or model)
 

@@ -48,6 +48,24 @@ def rate_limited(retry_after: int = 20) -> Failure:
     return Failure(429, body, {"retry-after": str(retry_after)})
 
 
+def claude_limit(resets_at: float, claim: str = "five_hour") -> Failure:
+    """The 429 a Claude subscription answers when a window of its plan is spent."""
+    body = {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "This request would exceed your account's rate limit. Please try again later.",
+        },
+    }
+    headers = {
+        "anthropic-ratelimit-unified-status": "rejected",
+        "anthropic-ratelimit-unified-reset": str(int(resets_at)),
+        "anthropic-ratelimit-unified-representative-claim": claim,
+        "anthropic-ratelimit-unified-5h-status": "rejected" if claim == "five_hour" else "allowed",
+    }
+    return Failure(429, body, headers)
+
+
 def server_error(status: int = 500) -> Failure:
     return Failure(
         status, {"error": {"type": "server_error", "message": "The server had an error"}}
@@ -97,6 +115,9 @@ class Account:
     """Streams the client (quotapool) walked away from."""
     gated_used: float | None = None
     """Use of the account's additional limit (GATED_LIMIT, for GATED_MODELS); None: none."""
+    claude: bool = False
+    """A Claude subscription: its token is an OAuth token (a bearer with the OAuth beta flag,
+    never `x-api-key`), its quota the unified 5-hour and 7-day windows."""
     standard_spent_until: float | None = None
     """The standard windows are spent until then: every model but the gated ones gets
     `usage_limit_reached` (as the Codex backend answers an account out of its 5 h quota)."""

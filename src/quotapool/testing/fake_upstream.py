@@ -96,6 +96,25 @@ class Peer:
     """Whose token it carried (expired or not), if any."""
 
 
+OAUTH_BETA = "oauth-2025-04-20"
+
+
+def _betas(request: web.Request) -> set[str]:
+    return {b.strip() for b in request.headers.get("anthropic-beta", "").split(",")}
+
+
+def _oauth_refused() -> web.HTTPUnauthorized:
+    """What the Messages API answers a subscription's token sent without the OAuth beta flag."""
+    err = {
+        "type": "error",
+        "error": {
+            "type": "authentication_error",
+            "message": "OAuth authentication is currently not supported.",
+        },
+    }
+    return web.HTTPUnauthorized(text=orjson.dumps(err).decode(), content_type="application/json")
+
+
 class FakeUpstream:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
@@ -128,8 +147,16 @@ class FakeUpstream:
         self.peers.append(Peer(request.remote or "", request.path, name))
         return await handler(request)
 
-    def add(self, token: str, *, name: str | None = None, account_id: str | None = None) -> Account:
-        account = Account(name or token, token, account_id)
+    def add(
+        self,
+        token: str,
+        *,
+        name: str | None = None,
+        account_id: str | None = None,
+        claude: bool = False,
+    ) -> Account:
+        """An account answering to `token` (`claude`: a Claude subscription's OAuth token)."""
+        account = Account(name or token, token, account_id, claude=claude)
         self.accounts[token] = account
         return account
 
@@ -155,12 +182,18 @@ class FakeUpstream:
 
     def _auth(self, request: web.Request) -> Account | None:
         token = request.headers.get("x-api-key")
+        bearer = token is None
         if token is None:
-            bearer = request.headers.get("authorization", "")
-            token = bearer.removeprefix("Bearer ").strip()
+            token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if token.count(".") == 2 and expired(token):
             return None  # an expired access token is refused, as upstream does
-        return self.accounts.get(token)
+        account = self.accounts.get(token)
+        if account is not None and account.claude:
+            if not bearer:
+                return None  # an OAuth token is not an API key
+            if request.path.startswith("/v1/messages") and OAUTH_BETA not in _betas(request):
+                raise _oauth_refused()
+        return account
 
     async def _enter(
         self,
@@ -219,6 +252,17 @@ class FakeUpstream:
                 headers[f"{prefix}-primary-reset-at"] = str(now + 5400)
                 headers[f"{prefix}-limit-name"] = GATED_LIMIT[1]
             return headers
+        if kind == "anthropic" and account.claude:
+            return {
+                "anthropic-ratelimit-unified-status": "allowed",
+                "anthropic-ratelimit-unified-5h-status": "allowed",
+                "anthropic-ratelimit-unified-5h-utilization": f"{account.primary_used / 100:g}",
+                "anthropic-ratelimit-unified-5h-reset": str(int(account.windows_start) + 3600),
+                "anthropic-ratelimit-unified-7d-status": "allowed",
+                "anthropic-ratelimit-unified-7d-utilization": f"{account.secondary_used / 100:g}",
+                "anthropic-ratelimit-unified-7d-reset": str(int(account.windows_start) + 86400 * 3),
+                "anthropic-ratelimit-unified-representative-claim": "five_hour",
+            }
         if kind == "anthropic":
             reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60))
             return {

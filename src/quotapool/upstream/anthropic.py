@@ -1,5 +1,6 @@
-"""Anthropic API keys: `/v1/messages` (and its `count_tokens`) pass through with `x-api-key`;
-chat and Responses clients are translated onto it."""
+"""Anthropic API keys and Claude subscriptions: `/v1/messages` (and its `count_tokens`) pass
+through with `x-api-key` (a subscription: its OAuth token); chat and Responses clients are
+translated onto it."""
 
 from __future__ import annotations
 
@@ -22,11 +23,14 @@ class AnthropicTransport:
         self.default_version = default_version
         self.lenient = lenient
 
+    def authenticate(self, headers: dict[str, str], secret: Secret) -> None:
+        headers["x-api-key"] = secret.token
+
     def prepare(
         self, request: ClientRequest, credential: Credential, secret: Secret
     ) -> UpstreamCall:
-        headers = forwarded(request.headers, Kind.ANTHROPIC)
-        headers["x-api-key"] = secret.token
+        headers = forwarded(request.headers, self.kind)
+        self.authenticate(headers, secret)
         headers.setdefault("anthropic-version", self.default_version)
         headers["content-type"] = "application/json"
         if request.route in (Route.CHAT, Route.RESPONSES):
@@ -41,6 +45,32 @@ class AnthropicTransport:
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
         return parse_anthropic_headers(headers, now)
+
+
+OAUTH_BETA = "oauth-2025-04-20"
+"""The beta flag the Messages API wants with a subscription's OAuth token (without it: 401
+"OAuth authentication is currently not supported")."""
+
+
+class ClaudeTransport(AnthropicTransport):
+    """Claude subscriptions: the same Messages API, authenticated by the account's OAuth token
+    (a bearer token with the OAuth beta flag); Claude Code's requests otherwise unchanged."""
+
+    kind = Kind.CLAUDE
+
+    def authenticate(self, headers: dict[str, str], secret: Secret) -> None:
+        headers["authorization"] = f"Bearer {secret.token}"
+        headers["anthropic-beta"] = with_beta(headers.get("anthropic-beta", ""), OAUTH_BETA)
+
+
+def with_beta(betas: str, flag: str) -> str:
+    """`betas` (comma-separated) with `flag` among them, once.
+
+    >>> with_beta("claude-code-20250219, oauth-2025-04-20", "oauth-2025-04-20")
+    'claude-code-20250219,oauth-2025-04-20'
+    """
+    names = [b.strip() for b in betas.split(",") if b.strip()]
+    return ",".join([*names, flag] if flag not in names else names)
 
 
 FORWARDED_QUERY = frozenset({"beta"})

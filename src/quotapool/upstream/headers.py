@@ -21,11 +21,13 @@ _EXACT: dict[Kind, frozenset[str]] = {
     },
     Kind.OPENAI: _COMMON | {"openai-beta", "idempotency-key"},
     Kind.ANTHROPIC: _COMMON | {"x-app"},
+    Kind.CLAUDE: _COMMON | {"x-app"},
 }
 _PREFIXES: dict[Kind, tuple[str, ...]] = {
     Kind.CODEX: ("x-codex-", "x-openai-"),
     Kind.OPENAI: ("x-stainless-",),
     Kind.ANTHROPIC: ("anthropic-", "x-stainless-"),
+    Kind.CLAUDE: ("anthropic-", "x-stainless-", "x-claude-code-"),
 }
 
 

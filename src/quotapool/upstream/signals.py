@@ -272,6 +272,14 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, now: fl
     >>> classify_error(429, {"retry-after": "7"}, b"", now=100.0).until
     107.0
     """
+    if status == 429 and headers.get("anthropic-ratelimit-unified-status") == "rejected":
+        # A Claude subscription's window is spent: out until that window resets.
+        claim = headers.get("anthropic-ratelimit-unified-representative-claim") or "plan"
+        reset = _float(headers.get("anthropic-ratelimit-unified-reset"))
+        until = max(
+            reset if reset is not None else now + DEFAULT_QUOTA_SECONDS, now + MIN_LIMIT_SECONDS
+        )
+        return Verdict(True, Status.QUOTA_EXCEEDED, until, f"429 {claim} limit reached")
     if status in {429, 402}:
         err = _error_object(body)
         kind = str(err.get("type") or err.get("code") or "rate_limited")
