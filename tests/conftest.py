@@ -101,6 +101,8 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         settings.setdefault("usage_poll_interval", 0)  # tests that want the poller turn it on
         settings.setdefault("codex_models_refresh", 0)  # so do those that want model lists
         settings.setdefault("auth_base_url", upstream)
+        settings.setdefault("claude_api_base_url", upstream)
+        settings.setdefault("claude_auth_base_url", upstream)
         config = Settings(
             home=tmp_path,
             port=0,

@@ -411,6 +411,8 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         session=egresses.for_credential,
         tasks=tasks,
         default_egress=settings.network.egress,
+        claude_base_url=settings.claude_api_base_url.rstrip("/"),
+        claude_auth_base_url=settings.claude_auth_base_url.rstrip("/"),
     )
     credentials, statuses = accounts.load()
     history, request_log = open_writers(engine, settings, worker)

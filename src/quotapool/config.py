@@ -291,6 +291,8 @@ class Settings(BaseSettings):
     """Where Claude subscriptions are served (the Messages API, their usage and profile)."""
     claude_auth_base_url: str = "https://console.anthropic.com"
     """The Claude OAuth server (token refresh, logins)."""
+    claude_authorize_url: str = "https://claude.ai/oauth/authorize"
+    """The page a Claude sign-in (`accounts login --kind claude`) starts at."""
     usage_poll_interval: float = Field(default=60.0, ge=0)
     """Seconds between two polls of the same Codex account's usage (0 turns polling off)."""
     accounts_watch_interval: float = Field(default=2.0, gt=0)

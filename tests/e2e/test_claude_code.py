@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
+from quotapool.testing.fake_model import claude_limit
 from quotapool.testing.fake_upstream import usage_limit
 from tests.conftest import Harness, HarnessFactory
+from tests.proxy.test_claude_subscriptions import pool as subscriptions_pool
 from tests.proxy.test_client_keys_e2e import create
 
 CLAUDE = Path(__file__).parent / "node_modules" / ".bin" / "claude"
@@ -126,3 +129,42 @@ def test_a_tool_turn_on_a_chat_only_server(harness: HarnessFactory, tmp_path: Pa
     result = calls[-1].body["messages"]
     tool = next(m for m in result if m["role"] == "tool")
     assert "quotapool-chat-ok" in tool["content"]
+
+
+def test_a_pool_of_claude_subscriptions_serves_claude_code_and_hides_a_spent_window(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """Two fake Claude subscriptions: a tool turn on the first, then its 5-hour window rejected
+    and the next turn on the other, Claude Code none the wiser."""
+    h = subscriptions_pool(harness)
+    ann = h.fake.account("sk-ant-oat01-ann")
+    ann.tool_call = ("Bash", '{"command": "echo quotapool-tool-ok"}')
+    answer = claude(h, tmp_path / "home", "run the echo", "--allowedTools", "Bash")
+    assert answer["result"] == "Hi from ann-max!" and answer["num_turns"] == 2
+    turns = [s for s in h.fake.seen if s.path == "/v1/messages"]
+    assert {s.account for s in turns} == {"ann-max"}
+    assert all(s.headers["authorization"] == "Bearer sk-ant-oat01-ann" for s in turns)
+    assert all("oauth-2025-04-20" in s.headers["anthropic-beta"] for s in turns)
+    result = next(
+        b
+        for m in turns[-1].body["messages"]
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    )
+    assert "quotapool-tool-ok" in json.dumps(result)
+
+    ann.fail_next(claude_limit(time.time() + 3 * 3600))
+    again = claude(h, tmp_path / "home", "say hi")
+    assert again["result"] == "Hi from bob-pro!" and again["is_error"] is False
+    assert h.state("ann-max").status.value == "quota_exceeded"
+
+
+def test_the_anthropic_sdk_is_refused_by_a_pool_of_subscriptions(
+    harness: HarnessFactory,
+) -> None:
+    h = subscriptions_pool(harness)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        h.anthropic().messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert "serves Claude Code only" in str(refused.value)

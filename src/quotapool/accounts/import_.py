@@ -1,16 +1,18 @@
-"""Reading Codex `auth.json` files into logins: every file checked before anything is saved."""
+"""Reading credentials files into logins — the Codex CLI's `auth.json`, Claude Code's
+`.credentials.json` — every file checked before anything is saved."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
 
+from quotapool.accounts.claude_oauth import Profile, plan_of
 from quotapool.accounts.jwt import TokenError, identity
-from quotapool.domain.credential import control_characters
-from quotapool.store.accounts import CodexLogin, Tokens
+from quotapool.domain.credential import Kind, control_characters
+from quotapool.store.accounts import Login, Tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +35,7 @@ def auth_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def read_auth_file(path: Path) -> CodexLogin:
+def read_auth_file(path: Path) -> Login:
     """One auth.json as a login; raises ImportProblem-worthy ValueError with the reason."""
     try:
         data = orjson.loads(path.read_bytes())
@@ -41,8 +43,13 @@ def read_auth_file(path: Path) -> CodexLogin:
         raise ValueError("file not found") from None
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
+    if isinstance(data, dict) and isinstance(claude := data.get("claudeAiOauth"), dict):
+        return _claude_login(claude, path)
     if not isinstance(data, dict) or not isinstance(tokens := data.get("tokens"), dict):
-        raise ValueError('no "tokens" object: is this a Codex auth.json from a ChatGPT login?')
+        raise ValueError(
+            'no "tokens" object (a Codex auth.json) or "claudeAiOauth" object (Claude Code\'s '
+            ".credentials.json)"
+        )
     missing = [k for k in ("id_token", "access_token", "refresh_token") if not tokens.get(k)]
     if missing:
         raise ValueError(f"tokens.{', tokens.'.join(missing)} missing")
@@ -62,7 +69,7 @@ def read_auth_file(path: Path) -> CodexLogin:
     ):
         if isinstance(value, str) and control_characters(value):
             raise ValueError(f"{field_name} contains a control character (a line break or NUL)")
-    return CodexLogin(
+    return Login(
         identity=who.key,
         account_id=account_id,
         email=who.email,
@@ -73,9 +80,43 @@ def read_auth_file(path: Path) -> CodexLogin:
     )
 
 
-def read_all(paths: Iterable[Path]) -> tuple[list[CodexLogin], list[ImportProblem]]:
+def _claude_login(oauth: dict[str, object], path: Path) -> Login:
+    """Claude Code's `claudeAiOauth`; who it is comes from the profile endpoint
+    (`complete_claude`), before it is saved."""
+    access, refresh, expires = (oauth.get(k) for k in ("accessToken", "refreshToken", "expiresAt"))
+    if not isinstance(access, str) or not access:
+        raise ValueError("claudeAiOauth.accessToken missing")
+    if refresh is not None and not isinstance(refresh, str):
+        raise ValueError("claudeAiOauth.refreshToken must be a string")
+    for field_name, value in (("accessToken", access), ("refreshToken", refresh)):
+        if isinstance(value, str) and control_characters(value):
+            raise ValueError(f"claudeAiOauth.{field_name} contains a control character")
+    return Login(
+        identity="",
+        account_id="",
+        email=None,
+        plan=plan_of(oauth.get("rateLimitTier"), oauth.get("subscriptionType")),
+        tokens=Tokens(access, refresh or None),
+        expires_at=expires / 1000.0 if isinstance(expires, int | float) else None,
+        source=str(path),
+        kind=Kind.CLAUDE,
+    )
+
+
+def with_profile(login: Login, profile: Profile) -> Login:
+    """A Claude login named by its profile (its plan too, when the file did not say)."""
+    return replace(
+        login,
+        identity=f"claude:{profile.uuid}",
+        account_id=profile.uuid,
+        email=profile.email,
+        plan=profile.plan or login.plan,
+    )
+
+
+def read_all(paths: Iterable[Path]) -> tuple[list[Login], list[ImportProblem]]:
     """Every login found, and every problem; duplicates (same identity) keep the last file."""
-    logins: dict[str, CodexLogin] = {}
+    logins: dict[str, Login] = {}
     problems: list[ImportProblem] = []
     files = auth_files(paths)
     if not files:
@@ -88,7 +129,7 @@ def read_all(paths: Iterable[Path]) -> tuple[list[CodexLogin], list[ImportProble
         except ValueError as exc:
             problems.append(ImportProblem(path, str(exc)))
             continue
-        logins[login.identity] = login
+        logins[login.identity or login.source] = login  # (a Claude login is named later)
     return list(logins.values()), problems
 
 

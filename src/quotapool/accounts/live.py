@@ -22,7 +22,7 @@ from quotapool.domain.egress import DIRECT, Egress
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.state import OUT_OF_SERVICE, Status
 from quotapool.secrets import Secret, SecretBox
-from quotapool.store.accounts import AccountStore
+from quotapool.store.accounts import AccountRow, AccountStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.tasks import Outage, TaskSet
 
@@ -43,6 +43,8 @@ class LiveAccounts:
         session: Callable[[str], aiohttp.ClientSession],
         tasks: TaskSet,
         default_egress: Egress = DIRECT,
+        claude_base_url: str = "https://api.anthropic.com",
+        claude_auth_base_url: str = "https://console.anthropic.com",
     ) -> None:
         self.store = store
         self.box = box
@@ -52,6 +54,8 @@ class LiveAccounts:
         self.clock = clock
         self.tasks = tasks
         self.default_egress = default_egress
+        self.claude_base_url = claude_base_url
+        self.claude_auth_base_url = claude_auth_base_url
         """The egress of accounts without their own (`[network] proxy_url`)."""
         self.pool: MemoryPoolStore | None = None
         self.refresher: TokenRefresher | None = None
@@ -63,7 +67,7 @@ class LiveAccounts:
     def load(self) -> tuple[list[Credential], dict[str, tuple[Status, str]]]:
         """Credentials (configured first, then the database's) and the database's statuses."""
         self._version = self.store.version()
-        accounts = load(self.store.all(), self.box, self.codex_base_url, self.default_egress)
+        accounts = self._load(self.store.all())
         names = {c.name for c in self.configured}
         for account in accounts:
             if account.credential.name in names:
@@ -76,6 +80,9 @@ class LiveAccounts:
         statuses = {a.credential.id: (a.status, a.status_reason) for a in accounts}
         return [*self.configured, *(a.credential for a in accounts)], statuses
 
+    def _load(self, rows: Sequence[AccountRow]) -> list[LoadedAccount]:
+        return load(rows, self.box, self.codex_base_url, self.default_egress, self.claude_base_url)
+
     def attach(self, pool: MemoryPoolStore) -> TokenRefresher:
         self.pool = pool
         self.refresher = TokenRefresher(
@@ -85,6 +92,7 @@ class LiveAccounts:
             clock=self.clock,
             auth_base_url=self._auth_base_url,
             session=self._session,
+            claude_auth_base_url=self.claude_auth_base_url,
         )
         self._track(self._accounts)
         return self.refresher
@@ -124,7 +132,7 @@ class LiveAccounts:
         assert self.pool is not None
         self._version = await asyncio.to_thread(self.store.version)
         rows = await asyncio.to_thread(self.store.all)
-        accounts = load(rows, self.box, self.codex_base_url, self.default_egress)
+        accounts = self._load(rows)
         self._install_secrets(accounts)
         self.pool.reconfigure([*self.configured, *(a.credential for a in accounts)])
         self._track(accounts)

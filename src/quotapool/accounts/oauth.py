@@ -34,6 +34,8 @@ class OAuthError(Exception):
         self.code = code
         self.permanent = permanent
         """True when only a new login helps (invalid_grant and friends)."""
+        self.retry_after: str | None = None
+        """A 429's `Retry-After`, as sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,16 @@ from typing import Protocol
 
 import aiohttp
 
-from quotapool.accounts import oauth
+from quotapool.accounts import claude_oauth, oauth
 from quotapool.accounts.jwt import TokenError, claims
 from quotapool.clock import Clock
+from quotapool.domain.credential import Kind
 from quotapool.domain.outcome import Refreshed, StatusSet
 from quotapool.domain.state import Status
 from quotapool.secrets import Secret
 from quotapool.store.accounts import AccountStore, Tokens
 from quotapool.store.base import PoolStore
+from quotapool.upstream.signals import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class TokenState:
     account_id: str | None
     retry_at: float = 0.0
     failures: int = 0
+    kind: Kind = Kind.CODEX
+    """Whose OAuth server renews it (a ChatGPT account's, or a Claude subscription's)."""
 
 
 def expiry(access_token: str) -> float | None:
@@ -79,12 +83,14 @@ class TokenRefresher:
         clock: Clock,
         auth_base_url: str,
         session: Callable[[str], aiohttp.ClientSession],
+        claude_auth_base_url: str = "",
     ) -> None:
         self.store = store
         self.pool = pool
         self.secrets = secrets
         self.clock = clock
         self.auth_base_url = auth_base_url
+        self.claude_auth_base_url = claude_auth_base_url
         self.session = session
         self.accounts: dict[str, TokenState] = {}
         self._flights: dict[str, asyncio.Future[bool]] = {}
@@ -139,29 +145,51 @@ class TokenRefresher:
         rows = await asyncio.to_thread(self.store.all)
         row = next((r for r in rows if r.id == state.account_row_id), None)
         tokens = row.tokens(self.store.box) if row is not None else None
-        if tokens is None or tokens.access_token in (None, state.tokens.access_token):
+        if (
+            row is None
+            or tokens is None
+            or tokens.access_token in (None, state.tokens.access_token)
+        ):
             return False
-        self._install(credential_id, state, tokens)
+        self._install(
+            credential_id, state, tokens, expiry(tokens.access_token or "") or row.expires_at
+        )
         return True
 
-    def _install(self, credential_id: str, state: TokenState, tokens: Tokens) -> None:
-        state.tokens, state.expires_at, state.failures, state.retry_at = (
-            tokens,
-            expiry(tokens.access_token or ""),
-            0,
-            0.0,
-        )
+    def _install(
+        self, credential_id: str, state: TokenState, tokens: Tokens, expires_at: float | None
+    ) -> None:
+        state.tokens, state.expires_at, state.failures, state.retry_at = tokens, expires_at, 0, 0.0
         if (held := self.secrets.get(credential_id)) is not None:  # (None: removed meanwhile)
             self.secrets[credential_id] = replace(held, token=tokens.access_token or "")
         self.pool.apply(Refreshed(credential_id, self.clock.now()))
+
+    async def _fresh(
+        self, credential_id: str, state: TokenState, now: float
+    ) -> tuple[Tokens, float | None]:
+        """New tokens from the account's OAuth server (a refresh token it did not renew is
+        kept), and when the access token expires."""
+        session, old = self.session(credential_id), state.tokens
+        if state.kind is Kind.CLAUDE:
+            claude = await claude_oauth.refresh(
+                session, self.claude_auth_base_url, old.refresh_token or ""
+            )
+            lifetime = claude.expires_in
+            renewed = Tokens(claude.access_token, claude.refresh_token or old.refresh_token)
+            return renewed, now + lifetime if lifetime is not None else None
+        fresh = await oauth.refresh(session, self.auth_base_url, old.refresh_token or "")
+        renewed = Tokens(
+            fresh.access_token,
+            fresh.refresh_token or old.refresh_token,
+            fresh.id_token or old.id_token,
+        )
+        return renewed, expiry(fresh.access_token)
 
     async def _renew(self, credential_id: str, state: TokenState) -> bool:
         self.refreshes += 1
         now = self.clock.now()
         try:
-            fresh = await oauth.refresh(
-                self.session(credential_id), self.auth_base_url, state.tokens.refresh_token or ""
-            )
+            tokens, expires_at = await self._fresh(credential_id, state, now)
         except oauth.OAuthError as exc:
             if exc.permanent:
                 reason = f"refresh refused: {exc.code}; run `quotapool accounts login` again"
@@ -176,9 +204,9 @@ class TokenRefresher:
                 log.warning("account %s needs a new login: %s", credential_id, exc.code)
                 return False
             state.failures += 1
-            state.retry_at = now + min(
-                RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (state.failures - 1)
-            )
+            backoff = now + min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (state.failures - 1))
+            asked = parse_retry_after(exc.retry_after, now) if exc.retry_after else None
+            state.retry_at = max(backoff, asked or 0.0)  # a 429's Retry-After is honoured
             log.warning(
                 "token refresh for %s failed (%s); retrying after %.0f s",
                 credential_id,
@@ -186,12 +214,7 @@ class TokenRefresher:
                 state.retry_at - now,
             )
             return False
-        tokens = Tokens(
-            fresh.access_token,
-            fresh.refresh_token or state.tokens.refresh_token,
-            fresh.id_token or state.tokens.id_token,
-        )
-        self._install(credential_id, state, tokens)  # in use before it is saved: nothing lost
+        self._install(credential_id, state, tokens, expires_at)  # in use before it is saved
         await asyncio.to_thread(
             self.store.save_tokens, state.account_row_id, tokens, state.expires_at, now
         )

@@ -24,10 +24,15 @@ class LoadedAccount:
 
 
 def load(
-    rows: Sequence[AccountRow], box: SecretBox, codex_base_url: str, default: Egress = DIRECT
+    rows: Sequence[AccountRow],
+    box: SecretBox,
+    codex_base_url: str,
+    default: Egress = DIRECT,
+    claude_base_url: str = "https://api.anthropic.com",
 ) -> list[LoadedAccount]:
     """Decrypt and map each row (raises KeyFileError if the key does not fit). `default`: the
     egress of accounts without their own."""
+    bases = {Kind.CODEX: codex_base_url, Kind.CLAUDE: claude_base_url}
     loaded = []
     for row in rows:
         tokens = row.tokens(box)
@@ -37,7 +42,7 @@ def load(
             id=row.id,
             name=row.name,
             kind=row.kind,
-            base_url=(row.base_url or codex_base_url).rstrip("/"),
+            base_url=(row.base_url or bases.get(row.kind, "")).rstrip("/"),
             models=frozenset(row.models),
             weight=row.weight,
             priority=row.priority,
@@ -49,6 +54,9 @@ def load(
         if row.kind is Kind.CODEX:
             secret = Secret(tokens.access_token or "", row.account_id, egress)
             state = TokenState(row.id, tokens, row.expires_at, row.account_id)
+        elif row.kind is Kind.CLAUDE and tokens.access_token:  # (a setup-token: an api_key)
+            secret = Secret(tokens.access_token, egress=egress)
+            state = TokenState(row.id, tokens, row.expires_at, None, kind=Kind.CLAUDE)
         else:
             secret, state = Secret(tokens.api_key or "", egress=egress), None
         loaded.append(

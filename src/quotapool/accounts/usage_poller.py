@@ -1,23 +1,33 @@
-"""Polls `GET {codex_base_url}/wham/usage` for every Codex account, spread over the interval."""
+"""Polls each subscription's usage, spread over the interval: `GET {codex_base_url}/wham/usage`
+for a ChatGPT account, `GET {claude_api_base_url}/api/oauth/usage` for a Claude subscription."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiohttp
 
+from quotapool.accounts.claude_oauth import oauth_headers
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Observed
+from quotapool.domain.quota import QuotaReading
 from quotapool.domain.state import OUT_OF_SERVICE
 from quotapool.secrets import Secret
 from quotapool.store.base import PoolStore
 from quotapool.upstream.codex import codex_auth
-from quotapool.upstream.signals import parse_wham_usage
+from quotapool.upstream.signals import parse_claude_usage, parse_wham_usage
 
 log = logging.getLogger(__name__)
+Parse = Callable[[Any, float], QuotaReading | None]
+USAGE: dict[Kind, tuple[str, Callable[[Secret], dict[str, str]], Parse]] = {
+    Kind.CODEX: ("/wham/usage", codex_auth, parse_wham_usage),
+    Kind.CLAUDE: ("/api/oauth/usage", lambda s: oauth_headers(s.token), parse_claude_usage),
+}
+"""Per kind: the usage path under its base URL, its headers, and how to read the answer."""
 BACKOFF_MAX_SECONDS = 3600.0
 
 
@@ -53,7 +63,7 @@ class UsagePoller:
         return [
             c
             for c in snapshot.credentials
-            if c.kind is Kind.CODEX
+            if c.kind in USAGE
             and snapshot.state(c.id).status not in OUT_OF_SERVICE
             and self._skip_until.get(c.id, 0.0) <= now
         ]
@@ -74,10 +84,10 @@ class UsagePoller:
         secret = self.secrets.get(credential.id)
         if secret is None:
             return
-        headers = codex_auth(secret)
+        path, headers, parse = USAGE[credential.kind]
         try:
             async with self.session(credential.id).get(
-                f"{credential.base_url}/wham/usage", headers=headers
+                f"{credential.base_url}{path}", headers=headers(secret)
             ) as response:
                 status = response.status
                 payload = await response.json(content_type=None) if status == 200 else None
@@ -94,5 +104,5 @@ class UsagePoller:
                 self.on_unauthorized(credential.id)
             return
         self._failures.pop(credential.id, None)
-        if (quota := parse_wham_usage(payload, now)) is not None:
+        if (quota := parse(payload, now)) is not None:
             self.pool.apply(Observed(credential.id, now, quota, "poll"))

@@ -16,9 +16,11 @@ from quotapool.cli.common import ConfigOption, console, err, fail
 from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
+    import aiohttp
+
     from quotapool.accounts import oauth
     from quotapool.config import Settings
-    from quotapool.store.accounts import AccountStore, CodexLogin
+    from quotapool.store.accounts import AccountStore, Login
 
 app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="Manage the pool's accounts and API keys."
@@ -75,7 +77,7 @@ def _proxy(proxy: str | None, proxy_env: str | None) -> str | None:
     return proxy.strip()
 
 
-def _saved(results: list[tuple[str, bool]], logins: list[CodexLogin]) -> None:
+def _saved(results: list[tuple[str, bool]], logins: list[Login]) -> None:
 
     from rich.table import Table
 
@@ -100,7 +102,8 @@ def import_(
     proxy_env: ProxyEnvOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Import Codex auth.json files. Every file is checked first: one bad file imports nothing."""
+    """Import the Codex CLI's auth.json files and Claude Code's .credentials.json. Every file is
+    checked first: one bad file imports nothing."""
     from rich.progress import Progress
 
     from quotapool.accounts.import_ import read_all
@@ -116,13 +119,56 @@ def import_(
         raise fail(
             f"{len(problems)} problem(s); nothing was imported. Fix or leave out those files."
         )
-    _, store = _open(config)
+    settings, store = _open(config)
+    logins = _named(logins, settings, egress)
     _saved(store.save_logins(logins, time.time(), egress), logins)
 
 
-def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
+def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[Login]:
+    """Claude logins named by their profile (asked through their egress)."""
+    import asyncio
+
+    if not any(login.kind is Kind.CLAUDE for login in logins):
+        return logins
+    from quotapool.accounts import claude_oauth
+    from quotapool.accounts.import_ import with_profile
+    from quotapool.accounts.oauth import OAuthError
+
+    api_base = settings.claude_api_base_url.rstrip("/")
+
+    async def name(login: Login, session: aiohttp.ClientSession) -> Login:
+        if login.kind is not Kind.CLAUDE:
+            return login
+        try:
+            found = await claude_oauth.profile(session, api_base, login.tokens.access_token or "")
+        except OAuthError as exc:
+            why = str(exc)
+            if login.expires_at is not None and login.expires_at < time.time():
+                why = "its access token has expired: run `claude` once (it renews it)"
+            raise fail(f"{login.source}: {why}; nothing was imported") from None
+        return with_profile(login, found)
+
+    async def name_all() -> list[Login]:
+        async with _session(egress if egress is not None else _default_proxy(settings)) as session:
+            return [await name(login, session) for login in logins]
+
+    return asyncio.run(name_all())
+
+
+def _session(proxy: str | None) -> aiohttp.ClientSession:
+    """A session to an auth or profile server, through `proxy` (a URL or "direct")."""
+    import aiohttp
+
+    from quotapool.domain.egress import DIRECT, parse_egress
+    from quotapool.net.egress import connector
+
+    way = parse_egress(proxy) if proxy is not None else DIRECT
+    return aiohttp.ClientSession(connector=connector(way), timeout=aiohttp.ClientTimeout(total=60))
+
+
+def _login_from(tokens: oauth.TokenSet) -> Login:
     from quotapool.accounts.jwt import TokenError, identity
-    from quotapool.store.accounts import CodexLogin, Tokens
+    from quotapool.store.accounts import Login, Tokens
 
     if not tokens.id_token or not tokens.refresh_token:
         raise fail("the auth server returned no id token or refresh token; try again")
@@ -130,7 +176,7 @@ def _login_from(tokens: oauth.TokenSet) -> CodexLogin:
         who = identity(tokens.id_token, tokens.access_token)
     except TokenError as exc:
         raise fail(f"unreadable id token: {exc}") from None
-    return CodexLogin(
+    return Login(
         who.key,
         who.account_id,
         who.email,
@@ -148,16 +194,9 @@ async def _login_flow(
     import asyncio
     import webbrowser
 
-    import aiohttp
-
     from quotapool.accounts import oauth
-    from quotapool.domain.egress import DIRECT, parse_egress
-    from quotapool.net.egress import connector
 
-    way = parse_egress(egress) if egress is not None else DIRECT
-    async with aiohttp.ClientSession(
-        connector=connector(way), timeout=aiohttp.ClientTimeout(total=60)
-    ) as session:
+    async with _session(egress) as session:
         if device:
             code = await oauth.device_start(session, auth_base)
             console.print(
@@ -189,11 +228,16 @@ def login(
         bool, typer.Option("--manual", help="Paste the redirect URL (headless)")
     ] = False,
     browser: Annotated[bool, typer.Option(help="Open a browser for the sign-in page")] = True,
+    kind: Annotated[
+        Kind, typer.Option(help="codex (a ChatGPT account) or claude (a Claude subscription)")
+    ] = Kind.CODEX,
     proxy: ProxyOption = None,
     proxy_env: ProxyEnvOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Log a ChatGPT account in (OAuth PKCE, callback on localhost:1455) and add it to the pool."""
+    """Log a ChatGPT account in (OAuth PKCE, callback on localhost:1455), or a Claude
+    subscription (`--kind claude`: sign in in a browser, paste the code it shows), and add it
+    to the pool."""
     import asyncio
 
     import aiohttp
@@ -203,6 +247,15 @@ def login(
     settings, store = _open(config)
     egress = _proxy(proxy, proxy_env)
     way = egress if egress is not None else _default_proxy(settings)
+    if kind is Kind.CLAUDE:
+        try:
+            login = asyncio.run(_claude_login(settings, way, browser=browser))
+        except oauth.OAuthError as exc:
+            raise fail(str(exc)) from None
+        _saved(store.save_logins([login], time.time(), egress), [login])
+        return
+    if kind is not Kind.CODEX:
+        raise fail(f"{kind.value} credentials are keys: `quotapool accounts add-key`")
     try:
         tokens = asyncio.run(
             _login_flow(
@@ -221,6 +274,38 @@ def login(
     _saved(store.save_logins([login], time.time(), egress), [login])
 
 
+async def _claude_login(settings: Settings, egress: str | None, *, browser: bool) -> Login:
+    """Claude Code's own sign-in: the page shows a code (`CODE#STATE`) to paste here."""
+    import asyncio
+    import webbrowser
+
+    from quotapool.accounts import claude_oauth, oauth
+    from quotapool.store.accounts import Login, Tokens
+
+    pkce = oauth.new_pkce()
+    url = claude_oauth.authorize_url(settings.claude_authorize_url, pkce)
+    console.print(f"Sign in at:\n{url}", soft_wrap=True, markup=False)
+    if browser:
+        webbrowser.open(url)
+    pasted = await asyncio.to_thread(typer.prompt, "Paste the code the page shows")
+    async with _session(egress) as session:
+        auth_base = settings.claude_auth_base_url.rstrip("/")
+        tokens = await claude_oauth.exchange_code(session, auth_base, pasted, pkce)
+        api_base = settings.claude_api_base_url.rstrip("/")
+        found = await claude_oauth.profile(session, api_base, tokens.access_token)
+    expires = time.time() + tokens.expires_in if tokens.expires_in is not None else None
+    return Login(
+        f"claude:{found.uuid}",
+        found.uuid,
+        found.email,
+        found.plan,
+        Tokens(tokens.access_token, tokens.refresh_token),
+        expires,
+        "login",
+        Kind.CLAUDE,
+    )
+
+
 def _default_proxy(settings: Settings) -> str | None:
     default = settings.network.proxy_url
     return default.get_secret_value() if default is not None else None
@@ -228,13 +313,22 @@ def _default_proxy(settings: Settings) -> str | None:
 
 @app.command("add-key")
 def add_key(
-    kind: Annotated[Kind, typer.Option(help="openai or anthropic")],
+    kind: Annotated[
+        Kind, typer.Option(help="openai, anthropic, or claude (a `claude setup-token` token)")
+    ],
     name: Annotated[str, typer.Option(help="Name shown in logs and decisions")],
     base_url: Annotated[
-        str, typer.Option(help="e.g. https://api.openai.com/v1 or https://api.anthropic.com")
-    ],
+        str | None,
+        typer.Option(
+            help="e.g. https://api.openai.com/v1 or https://api.anthropic.com "
+            "(claude: claude_api_base_url)"
+        ),
+    ] = None,
     api_key_env: Annotated[
-        str | None, typer.Option(help="Read the key from this environment variable")
+        str | None,
+        typer.Option(
+            "--api-key-env", "--token-env", help="Read the key from this environment variable"
+        ),
     ] = None,
     api_key_stdin: Annotated[bool, typer.Option(help="Read the key from standard input")] = False,
     models: Annotated[str, typer.Option(help="Comma-separated models it serves (empty: any)")] = "",
@@ -250,17 +344,19 @@ def add_key(
     egress = _proxy(proxy, proxy_env)
     if kind is Kind.CODEX:
         raise fail("Codex accounts come from `accounts import` or `accounts login`")
+    if base_url is None and kind is not Kind.CLAUDE:
+        raise fail(f"a {kind.value} key needs --base-url")
     if api_key_stdin == (api_key_env is not None):
         raise fail("give exactly one of --api-key-env VAR or --api-key-stdin")
     key = sys.stdin.readline().strip() if api_key_stdin else os.environ.get(api_key_env or "", "")
     if not key:
         raise fail("the key is empty" + (f" (is {api_key_env} set?)" if api_key_env else ""))
-    _, store = _open(config)
+    settings, store = _open(config)
     try:
         store.add_key(
             kind=kind,
             name=name,
-            base_url=base_url,
+            base_url=base_url or settings.claude_api_base_url,
             api_key=key,
             models=[m.strip() for m in models.split(",") if m.strip()],
             weight=weight,

@@ -99,8 +99,9 @@ def _row(mapping: Any) -> AccountRow:
 
 
 @dataclass(frozen=True, slots=True)
-class CodexLogin:
-    """A ChatGPT login ready to store (from an auth.json or an OAuth flow)."""
+class Login:
+    """A ChatGPT login or a Claude subscription's, ready to store (from a credentials file or
+    an OAuth flow)."""
 
     identity: str
     account_id: str
@@ -110,6 +111,7 @@ class CodexLogin:
     expires_at: float | None
     source: str
     """Where it came from (a file path, "login"), for messages."""
+    kind: Kind = Kind.CODEX
 
 
 class AccountStore:
@@ -146,7 +148,7 @@ class AccountStore:
         return int(count), float(latest or 0.0)
 
     def save_logins(
-        self, logins: Sequence[CodexLogin], now: float, proxy: str | None = None
+        self, logins: Sequence[Login], now: float, proxy: str | None = None
     ) -> list[tuple[str, bool]]:
         """Insert or update (same identity = same account) in one transaction: all or nothing.
         `proxy`: their egress (a proxy URL or "direct"); None leaves an account's as it is.
@@ -183,7 +185,7 @@ class AccountStore:
                     insert(accounts).values(
                         id=uuid.uuid4().hex,
                         name=name,
-                        kind=Kind.CODEX.value,
+                        kind=login.kind.value,
                         identity=login.identity,
                         models="[]",
                         weight=1.0,

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from quotapool.testing import events
 from quotapool.testing.fake_auth import FakeAuth
+from quotapool.testing.fake_claude import ClaudeSide
 from quotapool.testing.fake_model import (
     GATED_LIMIT,
     GATED_MODELS,
@@ -119,6 +120,8 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
         self.auth = FakeAuth(self.accounts)
+        self.claude = ClaudeSide(self.accounts)
+        """Claude subscriptions' OAuth, profile and usage."""
         self.seen: list[Seen] = []
         self.peers: list[Peer] = []
         """Every request's source address (a proxy's outgoing one when it came through one)."""
@@ -136,6 +139,7 @@ class FakeUpstream:
         r.add_post("/v1/messages", self._messages)
         r.add_post("/v1/messages/count_tokens", self._count_tokens)
         self.auth.routes(r)
+        self.claude.routes(r)
         r.add_get("/_fake/requests", self._requests)
         r.add_post("/_fake/accounts/{token}", self._script)
 
@@ -189,7 +193,7 @@ class FakeUpstream:
             return None  # an expired access token is refused, as upstream does
         account = self.accounts.get(token)
         if account is not None and account.claude:
-            if not bearer:
+            if not bearer or self.claude.expired(token):
                 return None  # an OAuth token is not an API key
             if request.path.startswith("/v1/messages") and OAUTH_BETA not in _betas(request):
                 raise _oauth_refused()

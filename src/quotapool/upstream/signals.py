@@ -315,6 +315,32 @@ def _json_window(window: Any, now: float) -> QuotaWindow | None:
     return QuotaWindow(used, resets_at, int(minutes) if minutes is not None else None)
 
 
+def parse_claude_usage(payload: Any, now: float) -> QuotaReading | None:
+    """`GET /api/oauth/usage` of a Claude subscription: its 5-hour and 7-day windows.
+
+    >>> reading = parse_claude_usage(
+    ...     {"five_hour": {"utilization": 61.0, "resets_at": "2026-01-28T07:59:59+00:00"},
+    ...      "seven_day": {"utilization": 22.0, "resets_at": None}}, now=0.0)
+    >>> reading.primary.used_percent, reading.primary.window_minutes, reading.secondary.resets_at
+    (61.0, 300, None)
+    """
+    if not isinstance(payload, dict):
+        return None
+    windows: list[QuotaWindow | None] = []
+    for name, minutes in (("five_hour", 300), ("seven_day", 10080)):
+        window = payload.get(name)
+        used = _number(window.get("utilization")) if isinstance(window, dict) else None
+        if not isinstance(window, dict) or used is None:
+            windows.append(None)
+            continue
+        reset = window.get("resets_at")
+        resets_at = _rfc3339(reset) if isinstance(reset, str) else None
+        windows.append(QuotaWindow(used, resets_at, minutes))
+    if windows[0] is None and windows[1] is None:
+        return None
+    return QuotaReading(windows[0], windows[1])
+
+
 def parse_wham_usage(payload: Any, now: float) -> QuotaReading | None:
     """`GET /backend-api/wham/usage`: the account's 5-hour and weekly windows, and credits."""
     if not isinstance(payload, dict) or not isinstance(limits := payload.get("rate_limit"), dict):
