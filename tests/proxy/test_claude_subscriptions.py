@@ -117,3 +117,18 @@ def test_the_fake_refuses_an_oauth_token_without_the_beta_flag_as_the_api_does(
     assert bare.status_code == 401
     assert bare.json()["error"]["message"] == "OAuth authentication is currently not supported."
     assert as_key.status_code == 401
+
+
+def test_a_claude_code_session_stays_on_its_account(harness: HarnessFactory) -> None:
+    credentials = [
+        {"kind": "claude", "name": name, "api_key": token, "plan": plan}
+        for token, name, plan in SUBSCRIPTIONS
+    ]
+    h = harness(credentials=credentials, before_start=subscriptions)  # round robin
+    client = claude_code(h)
+    for session in ("s-1", "s-2"):
+        for _ in range(3):
+            client.messages.create(**ASK, extra_headers={"x-claude-code-session-id": session})
+    served = [s.account for s in h.fake.seen]
+    assert len(set(served[:3])) == 1 and len(set(served[3:])) == 1
+    assert served[0] != served[3]  # round robin put the second session on the other account

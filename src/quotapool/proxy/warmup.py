@@ -40,11 +40,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROMPT = "Reply with one word."
-_ROUTE = {Kind.CODEX: Route.RESPONSES, Kind.OPENAI: Route.CHAT, Kind.ANTHROPIC: Route.MESSAGES}
+_ROUTE = {
+    Kind.CODEX: Route.RESPONSES,
+    Kind.OPENAI: Route.CHAT,
+    Kind.ANTHROPIC: Route.MESSAGES,
+    Kind.CLAUDE: Route.MESSAGES,  # (quotapool's own: only where serve_any_client allows it)
+}
 CHEAP_MODELS = {
     Kind.CODEX: "gpt-5.4-mini",
     Kind.OPENAI: "gpt-4.1-nano",
     Kind.ANTHROPIC: "claude-haiku-4-5",
+    Kind.CLAUDE: "claude-haiku-4-5",
 }
 """What a probe asks for when neither the operator nor the credential names a model."""
 
