@@ -132,3 +132,22 @@ def test_a_claude_code_session_stays_on_its_account(harness: HarnessFactory) -> 
     served = [s.account for s in h.fake.seen]
     assert len(set(served[:3])) == 1 and len(set(served[3:])) == 1
     assert served[0] != served[3]  # round robin put the second session on the other account
+
+
+def test_a_spent_weekly_opus_limit_cools_down_opus_only(harness: HarnessFactory) -> None:
+    h = pool(harness)
+    h.fake.account("sk-ant-oat01-ann").fail_next(
+        claude_limit(time.time() + 86400, claim="seven_day_opus")
+    )
+    client = claude_code(h)
+    opus = {**ASK, "model": "claude-opus-5-5"}
+
+    def answer(body: dict[str, Any], session: str) -> str:  # each its own session
+        said = client.messages.create(**body, extra_headers={"x-claude-code-session-id": session})
+        return said.content[0].text  # type: ignore[union-attr]
+
+    assert answer(opus, "1") == "Hi from bob-pro!"
+    assert answer(ASK, "2") == "Hi from ann-max!"  # sonnet: the plan still serves it
+    assert answer(opus, "3") == "Hi from bob-pro!"
+    ann = h.state("ann-max")
+    assert ann.status.value == "active" and ann.model_cooldowns["claude-opus-5-5"] > time.time()

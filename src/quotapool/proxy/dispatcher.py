@@ -504,7 +504,7 @@ class Dispatcher:
                     self.on_unauthorized(cid)
                 body, upstream = in_client_dialect(translated, response.status, body, upstream)
                 if verdict.failover:
-                    held.settle(verdict.outcome(cid, now, quota, gated))
+                    held.settle(verdict.outcome(cid, now, quota, gated, request.model))
                     record.error = verdict.reason
                     return response.status, body, upstream
                 held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
@@ -529,7 +529,7 @@ class Dispatcher:
             outcome = await self._relay(call, request, response, sink)
             quota = transport.quota(response.headers, now)
             if isinstance(outcome, StreamFailure):
-                held.settle(outcome.verdict.outcome(cid, clock.now(), quota, gated))
+                held.settle(outcome.verdict.outcome(cid, clock.now(), quota, gated, request.model))
                 record.error = outcome.verdict.reason
                 failed = self.redact.bytes(outcome.body)
                 return outcome.status, *in_client_dialect(

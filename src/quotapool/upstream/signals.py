@@ -229,6 +229,9 @@ class Verdict:
     """Set when the credential is out of quota or rate limited until `until`."""
     until: float | None = None
     reason: str = ""
+    model_only: bool = False
+    """The limit is the requested model's own (a Claude subscription's weekly Opus or Sonnet
+    limit): only that model cools down."""
 
     def outcome(
         self,
@@ -236,13 +239,14 @@ class Verdict:
         now: float,
         quota: QuotaReading | None = None,
         gated_model: str | None = None,
+        asked: str | None = None,
     ) -> Limited | Failed:
         """What the credential's failure does to the pool: limited until a reset (a gated
-        model's limit cools down only that model), or a failure that backs it off."""
+        model's limit, or a limit of the `asked` model only, cools down only that model), or a
+        failure that backs it off."""
         if self.status is not None and self.until is not None:
-            return Limited(
-                credential_id, now, self.status, self.until, self.reason, quota, gated_model
-            )
+            model = gated_model or (asked if self.model_only else None)
+            return Limited(credential_id, now, self.status, self.until, self.reason, quota, model)
         return Failed(credential_id, now, self.reason)
 
 
@@ -266,6 +270,10 @@ def _announced_reset(
     return parse_retry_after(headers.get("retry-after"), now) or _header_reset(headers, now)
 
 
+MODEL_CLAIMS = frozenset({"seven_day_opus", "seven_day_sonnet"})
+"""Claude subscriptions' weekly limits of one model family: the rest of the plan still serves."""
+
+
 def classify_error(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Verdict:
     """Decide what an upstream error means for the credential and the request.
 
@@ -279,7 +287,8 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, now: fl
         until = max(
             reset if reset is not None else now + DEFAULT_QUOTA_SECONDS, now + MIN_LIMIT_SECONDS
         )
-        return Verdict(True, Status.QUOTA_EXCEEDED, until, f"429 {claim} limit reached")
+        per_model = claim in MODEL_CLAIMS
+        return Verdict(True, Status.QUOTA_EXCEEDED, until, f"429 {claim} limit reached", per_model)
     if status in {429, 402}:
         err = _error_object(body)
         kind = str(err.get("type") or err.get("code") or "rate_limited")
