@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from quotapool.testing.fake_upstream import usage_limit
+from quotapool.testing.fake_upstream import FakeUpstream, usage_limit
 from tests.conftest import Harness, HarnessFactory, codex_credentials
 from tests.proxy.test_client_keys_e2e import cli
 
@@ -228,3 +228,46 @@ def test_keys_are_created_shown_once_used_and_revoked(h: Harness, page: Page) ->
     expect(laptop).to_contain_text("revoked")
     shot(page, "keys")
     assert ask(h, key=key).status_code == 401
+
+
+def test_a_claude_subscription_behind_a_proxy_shows_its_plan_quota_and_egress(
+    browser: Browser, harness: HarnessFactory
+) -> None:
+    def subscription(fake: FakeUpstream, _upstream: str) -> None:
+        fake.add("sk-ant-oat01-ann", name="ann-max", claude=True)
+
+    dead = "socks5h://bob:proxy-password-7@127.0.0.1:9"  # only shown, never used here
+    credentials = [
+        {
+            "kind": "claude",
+            "name": "ann-max",
+            "api_key": "sk-ant-oat01-ann",
+            "plan": "claude_max_5x",
+        },
+        {**codex_credentials()[0], "proxy_url": dead},
+    ]
+    h = harness(
+        credentials=credentials, before_start=subscription, routing={"strategy": "sequential"}
+    )
+    headers = {"x-app": "cli", "user-agent": "claude-cli/2.1.3 (external, cli)"}
+    body = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with h.http() as http:
+        assert http.post("/v1/messages", json=body, headers=headers).status_code == 200
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(h, page)
+        ann = page.locator('[data-credential="ann-max"]')
+        expect(ann).to_contain_text("claude · claude_max_5x")
+        expect(ann).to_contain_text("12% used")  # its unified 5-hour window
+        expect(ann).to_contain_text("resets in")
+        alpha = page.locator('[data-credential="alpha"]')
+        expect(alpha).to_contain_text("via socks5h://127.0.0.1:9")
+        assert "proxy-password-7" not in page.content()
+        shot(page, "claude-and-egress")
+    finally:
+        context.close()
