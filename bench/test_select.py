@@ -13,7 +13,7 @@ import pytest
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
-from quotapool.domain.request import Route, RouteRequest
+from quotapool.domain.request import CLAUDE_CODE, Route, RouteRequest
 from quotapool.domain.state import CredentialState, Status
 from quotapool.routing.engine import select
 from quotapool.routing.registry import build_strategy
@@ -21,11 +21,12 @@ from quotapool.routing.registry import build_strategy
 NOW = 1_800_000_000.0
 
 
-def pool(size: int) -> PoolSnapshot:
+def pool(size: int, kind: Kind = Kind.CODEX) -> PoolSnapshot:
     """A realistic pool: usage spread over the windows, a tenth rate limited."""
     rng = random.Random(size)
+    plan = "claude_max_5x" if kind is Kind.CLAUDE else "plus"
     credentials = tuple(
-        Credential(f"c{i}", f"c{i}", Kind.CODEX, "http://x", plan="plus") for i in range(size)
+        Credential(f"c{i}", f"c{i}", kind, "http://x", plan=plan) for i in range(size)
     )
     states = {}
     for i in range(size):
@@ -50,6 +51,25 @@ def pool(size: int) -> PoolSnapshot:
 def test_select_with_explanation(benchmark: Any, size: int, strategy: str) -> None:
     snapshot, chain, rng = pool(size), build_strategy(strategy), random.Random(0)
     request = RouteRequest(Route.RESPONSES, "gpt-5.5")
+
+    def decide() -> dict[str, Any]:
+        return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain()
+
+    assert benchmark(decide)["selected"]
+
+
+@pytest.mark.parametrize("size", [4, 100, 1000])
+@pytest.mark.parametrize("kind", [Kind.CODEX, Kind.CLAUDE])
+def test_select_codex_accounts_vs_claude_subscriptions(
+    benchmark: Any, size: int, kind: Kind
+) -> None:
+    """The default strategy on a pool of ChatGPT accounts (a Codex request) and on one of
+    Claude subscriptions (a Claude Code request): the same cost."""
+    snapshot, chain, rng = pool(size, kind), build_strategy("expiry_weighted"), random.Random(0)
+    if kind is Kind.CLAUDE:
+        request = RouteRequest(Route.MESSAGES, "claude-sonnet-5-5", agent=CLAUDE_CODE)
+    else:
+        request = RouteRequest(Route.RESPONSES, "gpt-5.5")
 
     def decide() -> dict[str, Any]:
         return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain()

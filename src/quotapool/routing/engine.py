@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from quotapool.domain.credential import CLAUDE_KINDS, Kind
 from quotapool.domain.pool import FRESH, PoolSnapshot
-from quotapool.domain.request import DEFAULT_PROFILE, RouteRequest
+from quotapool.domain.request import CLAUDE_CODE, DEFAULT_PROFILE, RouteRequest
 from quotapool.domain.state import Status
 from quotapool.routing.base import (
     Candidate,
@@ -22,6 +22,7 @@ from quotapool.routing.filters import comes_back_at, exclusion, failing, mismatc
 
 DEFAULT_POLICY = RoutingPolicy()
 ACTIVE = Status.ACTIVE
+CLAUDE = Kind.CLAUDE
 _candidate = tuple.__new__
 """`Candidate(credential, state)` at a third of the cost (once per candidate per decision)."""
 
@@ -49,6 +50,7 @@ def select(
     backing_off: list[Candidate] = []
     states, fresh = snapshot.states, FRESH
     model, route, tried, unfit = request.model, request.route, request.exclude, request.unfit
+    claude_code = request.agent == CLAUDE_CODE  # (a subscription serves it: `reserved`)
     for credential in snapshot.credentials:
         state = states.get(credential.id, fresh)
         # Fast path for the common case: an active, healthy credential that serves the request.
@@ -61,7 +63,7 @@ def select(
             and (not unfit or credential.id not in unfit)
             and (not state.model_cooldowns or state.model_cooldowns.get(model, 0.0) <= now)
             and (not state.consecutive_failures or not state.in_flight)
-            and credential.kind is not Kind.CLAUDE  # (kept for Claude Code: `exclusion` says)
+            and (credential.kind is not CLAUDE or claude_code or credential.serve_any_client)
         ):
             candidates.append(_candidate(Candidate, (credential, state)))
             continue
