@@ -264,7 +264,8 @@ class Quotapool:
 def pool_secrets(secrets: Mapping[str, Secret], refresher: TokenRefresher) -> list[str]:
     """Every key, access token, refresh token and proxy password the pool holds, as it is now."""
     tokens = [secret.token for secret in secrets.values()]
-    tokens += [p for secret in secrets.values() if (p := secret.egress.password)]
+    for secret in secrets.values():  # a proxy's password, and its URL that holds it
+        tokens += [t for t in (secret.egress.url, secret.egress.password) if t]
     for state in refresher.accounts.values():
         tokens += [t for t in (state.tokens.access_token, state.tokens.refresh_token) if t]
     return tokens

@@ -192,7 +192,8 @@ class TokenRefresher:
             tokens, expires_at = await self._fresh(credential_id, state, now)
         except oauth.OAuthError as exc:
             if exc.permanent:
-                reason = f"refresh refused: {exc.code}; run `quotapool accounts login` again"
+                again = " --kind claude" if state.kind is Kind.CLAUDE else ""
+                reason = f"refresh refused: {exc.code}; run `quotapool accounts login{again}` again"
                 self.pool.apply(StatusSet(credential_id, now, Status.REAUTH_REQUIRED, reason))
                 await asyncio.to_thread(
                     self.store.set_status_by_id,

@@ -97,7 +97,10 @@ def _saved(results: list[tuple[str, bool]], logins: list[Login]) -> None:
 
 @app.command("import")
 def import_(
-    paths: Annotated[list[Path], typer.Argument(help="auth.json files or directories of them")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="auth.json or .credentials.json files, or directories of them"),
+    ],
     proxy: ProxyOption = None,
     proxy_env: ProxyEnvOption = None,
     config: ConfigOption = None,

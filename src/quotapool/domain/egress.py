@@ -9,7 +9,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
 """`http`/`https`: a proxy that tunnels with CONNECT (`https`: TLS to the proxy itself);
@@ -37,7 +37,9 @@ class Egress:
 
     @property
     def password(self) -> str | None:
-        return urlsplit(self.url).password if self.url else None
+        """The proxy's password, decoded (as it would show in a message)."""
+        raw = urlsplit(self.url).password if self.url else None
+        return unquote(raw) if raw else None
 
     def __repr__(self) -> str:
         return f"Egress({self.label})"
