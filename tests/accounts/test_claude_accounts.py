@@ -172,13 +172,46 @@ def test_a_sign_in_with_a_pasted_code_adds_the_subscription(
     with httpx.Client() as http:
         pasted = http.get(page).text  # what the sign-in page shows: CODE#STATE
     home = tmp_path / "cli"
-    command = ["accounts", "login", "--kind", "claude", "--no-browser"]
+    command = ["accounts", "login", "--kind", "claude", "--manual", "--no-browser"]
     result = runner.invoke(app, command, input=pasted + "\n", env=env(home, h.upstream))
     assert result.exit_code == 0, result.output
     row = listed(home, h.upstream)["newbie@example.com"]
     assert row["kind"] == "claude" and row["plan"] == "claude_max_5x"
     again = runner.invoke(app, command, input="bad-code#other-state\n", env=env(home, h.upstream))
     assert again.exit_code == 1 and "state mismatch" in again.output
+
+
+def test_a_sign_in_in_the_browser_comes_back_to_this_machine(
+    harness: HarnessFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser, signed in, is sent to localhost:PORT/callback with the code; the CLI that
+    listens there trades it (with the same redirect_uri, as the server checks)."""
+    import threading
+    import webbrowser
+
+    from quotapool.accounts import claude_oauth
+    from tests.faults.process import free_port
+
+    h = harness(credentials=[])
+    h.fake.claude.login_as = h.fake.add("unused", name="browsing", claude=True)
+    monkeypatch.setattr(claude_oauth, "CALLBACK_PORT", free_port())
+    visited: list[int] = []
+
+    def browser(url: str) -> bool:  # a browser: follows the sign-in page's redirect
+        def visit() -> None:
+            visited.append(httpx.get(url, follow_redirects=True, timeout=10).status_code)
+
+        threading.Thread(target=visit, daemon=True).start()
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browser)
+    home = tmp_path / "cli"
+    result = runner.invoke(
+        app, ["accounts", "login", "--kind", "claude"], env=env(home, h.upstream)
+    )
+    assert result.exit_code == 0, result.output
+    assert visited == [200]  # the page the callback showed ("login complete")
+    assert listed(home, h.upstream)["browsing@example.com"]["kind"] == "claude"
 
 
 def test_a_setup_token_is_added_as_a_key(harness: HarnessFactory, tmp_path: Path) -> None:

@@ -13,14 +13,22 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from quotapool.accounts.oauth import REAUTH_ERRORS, OAuthError, Pkce
+from quotapool.accounts.oauth import REAUTH_ERRORS, OAuthError, Pkce, code_from_redirect
 from quotapool.secrets import MIN_SECRET_LENGTH, REDACTED
 from quotapool.upstream.anthropic import OAUTH_BETA
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 SCOPES = "org:create_api_key user:profile user:inference"
-REDIRECT_URI = "https://console.anthropic.com/oauth/code/callback"
-"""Where the sign-in page shows the code to paste (`CODE#STATE`)."""
+PASTE_URI = "https://console.anthropic.com/oauth/code/callback"
+"""Where the sign-in page shows the code to paste (`CODE#STATE`): headless machines."""
+CALLBACK_PORT = 54545
+"""Claude Code's own port for the browser's redirect back to this machine."""
+
+
+def callback_uri(port: int = CALLBACK_PORT) -> str:
+    return f"http://localhost:{port}/callback"
+
+
 PLANS = {
     "default_claude_max_20x": "claude_max_20x",
     "default_claude_max_5x": "claude_max_5x",
@@ -51,13 +59,14 @@ class Profile:
     plan: str | None
 
 
-def authorize_url(authorize: str, pkce: Pkce) -> str:
-    """The sign-in page (`authorize`: `https://claude.ai/oauth/authorize`)."""
+def authorize_url(authorize: str, pkce: Pkce, redirect_uri: str = PASTE_URI) -> str:
+    """The sign-in page (`authorize`: `https://claude.ai/oauth/authorize`), which sends the
+    browser on to `redirect_uri` with the code (or shows it, for `PASTE_URI`)."""
     query = {
         "code": "true",
         "client_id": CLIENT_ID,
         "response_type": "code",
-        "redirect_uri": REDIRECT_URI,
+        "redirect_uri": redirect_uri,
         "scope": SCOPES,
         "code_challenge": pkce.challenge,
         "code_challenge_method": "S256",
@@ -116,19 +125,33 @@ async def refresh(
     return await _token(session, auth_base, body)
 
 
-async def exchange_code(
-    session: aiohttp.ClientSession, auth_base: str, pasted: str, pkce: Pkce
-) -> ClaudeTokens:
-    """Trade the code the sign-in page showed (`CODE#STATE`) for tokens."""
-    code, _, state = pasted.strip().partition("#")
-    if state and state != pkce.state:
+def code_from_paste(pasted: str, state: str) -> str:
+    """The code from what the sign-in page showed (`CODE#STATE`), or from the address a
+    browser ended on (`localhost:54545/callback?code=…`)."""
+    if "code=" in pasted:
+        return code_from_redirect(pasted, state)
+    code, _, sent_state = pasted.strip().partition("#")
+    if sent_state and sent_state != state:
         raise OAuthError("the pasted code is from another sign-in (state mismatch); start again")
+    if not code:
+        raise OAuthError("nothing was pasted")
+    return code
+
+
+async def exchange_code(
+    session: aiohttp.ClientSession,
+    auth_base: str,
+    code: str,
+    pkce: Pkce,
+    redirect_uri: str = PASTE_URI,
+) -> ClaudeTokens:
+    """Trade the sign-in's code for tokens (`redirect_uri` as the sign-in page was given)."""
     body = {
         "grant_type": "authorization_code",
         "code": code,
-        "state": state or pkce.state,
+        "state": pkce.state,
         "client_id": CLIENT_ID,
-        "redirect_uri": REDIRECT_URI,
+        "redirect_uri": redirect_uri,
         "code_verifier": pkce.verifier,
     }
     return await _token(session, auth_base, body)

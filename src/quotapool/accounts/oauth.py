@@ -157,8 +157,15 @@ async def exchange_code(
     return await _token_request(session, auth_base, form)
 
 
-async def wait_for_callback(state: str, port: int = CALLBACK_PORT, timeout: float = 300.0) -> str:
-    """Serve `http://localhost:{port}/auth/callback` until the browser lands there with a code."""
+async def wait_for_callback(
+    state: str,
+    port: int = CALLBACK_PORT,
+    timeout: float = 300.0,
+    path: str = "/auth/callback",
+    listening: Callable[[], object] = lambda: None,
+) -> str:
+    """Serve `http://localhost:{port}{path}` until the browser lands there with a code
+    (`listening` is called once it can: open the browser there)."""
     arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def callback(request: web.Request) -> web.Response:
@@ -173,7 +180,7 @@ async def wait_for_callback(state: str, port: int = CALLBACK_PORT, timeout: floa
         return web.Response(text="quotapool: login complete, you can close this tab.")
 
     app = web.Application()
-    app.router.add_get("/auth/callback", callback)
+    app.router.add_get(path, callback)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -185,6 +192,7 @@ async def wait_for_callback(state: str, port: int = CALLBACK_PORT, timeout: floa
             f"port {port} is busy ({exc.strerror}); use --manual and paste the redirect URL"
         ) from None
     try:
+        listening()
         return await asyncio.wait_for(arrived, timeout)
     except TimeoutError:
         raise OAuthError(

@@ -216,9 +216,8 @@ async def _login_flow(
             )
             received = oauth.code_from_redirect(pasted, pkce.state)
         else:
-            if browser:
-                webbrowser.open(url)
-            received = await oauth.wait_for_callback(pkce.state)
+            opened = (lambda: webbrowser.open(url)) if browser else (lambda: None)
+            received = await oauth.wait_for_callback(pkce.state, listening=opened)
         return await oauth.exchange_code(session, auth_base, received, pkce.verifier)
 
 
@@ -239,8 +238,8 @@ def login(
     config: ConfigOption = None,
 ) -> None:
     """Log a ChatGPT account in (OAuth PKCE, callback on localhost:1455), or a Claude
-    subscription (`--kind claude`: sign in in a browser, paste the code it shows), and add it
-    to the pool."""
+    subscription (`--kind claude`, callback on localhost:54545; `--manual`: paste the code the
+    page shows), and add it to the pool."""
     import asyncio
 
     import aiohttp
@@ -252,7 +251,7 @@ def login(
     way = egress if egress is not None else _default_proxy(settings)
     if kind is Kind.CLAUDE:
         try:
-            login = asyncio.run(_claude_login(settings, way, browser=browser))
+            login = asyncio.run(_claude_login(settings, way, browser=browser, manual=manual))
         except oauth.OAuthError as exc:
             raise fail(str(exc)) from None
         _saved(store.save_logins([login], time.time(), egress), [login])
@@ -277,8 +276,11 @@ def login(
     _saved(store.save_logins([login], time.time(), egress), [login])
 
 
-async def _claude_login(settings: Settings, egress: str | None, *, browser: bool) -> Login:
-    """Claude Code's own sign-in: the page shows a code (`CODE#STATE`) to paste here."""
+async def _claude_login(
+    settings: Settings, egress: str | None, *, browser: bool, manual: bool
+) -> Login:
+    """Claude Code's own sign-in: the browser comes back to localhost:54545 with the code, or
+    (`manual`) the page shows a code (`CODE#STATE`) to paste here."""
     import asyncio
     import webbrowser
 
@@ -286,14 +288,21 @@ async def _claude_login(settings: Settings, egress: str | None, *, browser: bool
     from quotapool.store.accounts import Login, Tokens
 
     pkce = oauth.new_pkce()
-    url = claude_oauth.authorize_url(settings.claude_authorize_url, pkce)
+    port = claude_oauth.CALLBACK_PORT
+    redirect = claude_oauth.PASTE_URI if manual else claude_oauth.callback_uri(port)
+    url = claude_oauth.authorize_url(settings.claude_authorize_url, pkce, redirect)
     console.print(f"Sign in at:\n{url}", soft_wrap=True, markup=False)
-    if browser:
-        webbrowser.open(url)
-    pasted = await asyncio.to_thread(typer.prompt, "Paste the code the page shows")
+    if manual:
+        if browser:
+            webbrowser.open(url)
+        pasted = await asyncio.to_thread(typer.prompt, "Paste the code the page shows")
+        code = claude_oauth.code_from_paste(pasted, pkce.state)
+    else:
+        opened = (lambda: webbrowser.open(url)) if browser else (lambda: None)
+        code = await oauth.wait_for_callback(pkce.state, port, path="/callback", listening=opened)
     async with _session(egress) as session:
         auth_base = settings.claude_auth_base_url.rstrip("/")
-        tokens = await claude_oauth.exchange_code(session, auth_base, pasted, pkce)
+        tokens = await claude_oauth.exchange_code(session, auth_base, code, pkce, redirect)
         api_base = settings.claude_api_base_url.rstrip("/")
         found = await claude_oauth.profile(session, api_base, tokens.access_token)
     expires = time.time() + tokens.expires_in if tokens.expires_in is not None else None

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
@@ -19,6 +21,10 @@ from quotapool.testing.fake_model import Account
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 OAUTH_BETA = "oauth-2025-04-20"
+PASTE_URI = "https://console.anthropic.com/oauth/code/callback"
+LOOPBACK_CALLBACK = re.compile(r"http://localhost:\d+/callback")
+"""The redirects registered for Claude Code's client: the page that shows the code, or a
+port on the user's own machine."""
 
 
 @dataclass
@@ -31,8 +37,8 @@ class ClaudeSide:
     """Access token → when it stops working."""
     refresh_tokens: dict[str, Account] = field(default_factory=dict)
     used_refresh_tokens: set[str] = field(default_factory=set)
-    codes: dict[str, tuple[Account, str, str]] = field(default_factory=dict)
-    """Code → (account, PKCE challenge, state)."""
+    codes: dict[str, tuple[Account, str, str, str]] = field(default_factory=dict)
+    """Code → (account, PKCE challenge, state, redirect URI)."""
     login_as: Account | None = None
     tiers: dict[str, str] = field(default_factory=dict)
     """Account name → its rate-limit tier (default: Max 5×)."""
@@ -87,7 +93,9 @@ class ClaudeSide:
             found = self.codes.pop(str(body.get("code")), None)
             if found is None:
                 return _error(400, "invalid_grant", "unknown code")
-            account, challenge, state = found
+            account, challenge, state, redirect = found
+            if body.get("redirect_uri") != redirect:
+                return _error(400, "invalid_grant", "redirect_uri does not match the sign-in's")
             verifier = str(body.get("code_verifier", ""))
             digest = hashlib.sha256(verifier.encode()).digest()
             if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != challenge:
@@ -116,13 +124,19 @@ class ClaudeSide:
         return web.json_response({**tokens, "token_type": "Bearer"})
 
     async def _authorize(self, request: web.Request) -> web.Response:
-        """The page that shows the code to paste, signed in as `login_as`."""
-        if self.login_as is None or request.query.get("client_id") != CLIENT_ID:
+        """The sign-in page, signed in as `login_as`: it shows the code to paste, or sends the
+        browser back to the user's machine with it."""
+        query = request.query
+        redirect = query.get("redirect_uri", "")
+        if self.login_as is None or query.get("client_id") != CLIENT_ID:
             return web.Response(status=400, text="no fake login configured")
-        code = uuid.uuid4().hex
-        state = request.query.get("state", "")
-        self.codes[code] = (self.login_as, request.query.get("code_challenge", ""), state)
-        return web.Response(text=f"{code}#{state}")
+        if redirect != PASTE_URI and not LOOPBACK_CALLBACK.fullmatch(redirect):
+            return web.Response(status=400, text="redirect_uri is not registered for this client")
+        code, state = uuid.uuid4().hex, query.get("state", "")
+        self.codes[code] = (self.login_as, query.get("code_challenge", ""), state, redirect)
+        if redirect == PASTE_URI:
+            return web.Response(text=f"{code}#{state}")
+        raise web.HTTPFound(f"{redirect}?{urlencode({'code': code, 'state': state})}")
 
     def _bearer(self, request: web.Request) -> Account:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
