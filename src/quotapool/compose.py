@@ -39,8 +39,11 @@ from quotapool.net.egress import Egresses, connector
 from quotapool.problem import Problem
 from quotapool.proxy.access_log import AccessLog, StatusWatch
 from quotapool.proxy.app import READY, ProxyApp
-from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
+from quotapool.proxy.attempt import Attempts, RelaySettings
+from quotapool.proxy.conversations import Conversations
+from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
+from quotapool.proxy.failover import Chooser, TokenGate
 from quotapool.proxy.guard import Guard
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.metrics import Metrics
@@ -82,7 +85,7 @@ STOP_TASKS_SECONDS = 10.0
 """At shutdown, how long background jobs have to stop once cancelled (then it goes on)."""
 ELSEWHERE_SECONDS = 1.5
 """With replicas, how long a continuation waits for what the replica that answered its turn
-before has not shared yet (`Dispatcher.elsewhere_seconds`)."""
+before has not shared yet (`Conversations.elsewhere_seconds`)."""
 CODEX_CLIENT_VERSION = "0.169.0"
 
 
@@ -332,18 +335,6 @@ def open_writers(
     )
 
 
-def shared(
-    replication: Replication, dispatcher: Dispatcher, refresher: TokenRefresher
-) -> Replication:
-    """`replication`, wired to what replicas do once between them or wait for from each
-    other."""
-    refresher.lease = replication  # one token refresh
-    if dispatcher.warmups is not None:
-        dispatcher.warmups.claims = replication  # one warmup per TTL
-    dispatcher.elsewhere_seconds = ELSEWHERE_SECONDS
-    return replication
-
-
 class StartError(Problem):
     """quotapool cannot start; the message says why and what to do (one line, no traceback)."""
 
@@ -422,7 +413,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         if status is not Status.ACTIVE:
             pool.apply(StatusSet(credential_id, clock.now(), status, reason))
     refresher = accounts.attach(pool)
-    conversations = open_conversations(engine, settings.routing, clock.now())
+    affinity = open_conversations(engine, settings.routing, clock.now())
     live_routing = LiveRouting(
         settings,
         RoutingOverrides(engine),
@@ -430,32 +421,9 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         lambda chosen: dispatcher.use_routing(chosen),
         clock.now,
     )
-    dispatcher = Dispatcher(
-        pool=pool,
-        transports=transports_for(settings),
-        secrets=secrets,
-        routing=warn_unknown_names(live_routing.current(), {c.name for c in credentials}),
-        clock=clock,
-        rng=random.Random(settings.routing.seed),
-        settings=DispatchSettings(
-            settings.routing.max_attempts,
-            settings.sse_keepalive_seconds,
-            settings.routing.route_header,
-            EventBounds(
-                settings.max_upstream_event_bytes,
-                settings.first_event_timeout_seconds,
-                settings.read_timeout,
-            ),
-        ),
-        affinity=conversations,
-        sticky=settings.routing.session_affinity,
-        refresher=refresher,
-        on_unauthorized=accounts.on_unauthorized,
-        redact=Redactor(lambda: pool_secrets(secrets, refresher)),
-    )
     keys = open_keys(engine, settings, clock)
     writers = [w for w in (request_log, history) if w is not None]
-    items = dispatcher.items = ResponseItems(
+    items = ResponseItems(
         engine,
         ttl=settings.response_items_ttl,
         memory_bytes=settings.response_items_memory_bytes,
@@ -463,7 +431,49 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
     metrics = Metrics(pool.snapshot, clock.now, writers, items.memory) if settings.metrics else None
     access = AccessLog(clock.now)
     submit = logged(request_log, keys, metrics, access)
-    dispatcher.warmups = Warmups(dispatcher, submit, tasks.spawn)
+    replication = None
+    if settings.redis_url:  # replicas refresh a token, and warm an account, once between them
+        replication = Replication(settings.redis_url, pool, clock, affinity, keys, live_routing)
+        refresher.lease = replication
+    attempts = Attempts(
+        client=AiohttpClient(egresses, settings.max_upstream_event_bytes),
+        pool=pool,
+        transports=transports_for(settings),
+        secrets=secrets,
+        clock=clock,
+        settings=RelaySettings(
+            settings.sse_keepalive_seconds,
+            EventBounds(
+                settings.max_upstream_event_bytes,
+                settings.first_event_timeout_seconds,
+                settings.read_timeout,
+            ),
+        ),
+        redact=Redactor(lambda: pool_secrets(secrets, refresher)),
+        on_unauthorized=accounts.on_unauthorized,
+    )
+    warmups = Warmups(attempts, submit, tasks.spawn, claims=replication)
+    dispatcher = Dispatcher(
+        attempts=attempts,
+        conversations=Conversations(
+            pool,
+            affinity,
+            clock,
+            sticky=settings.routing.session_affinity,
+            items=items,
+            elsewhere_seconds=ELSEWHERE_SECONDS if replication is not None else 0.0,
+        ),
+        chooser=Chooser(
+            pool,
+            clock,
+            random.Random(settings.routing.seed),
+            TokenGate(refresher, pool, clock),
+            settings.routing.max_attempts,
+        ),
+        routing=warn_unknown_names(live_routing.current(), {c.name for c in credentials}),
+        route_header=settings.routing.route_header,
+        warmups=warmups,
+    )
     codex_models = CodexCatalogue(
         pool,
         secrets,
@@ -471,15 +481,6 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         CODEX_CLIENT_VERSION,
         egresses.for_credential,
         settings.codex_models_refresh,
-    )
-    replication = (
-        shared(
-            Replication(settings.redis_url, pool, clock, conversations, keys, live_routing),
-            dispatcher,
-            refresher,
-        )
-        if settings.redis_url
-        else None
     )
     poller = UsagePoller(
         pool=pool,
@@ -503,11 +504,10 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         return readiness(pool, clock, writers, replication, drain)
 
     async def startup() -> None:
-        dispatcher.client = AiohttpClient(egresses, settings.max_upstream_event_bytes)
         jobs = {
             "request-log-writer": request_log.run() if request_log is not None else None,
             "usage-history-writer": history.run(),
-            "conversations-writer": conversations.run(),
+            "conversations-writer": affinity.run(),
             "accounts-watch": accounts.watch(settings.accounts_watch_interval),
             "client-keys-watch": keys.watch(settings.accounts_watch_interval),
             "status-watch": StatusWatch(pool.snapshot, clock.now).run(),
@@ -569,7 +569,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
                 ),
                 now=clock.now,
                 reload_accounts=accounts.reload,
-                probe=dispatcher.warmups.probe,
+                probe=warmups.probe,
             ),
             docs=settings.admin_docs,
         ),

@@ -115,7 +115,7 @@ def test_a_401_from_upstream_triggers_a_refresh(pool: Harness) -> None:
     h = pool
     bravo = h.fake.account("tok-b")
     ids = names(h)
-    bravo_token = h.qp.dispatcher.secrets[ids["bravo"]].token
+    bravo_token = h.qp.dispatcher.attempts.secrets[ids["bravo"]].token
     del h.fake.accounts[bravo_token]  # the upstream no longer accepts bravo's token
     client = h.openai()
     texts = [client.responses.create(model="gpt-5.5", input=f"x{i}").output_text for i in range(3)]
@@ -127,7 +127,7 @@ def test_a_401_from_upstream_triggers_a_refresh(pool: Harness) -> None:
     while bravo.refreshes == 0 and time.time() < deadline:
         time.sleep(0.05)
     assert bravo.refreshes == 1
-    assert h.qp.dispatcher.secrets[ids["bravo"]].token != bravo_token
+    assert h.qp.dispatcher.attempts.secrets[ids["bravo"]].token != bravo_token
 
 
 def test_pause_and_resume_reach_a_running_server(pool: Harness, tmp_path: Path) -> None:

@@ -85,8 +85,8 @@ def faulty(harness: HarnessFactory) -> tuple[Harness, FaultySession]:
         },
     ]
     h = harness(credentials=creds)
-    session = FaultySession(h.qp.dispatcher.client)
-    h.qp.dispatcher.client = session  # type: ignore[assignment]
+    session = FaultySession(h.qp.dispatcher.attempts.client)
+    h.qp.dispatcher.attempts.client = session  # type: ignore[assignment]
     return h, session
 
 

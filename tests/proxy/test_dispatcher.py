@@ -13,15 +13,18 @@ import orjson
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import Route
-from quotapool.proxy.app import parse_request
-from quotapool.proxy.dispatcher import Dispatcher, DispatchSettings
+from quotapool.proxy.parse import parse_request
+from quotapool.proxy.attempt import Attempts, RelaySettings
+from quotapool.proxy.conversations import Conversations
+from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
+from quotapool.proxy.failover import Chooser, TokenGate
 from quotapool.proxy.record import Record
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.profiles import Profile, Routing
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import Secret
-from quotapool.store.affinity import TURN_STATE
+from quotapool.store.affinity import TURN_STATE, MemoryAffinityStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.testing import events
 from quotapool.testing.clock import FakeClock
@@ -35,19 +38,25 @@ NAMES = ("alpha", "bravo", "charlie")
 def dispatcher(handler: Any) -> tuple[Dispatcher, MockClient, FakeClock]:
     clock = FakeClock()
     credentials = tuple(Credential(n, n, Kind.CODEX, "http://codex") for n in NAMES)
-    d = Dispatcher(
-        pool=MemoryPoolStore(PoolSnapshot(credentials)),
+    pool = MemoryPoolStore(PoolSnapshot(credentials))
+    client = MockClient(handler)
+    attempts = Attempts(
+        client=client,
+        pool=pool,
         transports={Kind.CODEX: CodexTransport(), Kind.OPENAI: OpenAITransport()},
         secrets={n: Secret(f"token-of-{n}", f"acct-{n}") for n in NAMES},
+        clock=clock,
+        settings=RelaySettings(keepalive_seconds=15),
+    )
+    d = Dispatcher(
+        attempts=attempts,
+        conversations=Conversations(pool, MemoryAffinityStore(), clock, sticky=False),
+        chooser=Chooser(pool, clock, random.Random(0), TokenGate(None, pool, clock), 3),
         routing=Routing(
             {"default": Profile("default", build_strategy("round_robin"), RoutingPolicy())}
         ),
-        clock=clock,
-        rng=random.Random(0),
-        settings=DispatchSettings(max_attempts=3, keepalive_seconds=15, route_header=True),
-        sticky=False,
+        route_header=True,
     )
-    d.client = client = MockClient(handler)
     return d, client, clock
 
 
@@ -158,9 +167,9 @@ def test_with_replicas_a_follow_up_waits_for_the_owner_of_its_turn_state() -> No
 
     async def follow_up() -> str:
         d, client, _ = dispatcher(answer)
-        d.elsewhere_seconds = 1.0
+        d.conversations.elsewhere_seconds = 1.0
         asyncio.get_running_loop().call_later(
-            0.05, d.affinity.own, TURN_STATE + "ts-1", "charlie", 0.0
+            0.05, d.conversations.affinity.own, TURN_STATE + "ts-1", "charlie", 0.0
         )
         body = {"model": "gpt-5.5", "input": "follow", "stream": True, "store": False}
         headers = [(b"x-codex-turn-state", b"ts-1")]

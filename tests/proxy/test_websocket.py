@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 
+from quotapool.testing.fake_model import server_error
 from quotapool.testing.fake_upstream import usage_limit
 from tests.conftest import Harness, HarnessFactory
 
@@ -35,6 +37,14 @@ async def exchange(
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def nothing_in_flight(h: Harness, name: str) -> bool:
+    """Whether `name` has no request in flight once the server has seen the socket close."""
+    deadline = time.monotonic() + 5
+    while h.state(name).in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(h.state(name).in_flight == 0)
 
 
 def test_prewarm_turn_and_tool_follow_up_stay_on_one_account(h: Harness) -> None:
@@ -183,6 +193,25 @@ def test_a_429_inside_the_socket_moves_the_next_socket(h: Harness) -> None:
     assert frames == ["alpha", "bravo"]
 
 
+def test_a_limit_inside_the_socket_leaves_the_socket_in_flight(h: Harness) -> None:
+    """A limit a frame reports takes the account out, but the socket is still open on it:
+    it stays counted in flight until it closes (it was released twice: once by the limit)."""
+
+    async def session() -> tuple[str, int, int]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses", headers=HEADERS) as socket,
+        ):
+            events = await exchange(socket, {"model": "gpt-5.5", "input": [], "generate": False})
+            state = h.state("alpha")
+            return events[-1]["type"], state.status.value, state.in_flight
+
+    h.fake.account("tok-a").fail_next(usage_limit(time.time() + 600))
+    h.fake.account("tok-a").failures[0].in_stream = True
+    assert run(session()) == ("error", "quota_exceeded", 1)
+    assert nothing_in_flight(h, "alpha")
+
+
 def test_image_generation_turns_go_upstream_over_http(h: Harness) -> None:
     async def session() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         async with (
@@ -207,6 +236,36 @@ def test_image_generation_turns_go_upstream_over_http(h: Harness) -> None:
     assert len(http_posts) == 1 and http_posts[0].body["tools"] == [{"type": "image_generation"}]
     frames = [s for s in over_http if s.body.get("type") == "response.create"]
     assert len(frames) == 1 and frames[0].account == http_posts[0].account  # one account throughout
+
+
+@pytest.mark.parametrize("answer", ["server_error", "usage_limit"])
+def test_an_image_turn_that_fails_over_http_counts_against_its_account(
+    h: Harness, answer: str
+) -> None:
+    """The HTTP leg of a socket is a request like any other: its failure is the account's
+    (a 5xx backs it off, a spent quota takes it out), not only an error frame."""
+
+    async def session() -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{h.base}/backend-api/codex/responses", headers=HEADERS) as socket,
+        ):
+            draw = {"model": "gpt-5.5", "input": "draw", "tools": [{"type": "image_generation"}]}
+            return await exchange(socket, draw)
+
+    for token in ("tok-a", "tok-b", "tok-c"):
+        failure = server_error() if answer == "server_error" else usage_limit(time.time() + 600)
+        h.fake.account(token).fail_next(failure)
+    events = run(session())
+    assert events[-1]["type"] == "error"
+    assert events[-1]["status"] == (500 if answer == "server_error" else 429)
+    posted = [s.account for s in h.fake.seen if s.body.get("tools")]
+    assert len(posted) == 1 and nothing_in_flight(h, posted[0])
+    state = h.state(posted[0])
+    if answer == "server_error":
+        assert state.consecutive_failures == 1 and state.backoff_until is not None
+    else:
+        assert state.status.value == "quota_exceeded"
 
 
 def test_a_profile_chosen_by_path_routes_the_socket(harness: HarnessFactory) -> None:

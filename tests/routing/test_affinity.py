@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from quotapool.domain.state import Status
-from quotapool.routing.affinity import affinity_key
+from quotapool.routing.affinity import BRIEF_OUTAGE_SECONDS, affinity_key, rebinds
 from quotapool.routing.base import Decision, Rejection
 from quotapool.store.affinity import MemoryAffinityStore
 from tests.routing.playbook import Playbook
@@ -28,6 +30,23 @@ def test_keys_strongest_first() -> None:
     assert one != affinity_key(
         {}, {"input": [{"role": "user", "content": "b"}], "instructions": "sys"}, "c"
     )
+
+
+@pytest.mark.parametrize(
+    ("bound", "served_by", "back_at", "moves"),
+    [
+        (None, "b", None, True),  # a new conversation binds where it was served
+        ("a", "a", None, True),  # served by its own account: the binding is refreshed
+        ("a", "b", None, True),  # its account will not come back by itself (paused, reauth)
+        ("a", "b", 100.0 + BRIEF_OUTAGE_SECONDS, False),  # back in time: b only stood in
+        ("a", "b", 100.0 + BRIEF_OUTAGE_SECONDS + 1, True),  # out longer: b holds it now
+        ("a", "b", 100.0, False),  # back this instant
+    ],
+)
+def test_a_conversation_moves_to_a_stand_in_only_for_a_long_outage(
+    bound: str | None, served_by: str, back_at: float | None, moves: bool
+) -> None:
+    assert rebinds(bound, served_by, back_at, now=100.0) is moves
 
 
 def test_store_expires_refreshes_and_stays_bounded() -> None:

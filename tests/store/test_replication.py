@@ -108,7 +108,9 @@ def test_a_conversation_stays_on_its_account_whichever_replica_serves_it(
             http.post("/v1/responses", json={"model": "gpt-5.5", "input": "other"})
     wait_for(
         lambda: (
-            b.qp.dispatcher.affinity.bound("prompt_cache_key:conversation-1", time.time())
+            b.qp.dispatcher.conversations.affinity.bound(
+                "prompt_cache_key:conversation-1", time.time()
+            )
             is not None
         )
     )

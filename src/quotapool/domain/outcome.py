@@ -48,6 +48,9 @@ class Limited:
     quota: QuotaReading | None = None
     model: str | None = None
     """Set when only this model is limited (a gated model's own quota): a model cooldown."""
+    ends: bool = True
+    """The request it answered ends with it (False: learned from a frame of a WebSocket
+    session that goes on, still in flight)."""
 
 
 @dataclass(frozen=True, slots=True)

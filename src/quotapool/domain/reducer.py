@@ -110,15 +110,16 @@ def _served(state: CredentialState, outcome: Served) -> CredentialState:
 
 def _limited(state: CredentialState, outcome: Limited) -> CredentialState:
     until = max(outcome.until, outcome.at)
+    in_flight = _release(state) if outcome.ends else state.in_flight
     if outcome.model is not None:  # only this model's own quota is out
         cooldowns = _set(state.model_cooldowns, outcome.model, until)
         return _with_quota(
-            replace(state, in_flight=_release(state), model_cooldowns=cooldowns), outcome.quota
+            replace(state, in_flight=in_flight, model_cooldowns=cooldowns), outcome.quota
         )
     return _with_quota(
         replace(
             state,
-            in_flight=_release(state),
+            in_flight=in_flight,
             status=outcome.status,
             until=until,
             reason=outcome.reason,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import os
@@ -19,10 +18,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import JSON, Headers, Message, Receive, Scope, Send, send_body
+from quotapool.proxy.disconnect import DisconnectWatches
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
 from quotapool.proxy.guard import Guard, Refusal, is_loopback
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.metrics import Metrics
+from quotapool.proxy.parse import (
+    BadRequest,
+    ClientLeft,
+    client_headers,
+    parse_request,
+    profile_path,
+    read_body,
+)
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import error_event
 from quotapool.proxy.ws import refuse
@@ -31,29 +39,6 @@ from quotapool.upstream.base import ClientRequest
 
 log = logging.getLogger(__name__)
 
-# Client headers never sent upstream: hop-by-hop, framing, and the client's own credentials.
-_DROP_REQUEST_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "authorization",
-        "x-api-key",
-        "chatgpt-account-id",
-        "accept-encoding",
-        "cookie",
-    }
-)
-
-
-_CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
 OPEN_PATHS = frozenset({"/health", "/ready"})
 """Served without a client key (probes of load balancers and orchestrators)."""
 READY = "ready"
@@ -72,8 +57,6 @@ _REMOTE_REFUSED = (
     "NAME`) and send it as the API key; or, behind your own access control, set allow_remote = "
     "true (QUOTAPOOL_ALLOW_REMOTE=true)."
 )
-TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
-"""Stripped from compaction requests: compaction never calls tools."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,126 +84,6 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/api/codex/usage": Endpoint(("GET",), Dialect.CODEX),
     "/metrics": Endpoint(("GET",), Dialect.OPENAI),
 }
-
-
-class BadRequest(Exception):
-    def __init__(self, response: ErrorResponse) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-class ClientLeft(Exception):
-    """The client went away while sending its request."""
-
-
-async def read_body(
-    scope: Scope, receive: Receive, limit: int, dialect: Dialect, watch: _Watch | None = None
-) -> bytes:
-    """The whole request body, refusing (413) past `limit` bytes without buffering it all. Each
-    part that arrives is noted on `watch`, whose sweep cuts a body that stops arriving."""
-
-    def too_large() -> BadRequest:
-        message = (
-            f"Request body is larger than the {limit} byte limit; "
-            "raise max_body_bytes in quotapool.toml if this is intended."
-        )
-        return BadRequest(error(dialect, 413, message))
-
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise too_large()
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientLeft
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large()
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            if watch is not None:
-                watch.reading = False
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if watch is not None:
-            watch.progress = asyncio.get_running_loop().time()
-
-
-def parse_request(
-    route: Route,
-    body: bytes,
-    headers: list[tuple[bytes, bytes]],
-    dialect: Dialect,
-    profile: str | None = None,
-    key: ClientKey | None = None,
-    query: bytes = b"",
-) -> ClientRequest:
-    """Parse the body once and check what routing needs; a clear 400 otherwise."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(
-            error(dialect, 400, f"Request body is not valid JSON ({exc}); send a JSON object.")
-        ) from None
-    if not isinstance(payload, dict):
-        raise BadRequest(error(dialect, 400, "Request body must be a JSON object."))
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest(
-            error(
-                dialect,
-                400,
-                "Missing 'model': say which model to use, e.g. \"gpt-5.5\".",
-                param="model",
-            )
-        )
-    if route is Route.COMPACT and TOOL_FIELDS & payload.keys():
-        payload = {k: v for k, v in payload.items() if k not in TOOL_FIELDS}
-        body = orjson.dumps(payload)
-    stream = payload.get("stream", False)
-    if not isinstance(stream, bool):
-        raise BadRequest(error(dialect, 400, "'stream' must be true or false.", param="stream"))
-    forwarded, client = client_headers(headers, profile)
-    if key is not None and key.profile is not None:
-        forwarded[PROFILE_HEADER] = key.profile  # a key's profile beats the header and path
-    allowed = key.models if key is not None else frozenset()
-    return ClientRequest(
-        route, body, payload, model, stream, forwarded, client, query.decode("latin-1"), allowed
-    )
-
-
-_DROP_RAW = frozenset(name.encode() for name in _DROP_REQUEST_HEADERS)
-_CLIENT_CREDENTIALS_RAW = frozenset(name.encode() for name in _CLIENT_CREDENTIALS)
-
-
-def profile_path(path: str) -> tuple[str, str | None]:
-    """`/p/NAME/v1/responses` → (`/v1/responses`, NAME): a routing profile chosen by the base
-    URL, for clients that let you set nothing else."""
-    if not path.startswith("/p/"):
-        return path, None
-    name, _, rest = path[3:].partition("/")
-    return "/" + rest, name or None
-
-
-def client_headers(
-    headers: list[tuple[bytes, bytes]], profile: str | None = None
-) -> tuple[dict[str, str], str]:
-    """The client's headers (upstreams get only those their allowlist names), and a digest of
-    the client's own credential. A profile from the path counts as its
-    `x-quotapool-profile` header, unless that header is sent too."""
-    forwarded: dict[str, str] = {}
-    client = hashlib.blake2b(digest_size=8)
-    for name, value in headers:  # ASGI servers give lowercase names
-        if name in _DROP_RAW:
-            if name in _CLIENT_CREDENTIALS_RAW:
-                client.update(value)
-            continue
-        forwarded[name.decode("latin-1")] = value.decode("latin-1")
-    if profile is not None:
-        forwarded.setdefault(PROFILE_HEADER, profile)
-    return forwarded, client.hexdigest()
 
 
 WebSocketHandler = Callable[
@@ -692,86 +555,6 @@ async def _cut_at_shutdown(
             await _send_error(send, base, error(dialect, 503, SHUTDOWN_MESSAGE))
         elif record.stream:
             await send({"type": "http.response.body", "body": error_event(route, SHUTDOWN_MESSAGE)})
-
-
-WATCH_AFTER_SECONDS = 1.0
-"""Requests still running after this long start watching for the client going away (most
-finish sooner, and a watcher task per request would cost a quarter of the throughput)."""
-
-
-class DisconnectWatches:
-    """Cancels a request's task when its client goes away (so the upstream call is cancelled)
-    or when its body stops arriving for `body_timeout` seconds.
-
-    One timer sweeps the running requests; only those older than `WATCH_AFTER_SECONDS` that
-    have their body get a watcher task (a timer per request costs more than the watching)."""
-
-    def __init__(self, after: float = WATCH_AFTER_SECONDS, body_timeout: float = 30.0) -> None:
-        self.after = after
-        self.body_timeout = body_timeout
-        self._running: dict[int, _Watch] = {}
-        self._sweep: asyncio.TimerHandle | None = None
-
-    def watch(self, receive: Receive, *, reading: bool = False) -> _Watch:
-        loop = asyncio.get_running_loop()
-        watch = _Watch(asyncio.current_task(), receive, loop.time(), reading)
-        self._running[id(watch)] = watch
-        if self._sweep is None:
-            self._sweep = loop.call_later(self.after / 2, self._sweep_due)
-        return watch
-
-    def stop(self, watch: _Watch) -> None:
-        del self._running[id(watch)]
-        watch.done = True
-        if watch.watcher is not None:
-            watch.watcher.cancel()
-
-    def _sweep_due(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for watch in self._running.values():
-            if watch.reading:
-                if now - watch.progress > self.body_timeout and watch.handler is not None:
-                    watch.body_late = True
-                    watch.handler.cancel()
-            elif watch.watcher is None and watch.started <= now - self.after:
-                watch.watcher = asyncio.ensure_future(watch.wait())  # noqa: TID251 (held by the watch)
-        self._sweep = loop.call_later(self.after / 2, self._sweep_due) if self._running else None
-
-
-class _Watch:
-    __slots__ = (
-        "body_late",
-        "disconnected",
-        "done",
-        "handler",
-        "progress",
-        "reading",
-        "receive",
-        "started",
-        "watcher",
-    )
-
-    def __init__(
-        self, handler: asyncio.Task[Any] | None, receive: Receive, started: float, reading: bool
-    ) -> None:
-        self.handler = handler
-        self.receive = receive
-        self.started = started
-        self.reading = reading
-        """The body is still arriving (no disconnect watcher may read meanwhile)."""
-        self.progress = started
-        """When the last part of the body arrived."""
-        self.body_late = False
-        self.disconnected = False
-        self.done = False
-        self.watcher: asyncio.Future[None] | None = None
-
-    async def wait(self) -> None:
-        message: Message = await self.receive()
-        if message["type"] == "http.disconnect" and not self.done and self.handler is not None:
-            self.disconnected = True
-            self.handler.cancel()
 
 
 def _wants_websocket(scope: Scope) -> bool:

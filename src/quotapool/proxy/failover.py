@@ -2,17 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING
+import random
+from dataclasses import dataclass, replace
+from typing import Protocol
 
+from quotapool.clock import Clock
+from quotapool.domain.outcome import Failed
 from quotapool.domain.request import RouteRequest
+from quotapool.domain.state import Status
 from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.engine import select
 from quotapool.routing.profiles import Profile
+from quotapool.store.base import PoolStore
 
-if TYPE_CHECKING:
-    from quotapool.proxy.dispatcher import Dispatcher
+
+class Refresher(Protocol):
+    """Keeps access tokens fresh (see quotapool.accounts.refresh)."""
+
+    def due(self, credential_id: str) -> bool: ...
+
+    def expired(self, credential_id: str) -> bool: ...
+
+    async def refresh(self, credential_id: str) -> bool: ...
+
+
+class TokenGate:
+    """Lets a credential be tried only with an access token it can use: one that is about to
+    expire is refreshed first (once, however many requests wait)."""
+
+    __slots__ = ("clock", "pool", "refresher")
+
+    def __init__(self, refresher: Refresher | None, pool: PoolStore, clock: Clock) -> None:
+        self.refresher = refresher
+        self.pool = pool
+        self.clock = clock
+
+    def due(self, credential_id: str) -> bool:
+        return self.refresher is not None and self.refresher.due(credential_id)
+
+    async def ready(self, credential_id: str) -> bool:
+        """Refresh an access token that is about to expire; False if it cannot be used."""
+        refresher = self.refresher
+        if refresher is None or not refresher.due(credential_id):
+            return True
+        await refresher.refresh(credential_id)
+        if not refresher.expired(credential_id):
+            return True
+        if self.pool.snapshot().state(credential_id).status is Status.ACTIVE:
+            reason = "access token expired and could not be refreshed"
+            self.pool.apply(Failed(credential_id, self.clock.now(), reason))
+        return False  # (a refused refresh has already marked it reauth_required)
+
+
+@dataclass(frozen=True, slots=True)
+class Chooser:
+    """What every request's failover loop chooses with."""
+
+    pool: PoolStore
+    clock: Clock
+    rng: random.Random
+    tokens: TokenGate
+    max_attempts: int
 
 
 class Failover:
@@ -21,7 +72,7 @@ class Failover:
     `failed(decision)` excludes that credential from the rest of the request. Every decision
     and attempt lands in `record`.
 
-        failover = Failover(dispatcher, RouteRequest(Route.RESPONSES, "gpt-5.5"), record, profile)
+        failover = Failover(chooser, RouteRequest(Route.RESPONSES, "gpt-5.5"), record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection): ...   # answer why
             if await try_on(choice.credential): return
@@ -29,38 +80,37 @@ class Failover:
         ...                                          # attempts exhausted
     """
 
-    __slots__ = ("dispatcher", "profile", "record", "request")
+    __slots__ = ("chooser", "profile", "record", "request")
 
     def __init__(
-        self, dispatcher: Dispatcher, request: RouteRequest, record: Record, profile: Profile
+        self, chooser: Chooser, request: RouteRequest, record: Record, profile: Profile
     ) -> None:
-        self.dispatcher = dispatcher
+        self.chooser = chooser
         self.request = request
         self.record = record
         self.profile = profile
 
     async def next(self) -> Decision | Rejection | None:
-        d, record, profile = self.dispatcher, self.record, self.profile
+        c, record, profile = self.chooser, self.record, self.profile
         while True:
             choice = select(
                 self.request,
-                profile.view(d.pool.snapshot()),
+                profile.view(c.pool.snapshot()),
                 strategy=profile.strategy,
-                now=d.clock.now(),
-                rng=d.rng,
+                now=c.clock.now(),
+                rng=c.rng,
                 policy=profile.policy,
             )
             if isinstance(choice, Rejection):
                 record.decisions.append(choice)
                 return choice
-            if record.attempts >= d.settings.max_attempts:
+            if record.attempts >= c.max_attempts:
                 return None
             record.decisions.append(choice)
             record.attempts += 1
             record.credential = choice.credential.name
             cid = choice.credential.id
-            refresher = d.refresher
-            if refresher is not None and refresher.due(cid) and not await d.token_ready(cid):
+            if c.tokens.due(cid) and not await c.tokens.ready(cid):
                 self.failed(choice)
                 continue
             return choice

@@ -10,9 +10,8 @@ import orjson
 from quotapool.clock import Clock
 from quotapool.domain.outcome import Limited, Observed
 from quotapool.proxy.record import Record
-from quotapool.proxy.relay import event_failure
 from quotapool.store.base import PoolStore
-from quotapool.upstream.signals import parse_rate_limits_event
+from quotapool.upstream.signals import event_failure, parse_rate_limits_event
 from quotapool.upstream.sse import event_data
 from quotapool.upstream.usage import merge, usage_in_event
 

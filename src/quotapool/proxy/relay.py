@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
@@ -14,18 +14,12 @@ import orjson
 from quotapool.domain.request import Route
 from quotapool.net.client import Body
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
+from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.translate import StreamAdapter
-from quotapool.upstream.signals import (
-    QUOTA_ERRORS,
-    Verdict,
-    classify_error,
-)
+from quotapool.upstream.signals import StreamFailure, Verdict, event_failure
 from quotapool.upstream.sse import KEEPALIVE, MAX_EVENT_BYTES, EventTooLarge, SSEFramer, event_data
 from quotapool.upstream.usage import parse_usage
-
-if TYPE_CHECKING:
-    from quotapool.proxy.learn import EventLearner
 
 
 class BrokenAnswer(ValueError):
@@ -71,8 +65,6 @@ def check_headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> None:
         raise BrokenAnswer(f"the upstream's headers exceed {MAX_HEADER_BYTES} bytes")
 
 
-_RATE_CODES = QUOTA_ERRORS | {"usage_limit_reached", "rate_limit_exceeded", "rate_limit_error"}
-_SERVER_CODES = frozenset({"server_error", "overloaded_error", "api_error", "internal_error"})
 _DONE = b"data: [DONE]\n\n"
 
 
@@ -155,15 +147,6 @@ class UpstreamEvents:
         self._ready.insert(0, event)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamFailure:
-    """The upstream reported a failure in its stream before the client saw anything."""
-
-    status: int
-    body: bytes
-    verdict: Verdict
-
-
 @dataclass(slots=True)
 class Sink:
     """The client side of one relay, and what the relay learns on the way."""
@@ -181,25 +164,6 @@ def _payload(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-
-
-def event_failure(payload: Any, now: float) -> StreamFailure | None:
-    """A stream event that means the credential failed: a rate limit or an upstream error."""
-    if not isinstance(payload, dict) or payload.get("type") not in ("error", "response.failed"):
-        return None
-    err = payload.get("error") or (payload.get("response") or {}).get("error") or {}
-    if not isinstance(err, dict):
-        return None
-    code = err.get("type") or err.get("code")
-    declared = payload.get("status")
-    if code in _RATE_CODES or declared == 429:
-        status = 429
-    elif code in _SERVER_CODES or (isinstance(declared, int) and declared >= 500):
-        status = 502
-    else:
-        return None
-    body = orjson.dumps({"error": err})
-    return StreamFailure(status, body, classify_error(status, {}, body, now))
 
 
 async def first_event_failure(events: UpstreamEvents, now: float) -> StreamFailure | None:

@@ -21,22 +21,20 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.request import DEFAULT_PROFILE, Route, RouteRequest
 from quotapool.proxy.asgi import Message
+from quotapool.proxy.attempt import Attempts
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision
 from quotapool.routing.filters import exclusion
 from quotapool.routing.profiles import Profile, Warmup
 from quotapool.upstream.base import ClientRequest
-
-if TYPE_CHECKING:
-    from quotapool.proxy.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 PROMPT = "Reply with one word."
@@ -87,19 +85,20 @@ class Warmups:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        attempts: Attempts,
         submit: Callable[[dict[str, Any]], None],
         spawn: Callable[[Any, str], object],
+        claims: Claims | None = None,
     ) -> None:
-        self.dispatcher = dispatcher
+        self.attempts = attempts
         self.submit = submit
         self.spawn = spawn
         self._until: dict[str, float] = {}
         """Credential id → end of its TTL (no warmup before)."""
         self._running: set[str] = set()
-        self.claims: Claims | None = None
-        """Set when replicas share the pool: a warmup goes ahead only if this replica claims
-        it (no other warmed the credential within the TTL)."""
+        self.claims = claims
+        """With replicas: a warmup goes ahead only if this replica claims it (no other warmed
+        the credential within the TTL)."""
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
 
@@ -117,9 +116,8 @@ class Warmups:
         model = warmup.model or request.model
         if not model:
             return
-        d = self.dispatcher
-        now = d.clock.now()
-        snapshot = profile.view(d.pool.snapshot())
+        now = self.attempts.clock.now()
+        snapshot = profile.view(self.attempts.pool.snapshot())
         for credential in snapshot.credentials:
             cid = credential.id
             if (
@@ -148,7 +146,7 @@ class Warmups:
             self._until.pop(cid, None)  # the next selection tries again
             if claims is not None:
                 await claims.release_warmup(cid)
-        now = self.dispatcher.clock.now()
+        now = self.attempts.clock.now()
         self._until = {c: until for c, until in self._until.items() if until > now}
 
     async def probe(self, credential: Credential, model: str, timeout: float) -> Record:
@@ -161,10 +159,10 @@ class Warmups:
     ) -> Record:
         """The smallest request `credential` takes, its outcome fed to the pool and its row to
         the log (marked as quotapool's own, with `purpose` as its scenario)."""
-        d, cid = self.dispatcher, credential.id
+        attempts = self.attempts
         route = _ROUTE[credential.kind]
         request_id = f"qp-{self._prefix}-w{next(self._ids):08x}"
-        record = Record(request_id, d.clock.now(), route.value, purpose)
+        record = Record(request_id, attempts.clock.now(), route.value, purpose)
         record.warmup, record.profile, record.scenario = True, profile, purpose
         record.model = record.sent_model = model
         record.credential, record.attempts = credential.name, 1
@@ -172,19 +170,19 @@ class Warmups:
         request = ClientRequest(route, orjson.dumps(payload), payload, model, False, _NO_HEADERS)
         try:
             async with asyncio.timeout(timeout):
-                call = d.transports[credential.kind].prepare(request, credential, d.secrets[cid])
-                failure = await d.attempt(
+                call = attempts.prepare(request, credential)
+                failure = await attempts.run(
                     call, credential, request, Dialect.OPENAI, _discard, record, []
                 )
             if failure is not None:
-                record.status = failure[0]
+                record.status = failure.status
         except TimeoutError:
             record.status, record.error = 504, f"{purpose} timed out after {timeout:g} s"
         except Exception as exc:  # quotapool's own request must never take anything else down
             log.exception("%s of %s failed", purpose, credential.name)
             record.status, record.error = 500, f"internal error: {type(exc).__name__}"
         finally:
-            record.latency_ms = (d.clock.now() - record.at) * 1000.0
+            record.latency_ms = (attempts.clock.now() - record.at) * 1000.0
             self.submit(record.row())
         return record
 

@@ -21,7 +21,7 @@ import orjson
 
 from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential
-from quotapool.domain.outcome import Abandoned, Failed, Observed
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.net.client import UpstreamResponse
 from quotapool.net.egress import EgressError, report
@@ -42,7 +42,9 @@ from quotapool.proxy.reservation import Reservation
 from quotapool.proxy.ws_turns import Turns, refusal_frame
 from quotapool.routing.affinity import affinity_key
 from quotapool.routing.base import Rejection
-from quotapool.upstream.codex import codex_auth
+from quotapool.translate import TranslationError
+from quotapool.upstream.base import ClientRequest
+from quotapool.upstream.codex import codex_auth, codex_url
 from quotapool.upstream.signals import classify_error, parse_codex_headers
 from quotapool.upstream.sse import event_data
 
@@ -104,11 +106,12 @@ class WebSocketBridge:
             await refuse(scope, send, record, base, error(Dialect.CODEX, 400, profile))
             return
         record.profile = profile.name
+        conversations = d.conversations
         key = affinity_key(headers, {}, client)
-        bound = d.affinity.bound(key, d.clock.now()) if d.sticky else None
-        owner = await d.turn_owner(headers.get("x-codex-turn-state"))
+        bound = conversations.bound(key)
+        owner = await conversations.turn_owner(headers.get("x-codex-turn-state"))
         routed = RouteRequest(Route.WEBSOCKET, "", frozenset(), None, bound, owner, profile.name)
-        failover = Failover(d, routed, record, profile)
+        failover = Failover(d.chooser, routed, record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
                 now = d.clock.now()
@@ -126,7 +129,7 @@ class WebSocketBridge:
                     return
                 try:
                     await self._accept(upstream, choice.route_header, send, record, base)
-                    d.affinity.bind(key, credential.id, d.clock.now())
+                    conversations.bind(key, credential.id)
                     turns = Turns(record, client_key, self.keys, self.submit, d.clock.now)
                     try:
                         await self._pump(credential, upstream, headers, receive, send, turns)
@@ -171,12 +174,11 @@ class WebSocketBridge:
     ) -> aiohttp.ClientWebSocketResponse | _Refused | None:
         """The upstream socket; None to try another account; REFUSED when the client got 426."""
         d, cid = self.dispatcher, credential.id
-        assert d.client is not None
-        upstream_headers = codex_auth(d.secrets[cid], headers)
+        attempts = d.attempts
+        upstream_headers = codex_auth(attempts.secrets[cid], headers)
         try:
-            url = f"{credential.base_url}/codex/responses"
-            upstream = await d.client.ws_connect(
-                url, upstream_headers, egress=d.secrets[cid].egress
+            upstream = await attempts.client.ws_connect(
+                codex_url(credential), upstream_headers, egress=attempts.secrets[cid].egress
             )
         except aiohttp.WSServerHandshakeError as exc:
             now = d.clock.now()
@@ -186,7 +188,7 @@ class WebSocketBridge:
                 await refuse(scope, send, record, base, error(Dialect.CODEX, 426, message))
                 return REFUSED
             if exc.status == 401:
-                d.on_unauthorized(cid)
+                attempts.on_unauthorized(cid)
             verdict = classify_error(exc.status, exc.headers or {}, b"", now)
             reason = verdict.reason or f"handshake {exc.status}"
             held.settle(replace(verdict, reason=reason).outcome(cid, now))
@@ -264,7 +266,8 @@ class WebSocketBridge:
     ) -> None:
         async for message in upstream:
             if message.type == aiohttp.WSMsgType.TEXT:
-                self._observe(listening, message.data)
+                if (limited := self._observe(listening, message.data)) is not None:
+                    self.dispatcher.pool.apply(replace(limited, ends=False))  # (the socket goes on)
                 await send({"type": "websocket.send", "text": message.data})
             elif message.type == aiohttp.WSMsgType.BINARY:
                 await send({"type": "websocket.send", "bytes": message.data})
@@ -277,42 +280,57 @@ class WebSocketBridge:
         send: Send,
         listening: _Listening,
     ) -> None:
-        """Send one turn as an HTTP stream on the same account, relaying its events as frames."""
-        d = self.dispatcher
-        assert d.client is not None
-        secret = d.secrets[credential.id]
-        http_headers = codex_auth(secret, headers)
-        http_headers["content-type"] = "application/json"
-        http_headers["accept"] = "text/event-stream"
-        url = f"{credential.base_url}/codex/responses"
-        try:
-            body_bytes = orjson.dumps(body)
-            async with d.client.post(
-                url, body_bytes, http_headers, egress=secret.egress
-            ) as response:
-                if response.status >= 400:
-                    failure = {
-                        "type": "error",
-                        "status": response.status,
-                        "error": _error_of(d.redact.bytes(await _error_body(response))),
-                    }
-                    await self._relay_frame(listening, orjson.dumps(failure).decode(), send)
-                    return
-                events = UpstreamEvents(response.content, math.inf, d.settings.events)
-                while isinstance(event := await events.next(), bytes):
-                    if data := event_data(event)[1].decode(errors="replace"):
-                        await self._relay_frame(listening, data, send)
-        except TRANSPORT_ERRORS as exc:
-            failure = {
-                "type": "error",
-                "status": 502,
-                "error": {"type": "upstream_error", "message": type(exc).__name__},
-            }
-            await self._relay_frame(listening, orjson.dumps(failure).decode(), send)
+        """Send one turn as an HTTP stream on the same account (the call HTTP clients' turns
+        make), relaying its events as frames; its outcome is the account's like any request's."""
+        attempts, cid = self.dispatcher.attempts, credential.id
+        model = str(body.get("model") or "")
+        request = ClientRequest(Route.RESPONSES, orjson.dumps(body), body, model, True, headers)
+        clock, failure = attempts.clock, None
+        with Reservation(attempts.pool, clock, cid) as held:
+            try:
+                call = attempts.prepare(request, credential)
+                sent = clock.monotonic()
+                async with attempts.client.post(
+                    call.url, call.body, call.headers, egress=attempts.secrets[cid].egress
+                ) as response:
+                    now, ttfb_ms = clock.now(), (clock.monotonic() - sent) * 1000.0
+                    quota = parse_codex_headers(response.headers, now)
+                    if response.status >= 400:
+                        error_body = attempts.redact.bytes(await _error_body(response))
+                        verdict = classify_error(response.status, response.headers, error_body, now)
+                        settled = verdict.outcome(cid, now, quota, None, model)
+                        held.settle(settled if verdict.failover else Served(cid, now, quota, model))
+                        failure = {"status": response.status, "error": _error_of(error_body)}
+                    else:
+                        settings = attempts.settings.events
+                        events = UpstreamEvents(response.content, math.inf, settings)
+                        limited: Limited | None = None  # (reported by an event of the stream)
+                        while isinstance(event := await events.next(), bytes):
+                            if data := event_data(event)[1].decode(errors="replace"):
+                                limited = await self._relay_frame(listening, data, send) or limited
+                        served = Served(cid, clock.now(), quota, model, ttfb_ms)
+                        held.settle(replace(limited, quota=quota) if limited else served)
+            except TranslationError as exc:
+                failure = {
+                    "status": 400,
+                    "error": {"type": "invalid_request_error", "message": str(exc)},
+                }
+            except TRANSPORT_ERRORS as exc:
+                report(credential.name, exc)
+                held.settle(Failed(cid, clock.now(), f"{type(exc).__name__} (over HTTP)"))
+                failure = {
+                    "status": 502,
+                    "error": {"type": "upstream_error", "message": type(exc).__name__},
+                }
+        if failure is not None:  # (settled above: what the frame reports is not applied again)
+            frame = orjson.dumps({"type": "error", **failure}).decode()
+            await self._relay_frame(listening, frame, send)
 
-    async def _relay_frame(self, listening: _Listening, text: str, send: Send) -> None:
-        self._observe(listening, text)
+    async def _relay_frame(self, listening: _Listening, text: str, send: Send) -> Limited | None:
+        """Send one frame of an HTTP turn the client's way; the limit it reported, if any."""
+        limited = self._observe(listening, text)
         await send({"type": "websocket.send", "text": text})
+        return limited
 
     def _learner(self, cid: str, turns: Turns) -> _Listening:
         """Response ids are owned at once (the next frame may continue them); limits are
@@ -321,19 +339,19 @@ class WebSocketBridge:
         d = self.dispatcher
 
         def own(response_id: str) -> None:
-            d.affinity.own(response_id, cid, d.clock.now())
+            d.conversations.own(response_id, cid)
 
         return _Listening(EventLearner(turns.current, cid, d.pool, d.clock, own=own), turns)
 
-    def _observe(self, listening: _Listening, data: str) -> None:
-        """Learn from one frame in passing (the client sees it as it is), for its turn."""
+    def _observe(self, listening: _Listening, data: str) -> Limited | None:
+        """Learn from one frame in passing (the client sees it as it is), for its turn; a
+        limit it reported is returned, not applied."""
         learner, turns = listening.learner, listening.turns
         learner.record = turns.current
         encoded = data.encode()
         turns.event(encoded, learner.learn(encoded))
-        if learner.limited is not None:
-            self.dispatcher.pool.apply(learner.limited)
-            learner.limited = None
+        limited, learner.limited = learner.limited, None
+        return limited
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from quotapool.domain.client import ClientKey
 from quotapool.proxy.errors import Dialect, ErrorResponse
 from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.record import Record
-from quotapool.proxy.relay import event_failure
+from quotapool.upstream.signals import event_failure
 
 ENDS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 """Upstream events that end a turn."""

@@ -1,4 +1,5 @@
-"""Session affinity keys: which requests belong to one conversation. Pure.
+"""Session affinity: which requests belong to one conversation, and which account it stays
+on. Pure.
 
 Strongest first: `x-codex-turn-state`, `thread-id`, `session-id` / `session_id` /
 `x-codex-session-id` / `x-claude-code-session-id`, the body's `prompt_cache_key`; without any, a
@@ -23,6 +24,8 @@ HEADER_KEYS = (
     "x-claude-code-session-id",
 )
 PREFIX_CHARS = 512
+BRIEF_OUTAGE_SECONDS = 60.0
+"""A bound account back within this long keeps its conversations (a stand-in is not kept)."""
 
 
 def affinity_key(headers: Mapping[str, str], payload: Mapping[str, Any], client: str) -> str:
@@ -48,3 +51,18 @@ def _first_input(payload: Mapping[str, Any]) -> str:
     if isinstance(items, list) and items:
         return orjson.dumps(items[0])[:PREFIX_CHARS].decode(errors="ignore")
     return ""
+
+
+def rebinds(bound: str | None, served_by: str, bound_back_at: float | None, now: float) -> bool:
+    """Whether a conversation moves to the account that served its turn: yes unless that
+    account only stood in for its own (`bound`), which comes back by itself within
+    BRIEF_OUTAGE_SECONDS (`bound_back_at`; None: it will not) to its warm prompt cache.
+
+    >>> rebinds(None, "b", None, 0.0), rebinds("a", "a", None, 0.0)
+    (True, True)
+    >>> rebinds("a", "b", 30.0, 0.0), rebinds("a", "b", 90.0, 0.0), rebinds("a", "b", None, 0.0)
+    (False, True, True)
+    """
+    if bound is None or bound == served_by or bound_back_at is None:
+        return True
+    return bound_back_at - now > BRIEF_OUTAGE_SECONDS

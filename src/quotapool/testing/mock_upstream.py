@@ -5,7 +5,7 @@
             return MockResponse(429, json={"error": {"type": "usage_limit_reached"}})
         return MockResponse(200, chunks=[b"event: ...\\n\\n", ...])
 
-    dispatcher.client = MockClient(upstream)
+    Attempts(client=MockClient(upstream), ...)
 
 A handler may also raise (`aiohttp.ClientConnectionError()`, `TimeoutError()`) to fail the
 call, or return a response whose `fail_after` chunks end in an error mid-body."""

@@ -27,6 +27,11 @@ def codex_auth(secret: Secret, headers: Mapping[str, str] | None = None) -> dict
     return merged
 
 
+def codex_url(credential: Credential) -> str:
+    """Where an account's turns go: over HTTP (a POST streamed back) or as a WebSocket."""
+    return f"{credential.base_url}/codex/responses"
+
+
 class CodexTransport:
     kind = Kind.CODEX
 
@@ -40,7 +45,7 @@ class CodexTransport:
         headers = codex_auth(secret, request.headers)
         headers["content-type"] = "application/json"
         headers["accept"] = "text/event-stream"
-        url = f"{credential.base_url}/codex/responses"
+        url = codex_url(credential)
         if request.route is Route.COMPACT:
             return UpstreamCall(f"{url}/compact", headers, request.body, Relay.PASSTHROUGH)
         if request.route in (Route.CHAT, Route.MESSAGES):

@@ -410,3 +410,35 @@ def _first_text(
             if isinstance(value := source.get(key), str) and value:
                 return value
     return None
+
+
+_RATE_CODES = QUOTA_ERRORS | {"usage_limit_reached", "rate_limit_exceeded", "rate_limit_error"}
+_SERVER_CODES = frozenset({"server_error", "overloaded_error", "api_error", "internal_error"})
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailure:
+    """A failure the upstream reported in its stream (an error or `response.failed` event)."""
+
+    status: int
+    body: bytes
+    verdict: Verdict
+
+
+def event_failure(payload: Any, now: float) -> StreamFailure | None:
+    """A stream event that means the credential failed: a rate limit or an upstream error."""
+    if not isinstance(payload, dict) or payload.get("type") not in ("error", "response.failed"):
+        return None
+    err = payload.get("error") or (payload.get("response") or {}).get("error") or {}
+    if not isinstance(err, dict):
+        return None
+    code = err.get("type") or err.get("code")
+    declared = payload.get("status")
+    if code in _RATE_CODES or declared == 429:
+        status = 429
+    elif code in _SERVER_CODES or (isinstance(declared, int) and declared >= 500):
+        status = 502
+    else:
+        return None
+    body = orjson.dumps({"error": err})
+    return StreamFailure(status, body, classify_error(status, {}, body, now))
