@@ -135,3 +135,30 @@ def h(harness: HarnessFactory) -> Harness:
     for cred in creds[:3]:
         cred["models"] = ["gpt-5.5"]
     return harness(credentials=creds)
+
+
+_SERVERS = ("harness", "h")
+"""Fixtures that start real servers on loopback."""
+_E2E_PLACES = ("tests/e2e/", "tests/admin/", "tests/store/", "tests/faults/", "tests/net/")
+_E2E_FILES = (
+    "tests/test_readme.py",
+    "tests/test_outage.py",
+    "tests/cli/test_terminal.py",
+    "tests/cli/test_start_errors.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`e2e`: a test that starts real servers, processes, clients or a browser. The rest —
+    the pure core and what runs in process — is the fast tier: `pytest -m "not e2e"`."""
+    root = Path(__file__).parent.parent
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        uses = getattr(item, "fixturenames", ())
+        if (
+            where.startswith(_E2E_PLACES)
+            or where in _E2E_FILES
+            or where.endswith("_e2e.py")
+            or any(name in uses for name in _SERVERS)
+        ):
+            item.add_marker(pytest.mark.e2e)

@@ -13,12 +13,12 @@ import orjson
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import Route
-from quotapool.proxy.parse import parse_request
 from quotapool.proxy.attempt import Attempts, RelaySettings
 from quotapool.proxy.conversations import Conversations
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.failover import Chooser, TokenGate
+from quotapool.proxy.parse import parse_request
 from quotapool.proxy.record import Record
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.profiles import Profile, Routing
