@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from quotapool.clock import SystemClock
-from quotapool.proxy.keys import KeyRing
+from quotapool.control.keys import KeyRing
 from quotapool.store.client_keys import ClientKeyStore
 
 
@@ -36,7 +36,7 @@ async def test_the_key_watcher_logs_an_outage_once_and_the_recovery_once(
 ) -> None:
     store = FlakyStore(down=20)
     ring = KeyRing(store, SystemClock(), {}, require=False)
-    with caplog.at_level(logging.INFO, logger="quotapool.proxy.keys"):
+    with caplog.at_level(logging.INFO, logger="quotapool.control.keys"):
         watching = asyncio.ensure_future(ring.watch(0.001))
         for _ in range(2000):
             if store.reads > 25:
@@ -45,7 +45,7 @@ async def test_the_key_watcher_logs_an_outage_once_and_the_recovery_once(
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watching
-    said = [r.getMessage() for r in caplog.records if r.name == "quotapool.proxy.keys"]
+    said = [r.getMessage() for r in caplog.records if r.name == "quotapool.control.keys"]
     failed = [m for m in said if "failed" in m]
     assert len(failed) == 1 and "OperationalError" in failed[0] and "retrying" in failed[0]
     assert [m for m in said if "works again" in m] == [

@@ -21,23 +21,29 @@ from sqlalchemy import exc as sa_exc
 from quotapool import __version__
 from quotapool.accounts.live import LiveAccounts
 from quotapool.accounts.refresh import TokenRefresher
-from quotapool.accounts.usage_poller import UsagePoller
 from quotapool.admin.app import build_admin
 from quotapool.admin.control import Control
 from quotapool.admin.session import Sessions
 from quotapool.clock import Clock, SystemClock
 from quotapool.config import ConfigError, RoutingConfig, Settings
+from quotapool.control.catalogue import CodexCatalogue, models_answer, served_models
+from quotapool.control.keys import KeyRing
+from quotapool.control.metrics import Metrics
 from quotapool.control.routing import LiveRouting
+from quotapool.control.views import pool_usage, pool_view
 from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.egress import Egress
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
+from quotapool.jobs.status_watch import StatusWatch
+from quotapool.jobs.usage_poller import UsagePoller
+from quotapool.jobs.warmup import Warmups
 from quotapool.net.aiohttp import AiohttpClient
 from quotapool.net.egress import Egresses, connector
 from quotapool.problem import Problem
-from quotapool.proxy.access_log import AccessLog, StatusWatch
+from quotapool.proxy.access_log import AccessLog
 from quotapool.proxy.app import READY, ProxyApp
 from quotapool.proxy.attempt import Attempts, RelaySettings
 from quotapool.proxy.conversations import Conversations
@@ -45,17 +51,7 @@ from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.failover import Chooser, TokenGate
 from quotapool.proxy.guard import Guard
-from quotapool.proxy.keys import KeyRing
-from quotapool.proxy.metrics import Metrics
-from quotapool.proxy.models import (
-    CodexCatalogue,
-    models_answer,
-    pool_usage,
-    pool_view,
-    served_models,
-)
 from quotapool.proxy.relay import EventBounds
-from quotapool.proxy.warmup import Warmups
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.filters import available

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from quotapool.proxy.models import CLAUDE_NAMES
+from quotapool.control.catalogue import CLAUDE_NAMES
 from quotapool.testing.fake_model import Failure, server_error
 from tests.conftest import Harness
 

@@ -17,13 +17,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from quotapool.clock import SystemClock
+from quotapool.control.keys import KeyRing
 from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Limited, Served, Started, StatusSet
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.proxy.errors import Dialect
-from quotapool.proxy.keys import KeyRing
 from quotapool.store.client_keys import ClientKeyStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.replication import Replication

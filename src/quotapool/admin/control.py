@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from quotapool.admin.session import Sessions
+from quotapool.control.keys import KeyRing
 from quotapool.control.routing import LiveRouting
 from quotapool.domain.credential import Credential
-from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.record import Record
 from quotapool.routing.profiles import Routing
 from quotapool.store.accounts import AccountStore

@@ -15,14 +15,14 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from quotapool.control.keys import KeyRing
+from quotapool.control.metrics import Metrics
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import JSON, Headers, Message, Receive, Scope, Send, send_body
 from quotapool.proxy.disconnect import DisconnectWatches
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
 from quotapool.proxy.guard import Guard, Refusal, is_loopback
-from quotapool.proxy.keys import KeyRing
-from quotapool.proxy.metrics import Metrics
 from quotapool.proxy.parse import (
     BadRequest,
     ClientLeft,

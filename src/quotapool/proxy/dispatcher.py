@@ -19,13 +19,13 @@ from quotapool.domain.request import (
     Unfit,
     agent_of,
 )
+from quotapool.jobs.warmup import Warmups
 from quotapool.proxy.asgi import Headers, Send, send_body
 from quotapool.proxy.attempt import Attempts, Unanswered
 from quotapool.proxy.conversations import Conversations, kept_here
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.failover import Chooser, Failover
 from quotapool.proxy.record import Record
-from quotapool.proxy.warmup import Warmups
 from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.profiles import PROFILE_HEADER, Profile, Routing
 from quotapool.routing.scenarios import detect

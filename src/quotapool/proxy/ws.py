@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from quotapool.control.keys import KeyRing
 from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served
@@ -29,7 +30,6 @@ from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
 from quotapool.proxy.failover import Failover
-from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (

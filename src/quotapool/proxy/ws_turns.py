@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
+from quotapool.control.keys import KeyRing
 from quotapool.domain.client import ClientKey
 from quotapool.proxy.errors import Dialect, ErrorResponse
-from quotapool.proxy.keys import KeyRing
 from quotapool.proxy.record import Record
 from quotapool.upstream.signals import event_failure
 

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from quotapool.admin.control import Control
+from quotapool.control.views import credential_rows
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.state import Status
-from quotapool.proxy.models import credential_rows
-from quotapool.proxy.warmup import CHEAP_MODELS
+from quotapool.jobs.warmup import CHEAP_MODELS
 from quotapool.store.accounts import AccountError
 
 PROBE_TIMEOUT_SECONDS = 30.0

@@ -50,7 +50,7 @@ from quotapool.store.redis.counters import KeyCounters
 from quotapool.tasks import Outage, until_one_fails
 
 if TYPE_CHECKING:
-    from quotapool.proxy.keys import SharedCounts
+    from quotapool.control.keys import SharedCounts
 
 log = logging.getLogger(__name__)
 

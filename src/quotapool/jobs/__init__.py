@@ -1,0 +1,1 @@
+"""What runs beside the requests: warmups, usage polls, the status watch."""
