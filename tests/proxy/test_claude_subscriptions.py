@@ -151,3 +151,34 @@ def test_a_spent_weekly_opus_limit_cools_down_opus_only(harness: HarnessFactory)
     assert answer(opus, "3") == "Hi from bob-pro!"
     ann = h.state("ann-max")
     assert ann.status.value == "active" and ann.model_cooldowns["claude-opus-5-5"] > time.time()
+
+
+def test_a_subscription_shows_its_windows_in_metrics_and_the_admin_api(
+    harness: HarnessFactory,
+) -> None:
+    """What the unified headers said of the account, where operators read a ChatGPT account's:
+    `/metrics` and the admin API (plan, both windows with their resets)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.admin.test_admin_api import admin
+
+    h = pool(harness)
+    account = next(a for a in h.fake.accounts.values() if a.name == "ann-max")
+    account.primary_used, account.secondary_used = 37.0, 61.0
+    claude_code(h).messages.create(**ASK)
+    with admin(h) as api:
+        rows = {row["name"]: row for row in api.get("/credentials").json()["credentials"]}
+        scraped = api.get(f"{h.base}/metrics").text
+    ann = rows["ann-max"]
+    assert ann["kind"] == "claude" and ann["plan"] == "claude_max_5x"
+    assert ann["primary"]["used_percent"] == 37 and ann["secondary"]["used_percent"] == 61
+    assert ann["primary"]["resets_at"] > time.time() and ann["secondary"]["window_minutes"]
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+    }
+    used = "quotapool_quota_used_percent"
+    assert found[(used, (("credential", "ann-max"), ("window", "primary")))] == 37
+    assert found[(used, (("credential", "ann-max"), ("window", "secondary")))] == 61
+    assert found[("quotapool_credential_status", (("credential", "bob-pro"), ("status", "active")))]
