@@ -242,3 +242,32 @@ def test_importing_an_expired_file_says_what_to_do(harness: HarnessFactory, tmp_
         "has expired: run `claude` once" in result.output
         and "nothing was imported" in result.output
     )
+
+
+def test_a_renewed_login_exports_as_claude_codes_credentials_file(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """After the pool renewed the imported login (so the file it came from is stale), `accounts
+    export` writes the current one where Claude Code reads it; it imports back as it was."""
+    h = pool(harness, tmp_path, {"amy": DUE})
+    assert claude_code(h).messages.create(**ASK).content[0].text == "Hi from amy!"  # type: ignore[union-attr]
+    amy = named(h.fake, "amy")
+    out = tmp_path / "exported" / ".credentials.json"
+    out.parent.mkdir()
+    command = ["accounts", "export", "amy@example.com", "--out", str(out)]
+    result = runner.invoke(app, command, env=env(tmp_path, h.upstream))
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    oauth = json.loads(out.read_text())["claudeAiOauth"]
+    assert oauth["accessToken"] == amy.token  # the renewed one, not the imported one
+    assert oauth["refreshToken"] in h.fake.claude.refresh_tokens
+    assert oauth["expiresAt"] > time.time() * 1000 and oauth["subscriptionType"] == "max"
+    again = tmp_path / "again"
+    imported = runner.invoke(app, ["accounts", "import", str(out)], env=env(again, h.upstream))
+    assert imported.exit_code == 0, imported.output
+    assert listed(again, h.upstream)["amy@example.com"]["plan"] == "claude_max_5x"
+    add = ["accounts", "add-key", "--kind", "claude", "--name", "team", "--token-env", "TOK"]
+    added = runner.invoke(app, add, env=env(tmp_path, h.upstream, TOK="sk-ant-oat01-x" * 3))
+    assert added.exit_code == 0, added.output
+    key = runner.invoke(app, ["accounts", "export", "team"], env=env(tmp_path, h.upstream))
+    assert key.exit_code == 1 and "nothing to export" in key.output  # a setup-token: no login

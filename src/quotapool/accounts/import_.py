@@ -149,3 +149,22 @@ def auth_json(login_tokens: Tokens, account_id: str | None, last_refresh: str) -
         },
         option=orjson.OPT_INDENT_2,
     )
+
+
+_TIERS = {"claude_max_20x": "default_claude_max_20x", "claude_max_5x": "default_claude_max_5x"}
+
+
+def credentials_json(login_tokens: Tokens, expires_at: float | None, plan: str | None) -> bytes:
+    """A Claude login back in the `.credentials.json` shape Claude Code reads (`accounts
+    export`): its `claudeAiOauth`."""
+    oauth: dict[str, object] = {
+        "accessToken": login_tokens.access_token,
+        "refreshToken": login_tokens.refresh_token,
+        "expiresAt": int(expires_at * 1000) if expires_at is not None else None,
+        "scopes": ["user:inference", "user:profile"],
+    }
+    if plan is not None:
+        oauth["subscriptionType"] = "pro" if plan == "claude_pro" else "max"
+        if plan in _TIERS:
+            oauth["rateLimitTier"] = _TIERS[plan]
+    return orjson.dumps({"claudeAiOauth": oauth}, option=orjson.OPT_INDENT_2)

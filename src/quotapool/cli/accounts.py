@@ -469,8 +469,9 @@ def export(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write an account back as a Codex auth.json."""
-    from quotapool.accounts.import_ import auth_json
+    """Write an account back as the Codex CLI's auth.json, or a Claude subscription as Claude
+    Code's .credentials.json (its refresh token then rotates for one of the two only)."""
+    from quotapool.accounts.import_ import auth_json, credentials_json
     from quotapool.store.accounts import AccountError
 
     _, store = _open(config)
@@ -478,14 +479,18 @@ def export(
         row = store.get(name)
     except AccountError as exc:
         raise fail(str(exc)) from None
-    if row.kind is not Kind.CODEX:
-        raise fail(f"{name} is an API key, not a ChatGPT login")
-    stamp = (
-        datetime.fromtimestamp(row.last_refresh or row.updated_at, UTC)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
-    data = auth_json(row.tokens(store.box), row.account_id, stamp)
+    tokens = row.tokens(store.box)
+    if row.kind is Kind.CLAUDE and tokens.refresh_token:
+        data = credentials_json(tokens, row.expires_at, row.plan)
+    elif row.kind is Kind.CODEX:
+        stamp = (
+            datetime.fromtimestamp(row.last_refresh or row.updated_at, UTC)
+            .isoformat()
+            .replace("+00:00", "Z")
+        )
+        data = auth_json(tokens, row.account_id, stamp)
+    else:
+        raise fail(f"{name} is a key, not a ChatGPT or Claude login: nothing to export")
     if out is None:
         sys.stdout.buffer.write(data + b"\n")
         return
