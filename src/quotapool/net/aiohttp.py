@@ -1,15 +1,16 @@
 """The real upstream client: one pooled aiohttp session per egress (the data plane's only
-aiohttp user for requests it relays)."""
+aiohttp user for requests and sockets it relays)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 
 import aiohttp
+from multidict import CIMultiDict
 
 from quotapool.domain.egress import Egress
-from quotapool.net.client import UpstreamResponse
+from quotapool.net.client import SocketRefused, UpstreamResponse, UpstreamSocket
 from quotapool.net.egress import Egresses
 
 
@@ -27,7 +28,44 @@ class AiohttpClient:
 
     async def ws_connect(
         self, url: str, headers: Mapping[str, str], *, egress: Egress
-    ) -> aiohttp.ClientWebSocketResponse:
-        return await self.egresses.session(egress).ws_connect(
-            url, headers=headers, max_msg_size=self.max_frame_bytes, autoclose=True, autoping=True
-        )
+    ) -> UpstreamSocket:
+        try:
+            socket = await self.egresses.session(egress).ws_connect(
+                url,
+                headers=headers,
+                max_msg_size=self.max_frame_bytes,
+                autoclose=True,
+                autoping=True,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise SocketRefused(exc.status, CIMultiDict(exc.headers or {})) from exc
+        return AiohttpSocket(socket)
+
+
+class AiohttpSocket:
+    """An aiohttp client WebSocket as an `UpstreamSocket`."""
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self._socket = socket
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        response = getattr(self._socket, "_response", None)  # (aiohttp keeps the handshake's)
+        return response.headers if response is not None else {}
+
+    @property
+    def close_code(self) -> int | None:
+        return self._socket.close_code
+
+    async def send_str(self, text: str) -> None:
+        await self._socket.send_str(text)
+
+    async def frames(self) -> AsyncIterator[str | bytes]:
+        async for message in self._socket:
+            if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                yield message.data
+
+    async def close(self) -> None:
+        await self._socket.close()

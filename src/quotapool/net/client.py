@@ -1,4 +1,5 @@
-"""The upstream I/O seam: everything the dispatcher and the WebSocket bridge ask of the network.
+"""The upstream I/O seam: everything the dispatcher and the WebSocket bridge ask of the network
+(requests with their answers, WebSockets with their frames).
 
 `net.aiohttp.AiohttpClient` is the real one; `testing.mock_upstream.MockClient` answers from a
 function, so failover, faults and streams are tested without sockets or sleeps (the idea of
@@ -6,13 +7,11 @@ httpx's `MockTransport`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from quotapool.domain.egress import Egress
 
 
@@ -47,6 +46,37 @@ class UpstreamResponse(Protocol):
         ...
 
 
+class UpstreamSocket(Protocol):
+    """An upstream WebSocket, open: frames both ways until either side closes."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The handshake answer's headers (case-insensitive)."""
+        ...
+
+    @property
+    def close_code(self) -> int | None:
+        """Why the upstream closed it (None while open)."""
+        ...
+
+    async def send_str(self, text: str) -> None: ...
+
+    def frames(self) -> AsyncIterator[str | bytes]:
+        """Text and binary frames as they arrive, until the socket closes."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SocketRefused(Exception):
+    """The upstream answered a WebSocket handshake with an HTTP status instead."""
+
+    def __init__(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"handshake answered {status}")
+        self.status = status
+        self.headers: Mapping[str, str] = headers or {}
+
+
 class UpstreamClient(Protocol):
     """Sends requests upstream. Errors are `aiohttp.ClientError` or `TimeoutError`."""
 
@@ -59,6 +89,7 @@ class UpstreamClient(Protocol):
 
     async def ws_connect(
         self, url: str, headers: Mapping[str, str], *, egress: Egress
-    ) -> aiohttp.ClientWebSocketResponse:
-        """An upstream WebSocket, open."""
+    ) -> UpstreamSocket:
+        """An upstream WebSocket, open; `SocketRefused` when the upstream answers the handshake
+        with a status (other errors: as `post`'s)."""
         ...

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 import orjson
 
 from quotapool.control.keys import KeyRing
@@ -24,7 +23,7 @@ from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served
 from quotapool.domain.request import Route, RouteRequest
-from quotapool.net.client import UpstreamResponse
+from quotapool.net.client import SocketRefused, UpstreamResponse, UpstreamSocket
 from quotapool.net.egress import EgressError, report
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
@@ -144,20 +143,18 @@ class WebSocketBridge:
 
     async def _accept(
         self,
-        upstream: aiohttp.ClientWebSocketResponse,
+        upstream: UpstreamSocket,
         route_header: str,
         send: Send,
         record: Record,
         base: Headers,
     ) -> None:
         accepted = [*base, (b"x-quotapool-route", route_header.encode())]
-        upstream_headers = getattr(upstream, "_response", None)
-        if upstream_headers is not None:
-            accepted += [
-                (k.lower().encode(), v.encode())
-                for k, v in upstream_headers.headers.items()
-                if k.lower().startswith("x-codex-")
-            ]
+        accepted += [
+            (k.lower().encode(), v.encode())
+            for k, v in upstream.headers.items()
+            if k.lower().startswith("x-codex-")
+        ]
         await send({"type": "websocket.accept", "headers": accepted})
         record.status = 101
         record.ttfb_ms = (self.dispatcher.clock.now() - record.at) * 1000.0
@@ -171,7 +168,7 @@ class WebSocketBridge:
         record: Record,
         base: Headers,
         held: Reservation,
-    ) -> aiohttp.ClientWebSocketResponse | _Refused | None:
+    ) -> UpstreamSocket | _Refused | None:
         """The upstream socket; None to try another account; REFUSED when the client got 426."""
         d, cid = self.dispatcher, credential.id
         attempts = d.attempts
@@ -180,7 +177,7 @@ class WebSocketBridge:
             upstream = await attempts.client.ws_connect(
                 codex_url(credential), upstream_headers, egress=attempts.secrets[cid].egress
             )
-        except aiohttp.WSServerHandshakeError as exc:
+        except SocketRefused as exc:
             now = d.clock.now()
             if exc.status in NO_WEBSOCKET:
                 held.settle(Abandoned(cid, now))
@@ -189,25 +186,24 @@ class WebSocketBridge:
                 return REFUSED
             if exc.status == 401:
                 attempts.on_unauthorized(cid)
-            verdict = classify_error(exc.status, exc.headers or {}, b"", now)
+            verdict = classify_error(exc.status, exc.headers, b"", now)
             reason = verdict.reason or f"handshake {exc.status}"
             held.settle(replace(verdict, reason=reason).outcome(cid, now))
             record.error = verdict.reason
             return None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             report(credential.name, exc)
             why = str(exc) if isinstance(exc, EgressError) else type(exc).__name__
             held.settle(Failed(cid, d.clock.now(), f"websocket: {why}"))
             return None
-        response = getattr(upstream, "_response", None)
-        if response is not None and (quota := parse_codex_headers(response.headers, d.clock.now())):
+        if quota := parse_codex_headers(upstream.headers, d.clock.now()):
             d.pool.apply(Observed(cid, d.clock.now(), quota, "headers"))
         return upstream
 
     async def _pump(
         self,
         credential: Credential,
-        upstream: aiohttp.ClientWebSocketResponse,
+        upstream: UpstreamSocket,
         headers: dict[str, str],
         receive: Receive,
         send: Send,
@@ -235,7 +231,7 @@ class WebSocketBridge:
     async def _client_to_upstream(
         self,
         credential: Credential,
-        upstream: aiohttp.ClientWebSocketResponse,
+        upstream: UpstreamSocket,
         headers: dict[str, str],
         receive: Receive,
         send: Send,
@@ -262,15 +258,15 @@ class WebSocketBridge:
                 await upstream.send_str(text)
 
     async def _upstream_to_client(
-        self, upstream: aiohttp.ClientWebSocketResponse, send: Send, listening: _Listening
+        self, upstream: UpstreamSocket, send: Send, listening: _Listening
     ) -> None:
-        async for message in upstream:
-            if message.type == aiohttp.WSMsgType.TEXT:
-                if (limited := self._observe(listening, message.data)) is not None:
-                    self.dispatcher.pool.apply(replace(limited, ends=False))  # (the socket goes on)
-                await send({"type": "websocket.send", "text": message.data})
-            elif message.type == aiohttp.WSMsgType.BINARY:
-                await send({"type": "websocket.send", "bytes": message.data})
+        async for frame in upstream.frames():
+            if isinstance(frame, bytes):
+                await send({"type": "websocket.send", "bytes": frame})
+                continue
+            if (limited := self._observe(listening, frame)) is not None:
+                self.dispatcher.pool.apply(replace(limited, ends=False))  # (the socket goes on)
+            await send({"type": "websocket.send", "text": frame})
 
     async def _over_http(
         self,

@@ -8,13 +8,17 @@
     Attempts(client=MockClient(upstream), ...)
 
 A handler may also raise (`aiohttp.ClientConnectionError()`, `TimeoutError()`) to fail the
-call, or return a response whose `fail_after` chunks end in an error mid-body."""
+call, or return a response whose `fail_after` chunks end in an error mid-body.
+
+WebSockets are answered by `sockets`: a `ScriptedSocket` (each frame the client sends is
+answered by its `reply`), or a `MockResponse` whose status refuses the handshake."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -22,6 +26,7 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from quotapool.domain.egress import DIRECT, Egress
+from quotapool.net.client import SocketRefused
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,15 @@ class _Body:
 
 
 Handler = Callable[[MockRequest], "MockResponse | Awaitable[MockResponse]"]
+SocketHandler = Callable[[MockRequest], "ScriptedSocket | MockResponse"]
 
 
 class MockClient:
     """An `UpstreamClient` that asks `handler` for each answer and keeps every request."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, sockets: SocketHandler | None = None) -> None:
         self.handler = handler
+        self.sockets = sockets
         self.requests: list[MockRequest] = []
 
     @contextlib.asynccontextmanager
@@ -116,10 +123,47 @@ class MockClient:
 
     async def ws_connect(
         self, url: str, headers: Mapping[str, str], *, egress: Egress
-    ) -> aiohttp.ClientWebSocketResponse:
-        raise aiohttp.WSServerHandshakeError(
-            None,  # type: ignore[arg-type]
-            (),
-            status=426,
-            message="the mock upstream has no WebSocket transport",
-        )
+    ) -> ScriptedSocket:
+        request = MockRequest(url, dict(headers), b"", egress)
+        self.requests.append(request)
+        answer = self.sockets(request) if self.sockets is not None else MockResponse(426)
+        if isinstance(answer, MockResponse):
+            raise SocketRefused(answer.status, answer.headers)
+        return answer
+
+
+CLOSE = object()
+"""A frame a `ScriptedSocket`'s reply may end with: the upstream closes the socket."""
+
+
+@dataclass
+class ScriptedSocket:
+    """An upstream WebSocket whose answer to each text frame the client sends is `reply(frame)`
+    (frames, perhaps ending with `CLOSE`)."""
+
+    reply: Callable[[str], list[Any]]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    close_with: int = 1000
+    """The close code when a reply ends with `CLOSE`."""
+    sent: list[str] = field(default_factory=list)
+    close_code: int | None = None
+    _inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+
+    async def send_str(self, text: str) -> None:
+        self.sent.append(text)
+        for frame in self.reply(text):
+            self._inbox.put_nowait(frame)
+
+    async def frames(self) -> AsyncIterator[str | bytes]:
+        while self.close_code is None:
+            frame = await self._inbox.get()
+            if frame is CLOSE:
+                if self.close_code is None:  # (the upstream's own close)
+                    self.close_code = self.close_with
+                return
+            yield frame
+
+    async def close(self) -> None:
+        if self.close_code is None:
+            self.close_code = 1000
+            self._inbox.put_nowait(CLOSE)
