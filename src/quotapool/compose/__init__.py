@@ -27,10 +27,11 @@ from quotapool.control.routing import LiveRouting
 from quotapool.control.views import pool_usage, pool_view
 from quotapool.jobs.status_watch import StatusWatch
 from quotapool.jobs.usage_poller import UsagePoller
-from quotapool.proxy.app import READY, ProxyApp
+from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
 from quotapool.proxy.guard import Guard
+from quotapool.proxy.routes import READY
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.filters import available
 from quotapool.store.batch import BatchWriter

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -19,7 +17,13 @@ from quotapool.control.keys import KeyRing
 from quotapool.control.metrics import Metrics
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
-from quotapool.proxy.asgi import JSON, Headers, Message, Receive, Scope, Send, send_body
+from quotapool.proxy.answers import (
+    LoggedBeforeTheEnd,
+    cut_at_shutdown,
+    replaying,
+    send_refusal,
+)
+from quotapool.proxy.asgi import Headers, Receive, Scope, Send, send_body
 from quotapool.proxy.disconnect import DisconnectWatches
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
 from quotapool.proxy.guard import Guard, Refusal, is_loopback
@@ -32,24 +36,24 @@ from quotapool.proxy.parse import (
     read_body,
 )
 from quotapool.proxy.record import Record
-from quotapool.proxy.relay import error_event
+from quotapool.proxy.routes import (
+    ADMIN_PREFIX,
+    ENDPOINTS,
+    MODELS_PATH,
+    OPEN_PATHS,
+    POOL_PATH,
+    READY,
+    USAGE_PATHS,
+    Endpoint,
+    dialect_for,
+    wants_websocket,
+)
 from quotapool.proxy.ws import refuse
 from quotapool.routing.profiles import PROFILE_HEADER
 from quotapool.upstream.base import ClientRequest
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/ready"})
-"""Served without a client key (probes of load balancers and orchestrators)."""
-READY = "ready"
-"""`/ready`'s status when it answers 200; any other status says why not (503)."""
-POOL_PATH = "/quotapool/pool"
-MODELS_PATH = "/v1/models"
-USAGE_PATHS = frozenset({"/backend-api/wham/usage", "/api/codex/usage"})
-"""Where the Codex CLI reads its account's limits: answered with the pool's."""
-ADMIN_PREFIX = "/quotapool"
-"""Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
-that is not the data plane's own (`/quotapool/pool`)."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _REMOTE_REFUSED = (
     "quotapool serves only loopback clients until client keys exist: create one on the server "
@@ -57,33 +61,6 @@ _REMOTE_REFUSED = (
     "NAME`) and send it as the API key; or, behind your own access control, set allow_remote = "
     "true (QUOTAPOOL_ALLOW_REMOTE=true)."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    methods: tuple[str, ...]
-    dialect: Dialect
-    route: Route | None = None
-    """Set for proxied endpoints; None for the proxy's own (models, health)."""
-
-
-ENDPOINTS: dict[str, Endpoint] = {
-    "/v1/responses": Endpoint(("POST",), Dialect.OPENAI, Route.RESPONSES),
-    "/backend-api/codex/responses": Endpoint(("POST",), Dialect.CODEX, Route.RESPONSES),
-    "/v1/responses/compact": Endpoint(("POST",), Dialect.OPENAI, Route.COMPACT),
-    "/backend-api/codex/responses/compact": Endpoint(("POST",), Dialect.CODEX, Route.COMPACT),
-    "/v1/chat/completions": Endpoint(("POST",), Dialect.OPENAI, Route.CHAT),
-    "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
-    "/v1/messages/count_tokens": Endpoint(("POST",), Dialect.ANTHROPIC, Route.COUNT_TOKENS),
-    MODELS_PATH: Endpoint(("GET",), Dialect.OPENAI),
-    "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
-    "/health": Endpoint(("GET",), Dialect.OPENAI),
-    "/ready": Endpoint(("GET",), Dialect.OPENAI),
-    POOL_PATH: Endpoint(("GET",), Dialect.OPENAI),
-    "/backend-api/wham/usage": Endpoint(("GET",), Dialect.CODEX),
-    "/api/codex/usage": Endpoint(("GET",), Dialect.CODEX),
-    "/metrics": Endpoint(("GET",), Dialect.OPENAI),
-}
 
 
 WebSocketHandler = Callable[
@@ -267,7 +244,7 @@ class ProxyApp:
         endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
         if endpoint is None and route_path.startswith(MODELS_PATH + "/"):
             endpoint = ENDPOINTS[MODELS_PATH]  # GET /v1/models/{id}
-        dialect = endpoint.dialect if endpoint else _dialect_for(route_path)
+        dialect = endpoint.dialect if endpoint else dialect_for(route_path)
         if route_path.startswith(MODELS_PATH) and any(
             name == b"anthropic-version" for name, _ in scope["headers"]
         ):
@@ -277,19 +254,21 @@ class ProxyApp:
             return
         if endpoint is None:
             known = ", ".join(sorted(ENDPOINTS))
-            await _send_error(send, base, error(dialect, 404, f"No route {path}. Routes: {known}."))
+            await send_refusal(
+                send, base, error(dialect, 404, f"No route {path}. Routes: {known}.")
+            )
             return
         method = scope["method"]
-        if method == "GET" and endpoint.route is Route.RESPONSES and _wants_websocket(scope):
+        if method == "GET" and endpoint.route is Route.RESPONSES and wants_websocket(scope):
             # 426 makes the Codex CLI fall back to HTTP at once (503 would make it retry).
             message = "The WebSocket transport is not enabled here; use HTTP (POST)."
-            await _send_error(send, base, error(dialect, 426, message))
+            await send_refusal(send, base, error(dialect, 426, message))
             return
         if method not in endpoint.methods:
             allowed = ", ".join(endpoint.methods)
             base.append((b"allow", allowed.encode()))
             message = f"{method} is not supported on {path}; use {allowed}."
-            await _send_error(send, base, error(dialect, 405, message))
+            await send_refusal(send, base, error(dialect, 405, message))
             return
         if route_path == "/metrics":
             await self._scrape(scope, send, base)
@@ -314,7 +293,7 @@ class ProxyApp:
         if refused is not None:
             if endpoint.route is not None:  # `quotapool requests --status 401` finds it
                 self._log_refusal(request_id, endpoint.route, path, refused)
-            await _send_error(send, base, refused)
+            await send_refusal(send, base, refused)
             return
         if endpoint.route is None:
             await self._own(route_path, dialect, send, base)
@@ -347,7 +326,7 @@ class ProxyApp:
             answer = (refusal_page if page else partial(error, dialect))(
                 refused.status, refused.message
             )
-            await _send_error(send, base, answer)
+            await send_refusal(send, base, answer)
             return
         watch = self._watches.watch(receive, reading=True)
         try:
@@ -355,7 +334,7 @@ class ProxyApp:
                 scope, receive, min(self._limit, ADMIN_MAX_BODY_BYTES), dialect, watch
             )
         except BadRequest as bad:
-            await _send_error(send, base, bad.response)
+            await send_refusal(send, base, bad.response)
             return
         except ClientLeft:
             return
@@ -363,11 +342,11 @@ class ProxyApp:
             if not watch.body_late or watch.handler is None:
                 raise
             watch.handler.uncancel()
-            await _send_error(send, base, self._body_late(dialect))
+            await send_refusal(send, base, self._body_late(dialect))
             return
         finally:
             self._watches.stop(watch)
-        await admin(scope, _replaying(body, receive), send)
+        await admin(scope, replaying(body, receive), send)
 
     async def _scrape(self, scope: Scope, send: Send, base: Headers) -> None:
         """`GET /metrics`: for the admin token, or anyone with `metrics_public = true`."""
@@ -388,7 +367,7 @@ class ProxyApp:
                 "one), or metrics_public = true."
             )
             response = error(Dialect.OPENAI, 401, message, code="invalid_api_key")
-        await _send_error(send, base, response)
+        await send_refusal(send, base, response)
 
     async def _own(self, path: str, dialect: Dialect, send: Send, base: Headers) -> None:
         if path == "/health":
@@ -433,7 +412,7 @@ class ProxyApp:
         record = Record(request_id, self._now(), route.value, scope["path"])
         watch = self._watches.watch(receive, reading=True)
         self._active += 1
-        logged = _LoggedBeforeTheEnd(send, record, self._finish)
+        logged = LoggedBeforeTheEnd(send, record, self._finish)
         send = logged.send
         try:
             body = await read_body(scope, receive, self._limit, dialect, watch)
@@ -445,7 +424,7 @@ class ProxyApp:
             await self._serve(request, dialect, send, record, base)
         except BadRequest as bad:
             record.status, record.error = bad.response.status, bad.response.body.decode()
-            await _send_error(send, base, bad.response)
+            await send_refusal(send, base, bad.response)
         except ClientLeft:
             record.status, record.error = 499, "client left while sending its body"
         except asyncio.CancelledError:
@@ -454,11 +433,11 @@ class ProxyApp:
                     watch.handler.uncancel()
                 if watch.body_late:
                     record.status, record.error = 408, "request body stopped arriving"
-                    await _send_error(send, base, self._body_late(dialect))
+                    await send_refusal(send, base, self._body_late(dialect))
                 else:
                     record.status, record.error = 499, "client disconnected"
             else:  # the server is shutting down and the grace period is over
-                await _cut_at_shutdown(send, record, route, dialect, base)
+                await cut_at_shutdown(send, record, route, dialect, base)
         except Exception as exc:  # a bug must cost one request, never leak a traceback
             log.exception("request %s failed", request_id)
             record.status, record.error = 500, f"internal error: {type(exc).__name__}"
@@ -467,7 +446,7 @@ class ProxyApp:
                     f"quotapool failed on this request ({type(exc).__name__}); "
                     f"its log has the details under {request_id}."
                 )
-                await _send_error(send, base, error(dialect, 500, message))
+                await send_refusal(send, base, error(dialect, 500, message))
         finally:
             self._active -= 1
             self._watches.stop(watch)
@@ -496,87 +475,10 @@ class ProxyApp:
         self._submit(record.row())
 
 
-class _LoggedBeforeTheEnd:
-    """A request's `send` that hands its row to the log (written ahead to the journal) just
-    before the answer's last part leaves: a kill -9 right after a client has its whole answer
-    can no longer lose its row. Whatever the request does after that is not logged."""
-
-    __slots__ = ("_finish", "_record", "_send", "done")
-
-    def __init__(self, send: Send, record: Record, finish: Callable[[Record], None]) -> None:
-        self._send = send
-        self._record = record
-        self._finish = finish
-        self.done = False
-
-    async def send(self, message: Message) -> None:
-        if (
-            not self.done
-            and message["type"] == "http.response.body"
-            and not message.get("more_body", False)
-        ):
-            self.done = True
-            self._finish(self._record)
-        await self._send(message)
-
-
 ADMIN_MAX_BODY_BYTES = 1024 * 1024
 """The admin API and the dashboard take small bodies (a login form, a key's settings)."""
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """`receive` for an app handed a body already read: the body first, then what comes."""
-    given = False
-
-    async def replayed() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 DRAIN_AFTER_CANCEL_SECONDS = 2.0
 """After the grace period, how long shutdown waits for cut requests to end their streams and
 queue their rows before the log writers stop."""
-SHUTDOWN_MESSAGE = "quotapool is shutting down; this request was cut. Send it again."
-
-
-async def _cut_at_shutdown(
-    send: Send, record: Record, route: Route, dialect: Dialect, base: Headers
-) -> None:
-    """End a request the shutdown cut: an error event if its stream started, else a 503."""
-    record.error = "cut at shutdown"
-    with contextlib.suppress(Exception):
-        if record.ttfb_ms is None:
-            record.status = 503
-            await _send_error(send, base, error(dialect, 503, SHUTDOWN_MESSAGE))
-        elif record.stream:
-            await send({"type": "http.response.body", "body": error_event(route, SHUTDOWN_MESSAGE)})
-
-
-def _wants_websocket(scope: Scope) -> bool:
-    return any(
-        name == b"upgrade" and value.lower() == b"websocket" for name, value in scope["headers"]
-    )
-
-
-def _dialect_for(path: str) -> Dialect:
-    if path.startswith("/v1/messages"):
-        return Dialect.ANTHROPIC
-    return Dialect.CODEX if path.startswith("/backend-api") else Dialect.OPENAI
-
-
-_CLOSE = (b"connection", b"close")
-
-
-async def _send_error(send: Send, base: Headers, response: ErrorResponse) -> None:
-    """A refusal; it closes the connection (a client nobody admitted holds no slot after it,
-    whatever it still sends)."""
-    headers = base + list(response.headers)
-    if _CLOSE not in headers:
-        headers.append(_CLOSE)
-    own_type = any(name == b"content-type" for name, _ in response.headers)
-    await send_body(send, response.status, response.body, headers, None if own_type else JSON)

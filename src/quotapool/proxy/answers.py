@@ -1,0 +1,79 @@
+"""How the data plane's answers end: a refusal that closes the connection, the row logged
+before an answer's last part, a request cut at shutdown, a body handed on already read."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from quotapool.domain.request import Route
+from quotapool.proxy.asgi import JSON, Headers, Message, Receive, Send, send_body
+from quotapool.proxy.errors import Dialect, ErrorResponse, error
+from quotapool.proxy.record import Record
+from quotapool.proxy.relay import error_event
+
+_CLOSE = (b"connection", b"close")
+
+
+async def send_refusal(send: Send, base: Headers, response: ErrorResponse) -> None:
+    """A refusal; it closes the connection (a client nobody admitted holds no slot after it,
+    whatever it still sends)."""
+    headers = base + list(response.headers)
+    if _CLOSE not in headers:
+        headers.append(_CLOSE)
+    own_type = any(name == b"content-type" for name, _ in response.headers)
+    await send_body(send, response.status, response.body, headers, None if own_type else JSON)
+
+
+class LoggedBeforeTheEnd:
+    """A request's `send` that hands its row to the log (written ahead to the journal) just
+    before the answer's last part leaves: a kill -9 right after a client has its whole answer
+    can no longer lose its row. Whatever the request does after that is not logged."""
+
+    __slots__ = ("_finish", "_record", "_send", "done")
+
+    def __init__(self, send: Send, record: Record, finish: Callable[[Record], None]) -> None:
+        self._send = send
+        self._record = record
+        self._finish = finish
+        self.done = False
+
+    async def send(self, message: Message) -> None:
+        if (
+            not self.done
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            self.done = True
+            self._finish(self._record)
+        await self._send(message)
+
+
+SHUTDOWN_MESSAGE = "quotapool is shutting down; this request was cut. Send it again."
+
+
+async def cut_at_shutdown(
+    send: Send, record: Record, route: Route, dialect: Dialect, base: Headers
+) -> None:
+    """End a request the shutdown cut: an error event if its stream started, else a 503."""
+    record.error = "cut at shutdown"
+    with contextlib.suppress(Exception):
+        if record.ttfb_ms is None:
+            record.status = 503
+            await send_refusal(send, base, error(dialect, 503, SHUTDOWN_MESSAGE))
+        elif record.stream:
+            await send({"type": "http.response.body", "body": error_event(route, SHUTDOWN_MESSAGE)})
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` for an app handed a body already read: the body first, then what comes."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -1,0 +1,60 @@
+"""The data plane's paths: what each serves, in which API's dialect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quotapool.domain.request import Route
+from quotapool.proxy.asgi import Scope
+from quotapool.proxy.errors import Dialect
+
+OPEN_PATHS = frozenset({"/health", "/ready"})
+"""Served without a client key (probes of load balancers and orchestrators)."""
+READY = "ready"
+"""`/ready`'s status when it answers 200; any other status says why not (503)."""
+POOL_PATH = "/quotapool/pool"
+MODELS_PATH = "/v1/models"
+USAGE_PATHS = frozenset({"/backend-api/wham/usage", "/api/codex/usage"})
+"""Where the Codex CLI reads its account's limits: answered with the pool's."""
+ADMIN_PREFIX = "/quotapool"
+"""Where the admin API and the dashboard (`quotapool.admin`) are mounted: every path under it
+that is not the data plane's own (`/quotapool/pool`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    methods: tuple[str, ...]
+    dialect: Dialect
+    route: Route | None = None
+    """Set for proxied endpoints; None for the proxy's own (models, health)."""
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "/v1/responses": Endpoint(("POST",), Dialect.OPENAI, Route.RESPONSES),
+    "/backend-api/codex/responses": Endpoint(("POST",), Dialect.CODEX, Route.RESPONSES),
+    "/v1/responses/compact": Endpoint(("POST",), Dialect.OPENAI, Route.COMPACT),
+    "/backend-api/codex/responses/compact": Endpoint(("POST",), Dialect.CODEX, Route.COMPACT),
+    "/v1/chat/completions": Endpoint(("POST",), Dialect.OPENAI, Route.CHAT),
+    "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
+    "/v1/messages/count_tokens": Endpoint(("POST",), Dialect.ANTHROPIC, Route.COUNT_TOKENS),
+    MODELS_PATH: Endpoint(("GET",), Dialect.OPENAI),
+    "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
+    "/health": Endpoint(("GET",), Dialect.OPENAI),
+    "/ready": Endpoint(("GET",), Dialect.OPENAI),
+    POOL_PATH: Endpoint(("GET",), Dialect.OPENAI),
+    "/backend-api/wham/usage": Endpoint(("GET",), Dialect.CODEX),
+    "/api/codex/usage": Endpoint(("GET",), Dialect.CODEX),
+    "/metrics": Endpoint(("GET",), Dialect.OPENAI),
+}
+
+
+def wants_websocket(scope: Scope) -> bool:
+    return any(
+        name == b"upgrade" and value.lower() == b"websocket" for name, value in scope["headers"]
+    )
+
+
+def dialect_for(path: str) -> Dialect:
+    if path.startswith("/v1/messages"):
+        return Dialect.ANTHROPIC
+    return Dialect.CODEX if path.startswith("/backend-api") else Dialect.OPENAI
