@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
+import aiohttp
+
 if TYPE_CHECKING:
     from quotapool.domain.egress import Egress
+
+NETWORK_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, TimeoutError)
+"""How a call through the seam fails on the way: no connection, a broken protocol, an answer
+cut short, a timeout (a refused handshake is `SocketRefused`)."""
 
 
 class Body(Protocol):
@@ -78,7 +84,7 @@ class SocketRefused(Exception):
 
 
 class UpstreamClient(Protocol):
-    """Sends requests upstream. Errors are `aiohttp.ClientError` or `TimeoutError`."""
+    """Sends requests upstream; fails with one of NETWORK_ERRORS."""
 
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, egress: Egress

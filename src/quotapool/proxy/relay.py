@@ -8,11 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from quotapool.domain.request import Route
-from quotapool.net.client import Body
+from quotapool.net.client import NETWORK_ERRORS, Body
 from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
@@ -27,7 +26,7 @@ class BrokenAnswer(ValueError):
     whole answer), or not what it says it is (JSON that does not parse)."""
 
 
-TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, EventTooLarge, BrokenAnswer)
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (*NETWORK_ERRORS, EventTooLarge, BrokenAnswer)
 """How an upstream call fails: before the client's first byte the pool fails over (and the
 credential's breaker counts it), after it the stream ends with an error event."""
 MAX_ERROR_BYTES = 1024 * 1024
