@@ -196,7 +196,8 @@ async def wait_for_callback(
         return await asyncio.wait_for(arrived, timeout)
     except TimeoutError:
         raise OAuthError(
-            f"no browser callback within {timeout:.0f} s; try --device or --manual"
+            f"no browser callback within {timeout:.0f} s; on a machine without a browser, "
+            "use --manual"
         ) from None
     finally:
         await runner.cleanup()
