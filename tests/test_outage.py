@@ -21,11 +21,11 @@ class FlakyStore(ClientKeyStore):
         self.down = down
         self.reads = 0
 
-    def version(self) -> tuple[int, float, str | None]:
+    def version(self) -> tuple[int, int, str | None]:
         self.reads += 1
         if self.reads <= self.down:
             raise OperationalError("SELECT", {}, ConnectionRefusedError("connection refused"))
-        return (0, 0.0, None)
+        return (0, 0, None)
 
     def all(self) -> list:  # type: ignore[type-arg]
         return []

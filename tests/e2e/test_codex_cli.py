@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -277,6 +278,7 @@ def test_a_tool_turn_on_keys_without_the_responses_api(
 ) -> None:
     """The Codex CLI on an Anthropic key, or on an OpenAI-compatible server with only the chat
     API: its Responses requests are translated, its shell tool runs, its output goes back."""
+    credential: dict[str, Any]
     if kind == "anthropic":
         credential = {"kind": "anthropic", "name": "ant", "api_key": "sk-ant"}
         path, token = "/v1/messages", "sk-ant"

@@ -20,7 +20,7 @@ def h(harness: HarnessFactory) -> Harness:
 
 
 def sent_models(h: Harness) -> list[str]:
-    return [s.body.get("model") for s in h.fake.seen]
+    return [str(s.body.get("model")) for s in h.fake.seen]
 
 
 def test_no_profile_or_scenario_sends_a_model_the_key_may_not_use(h: Harness) -> None:

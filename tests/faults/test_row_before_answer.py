@@ -45,10 +45,13 @@ async def serve_one(settings: Settings, body: bytes, journal: Path) -> dict[str,
     await lifespan.put({"type": "lifespan.startup"})
     assert (await said.get())["type"] == "lifespan.startup.complete"
     seen: dict[str, Any] = {}
-    parts = [{"type": "http.request", "body": body, "more_body": False}]
+    parts: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> Message:
-        return parts.pop(0) if parts else await asyncio.Event().wait()  # type: ignore[func-returns-value]
+        if parts:
+            return parts.pop(0)
+        await asyncio.Event().wait()  # (the client stays: no disconnect)
+        raise AssertionError("unreachable")
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -31,7 +31,7 @@ async def turn(socket: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -
     async for message in socket:
         if message.type is not aiohttp.WSMsgType.TEXT:
             break
-        event = json.loads(message.data)
+        event: dict[str, Any] = json.loads(message.data)
         if event["type"] in ("response.completed", "response.failed", "error"):
             return event
     return {"type": "closed", "code": socket.close_code}

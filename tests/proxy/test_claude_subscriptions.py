@@ -21,7 +21,7 @@ SUBSCRIPTIONS = [
     ("sk-ant-oat01-bob", "bob-pro", "claude_pro"),
 ]
 CLAUDE_CODE = {"x-app": "cli", "user-agent": "claude-cli/2.1.3 (external, cli)"}
-ASK = {
+ASK: dict[str, Any] = {
     "model": "claude-sonnet-4-5",
     "max_tokens": 64,
     "messages": [{"role": "user", "content": "hi"}],
@@ -144,7 +144,7 @@ def test_a_spent_weekly_opus_limit_cools_down_opus_only(harness: HarnessFactory)
 
     def answer(body: dict[str, Any], session: str) -> str:  # each its own session
         said = client.messages.create(**body, extra_headers={"x-claude-code-session-id": session})
-        return said.content[0].text  # type: ignore[union-attr]
+        return str(said.content[0].text)  # type: ignore[union-attr]
 
     assert answer(opus, "1") == "Hi from bob-pro!"
     assert answer(ASK, "2") == "Hi from ann-max!"  # sonnet: the plan still serves it

@@ -88,7 +88,7 @@ def test_an_unknown_profile_is_a_400_naming_the_known_ones(h: Harness) -> None:
     assert h.fake.seen == []
 
 
-SCENARIOS = [
+SCENARIOS: list[tuple[dict[str, Any], str, str]] = [
     ({"model": "gpt-5.5", "input": "hello"}, "default", "gpt-5.5"),
     ({"model": "gpt-5.3-codex-mini", "input": "summarize"}, "background", "gpt-5.4-mini"),
     ({"model": "gpt-5.5", "input": "x", "reasoning": {"effort": "high"}}, "think", "gpt-5.5-pro"),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import Route
+from quotapool.proxy.asgi import Message
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import Sink, UpstreamEvents, stream_events
@@ -26,9 +26,9 @@ class Chunks:
 
 
 def relay(*chunks: bytes, hide_usage: bool = False) -> tuple[list[bytes], Record]:
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     record = Record("qp-test", 0.0, "chat", "/v1/chat/completions")

@@ -150,7 +150,7 @@ def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
 
                 def route(path: str = "/v1/responses") -> str:
                     response = http.post(path, json={"model": "gpt-5.5", "input": "x"})
-                    return response.headers.get("x-quotapool-route", str(response.status_code))
+                    return str(response.headers.get("x-quotapool-route", response.status_code))
 
                 assert route() == "fill_first; credential=alpha"
                 assert route("/p/batch/v1/responses") == "400"

@@ -87,8 +87,9 @@ def bridged(sockets: Any) -> tuple[Dispatcher, MockClient, WebSocketBridge]:
 
 
 def open_socket(bridge: WebSocketBridge, client: Client) -> asyncio.Task[None]:
-    scope = {"type": "websocket", "path": "/backend-api/codex/responses", "headers": []}
-    record = Record("ws1", 0.0, "websocket", scope["path"])
+    path = "/backend-api/codex/responses"
+    scope: dict[str, Any] = {"type": "websocket", "path": path, "headers": []}
+    record = Record("ws1", 0.0, "websocket", path)
     return asyncio.ensure_future(  # noqa: TID251 (awaited by the test)
         bridge(scope, client.receive, client.send, {}, "client", record, [])
     )

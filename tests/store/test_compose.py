@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -91,7 +91,7 @@ class Clients:
     """`count` clients sending requests back to back through one address (each keeping its
     connection to it, as an SDK does); what they got."""
 
-    def __init__(self, base: str, count: int, body: dict[str, object]) -> None:
+    def __init__(self, base: str, count: int, body: Mapping[str, object]) -> None:
         self.base, self.body = base, body
         self.answered: list[str] = []
         """Request ids of the complete answers."""

@@ -16,7 +16,7 @@ from tests.pg import postgres_schema
 
 def rows(engine: Engine) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(conversations)).scalar())
+        return int(connection.execute(select(func.count()).select_from(conversations)).scalar_one())
 
 
 def test_a_new_store_reads_what_the_last_one_wrote(engine: Engine) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -379,7 +380,7 @@ async def test_a_replica_stops_even_when_a_redis_command_fails_as_it_is_cancelle
 # --- each event folded once (replicas in this process, on the real Redis) ---------------------
 
 
-def replica_of(url: str, **settings: float) -> Replication:
+def replica_of(url: str, **settings: Any) -> Replication:
     pool = PoolSnapshot(tuple(Credential(n, n, Kind.OPENAI, "http://127.0.0.1:9") for n in NAMES))
     return Replication(url, MemoryPoolStore(pool), SystemClock(), **settings)
 
@@ -427,7 +428,7 @@ async def test_an_entry_sent_again_after_its_reply_was_lost_is_folded_once(
     """The XADD reached Redis, its reply did not: the replica cannot know, sends the entry
     again, and the others skip the copy (before: `served` and round-robin's rotation counted
     twice on every other replica)."""
-    xadd, lost = aioredis.Redis.xadd, []
+    xadd, lost = aioredis.Redis.xadd, list[object]()
 
     async def reply_lost(self: aioredis.Redis, *args: object, **kwargs: object) -> object:
         added = await xadd(self, *args, **kwargs)  # type: ignore[arg-type]

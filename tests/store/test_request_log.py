@@ -80,7 +80,7 @@ def test_rows_are_written_by_a_thread_that_yields_the_cpu(tmp_path: Path) -> Non
         niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         write(batch, *where)
 
-    log._write = observed  # type: ignore[method-assign]
+    log._write = observed  # type: ignore[method-assign,assignment]
 
     async def scenario() -> None:
         log.submit(row(1))

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -46,7 +47,7 @@ def replicas_seen(served: Served, tries: int = 40) -> set[str]:
     return found
 
 
-def ask(served: Served, body: dict[str, object]) -> int:
+def ask(served: Served, body: Mapping[str, object]) -> int:
     with httpx.Client(base_url=served.base, timeout=30) as http:  # a new connection each time
         return http.post("/v1/responses", json=body).status_code
 

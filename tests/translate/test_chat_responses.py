@@ -8,11 +8,8 @@ import orjson
 import pytest
 
 from quotapool.domain.api import Route
-from quotapool.translate.chat_responses import (
-    ChatStreamAdapter,
-    TranslationError,
-    chat_request_to_responses,
-)
+from quotapool.translate import TranslationError
+from quotapool.translate.chat_responses import ChatStreamAdapter, chat_request_to_responses
 from quotapool.translate.table import Upstream, translate
 
 
