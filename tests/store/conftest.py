@@ -37,6 +37,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def database() -> Iterator[str]:
+    """A PostgreSQL schema of its own; ask for it before `harness`, so that the replicas stop
+    before it is dropped (a replica still writing while it is deadlocks the drop)."""
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
 def fake() -> Iterator[tuple[FakeUpstream, str]]:
     upstream = FakeUpstream()
     for token, name, account in ACCOUNTS:

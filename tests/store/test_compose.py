@@ -31,10 +31,8 @@ from tests.e2e.test_codex_cli import CHATGPT_MODE, chatgpt_login, codex
 from tests.faults.process import free_port, serve
 from tests.proxy.test_websocket import HEADERS, exchange
 from tests.store.conftest import REDIS
-from tests.store.test_replicas_pg import STREAM, busy, database, logged, streaming_pair
+from tests.store.test_replicas_pg import STREAM, busy, logged, streaming_pair
 from tests.store.test_replication import _connected, wait_for
-
-__all__ = ["database"]  # the fixture, used by name
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = {"model": "gpt-5.5", "input": "hi"}
@@ -250,7 +248,9 @@ def _logs_in(browser: httpx.Client, token: str) -> bool:
 
 
 def test_a_codex_cli_tool_turn_over_http_stays_on_one_account_across_the_replicas(
-    harness: HarnessFactory, database: str, tmp_path: Path
+    database: str,
+    harness: HarnessFactory,
+    tmp_path: Path,
 ) -> None:
     """The real Codex CLI over HTTP through nginx, which sends each of its requests to the next
     replica: the follow-up after the tool call carries the turn state the first answer gave
@@ -273,7 +273,9 @@ def test_a_codex_cli_tool_turn_over_http_stays_on_one_account_across_the_replica
 
 
 def test_a_claude_code_tool_turn_keeps_its_account_across_the_replicas(
-    harness: HarnessFactory, database: str, tmp_path: Path
+    database: str,  # (before the harness: its schema is dropped after the replicas stop)
+    harness: HarnessFactory,
+    tmp_path: Path,
 ) -> None:
     """Claude Code through nginx, round robin on both sides: the tool call's answer goes to
     the other replica, which knows the session's account from the first."""

@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from quotapool.secrets import KEY_FILE_NAME
@@ -35,12 +34,6 @@ from tests.store.test_replication import wait_for
 from tests.store.test_workers import ask, config
 
 STREAM = {"model": "gpt-5.5", "input": "hi", "stream": True}
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    with postgres_schema() as url:
-        yield url
 
 
 class Balancer:

@@ -35,7 +35,6 @@ from tests.admin.test_admin_api import admin
 from tests.conftest import Harness, HarnessFactory
 from tests.faults.gate import Gate
 from tests.faults.test_log_outage import Load
-from tests.pg import postgres_schema
 from tests.proxy.test_client_keys_e2e import create
 from tests.proxy.test_warmup_e2e import routing, warmups
 from tests.store.conftest import REDIS
@@ -166,26 +165,25 @@ def test_an_idle_account_is_warmed_once_per_ttl_whichever_replica_selects(
 
 
 def test_a_continuation_sent_at_once_to_another_replica_finds_its_conversation(
-    harness: HarnessFactory, fresh_redis: str
+    database: str, harness: HarnessFactory, fresh_redis: str
 ) -> None:
     """`previous_response_id` on a Codex account is expanded into the conversation kept by the
     replica that answered; an agent that continues at once through the other replica reaches it
     before the owner is shared (tens of ms) and before the conversation is written (250 ms):
     the replica waits for both (before: a 400, "no longer kept")."""
-    with postgres_schema() as database:
-        a = harness(redis_url=fresh_redis, database_url=database)
-        b = harness(redis_url=fresh_redis, database_url=database, upstream_of=a)
-        for h in (a, b):
-            wait_for(lambda h=h: _connected(h))
-        for n in range(3):
-            first = a.openai().responses.create(model="gpt-5.5", input=f"start {n}")
-            follow = b.openai().responses.create(
-                model="gpt-5.5", input="more", previous_response_id=first.id
-            )
-            assert follow.output_text == first.output_text  # its account, the conversation:
-            sent = a.fake.seen[-1].body
-            texts = [part.get("text") for item in sent["input"] for part in item["content"]]
-            assert texts == [f"start {n}", first.output_text, "more"]
+    a = harness(redis_url=fresh_redis, database_url=database)
+    b = harness(redis_url=fresh_redis, database_url=database, upstream_of=a)
+    for h in (a, b):
+        wait_for(lambda h=h: _connected(h))
+    for n in range(3):
+        first = a.openai().responses.create(model="gpt-5.5", input=f"start {n}")
+        follow = b.openai().responses.create(
+            model="gpt-5.5", input="more", previous_response_id=first.id
+        )
+        assert follow.output_text == first.output_text  # its account, the conversation:
+        sent = a.fake.seen[-1].body
+        texts = [part.get("text") for item in sent["input"] for part in item["content"]]
+        assert texts == [f"start {n}", first.output_text, "more"]
 
 
 def test_round_robin_stays_even_across_replicas(harness: HarnessFactory, fresh_redis: str) -> None:
