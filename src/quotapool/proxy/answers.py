@@ -28,17 +28,26 @@ async def send_refusal(send: Send, base: Headers, response: ErrorResponse) -> No
 class LoggedBeforeTheEnd:
     """A request's `send` that hands its row to the log (written ahead to the journal) just
     before the answer's last part leaves: a kill -9 right after a client has its whole answer
-    can no longer lose its row. Whatever the request does after that is not logged."""
+    can no longer lose its row. Whatever the request does after that is not logged.
 
-    __slots__ = ("_finish", "_record", "_send", "done")
+    The answer's start waits for its first part of the body and leaves with it: a whole answer
+    is journaled before any of it is sent, so a kill -9 cannot fall between its headers and its
+    body (a balancer can ask another replica for an answer that has not begun, not for one cut
+    after its headers)."""
+
+    __slots__ = ("_finish", "_record", "_send", "_start", "done")
 
     def __init__(self, send: Send, record: Record, finish: Callable[[Record], None]) -> None:
         self._send = send
         self._record = record
         self._finish = finish
+        self._start: Message | None = None
         self.done = False
 
     async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message  # (sent with the first part of the body)
+            return
         if (
             not self.done
             and message["type"] == "http.response.body"
@@ -46,6 +55,9 @@ class LoggedBeforeTheEnd:
         ):
             self.done = True
             self._finish(self._record)
+        if self._start is not None:
+            start, self._start = self._start, None
+            await self._send(start)
         await self._send(message)
 
 
