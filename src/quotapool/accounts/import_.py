@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from quotapool.accounts.claude_oauth import Profile, plan_of
+from quotapool.accounts.claude_oauth import PLANS, Profile, plan_of
 from quotapool.accounts.jwt import TokenError, identity
 from quotapool.domain.credential import Kind, control_characters
 from quotapool.store.accounts import Login, Tokens
@@ -151,7 +151,8 @@ def auth_json(login_tokens: Tokens, account_id: str | None, last_refresh: str) -
     )
 
 
-_TIERS = {"claude_max_20x": "default_claude_max_20x", "claude_max_5x": "default_claude_max_5x"}
+_TIERS = {plan: tier for tier, plan in PLANS.items() if tier.startswith("default_")}
+"""A plan → Claude Code's `rateLimitTier` for it (the tiers `PLANS` reads, the other way)."""
 
 
 def credentials_json(login_tokens: Tokens, expires_at: float | None, plan: str | None) -> bytes:

@@ -16,6 +16,8 @@ from quotapool.cli.common import ConfigOption, console, err, fail
 from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
+    from collections.abc import Callable
+
     import aiohttp
 
     from quotapool.accounts import oauth
@@ -190,12 +192,18 @@ def _login_from(tokens: oauth.TokenSet) -> Login:
     )
 
 
+def _opener(url: str, browser: bool) -> Callable[[], object]:
+    """What opens the sign-in page once the callback listens (nothing with `--no-browser`)."""
+    import webbrowser
+
+    return (lambda: webbrowser.open(url)) if browser else (lambda: None)
+
+
 async def _login_flow(
     auth_base: str, egress: str | None, *, device: bool, manual: bool, browser: bool
 ) -> oauth.TokenSet:
     """The sign-in; the auth server is reached through the account's egress."""
     import asyncio
-    import webbrowser
 
     from quotapool.accounts import oauth
 
@@ -216,8 +224,7 @@ async def _login_flow(
             )
             received = oauth.code_from_redirect(pasted, pkce.state)
         else:
-            opened = (lambda: webbrowser.open(url)) if browser else (lambda: None)
-            received = await oauth.wait_for_callback(pkce.state, listening=opened)
+            received = await oauth.wait_for_callback(pkce.state, listening=_opener(url, browser))
         return await oauth.exchange_code(session, auth_base, received, pkce.verifier)
 
 
@@ -298,7 +305,7 @@ async def _claude_login(
         pasted = await asyncio.to_thread(typer.prompt, "Paste the code the page shows")
         code = claude_oauth.code_from_paste(pasted, pkce.state)
     else:
-        opened = (lambda: webbrowser.open(url)) if browser else (lambda: None)
+        opened = _opener(url, browser)
         code = await oauth.wait_for_callback(pkce.state, port, path="/callback", listening=opened)
     async with _session(egress) as session:
         auth_base = settings.claude_auth_base_url.rstrip("/")
