@@ -13,10 +13,12 @@ import orjson
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import Route
+from quotapool.proxy.asgi import Message
 from quotapool.proxy.attempt import Attempts, RelaySettings
 from quotapool.proxy.conversations import Conversations
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.failover import Chooser, TokenGate
 from quotapool.proxy.parse import parse_request
 from quotapool.proxy.record import Record
@@ -74,12 +76,12 @@ async def ask(d: Dispatcher, n: int = 0, stream: bool = False) -> tuple[int, byt
     body = orjson.dumps({"model": "gpt-5.5", "input": f"question {n}", "stream": stream})
     request = parse_request(Route.RESPONSES, body, [], Dialect.OPENAI)
     record = Record(f"r{n}", d.clock.now(), "responses", "/v1/responses")
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    await d.serve(request, Dialect.OPENAI, send, record, [])  # type: ignore[arg-type]
+    await d.serve(request, Exchange(Dialect.OPENAI, send, record, [], d.clock.now))
     body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], body_out, record
 
@@ -176,10 +178,10 @@ def test_with_replicas_a_follow_up_waits_for_the_owner_of_its_turn_state() -> No
         request = parse_request(Route.RESPONSES, orjson.dumps(body), headers, Dialect.CODEX)
         record = Record("r1", d.clock.now(), "responses", "/backend-api/codex/responses")
 
-        async def send(_message: dict[str, Any]) -> None:
+        async def send(_message: Message) -> None:
             pass
 
-        await d.serve(request, Dialect.CODEX, send, record, [])  # type: ignore[arg-type]
+        await d.serve(request, Exchange(Dialect.CODEX, send, record, [], d.clock.now))
         return account(client.requests[-1])
 
     assert asyncio.run(follow_up()) == "charlie"

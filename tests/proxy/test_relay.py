@@ -8,6 +8,8 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Message
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import Sink, UpstreamEvents, stream_events
@@ -34,7 +36,7 @@ def relay(*chunks: bytes, hide_usage: bool = False) -> tuple[list[bytes], Record
     record = Record("qp-test", 0.0, "chat", "/v1/chat/completions")
     pool = MemoryPoolStore(PoolSnapshot((Credential("a", "a", Kind.OPENAI, "http://x"),)))
     learner = EventLearner(record, "a", pool, FakeClock())
-    sink = Sink(send, record, [], lambda: 1.0, lambda: 0.0, learner)
+    sink = Sink(Exchange(Dialect.OPENAI, send, record, [], lambda: 0.0), [], learner)
     events = UpstreamEvents(Chunks(*chunks), keepalive=5.0)  # type: ignore[arg-type]
     reason = asyncio.run(stream_events(events, None, Route.CHAT, sink, hide_usage=hide_usage))
     assert reason is None

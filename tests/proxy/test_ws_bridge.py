@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import orjson
 
 from quotapool.domain.state import Status
 from quotapool.proxy.asgi import Message
 from quotapool.proxy.dispatcher import Dispatcher
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.record import Record
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.testing.mock_upstream import (
@@ -79,11 +82,13 @@ class Client:
         raise AssertionError(f"no answer: {self.sent[-3:]}")
 
 
-def bridged(sockets: Any) -> tuple[Dispatcher, MockClient, WebSocketBridge]:
-    d, _, _ = dispatcher(answer)
-    client = MockClient(answer, sockets)
+def bridged(
+    sockets: Any, posts: Any = answer, rows: list[dict[str, Any]] | None = None
+) -> tuple[Dispatcher, MockClient, WebSocketBridge]:
+    d, _, _ = dispatcher(posts)
+    client = MockClient(posts, sockets)
     d.attempts.client = client
-    return d, client, WebSocketBridge(d)
+    return d, client, WebSocketBridge(d, (rows if rows is not None else []).append)
 
 
 def open_socket(bridge: WebSocketBridge, client: Client) -> asyncio.Task[None]:
@@ -91,7 +96,13 @@ def open_socket(bridge: WebSocketBridge, client: Client) -> asyncio.Task[None]:
     scope: dict[str, Any] = {"type": "websocket", "path": path, "headers": []}
     record = Record("ws1", 0.0, "websocket", path)
     return asyncio.ensure_future(  # noqa: TID251 (awaited by the test)
-        bridge(scope, client.receive, client.send, {}, "client", record, [])
+        bridge(
+            scope,
+            client.receive,
+            Exchange(Dialect.CODEX, client.send, record, [], lambda: 0.0),
+            {},
+            "client",
+        )
     )
 
 
@@ -151,3 +162,53 @@ async def test_the_upstream_closing_closes_the_clients_socket_with_its_code() ->
     assert (await client.turn(CREATE))["type"] == "response.completed"
     await asyncio.wait_for(session, 5)
     assert client.sent[-1] == {"type": "websocket.close", "code": 1011}
+
+
+DRAW = orjson.dumps(
+    {
+        "type": "response.create",
+        "model": "gpt-5.5",
+        "input": "draw",
+        "tools": [{"type": "image_generation"}],
+    }
+).decode()
+
+
+async def test_an_image_turn_goes_over_http_on_the_sockets_account_and_logs_its_row() -> None:
+    socket = ScriptedSocket(completed)
+    rows: list[dict[str, Any]] = []
+    d, upstream, bridge = bridged(lambda _request: socket, rows=rows)
+    client = Client()
+    session = open_socket(bridge, client)
+    last = await client.turn(DRAW)
+    assert last["type"] == "response.completed" and socket.sent == []  # not on the socket
+    posted = [r for r in upstream.requests if r.body]  # (a handshake has none)
+    assert len(posted) == 1 and account(posted[0]) == "alpha"  # the socket's account
+    assert posted[0].json()["tools"] == [{"type": "image_generation"}]
+    assert [f["type"] for f in client.frames()][:1] == ["response.created"]  # events as frames
+    assert (await client.turn(CREATE))["type"] == "response.completed"  # the socket goes on
+    assert len(socket.sent) == 1
+    client.inbox.put_nowait({"type": "websocket.disconnect"})
+    await session
+    turn = next(r for r in rows if r["request_id"] == "ws1.1")
+    assert turn["status"] == 200 and turn["output_tokens"] and turn["ttfb_ms"] is not None
+    assert d.pool.snapshot().state("alpha").in_flight == 0
+
+
+async def test_an_image_turn_whose_http_leg_breaks_is_an_error_frame_and_the_accounts_failure() -> (
+    None
+):
+    def posts(_request: MockRequest) -> MockResponse:
+        raise aiohttp.ClientConnectionError("connection reset")
+
+    d, _, bridge = bridged(lambda _request: ScriptedSocket(completed), posts)
+    client = Client()
+    session = open_socket(bridge, client)
+    last = await client.turn(DRAW)
+    assert last["type"] == "error" and last["status"] == 502
+    assert "unreachable" in last["error"]["message"]
+    alpha = d.pool.snapshot().state("alpha")
+    assert alpha.consecutive_failures == 1 and alpha.in_flight == 1  # the socket's own
+    client.inbox.put_nowait({"type": "websocket.disconnect"})
+    await session
+    assert d.pool.snapshot().state("alpha").in_flight == 0

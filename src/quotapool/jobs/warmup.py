@@ -30,6 +30,7 @@ from quotapool.domain.request import DEFAULT_PROFILE, Route, RouteRequest
 from quotapool.proxy.asgi import Message
 from quotapool.proxy.attempt import Attempts
 from quotapool.proxy.errors import Dialect
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision
 from quotapool.routing.filters import exclusion
@@ -168,19 +169,18 @@ class Warmups:
         record.credential, record.attempts = credential.name, 1
         payload = warmup_payload(credential.kind, model)
         request = ClientRequest(route, orjson.dumps(payload), payload, model, False, _NO_HEADERS)
+        exchange = Exchange(Dialect.OPENAI, _discard, record, [], attempts.clock.now)
         try:
             async with asyncio.timeout(timeout):
                 call = attempts.prepare(request, credential)
-                failure = await attempts.run(
-                    call, credential, request, Dialect.OPENAI, _discard, record, []
-                )
+                failure = await attempts.run(call, credential, request, exchange, [])
             if failure is not None:
-                record.status = failure.status
+                exchange.ended(failure.status, record.error)
         except TimeoutError:
-            record.status, record.error = 504, f"{purpose} timed out after {timeout:g} s"
+            exchange.ended(504, f"{purpose} timed out after {timeout:g} s")
         except Exception as exc:  # quotapool's own request must never take anything else down
             log.exception("%s of %s failed", purpose, credential.name)
-            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+            exchange.ended(500, f"internal error: {type(exc).__name__}")
         finally:
             record.latency_ms = (attempts.clock.now() - record.at) * 1000.0
             self.submit(record.row())

@@ -1,5 +1,5 @@
-"""How the data plane's answers end: a refusal that closes the connection, the row logged
-before an answer's last part, a request cut at shutdown, a body handed on already read."""
+"""How the data plane's answers end: the row logged before an answer's last part, a request
+cut at shutdown, a body handed on already read."""
 
 from __future__ import annotations
 
@@ -7,22 +7,11 @@ import contextlib
 from collections.abc import Callable
 
 from quotapool.domain.request import Route
-from quotapool.proxy.asgi import JSON, Headers, Message, Receive, Send, send_body
-from quotapool.proxy.errors import Dialect, ErrorResponse, error
+from quotapool.proxy.asgi import Message, Receive, Send
+from quotapool.proxy.errors import error
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.record import Record
 from quotapool.proxy.relay import error_event
-
-_CLOSE = (b"connection", b"close")
-
-
-async def send_refusal(send: Send, base: Headers, response: ErrorResponse) -> None:
-    """A refusal; it closes the connection (a client nobody admitted holds no slot after it,
-    whatever it still sends)."""
-    headers = base + list(response.headers)
-    if _CLOSE not in headers:
-        headers.append(_CLOSE)
-    own_type = any(name == b"content-type" for name, _ in response.headers)
-    await send_body(send, response.status, response.body, headers, None if own_type else JSON)
 
 
 class LoggedBeforeTheEnd:
@@ -64,17 +53,18 @@ class LoggedBeforeTheEnd:
 SHUTDOWN_MESSAGE = "quotapool is shutting down; this request was cut. Send it again."
 
 
-async def cut_at_shutdown(
-    send: Send, record: Record, route: Route, dialect: Dialect, base: Headers
-) -> None:
+async def cut_at_shutdown(exchange: Exchange, route: Route) -> None:
     """End a request the shutdown cut: an error event if its stream started, else a 503."""
-    record.error = "cut at shutdown"
+    reason = "cut at shutdown"
     with contextlib.suppress(Exception):
-        if record.ttfb_ms is None:
-            record.status = 503
-            await send_refusal(send, base, error(dialect, 503, SHUTDOWN_MESSAGE))
-        elif record.stream:
-            await send({"type": "http.response.body", "body": error_event(route, SHUTDOWN_MESSAGE)})
+        if not exchange.answered:
+            await exchange.refuse(error(exchange.dialect, 503, SHUTDOWN_MESSAGE), reason)
+            return
+        exchange.broke(reason)  # (before the last event leaves: it writes the row)
+        if exchange.record.stream:
+            await exchange.send(
+                {"type": "http.response.body", "body": error_event(route, SHUTDOWN_MESSAGE)}
+            )
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:

@@ -17,15 +17,11 @@ from quotapool.control.keys import KeyRing
 from quotapool.control.metrics import Metrics
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
-from quotapool.proxy.answers import (
-    LoggedBeforeTheEnd,
-    cut_at_shutdown,
-    replaying,
-    send_refusal,
-)
+from quotapool.proxy.answers import LoggedBeforeTheEnd, cut_at_shutdown, replaying
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send, send_body
-from quotapool.proxy.disconnect import DisconnectWatches
+from quotapool.proxy.disconnect import DisconnectWatches, Watch
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
+from quotapool.proxy.exchange import Exchange, send_refusal
 from quotapool.proxy.guard import Guard, Refusal, is_loopback
 from quotapool.proxy.parse import (
     BadRequest,
@@ -48,7 +44,7 @@ from quotapool.proxy.routes import (
     dialect_for,
     wants_websocket,
 )
-from quotapool.proxy.ws import refuse
+from quotapool.proxy.ws import refuse_upgrade
 from quotapool.routing.profiles import PROFILE_HEADER
 from quotapool.upstream.base import ClientRequest
 
@@ -64,8 +60,7 @@ _REMOTE_REFUSED = (
 
 
 WebSocketHandler = Callable[
-    [Scope, Receive, Send, dict[str, str], str, Record, Headers, ClientKey | None],
-    Awaitable[None],
+    [Scope, Receive, Exchange, dict[str, str], str, ClientKey | None], Awaitable[None]
 ]
 
 
@@ -75,7 +70,7 @@ class ProxyApp:
     def __init__(
         self,
         *,
-        serve: Callable[[ClientRequest, Dialect, Send, Record, Headers], Awaitable[None]],
+        serve: Callable[[ClientRequest, Exchange], Awaitable[None]],
         submit: Callable[[dict[str, Any]], None],
         models: Callable[[Dialect, str | None], Awaitable[tuple[int, bytes]]],
         ready: Callable[[], tuple[str, dict[str, Any]]],
@@ -169,24 +164,23 @@ class ProxyApp:
         request_id = self._request_id()
         base: Headers = [(b"x-quotapool-request-id", request_id.encode())]
         record = Record(request_id, self._now(), Route.WEBSOCKET.value, path)
+        exchange = Exchange(Dialect.CODEX, send, record, base, self._now)
         route_path, profile = profile_path(path)
         endpoint = ENDPOINTS.get(route_path.rstrip("/"))
         try:
             refusal, key = self._ws_admission(scope, endpoint, path, record)
             if refusal is not None:
                 await receive()
-                await refuse(scope, send, record, base, refusal)
+                await refuse_upgrade(scope, exchange, refusal)
             else:
                 assert self._websocket_bridge is not None
                 forwarded, digest = client_headers(scope["headers"], profile)
                 if key is not None and key.profile is not None:
                     forwarded[PROFILE_HEADER] = key.profile
-                await self._websocket_bridge(
-                    scope, receive, send, forwarded, digest, record, base, key
-                )
+                await self._websocket_bridge(scope, receive, exchange, forwarded, digest, key)
         except Exception as exc:  # a bug must cost one session, never the server
             log.exception("websocket %s failed", request_id)
-            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+            exchange.ended(500, f"internal error: {type(exc).__name__}")
         finally:
             record.latency_ms = (self._now() - record.at) * 1000.0
             self._submit(record.row())
@@ -413,7 +407,7 @@ class ProxyApp:
         watch = self._watches.watch(receive, reading=True)
         self._active += 1
         logged = LoggedBeforeTheEnd(send, record, self._finish)
-        send = logged.send
+        exchange = Exchange(dialect, logged.send, record, base, self._now)
         try:
             body = await read_body(scope, receive, self._limit, dialect, watch)
             request = parse_request(
@@ -421,37 +415,44 @@ class ProxyApp:
             )
             record.model, record.stream = request.model, request.stream
             await self._admit(key, request, dialect, record)
-            await self._serve(request, dialect, send, record, base)
+            await self._serve(request, exchange)
         except BadRequest as bad:
-            record.status, record.error = bad.response.status, bad.response.body.decode()
-            await send_refusal(send, base, bad.response)
+            await exchange.refuse(bad.response)
         except ClientLeft:
-            record.status, record.error = 499, "client left while sending its body"
+            exchange.ended(499, "client left while sending its body")
         except asyncio.CancelledError:
-            if watch.disconnected or watch.body_late:
-                if watch.handler is not None:
-                    watch.handler.uncancel()
-                if watch.body_late:
-                    record.status, record.error = 408, "request body stopped arriving"
-                    await send_refusal(send, base, self._body_late(dialect))
-                else:
-                    record.status, record.error = 499, "client disconnected"
-            else:  # the server is shutting down and the grace period is over
-                await cut_at_shutdown(send, record, route, dialect, base)
+            await self._cancelled(watch, exchange, route)
         except Exception as exc:  # a bug must cost one request, never leak a traceback
             log.exception("request %s failed", request_id)
-            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
-            if record.ttfb_ms is None:
+            reason = f"internal error: {type(exc).__name__}"
+            if exchange.answered:
+                exchange.ended(500, reason)
+            else:
                 message = (
                     f"quotapool failed on this request ({type(exc).__name__}); "
                     f"its log has the details under {request_id}."
                 )
-                await send_refusal(send, base, error(dialect, 500, message))
+                await exchange.refuse(error(dialect, 500, message), reason)
         finally:
             self._active -= 1
             self._watches.stop(watch)
             if not logged.done:
                 self._finish(record)
+
+    async def _cancelled(self, watch: Watch, exchange: Exchange, route: Route) -> None:
+        """A request cancelled: its client left, its body stopped arriving, or the server's
+        grace period at shutdown is over."""
+        if not (watch.disconnected or watch.body_late):
+            await cut_at_shutdown(exchange, route)
+            return
+        if watch.handler is not None:
+            watch.handler.uncancel()
+        if watch.body_late:
+            await exchange.refuse(
+                self._body_late(exchange.dialect), "request body stopped arriving"
+            )
+        else:
+            exchange.ended(499, "client disconnected")
 
     def _body_late(self, dialect: Dialect) -> ErrorResponse:
         """The 408 of a body that stopped arriving (cut by the watches' sweep)."""

@@ -15,10 +15,10 @@ from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Failed, Served
 from quotapool.net.client import UpstreamClient, UpstreamResponse
 from quotapool.net.egress import report
-from quotapool.proxy.asgi import JSON, Headers, Send, send_body
+from quotapool.proxy.asgi import JSON, Headers
 from quotapool.proxy.errors import Dialect, error
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.learn import EventLearner
-from quotapool.proxy.record import Record
 from quotapool.proxy.relay import (
     MAX_ERROR_BYTES,
     TRANSPORT_ERRORS,
@@ -118,9 +118,7 @@ class Attempts:
         call: UpstreamCall,
         credential: Credential,
         request: ClientRequest,
-        dialect: Dialect,
-        send: Send,
-        record: Record,
+        exchange: Exchange,
         headers: Headers,
         decision: Decision | None = None,
     ) -> Unanswered | None:
@@ -131,32 +129,30 @@ class Attempts:
         rotation, catch_up = (decision.rotation, decision.catch_up) if decision else (None, 0.0)
         with Reservation(self.pool, clock, cid, rotation, catch_up) as held:
             try:
-                return await self._exchange(
-                    call, credential, request, dialect, send, record, headers, held
-                )
+                return await self._call(call, credential, request, exchange, headers, held)
             except TRANSPORT_ERRORS as exc:
                 report(credential.name, exc)
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 held.settle(Failed(cid, clock.now(), reason))
-                record.error = reason
-                if record.ttfb_ms is not None:
+                exchange.broke(reason)
+                if exchange.answered:
                     return None  # the client has its answer's start; the stream ended it
                 unreachable = f"upstream {credential.name} unreachable: {reason}"
-                return Unanswered(502, error(dialect, 502, unreachable).body, [JSON_TYPE])
+                body = error(exchange.dialect, 502, unreachable).body
+                return Unanswered(502, body, [JSON_TYPE])
 
-    async def _exchange(
+    async def _call(
         self,
         call: UpstreamCall,
         credential: Credential,
         request: ClientRequest,
-        dialect: Dialect,
-        send: Send,
-        record: Record,
+        exchange: Exchange,
         headers: Headers,
         held: Reservation,
     ) -> Unanswered | None:
         """The call itself; every way it ends settles `held`, or leaves that to its owner."""
-        translated = dialect if call.relay is Relay.TRANSLATED else None
+        translated = exchange.dialect if call.relay is Relay.TRANSLATED else None
+        record = exchange.record
         clock, cid = self.clock, credential.id
         transport = self.transports[credential.kind]
         gated = request.model if request.model in self.gated_models else None
@@ -183,32 +179,25 @@ class Attempts:
                 body, upstream = in_client_dialect(translated, response.status, body, upstream)
                 if verdict.failover:
                     held.settle(verdict.outcome(cid, now, quota, gated, request.model))
-                    record.error = verdict.reason
+                    exchange.broke(verdict.reason)
                     return Unanswered(response.status, body, upstream)
                 held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
-                record.status = response.status
-                record.error = body[:2000].decode(errors="replace")
-                await send_body(send, response.status, body, headers + upstream, None)
+                reason = body[:2000].decode(errors="replace")
+                await exchange.relay_error(response.status, body, headers + upstream, reason)
                 return None
             if call.relay is Relay.PASSTHROUGH and response.content_type != "text/event-stream":
-                await _pass_json(response, send, record, headers, clock.now, self.settings.events)
+                await _pass_json(response, exchange, headers, self.settings.events)
                 quota = transport.quota(response.headers, now)
                 held.settle(Served(cid, now, quota, request.model, ttfb_ms, gated is not None))
                 return None
-            learner = EventLearner(record, cid, self.pool, clock)
-            sink = Sink(
-                send,
-                record,
-                headers + upstream_headers(response, keep_content_type=False),
-                lambda: (clock.now() - record.at) * 1000.0,
-                clock.now,
-                learner,
-            )
+            learner = EventLearner(record, cid, self.pool, clock, output=exchange.output)
+            relayed = headers + upstream_headers(response, keep_content_type=False)
+            sink = Sink(exchange, relayed, learner)
             outcome = await self._relay(call, request, response, sink)
             quota = transport.quota(response.headers, now)
             if isinstance(outcome, StreamFailure):
                 held.settle(outcome.verdict.outcome(cid, clock.now(), quota, gated, request.model))
-                record.error = outcome.verdict.reason
+                exchange.broke(outcome.verdict.reason)
                 failed = self.redact.bytes(outcome.body)
                 body, kept = in_client_dialect(translated, outcome.status, failed, [JSON_TYPE])
                 return Unanswered(outcome.status, body, kept)
@@ -249,19 +238,15 @@ class Attempts:
                 events, adapter, request.route, sink, hide_usage=call.hide_usage_chunk
             )
         if adapter is not None and (final := final_response(adapter)) is not None:
-            sink.record.response_id = str(final.get("id"))  # what the client continues from
-            if sink.record.output_items is not None:
-                sink.record.output_items = list(final.get("output") or [])
+            exchange = sink.exchange
+            exchange.record.response_id = str(final.get("id"))  # what the client continues from
+            if exchange.output is not None:
+                exchange.output = list(final.get("output") or [])
         return outcome
 
 
 async def _pass_json(
-    response: UpstreamResponse,
-    send: Send,
-    record: Record,
-    headers: Headers,
-    now: Callable[[], float],
-    bounds: EventBounds,
+    response: UpstreamResponse, exchange: Exchange, headers: Headers, bounds: EventBounds
 ) -> None:
     """A whole (non-stream) answer in the client's own API: sent as it came (bounded as an
     event is: in size, and in time to arrive whole)."""
@@ -274,11 +259,10 @@ async def _pass_json(
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise BrokenAnswer("the upstream's JSON answer does not parse") from None
-    record.status = response.status
-    record.ttfb_ms = (now() - record.at) * 1000.0
+    record = exchange.record
     record.usage, record.response_id = _body_fields(payload)  # for the log and for ownership
     upstream = upstream_headers(response, keep_content_type=True)
-    await send_body(send, response.status, body, headers + upstream, None)
+    await exchange.answer(response.status, body, headers + upstream, None)
 
 
 def upstream_headers(response: UpstreamResponse, keep_content_type: bool) -> Headers:

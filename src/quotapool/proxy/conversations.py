@@ -14,6 +14,7 @@ from quotapool.clock import Clock
 from quotapool.domain.credential import Credential
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.record import Record
 from quotapool.routing.affinity import affinity_key, rebinds
 from quotapool.routing.filters import comes_back_at
@@ -97,19 +98,20 @@ class Conversations:
         )
         return expanded, owner
 
-    def keep(self, request: ClientRequest, record: Record) -> None:
+    def keep(self, request: ClientRequest, exchange: Exchange) -> None:
         """Keep the conversation behind a response from a Codex account (to expand its id),
         unless the client said it will not continue from it (`store: false`, as the Codex CLI
         does: it sends each turn whole)."""
         if request.payload.get("store") is False:
             return
-        if self.items is None or not record.output_items or not record.response_id:
+        output, response_id = exchange.output, exchange.record.response_id
+        if self.items is None or not output or not response_id:
             return
         added = input_items(request.payload)
         parent = None
         if (continued := request.continued) is not None:  # only its own turn: the rest is kept
             added, parent = added[continued.context_items :], continued.response_id
-        self.items.keep(record.response_id, added + record.output_items, self.clock.now(), parent)
+        self.items.keep(response_id, added + output, self.clock.now(), parent)
 
     async def owner(self, request: ClientRequest) -> str | None:
         """The account that must serve a continuation: of its response id or its turn state."""

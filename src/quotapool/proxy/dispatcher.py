@@ -20,12 +20,12 @@ from quotapool.domain.request import (
     agent_of,
 )
 from quotapool.jobs.warmup import Warmups
-from quotapool.proxy.asgi import Headers, Send, send_body
+from quotapool.proxy.asgi import Headers
 from quotapool.proxy.attempt import Attempts, Unanswered
 from quotapool.proxy.conversations import Conversations, kept_here
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.failover import Chooser, Failover
-from quotapool.proxy.record import Record
 from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.profiles import PROFILE_HEADER, Profile, Routing
 from quotapool.routing.scenarios import detect
@@ -79,18 +79,19 @@ class Dispatcher:
         return any(c.kind in CLAUDE_KINDS and c.serves(request.model) for c in credentials)
 
     async def _ready(
-        self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
+        self, request: ClientRequest, exchange: Exchange
     ) -> tuple[ClientRequest, Profile, str | None] | None:
         """The request as it is to be routed, its profile and the account that produced the
         response it continues; None when it was answered here (an error, a token count)."""
+        dialect, record = exchange.dialect, exchange.record
         profile = self.profile(request.headers)
         if isinstance(profile, str):
-            await self._send_error(send, record, base, error(dialect, 400, profile))
+            await exchange.fail(error(dialect, 400, profile))
             return None
         if request.route is Route.COUNT_TOKENS and not self._anthropic_serves(request, profile):
             count = orjson.dumps({"input_tokens": estimate_input_tokens(request.payload)})
-            record.status, record.scenario = 200, "estimate"
-            await send_body(send, 200, count, [*base, (b"x-quotapool-count", b"estimated")])
+            record.scenario = "estimate"
+            await exchange.answer(200, count, exchange.headers([_ESTIMATED]))
             return None
         scenario = detect(
             request.payload, len(request.body), request.model, profile.long_context_tokens
@@ -98,24 +99,24 @@ class Dispatcher:
         record.profile, record.scenario = profile.name, scenario
         if (model := profile.model_for(scenario, request.model)) != request.model:
             if request.allowed and model not in request.allowed:
-                refused = _profile_model_refused(profile.name, scenario, model, request, dialect)
-                await self._send_error(send, record, base, refused)
+                await exchange.fail(
+                    _profile_model_refused(profile.name, scenario, model, request, dialect)
+                )
                 return None
             request = _with_model(request, model)
         expanded, producer = await self.conversations.expanded(request, dialect)
         if isinstance(expanded, ErrorResponse):
-            await self._send_error(send, record, base, expanded)
+            await exchange.fail(expanded)
             return None
         return expanded, profile, producer
 
-    async def serve(
-        self, request: ClientRequest, dialect: Dialect, send: Send, record: Record, base: Headers
-    ) -> None:
-        """Answer `request`; every attempt and its outcome land in `record`."""
-        ready = await self._ready(request, dialect, send, record, base)
+    async def serve(self, request: ClientRequest, exchange: Exchange) -> None:
+        """Answer `request`; every attempt and its outcome land in the exchange's record."""
+        ready = await self._ready(request, exchange)
         if ready is None:
             return
         request, profile, producer = ready
+        record = exchange.record
         conversations = self.conversations
         last_failure: Unanswered | None = None
         key = conversations.key(request)
@@ -136,7 +137,7 @@ class Dispatcher:
         failover = Failover(self.chooser, routed, record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
-                await self._reject(choice, dialect, send, record, base, last_failure)
+                await self._reject(choice, exchange, last_failure)
                 return
             credential = choice.credential
             sent = profile.sent_model(credential, request.model)
@@ -144,33 +145,26 @@ class Dispatcher:
             try:
                 call = self.attempts.prepare(_with_model(request, sent), credential)
             except TranslationError as exc:
-                bad = error(dialect, 400, str(exc), param=exc.param)
-                await self._send_error(send, record, base, bad)
+                await exchange.fail(error(exchange.dialect, 400, str(exc), param=exc.param))
                 return
             if self.warmups is not None and record.attempts == 1:  # (not for a refused one)
                 self.warmups.after(choice, failover.request, profile)
-            headers = self._headers(base, choice)
+            headers = self._headers(exchange, choice)
             if call.dropped:
                 headers.append((b"x-quotapool-dropped", ", ".join(call.dropped).encode()))
-            # see relay._with_output and final_response
-            record.output_items = [] if kept_here(credential, request.route) else None
-            failure = await self.attempts.run(
-                call, credential, request, dialect, send, record, headers, choice
-            )
+            exchange.output = [] if kept_here(credential, request.route) else None
+            failure = await self.attempts.run(call, credential, request, exchange, headers, choice)
             if failure is None:
                 conversations.remember(key, bound, credential.id, record, routed)
-                conversations.keep(request, record)
+                conversations.keep(request, exchange)
                 return
             last_failure = failure
             failover.failed(choice)
         if last_failure is None:  # every credential tried had an access token it could not use
             message = "No credential's access token could be refreshed; log the accounts in again."
-            await self._send_error(send, record, base, error(dialect, 503, message))
+            await exchange.fail(error(exchange.dialect, 503, message))
             return
-        record.status = last_failure.status
-        await send_body(
-            send, last_failure.status, last_failure.body, base + last_failure.headers, None
-        )
+        await _relay_failure(exchange, last_failure)
 
     def _unfit(self, request: ClientRequest, profile: Profile) -> Mapping[str, Unfit]:
         """The profile's credentials whose API cannot honour the request's parameters (routing
@@ -193,41 +187,33 @@ class Dispatcher:
                 unfit[credential.id] = found
         return unfit
 
-    def _headers(self, base: Headers, decision: Decision) -> Headers:
-        headers = list(base)
+    def _headers(self, exchange: Exchange, decision: Decision) -> Headers:
+        headers = exchange.headers()
         if self.route_header:
             headers.append((b"x-quotapool-route", decision.route_header.encode()))
         return headers
 
     async def _reject(
-        self,
-        rejection: Rejection,
-        dialect: Dialect,
-        send: Send,
-        record: Record,
-        base: Headers,
-        last_failure: Unanswered | None,
+        self, rejection: Rejection, exchange: Exchange, last_failure: Unanswered | None
     ) -> None:
-        now = self.clock.now()
         if (
             last_failure is not None
             and rejection.retry_at is None
             and not rejection.no_match
             and not rejection.outage
         ):
-            record.status = last_failure.status  # (the row is written before the last byte)
-            headers = base + last_failure.headers
-            await send_body(send, last_failure.status, last_failure.body, headers, None)
+            await _relay_failure(exchange, last_failure)
             return
-        response = rejection_error(rejection, dialect, now)
-        await self._send_error(send, record, base, response)
+        await exchange.fail(rejection_error(rejection, exchange.dialect, self.clock.now()))
 
-    async def _send_error(
-        self, send: Send, record: Record, base: Headers, response: ErrorResponse
-    ) -> None:
-        record.status = response.status
-        record.error = response.body.decode()
-        await send_body(send, response.status, response.body, base + list(response.headers))
+
+_ESTIMATED = (b"x-quotapool-count", b"estimated")
+
+
+async def _relay_failure(exchange: Exchange, failure: Unanswered) -> None:
+    """The last credential's failure, as the client's answer (no other could serve it)."""
+    headers = exchange.headers(failure.headers)
+    await exchange.relay_error(failure.status, failure.body, headers)
 
 
 def _profile_model_refused(

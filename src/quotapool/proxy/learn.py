@@ -42,7 +42,7 @@ class EventLearner:
     event of every stream); `learn` returns what it parsed, so a relay that needs the payload
     does not parse it twice."""
 
-    __slots__ = ("clock", "credential_id", "limited", "own", "pool", "record")
+    __slots__ = ("clock", "credential_id", "limited", "output", "own", "pool", "record")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class EventLearner:
         pool: PoolStore,
         clock: Clock,
         own: Callable[[str], None] | None = None,
+        output: list[Any] | None = None,
     ) -> None:
         self.record = record
         self.credential_id = credential_id
@@ -58,11 +59,13 @@ class EventLearner:
         self.clock = clock
         self.own = own
         self.limited: Limited | None = None
+        self.output = output
+        """Where the output items streamed are collected, if they are (`Exchange.output`)."""
 
     def learn_event(self, event: bytes) -> Any:
         """The same for one raw SSE event (`event:` and `data:` lines)."""
         if _worth_parsing(event, b"event: error") or (
-            self.record.output_items is not None and _ITEM_DONE in event
+            self.output is not None and _ITEM_DONE in event
         ):
             return self._learn(event_data(event)[1])
         return None
@@ -88,8 +91,8 @@ class EventLearner:
         if not isinstance(payload, dict):
             return payload
         kind = payload.get("type")
-        if kind == "response.output_item.done" and self.record.output_items is not None:
-            self.record.output_items.append(payload.get("item"))
+        if kind == "response.output_item.done" and self.output is not None:
+            self.output.append(payload.get("item"))
         elif kind == "response.created":
             self._created(payload.get("response"))
         elif kind == "codex.rate_limits":

@@ -20,7 +20,6 @@ class Record:
         "error",
         "latency_ms",
         "model",
-        "output_items",
         "path",
         "profile",
         "request_id",
@@ -54,10 +53,6 @@ class Record:
         self.error: str | None = None
         self.response_id: str | None = None
         """The upstream's response id (its account owns it); not logged."""
-        self.output_items: list[Any] | None = None
-        """The output items of a Responses answer from a Codex account over HTTP, collected as
-        they stream: its final event lacks them, and `store.response_items` keeps them; not
-        logged."""
         self.turn_state: str | None = None
         self.profile: str | None = None
         self.scenario: str | None = None

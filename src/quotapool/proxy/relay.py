@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,9 @@ import orjson
 
 from quotapool.domain.request import Route
 from quotapool.net.client import NETWORK_ERRORS, Body
-from quotapool.proxy.asgi import Headers, Send, send_body, start_stream
+from quotapool.proxy.asgi import Headers
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.learn import EventLearner
-from quotapool.proxy.record import Record
 from quotapool.translate import StreamAdapter
 from quotapool.upstream.signals import StreamFailure, Verdict, event_failure
 from quotapool.upstream.sse import KEEPALIVE, MAX_EVENT_BYTES, EventTooLarge, SSEFramer, event_data
@@ -146,15 +145,13 @@ class UpstreamEvents:
         self._ready.insert(0, event)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Sink:
-    """The client side of one relay, and what the relay learns on the way."""
+    """The client side of one relay: its exchange, the headers its answer starts with, and
+    what the relay learns on the way."""
 
-    send: Send
-    record: Record
+    exchange: Exchange
     headers: Headers
-    elapsed_ms: Callable[[], float]
-    now: Callable[[], float]
     learner: EventLearner
 
 
@@ -211,10 +208,9 @@ async def stream_events(
 ) -> str | None:
     """Relay events to the client as they come: the first at once, later ones that arrived
     together in one write. Returns the reason if the upstream broke."""
-    send, record = sink.send, sink.record
-    record.status = 200
-    record.ttfb_ms = sink.elapsed_ms()
-    await start_stream(send, 200, sink.headers)
+    exchange = sink.exchange
+    send, record, output = exchange.send, exchange.record, exchange.output
+    await exchange.start_stream(sink.headers)
 
     learn = sink.learner.learn_event
 
@@ -226,8 +222,8 @@ async def stream_events(
         payload = learn(event)
         if hide_usage and isinstance(payload, dict) and payload.get("choices") == []:
             return None  # the usage chunk asked for on the client's behalf
-        if record.output_items and isinstance(payload, dict):
-            return _with_output(event, payload, record.output_items)
+        if output and isinstance(payload, dict):
+            return _with_output(event, payload, output)
         return event
 
     try:
@@ -243,12 +239,12 @@ async def stream_events(
                 await send({"type": "http.response.body", "body": body, "more_body": True})
     except TRANSPORT_ERRORS as exc:
         reason = f"upstream stream broken: {type(exc).__name__}"
-        record.error = reason
+        exchange.broke(reason)
         await send({"type": "http.response.body", "body": error_event(route, reason)})
         return reason
     except Exception as exc:  # never end a started stream silently
         message = f"quotapool could not relay the rest of this stream ({type(exc).__name__})"
-        record.error = message  # (the row is written as this last event leaves)
+        exchange.broke(message)  # (the row is written as this last event leaves)
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": error_event(route, message)})
         raise
@@ -287,17 +283,18 @@ async def collect_response(events: UpstreamEvents, sink: Sink) -> StreamFailure 
             items.append(payload.get("item"))
         elif kind in ("response.completed", "response.incomplete"):
             final = payload.get("response")
-        elif (failure := event_failure(payload, sink.now())) is not None:
+        elif (failure := event_failure(payload, sink.exchange.now())) is not None:
             return failure
     if not isinstance(final, dict):
         return _incomplete()
     if not final.get("output"):
         final["output"] = items  # the Codex backend sends them only as output_item.done
-    if sink.record.output_items is not None:
-        sink.record.output_items = list(final["output"])
+    exchange = sink.exchange
+    if exchange.output is not None:
+        exchange.output = list(final["output"])
     if isinstance(response_id := final.get("id"), str):
-        sink.record.response_id = response_id
-    sink.record.usage = parse_usage(final.get("usage"))
+        exchange.record.response_id = response_id
+    exchange.record.usage = parse_usage(final.get("usage"))
     await _send_json(final, sink)
     return None
 
@@ -311,13 +308,13 @@ async def collect_adapted(
         if not isinstance(event, bytes):
             continue
         payload = sink.learner.read(event_data(event)[1])
-        if (failure := event_failure(payload, sink.now())) is not None:
+        if (failure := event_failure(payload, sink.exchange.now())) is not None:
             return failure
         if isinstance(payload, dict):
             adapter.feed(payload)
     if not adapter.finished:
         return _incomplete()
-    sink.record.usage = adapter.usage
+    sink.exchange.record.usage = adapter.usage
     await _send_json(adapter.completion(), sink)
     return None
 
@@ -332,6 +329,4 @@ def _incomplete() -> StreamFailure:
 
 
 async def _send_json(payload: dict[str, Any], sink: Sink) -> None:
-    sink.record.status = 200
-    sink.record.ttfb_ms = sink.elapsed_ms()
-    await send_body(sink.send, 200, orjson.dumps(payload), sink.headers)
+    await sink.exchange.answer(200, orjson.dumps(payload), sink.headers)

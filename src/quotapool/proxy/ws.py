@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,22 +20,17 @@ import orjson
 from quotapool.control.keys import KeyRing
 from quotapool.domain.client import ClientKey
 from quotapool.domain.credential import Credential
-from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed, Served
+from quotapool.domain.outcome import Abandoned, Failed, Limited, Observed
 from quotapool.domain.request import Route, RouteRequest
-from quotapool.net.client import SocketRefused, UpstreamResponse, UpstreamSocket
+from quotapool.net.client import SocketRefused, UpstreamSocket
 from quotapool.net.egress import EgressError, report
-from quotapool.proxy.asgi import Headers, Receive, Scope, Send
+from quotapool.proxy.asgi import Message, Receive, Scope, Send
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, rejection_error
+from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.failover import Failover
 from quotapool.proxy.learn import EventLearner
-from quotapool.proxy.record import Record
-from quotapool.proxy.relay import (
-    MAX_ERROR_BYTES,
-    TRANSPORT_ERRORS,
-    UpstreamEvents,
-    read_bounded,
-)
+from quotapool.proxy.relay import TRANSPORT_ERRORS
 from quotapool.proxy.reservation import Reservation
 from quotapool.proxy.ws_turns import Turns, refusal_frame
 from quotapool.routing.affinity import affinity_key
@@ -45,7 +39,7 @@ from quotapool.translate import TranslationError
 from quotapool.upstream.base import ClientRequest
 from quotapool.upstream.codex import codex_auth, codex_url
 from quotapool.upstream.signals import classify_error, parse_codex_headers
-from quotapool.upstream.sse import event_data
+from quotapool.upstream.sse import SSEFramer, event_data
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +84,17 @@ class WebSocketBridge:
         self,
         scope: Scope,
         receive: Receive,
-        send: Send,
+        exchange: Exchange,
         forwarded: dict[str, str],
         client: str,
-        record: Record,
-        base: Headers,
         client_key: ClientKey | None = None,
     ) -> None:
         await receive()  # websocket.connect
-        d = self.dispatcher
+        d, send, record = self.dispatcher, exchange.send, exchange.record
         headers = {k: v for k, v in forwarded.items() if k not in _HANDSHAKE_HEADERS}
         profile = d.profile(headers)
         if isinstance(profile, str):
-            await refuse(scope, send, record, base, error(Dialect.CODEX, 400, profile))
+            await refuse_upgrade(scope, exchange, error(Dialect.CODEX, 400, profile))
             return
         record.profile = profile.name
         conversations = d.conversations
@@ -114,20 +106,20 @@ class WebSocketBridge:
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
                 now = d.clock.now()
-                await refuse(scope, send, record, base, rejection_error(choice, Dialect.CODEX, now))
+                await refuse_upgrade(scope, exchange, rejection_error(choice, Dialect.CODEX, now))
                 return
             credential = choice.credential
             if d.warmups is not None and record.attempts == 1:  # (needs the warmup's model)
                 d.warmups.after(choice, failover.request, profile)
             with Reservation(d.pool, d.clock, credential.id, choice.rotation) as held:
-                upstream = await self._connect(credential, headers, scope, send, record, base, held)
+                upstream = await self._connect(credential, headers, scope, exchange, held)
                 if upstream is None:
                     failover.failed(choice)
                     continue
                 if isinstance(upstream, _Refused):
                     return
                 try:
-                    await self._accept(upstream, choice.route_header, send, record, base)
+                    await self._accept(upstream, choice.route_header, exchange)
                     conversations.bind(key, credential.id)
                     turns = Turns(record, client_key, self.keys, self.submit, d.clock.now)
                     try:
@@ -139,34 +131,25 @@ class WebSocketBridge:
             # The session's end says nothing about health (limits seen inside it stay recorded).
             return
         message = "no account accepted the WebSocket; use HTTP"
-        await refuse(scope, send, record, base, error(Dialect.CODEX, 503, message))
+        await refuse_upgrade(scope, exchange, error(Dialect.CODEX, 503, message))
 
     async def _accept(
-        self,
-        upstream: UpstreamSocket,
-        route_header: str,
-        send: Send,
-        record: Record,
-        base: Headers,
+        self, upstream: UpstreamSocket, route_header: str, exchange: Exchange
     ) -> None:
-        accepted = [*base, (b"x-quotapool-route", route_header.encode())]
+        accepted = exchange.headers([(b"x-quotapool-route", route_header.encode())])
         accepted += [
             (k.lower().encode(), v.encode())
             for k, v in upstream.headers.items()
             if k.lower().startswith("x-codex-")
         ]
-        await send({"type": "websocket.accept", "headers": accepted})
-        record.status = 101
-        record.ttfb_ms = (self.dispatcher.clock.now() - record.at) * 1000.0
+        await exchange.accept_socket(accepted)
 
     async def _connect(
         self,
         credential: Credential,
         headers: dict[str, str],
         scope: Scope,
-        send: Send,
-        record: Record,
-        base: Headers,
+        exchange: Exchange,
         held: Reservation,
     ) -> UpstreamSocket | _Refused | None:
         """The upstream socket; None to try another account; REFUSED when the client got 426."""
@@ -182,14 +165,14 @@ class WebSocketBridge:
             if exc.status in NO_WEBSOCKET:
                 held.settle(Abandoned(cid, now))
                 message = "The upstream has no WebSocket transport here; use HTTP (POST)."
-                await refuse(scope, send, record, base, error(Dialect.CODEX, 426, message))
+                await refuse_upgrade(scope, exchange, error(Dialect.CODEX, 426, message))
                 return REFUSED
             if exc.status == 401:
                 attempts.on_unauthorized(cid)
             verdict = classify_error(exc.status, exc.headers, b"", now)
             reason = verdict.reason or f"handshake {exc.status}"
             held.settle(replace(verdict, reason=reason).outcome(cid, now))
-            record.error = verdict.reason
+            exchange.broke(verdict.reason)
             return None
         except TRANSPORT_ERRORS as exc:
             report(credential.name, exc)
@@ -276,57 +259,24 @@ class WebSocketBridge:
         send: Send,
         listening: _Listening,
     ) -> None:
-        """Send one turn as an HTTP stream on the same account (the call HTTP clients' turns
-        make), relaying its events as frames; its outcome is the account's like any request's."""
-        attempts, cid = self.dispatcher.attempts, credential.id
+        """Send one turn as an HTTP stream on the same account: the try an HTTP client's turn
+        makes (`Attempts`: the same call, relay and settled outcome), its events sent on as
+        the socket's frames."""
+        attempts, turns = self.dispatcher.attempts, listening.turns
         model = str(body.get("model") or "")
         request = ClientRequest(Route.RESPONSES, orjson.dumps(body), body, model, True, headers)
-        clock, failure = attempts.clock, None
-        with Reservation(attempts.pool, clock, cid) as held:
-            try:
-                call = attempts.prepare(request, credential)
-                sent = clock.monotonic()
-                async with attempts.client.post(
-                    call.url, call.body, call.headers, egress=attempts.secrets[cid].egress
-                ) as response:
-                    now, ttfb_ms = clock.now(), (clock.monotonic() - sent) * 1000.0
-                    quota = parse_codex_headers(response.headers, now)
-                    if response.status >= 400:
-                        error_body = attempts.redact.bytes(await _error_body(response))
-                        verdict = classify_error(response.status, response.headers, error_body, now)
-                        settled = verdict.outcome(cid, now, quota, None, model)
-                        held.settle(settled if verdict.failover else Served(cid, now, quota, model))
-                        failure = {"status": response.status, "error": _error_of(error_body)}
-                    else:
-                        settings = attempts.settings.events
-                        events = UpstreamEvents(response.content, math.inf, settings)
-                        limited: Limited | None = None  # (reported by an event of the stream)
-                        while isinstance(event := await events.next(), bytes):
-                            if data := event_data(event)[1].decode(errors="replace"):
-                                limited = await self._relay_frame(listening, data, send) or limited
-                        served = Served(cid, clock.now(), quota, model, ttfb_ms)
-                        held.settle(replace(limited, quota=quota) if limited else served)
-            except TranslationError as exc:
-                failure = {
-                    "status": 400,
-                    "error": {"type": "invalid_request_error", "message": str(exc)},
-                }
-            except TRANSPORT_ERRORS as exc:
-                report(credential.name, exc)
-                held.settle(Failed(cid, clock.now(), f"{type(exc).__name__} (over HTTP)"))
-                failure = {
-                    "status": 502,
-                    "error": {"type": "upstream_error", "message": type(exc).__name__},
-                }
-        if failure is not None:  # (settled above: what the frame reports is not applied again)
-            frame = orjson.dumps({"type": "error", **failure}).decode()
-            await self._relay_frame(listening, frame, send)
-
-    async def _relay_frame(self, listening: _Listening, text: str, send: Send) -> Limited | None:
-        """Send one frame of an HTTP turn the client's way; the limit it reported, if any."""
-        limited = self._observe(listening, text)
-        await send({"type": "websocket.send", "text": text})
-        return limited
+        frames = _Frames(send, turns)
+        exchange = Exchange(Dialect.CODEX, frames.send, turns.current, [], attempts.clock.now)
+        try:
+            call = attempts.prepare(request, credential)
+        except TranslationError as exc:
+            await frames.error(400, error(Dialect.CODEX, 400, str(exc), param=exc.param).body)
+            return
+        failure = await attempts.run(call, credential, request, exchange, [])
+        if failure is not None:  # (settled: what its frame says is not applied again)
+            await frames.error(failure.status, failure.body)
+        elif response_id := exchange.record.response_id:
+            self.dispatcher.conversations.own(response_id, credential.id)
 
     def _learner(self, cid: str, turns: Turns) -> _Listening:
         """Response ids are owned at once (the next frame may continue them); limits are
@@ -348,6 +298,43 @@ class WebSocketBridge:
         turns.event(encoded, learner.learn(encoded))
         limited, learner.limited = learner.limited, None
         return limited
+
+
+class _Frames:
+    """An HTTP answer's ASGI messages as a socket's frames: each event of a 2xx stream one text
+    frame (as the upstream socket sends it), an error answer one error frame; each a frame of
+    the socket's current turn."""
+
+    __slots__ = ("_error", "_framer", "_send", "_status", "_turns")
+
+    def __init__(self, send: Send, turns: Turns) -> None:
+        self._send = send
+        self._turns = turns
+        self._status = 200
+        self._framer = SSEFramer()
+        self._error: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._status = message["status"]
+            return
+        body = message.get("body", b"")
+        if self._status >= 400:  # (bounded: an error body is read whole and bounded first)
+            self._error.append(body)
+            if not message.get("more_body", False):
+                await self.error(self._status, b"".join(self._error))
+            return
+        for event in self._framer.feed(body):
+            if data := event_data(event)[1]:
+                await self.frame(data.decode(errors="replace"))
+
+    async def error(self, status: int, body: bytes) -> None:
+        frame = {"type": "error", "status": status, "error": _error_of(body)}
+        await self.frame(orjson.dumps(frame).decode())
+
+    async def frame(self, text: str) -> None:
+        self._turns.event(text.encode(), None)
+        await self._send({"type": "websocket.send", "text": text})
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,10 +363,6 @@ def _image_generation_request(text: str) -> dict[str, Any] | None:
     return {**body, "stream": True, "store": False}
 
 
-async def _error_body(response: UpstreamResponse) -> bytes:
-    return await read_bounded(response.content, MAX_ERROR_BYTES, "an error body")
-
-
 def _error_of(body: bytes) -> Any:
     try:
         payload = orjson.loads(body)
@@ -388,13 +371,12 @@ def _error_of(body: bytes) -> Any:
     return payload.get("error", payload) if isinstance(payload, dict) else payload
 
 
-async def refuse(
-    scope: Scope, send: Send, record: Record, base: Headers, response: ErrorResponse
-) -> None:
+async def refuse_upgrade(scope: Scope, exchange: Exchange, response: ErrorResponse) -> None:
     """Answer an upgrade with a plain HTTP response (the client never gets a socket)."""
-    record.status, record.error = response.status, response.body.decode()
+    exchange.ended(response.status, response.body.decode())
+    send = exchange.send
     if "websocket.http.response" in scope.get("extensions", {}):
-        headers = [*base, *response.headers, (b"content-type", b"application/json")]
+        headers = exchange.headers([*response.headers, (b"content-type", b"application/json")])
         await send(
             {"type": "websocket.http.response.start", "status": response.status, "headers": headers}
         )
