@@ -9,12 +9,13 @@ import logging
 import stat
 from pathlib import Path
 
-import aiohttp
 import pytest
 from typer.testing import CliRunner
 
 from quotapool.accounts import oauth
 from quotapool.cli.main import app
+from quotapool.domain.egress import DIRECT
+from quotapool.net.aiohttp import outbound
 from quotapool.secrets import KeyFileError, load_or_create_key
 from quotapool.testing.fake_upstream import Failure, FakeUpstream, run_in_thread
 from tests.conftest import HarnessFactory
@@ -161,9 +162,9 @@ def test_the_auth_server_echoing_a_refresh_token_is_not_repeated() -> None:
     account.refresh_error = "server_error"
 
     async def scenario(base: str) -> str:
-        async with aiohttp.ClientSession() as session:
+        async with outbound(DIRECT) as way:
             try:
-                await oauth.refresh(session, base, refresh_token)
+                await oauth.refresh(way, base, refresh_token)
             except oauth.OAuthError as exc:
                 return str(exc)
         return ""

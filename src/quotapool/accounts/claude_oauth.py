@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
-
 from quotapool.accounts.oauth import REAUTH_ERRORS, OAuthError, Pkce, code_from_redirect
+from quotapool.net.client import JSON_CALL_ERRORS, Outbound, read_json
 from quotapool.secrets import MIN_SECRET_LENGTH, REDACTED
 from quotapool.upstream.anthropic import OAUTH_BETA
 
@@ -83,16 +82,14 @@ def plan_of(*names: object) -> str | None:
     return None
 
 
-async def _token(
-    session: aiohttp.ClientSession, auth_base: str, body: dict[str, str]
-) -> ClaudeTokens:
+async def _token(way: Outbound, auth_base: str, body: dict[str, str]) -> ClaudeTokens:
     try:
-        async with session.post(
-            f"{auth_base}/v1/oauth/token", json=body, headers={"accept": "application/json"}
+        async with way.post_json(
+            f"{auth_base}/v1/oauth/token", body, {"accept": "application/json"}
         ) as response:
             status, retry_after = response.status, response.headers.get("retry-after")
-            payload: Any = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            payload: Any = await read_json(response)
+    except JSON_CALL_ERRORS as exc:
         reason = str(exc) if "egress" in str(exc) else type(exc).__name__
         raise OAuthError(f"token endpoint unreachable or unreadable: {reason}") from None
     if status != 200 or not isinstance(payload, dict) or "access_token" not in payload:
@@ -118,11 +115,9 @@ async def _token(
     )
 
 
-async def refresh(
-    session: aiohttp.ClientSession, auth_base: str, refresh_token: str
-) -> ClaudeTokens:
+async def refresh(way: Outbound, auth_base: str, refresh_token: str) -> ClaudeTokens:
     body = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
-    return await _token(session, auth_base, body)
+    return await _token(way, auth_base, body)
 
 
 def code_from_paste(pasted: str, state: str) -> str:
@@ -139,7 +134,7 @@ def code_from_paste(pasted: str, state: str) -> str:
 
 
 async def exchange_code(
-    session: aiohttp.ClientSession,
+    way: Outbound,
     auth_base: str,
     code: str,
     pkce: Pkce,
@@ -154,7 +149,7 @@ async def exchange_code(
         "redirect_uri": redirect_uri,
         "code_verifier": pkce.verifier,
     }
-    return await _token(session, auth_base, body)
+    return await _token(way, auth_base, body)
 
 
 def oauth_headers(access_token: str) -> dict[str, str]:
@@ -165,15 +160,15 @@ def oauth_headers(access_token: str) -> dict[str, str]:
     }
 
 
-async def profile(session: aiohttp.ClientSession, api_base: str, access_token: str) -> Profile:
+async def profile(way: Outbound, api_base: str, access_token: str) -> Profile:
     """Who the token belongs to, and the plan."""
     try:
-        async with session.get(
-            f"{api_base}/api/oauth/profile", headers=oauth_headers(access_token)
+        async with way.get(
+            f"{api_base}/api/oauth/profile", oauth_headers(access_token)
         ) as response:
             status = response.status
-            payload: Any = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            payload: Any = await read_json(response)
+    except JSON_CALL_ERRORS as exc:
         reason = str(exc) if "egress" in str(exc) else type(exc).__name__
         raise OAuthError(f"the profile endpoint is unreachable: {reason}") from None
     account = payload.get("account") if isinstance(payload, dict) else None

@@ -11,8 +11,6 @@ import asyncio
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 
-import aiohttp
-
 from quotapool.accounts.refresh import TokenRefresher
 from quotapool.accounts.registry import LoadedAccount, load
 from quotapool.clock import Clock
@@ -21,6 +19,7 @@ from quotapool.domain.credential import Credential
 from quotapool.domain.egress import DIRECT, Egress
 from quotapool.domain.outcome import StatusSet
 from quotapool.domain.state import OUT_OF_SERVICE, Status
+from quotapool.net.client import Outbound
 from quotapool.secrets import Secret, SecretBox
 from quotapool.store.accounts import AccountRow, AccountStore
 from quotapool.store.memory import MemoryPoolStore
@@ -40,7 +39,7 @@ class LiveAccounts:
         secrets: MutableMapping[str, Secret],
         clock: Clock,
         auth_base_url: str,
-        session: Callable[[str], aiohttp.ClientSession],
+        outbound: Callable[[str], Outbound],
         tasks: TaskSet,
         default_egress: Egress = DIRECT,
         claude_base_url: str = "https://api.anthropic.com",
@@ -60,7 +59,7 @@ class LiveAccounts:
         self.pool: MemoryPoolStore | None = None
         self.refresher: TokenRefresher | None = None
         self._auth_base_url = auth_base_url
-        self._session = session
+        self._outbound = outbound
         self._version = (0, 0.0)
         self._configured_secrets = {c.id: secrets[c.id] for c in self.configured}
 
@@ -91,7 +90,7 @@ class LiveAccounts:
             secrets=self.secrets,
             clock=self.clock,
             auth_base_url=self._auth_base_url,
-            session=self._session,
+            outbound=self._outbound,
             claude_auth_base_url=self.claude_auth_base_url,
         )
         self._track(self._accounts)

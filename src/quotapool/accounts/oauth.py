@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import aiohttp
 from aiohttp import web
 
+from quotapool.net.client import JSON_CALL_ERRORS, Outbound, read_json
 from quotapool.secrets import MIN_SECRET_LENGTH, REDACTED
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
@@ -99,17 +99,14 @@ def code_from_redirect(pasted: str, state: str) -> str:
     return query["code"][0]
 
 
-async def _token_request(
-    session: aiohttp.ClientSession, auth_base: str, form: dict[str, str]
-) -> TokenSet:
+async def _token_request(way: Outbound, auth_base: str, form: dict[str, str]) -> TokenSet:
     try:
         form_type = {"content-type": "application/x-www-form-urlencoded"}
-        async with session.post(
-            f"{auth_base}/oauth/token", data=form, headers=form_type
-        ) as response:
-            payload: Any = await response.json(content_type=None)
+        body = urlencode(form).encode()
+        async with way.post(f"{auth_base}/oauth/token", body, form_type) as response:
+            payload: Any = await read_json(response)
             status = response.status
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except JSON_CALL_ERRORS as exc:
         raise OAuthError(
             f"token endpoint unreachable or unreadable: {type(exc).__name__}"
         ) from None
@@ -130,18 +127,18 @@ async def _token_request(
     return TokenSet(payload["access_token"], payload.get("refresh_token"), payload.get("id_token"))
 
 
-async def refresh(session: aiohttp.ClientSession, auth_base: str, refresh_token: str) -> TokenSet:
+async def refresh(way: Outbound, auth_base: str, refresh_token: str) -> TokenSet:
     form = {
         "grant_type": "refresh_token",
         "client_id": CLIENT_ID,
         "refresh_token": refresh_token,
         "scope": "openid profile email",
     }
-    return await _token_request(session, auth_base, form)
+    return await _token_request(way, auth_base, form)
 
 
 async def exchange_code(
-    session: aiohttp.ClientSession,
+    way: Outbound,
     auth_base: str,
     code: str,
     verifier: str,
@@ -154,7 +151,7 @@ async def exchange_code(
         "code_verifier": verifier,
         "redirect_uri": redirect_uri,
     }
-    return await _token_request(session, auth_base, form)
+    return await _token_request(way, auth_base, form)
 
 
 async def wait_for_callback(
@@ -211,14 +208,14 @@ class DeviceCode:
     verification_url: str
 
 
-async def device_start(session: aiohttp.ClientSession, auth_base: str) -> DeviceCode:
+async def device_start(way: Outbound, auth_base: str) -> DeviceCode:
     try:
-        async with session.post(
-            f"{auth_base}/api/accounts/deviceauth/usercode", json={"client_id": CLIENT_ID}
+        async with way.post_json(
+            f"{auth_base}/api/accounts/deviceauth/usercode", {"client_id": CLIENT_ID}
         ) as response:
-            payload: Any = await response.json(content_type=None)
+            payload: Any = await read_json(response)
             status = response.status
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except JSON_CALL_ERRORS as exc:
         raise OAuthError(f"device login unavailable: {type(exc).__name__}") from None
     if status != 200 or not isinstance(payload, dict) or "device_auth_id" not in payload:
         raise OAuthError(f"device login refused ({status}); use the browser login or --manual")
@@ -231,7 +228,7 @@ async def device_start(session: aiohttp.ClientSession, auth_base: str) -> Device
 
 
 async def device_wait(
-    session: aiohttp.ClientSession,
+    way: Outbound,
     auth_base: str,
     device: DeviceCode,
     *,
@@ -242,13 +239,11 @@ async def device_wait(
     body = {"device_auth_id": device.device_auth_id, "user_code": device.user_code}
     waited = 0.0
     while waited < timeout:
-        async with session.post(
-            f"{auth_base}/api/accounts/deviceauth/token", json=body
-        ) as response:
+        async with way.post_json(f"{auth_base}/api/accounts/deviceauth/token", body) as response:
             if response.status == 200:
-                grant: Any = await response.json(content_type=None)
+                grant: Any = await read_json(response)
                 return await exchange_code(
-                    session,
+                    way,
                     auth_base,
                     grant["authorization_code"],
                     grant["code_verifier"],

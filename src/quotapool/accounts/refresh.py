@@ -8,14 +8,13 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-import aiohttp
-
 from quotapool.accounts import claude_oauth, oauth
 from quotapool.accounts.jwt import TokenError, claims
 from quotapool.clock import Clock
 from quotapool.domain.credential import Kind
 from quotapool.domain.outcome import Refreshed, StatusSet
 from quotapool.domain.state import Status
+from quotapool.net.client import Outbound
 from quotapool.secrets import Secret
 from quotapool.store.accounts import AccountStore, Tokens
 from quotapool.store.base import PoolStore
@@ -82,7 +81,7 @@ class TokenRefresher:
         secrets: MutableMapping[str, Secret],
         clock: Clock,
         auth_base_url: str,
-        session: Callable[[str], aiohttp.ClientSession],
+        outbound: Callable[[str], Outbound],
         claude_auth_base_url: str = "",
     ) -> None:
         self.store = store
@@ -91,7 +90,8 @@ class TokenRefresher:
         self.clock = clock
         self.auth_base_url = auth_base_url
         self.claude_auth_base_url = claude_auth_base_url
-        self.session = session
+        self.outbound = outbound
+        """A credential's way out (its egress)."""
         self.accounts: dict[str, TokenState] = {}
         self._flights: dict[str, asyncio.Future[bool]] = {}
         self.lease: RefreshLease | None = None
@@ -169,15 +169,15 @@ class TokenRefresher:
     ) -> tuple[Tokens, float | None]:
         """New tokens from the account's OAuth server (a refresh token it did not renew is
         kept), and when the access token expires."""
-        session, old = self.session(credential_id), state.tokens
+        way, old = self.outbound(credential_id), state.tokens
         if state.kind is Kind.CLAUDE:
             claude = await claude_oauth.refresh(
-                session, self.claude_auth_base_url, old.refresh_token or ""
+                way, self.claude_auth_base_url, old.refresh_token or ""
             )
             lifetime = claude.expires_in
             renewed = Tokens(claude.access_token, claude.refresh_token or old.refresh_token)
             return renewed, now + lifetime if lifetime is not None else None
-        fresh = await oauth.refresh(session, self.auth_base_url, old.refresh_token or "")
+        fresh = await oauth.refresh(way, self.auth_base_url, old.refresh_token or "")
         renewed = Tokens(
             fresh.access_token,
             fresh.refresh_token or old.refresh_token,

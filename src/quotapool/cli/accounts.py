@@ -17,11 +17,11 @@ from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
     from collections.abc import Callable
-
-    import aiohttp
+    from contextlib import AbstractAsyncContextManager
 
     from quotapool.accounts import oauth
     from quotapool.config import Settings
+    from quotapool.net.client import Outbound
     from quotapool.store.accounts import AccountStore, Login
 
 app = typer.Typer(
@@ -141,11 +141,11 @@ def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[
 
     api_base = settings.claude_api_base_url.rstrip("/")
 
-    async def name(login: Login, session: aiohttp.ClientSession) -> Login:
+    async def name(login: Login, way: Outbound) -> Login:
         if login.kind is not Kind.CLAUDE:
             return login
         try:
-            found = await claude_oauth.profile(session, api_base, login.tokens.access_token or "")
+            found = await claude_oauth.profile(way, api_base, login.tokens.access_token or "")
         except OAuthError as exc:
             why = str(exc)
             if login.expires_at is not None and login.expires_at < time.time():
@@ -154,21 +154,18 @@ def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[
         return with_profile(login, found)
 
     async def name_all() -> list[Login]:
-        async with _session(egress if egress is not None else _default_proxy(settings)) as session:
-            return [await name(login, session) for login in logins]
+        async with _outbound(egress if egress is not None else _default_proxy(settings)) as way:
+            return [await name(login, way) for login in logins]
 
     return asyncio.run(name_all())
 
 
-def _session(proxy: str | None) -> aiohttp.ClientSession:
-    """A session to an auth or profile server, through `proxy` (a URL or "direct")."""
-    import aiohttp
-
+def _outbound(proxy: str | None) -> AbstractAsyncContextManager[Outbound]:
+    """The way to an auth or profile server, through `proxy` (a URL or "direct")."""
     from quotapool.domain.egress import DIRECT, parse_egress
-    from quotapool.net.egress import connector
+    from quotapool.net.aiohttp import outbound
 
-    way = parse_egress(proxy) if proxy is not None else DIRECT
-    return aiohttp.ClientSession(connector=connector(way), timeout=aiohttp.ClientTimeout(total=60))
+    return outbound(parse_egress(proxy) if proxy is not None else DIRECT)
 
 
 def _login_from(tokens: oauth.TokenSet) -> Login:
@@ -207,13 +204,13 @@ async def _login_flow(
 
     from quotapool.accounts import oauth
 
-    async with _session(egress) as session:
+    async with _outbound(egress) as way:
         if device:
-            code = await oauth.device_start(session, auth_base)
+            code = await oauth.device_start(way, auth_base)
             console.print(
                 f"Open [bold]{code.verification_url}[/bold] and enter the code [bold]{code.user_code}[/bold]"
             )
-            return await oauth.device_wait(session, auth_base, code)
+            return await oauth.device_wait(way, auth_base, code)
         pkce = oauth.new_pkce()
         url = oauth.authorize_url(auth_base, pkce)
         console.print(f"Sign in at:\n{url}", soft_wrap=True)
@@ -225,7 +222,7 @@ async def _login_flow(
             received = oauth.code_from_redirect(pasted, pkce.state)
         else:
             received = await oauth.wait_for_callback(pkce.state, listening=_opener(url, browser))
-        return await oauth.exchange_code(session, auth_base, received, pkce.verifier)
+        return await oauth.exchange_code(way, auth_base, received, pkce.verifier)
 
 
 @app.command()
@@ -307,11 +304,11 @@ async def _claude_login(
     else:
         opened = _opener(url, browser)
         code = await oauth.wait_for_callback(pkce.state, port, path="/callback", listening=opened)
-    async with _session(egress) as session:
+    async with _outbound(egress) as way:
         auth_base = settings.claude_auth_base_url.rstrip("/")
-        tokens = await claude_oauth.exchange_code(session, auth_base, code, pkce, redirect)
+        tokens = await claude_oauth.exchange_code(way, auth_base, code, pkce, redirect)
         api_base = settings.claude_api_base_url.rstrip("/")
-        found = await claude_oauth.profile(session, api_base, tokens.access_token)
+        found = await claude_oauth.profile(way, api_base, tokens.access_token)
     expires = time.time() + tokens.expires_in if tokens.expires_in is not None else None
     return Login(
         f"claude:{found.uuid}",

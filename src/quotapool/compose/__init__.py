@@ -130,7 +130,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         core.secrets,
         clock,
         CODEX_CLIENT_VERSION,
-        core.egresses.for_credential,
+        core.outbound,
         settings.codex_models_refresh,
     )
     jobs = background_jobs(settings, stores, core, codex_models, clock)
@@ -158,7 +158,7 @@ def background_jobs(
         pool=pool,
         secrets=core.secrets,
         clock=clock,
-        session=core.egresses.for_credential,
+        outbound=core.outbound,
         interval=settings.usage_poll_interval,
         on_unauthorized=core.accounts.on_unauthorized,
         active=lambda: replication is None or replication.leader,

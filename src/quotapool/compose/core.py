@@ -29,6 +29,7 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.jobs.warmup import Warmups
 from quotapool.net.aiohttp import AiohttpClient
+from quotapool.net.client import Outbound
 from quotapool.net.egress import Egresses, connector
 from quotapool.proxy.access_log import AccessLog
 from quotapool.proxy.attempt import Attempts, RelaySettings
@@ -63,6 +64,8 @@ class Core:
     secrets: dict[str, Secret]
     accounts: LiveAccounts
     egresses: Egresses
+    outbound: Callable[[str], Outbound]
+    """A credential's way out, for the calls beside the data plane."""
     routing: LiveRouting
     replication: Replication | None
     dispatcher: Dispatcher
@@ -79,6 +82,11 @@ def build_core(settings: Settings, stores: Stores, clock: Clock, tasks: TaskSet)
     egresses = Egresses(
         lambda egress: upstream_session(settings, egress), secrets, settings.network.egress
     )
+    client = AiohttpClient(egresses, settings.max_upstream_event_bytes)
+
+    def outbound(credential_id: str) -> Outbound:
+        return Outbound(client, egresses.of(credential_id))
+
     accounts = LiveAccounts(
         store=stores.accounts,
         box=stores.accounts.box,
@@ -87,7 +95,7 @@ def build_core(settings: Settings, stores: Stores, clock: Clock, tasks: TaskSet)
         secrets=secrets,
         clock=clock,
         auth_base_url=settings.auth_base_url.rstrip("/"),
-        session=egresses.for_credential,
+        outbound=outbound,
         tasks=tasks,
         default_egress=settings.network.egress,
         claude_base_url=settings.claude_api_base_url.rstrip("/"),
@@ -119,7 +127,7 @@ def build_core(settings: Settings, stores: Stores, clock: Clock, tasks: TaskSet)
         )
         refresher.lease = replication
     attempts = Attempts(
-        client=AiohttpClient(egresses, settings.max_upstream_event_bytes),
+        client=client,
         pool=pool,
         transports=transports_for(settings),
         secrets=secrets,
@@ -162,6 +170,7 @@ def build_core(settings: Settings, stores: Stores, clock: Clock, tasks: TaskSet)
         secrets,
         accounts,
         egresses,
+        outbound,
         live_routing,
         replication,
         dispatcher,

@@ -7,12 +7,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
-import aiohttp
 import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
+from quotapool.net.client import Outbound
 from quotapool.proxy.errors import Dialect, error
 from quotapool.proxy.relay import TRANSPORT_ERRORS, read_bounded
 from quotapool.routing.filters import available
@@ -94,12 +95,12 @@ class CodexCatalogue:
         secrets: Mapping[str, Secret],
         clock: Clock,
         client_version: str,
-        session: Callable[[str], aiohttp.ClientSession],
+        outbound: Callable[[str], Outbound],
         refresh: float = 3600.0,
     ) -> None:
         self.pool = pool
-        self.session = session
-        """A credential's session (through its egress)."""
+        self.outbound = outbound
+        """A credential's way out (its egress)."""
         self.secrets = secrets
         self.clock = clock
         self.client_version = client_version
@@ -109,10 +110,9 @@ class CodexCatalogue:
 
     async def _get(self, credential: Credential) -> bytes | None:
         headers = codex_auth(self.secrets[credential.id])
-        url = f"{credential.base_url}/codex/models"
-        params = {"client_version": self.client_version}
-        session = self.session(credential.id)
-        async with session.get(url, headers=headers, params=params) as response:
+        query = urlencode({"client_version": self.client_version})
+        url = f"{credential.base_url}/codex/models?{query}"
+        async with self.outbound(credential.id).get(url, headers) as response:
             if response.status != 200:
                 return None
             return await read_bounded(response.content, MAX_CATALOGUE_BYTES, "the model list")

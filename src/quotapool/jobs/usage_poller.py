@@ -8,14 +8,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
-
 from quotapool.accounts.claude_oauth import oauth_headers
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Observed
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.state import OUT_OF_SERVICE
+from quotapool.net.client import JSON_CALL_ERRORS, Outbound, read_json
 from quotapool.secrets import Secret
 from quotapool.store.base import PoolStore
 from quotapool.upstream.codex import codex_auth
@@ -42,7 +41,7 @@ class UsagePoller:
         pool: PoolStore,
         secrets: Mapping[str, Secret],
         clock: Clock,
-        session: Callable[[str], aiohttp.ClientSession],
+        outbound: Callable[[str], Outbound],
         interval: float,
         on_unauthorized: Callable[[str], None],
         active: Callable[[], bool] = lambda: True,
@@ -50,7 +49,8 @@ class UsagePoller:
         self.pool = pool
         self.secrets = secrets
         self.clock = clock
-        self.session = session
+        self.outbound = outbound
+        """A credential's way out (its egress)."""
         self.interval = interval
         self.on_unauthorized = on_unauthorized
         self.active = active
@@ -86,12 +86,12 @@ class UsagePoller:
             return
         path, headers, parse = USAGE[credential.kind]
         try:
-            async with self.session(credential.id).get(
-                f"{credential.base_url}{path}", headers=headers(secret)
+            async with self.outbound(credential.id).get(
+                f"{credential.base_url}{path}", headers(secret)
             ) as response:
                 status = response.status
-                payload = await response.json(content_type=None) if status == 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                payload = await read_json(response) if status == 200 else None
+        except JSON_CALL_ERRORS as exc:
             log.info("usage poll of %s failed: %s", credential.name, type(exc).__name__)
             return
         now = self.clock.now()

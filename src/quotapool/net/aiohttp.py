@@ -3,6 +3,7 @@ aiohttp user for requests and sockets it relays)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 
@@ -10,8 +11,8 @@ import aiohttp
 from multidict import CIMultiDict
 
 from quotapool.domain.egress import Egress
-from quotapool.net.client import SocketRefused, UpstreamResponse, UpstreamSocket
-from quotapool.net.egress import Egresses
+from quotapool.net.client import Outbound, SocketRefused, UpstreamResponse, UpstreamSocket
+from quotapool.net.egress import Egresses, connector
 
 
 class AiohttpClient:
@@ -25,6 +26,11 @@ class AiohttpClient:
         self, url: str, body: bytes, headers: Mapping[str, str], *, egress: Egress
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
         return self.egresses.session(egress).post(url, data=body, headers=headers)
+
+    def get(
+        self, url: str, headers: Mapping[str, str], *, egress: Egress
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        return self.egresses.session(egress).get(url, headers=headers)
 
     async def ws_connect(
         self, url: str, headers: Mapping[str, str], *, egress: Egress
@@ -69,3 +75,19 @@ class AiohttpSocket:
 
     async def close(self) -> None:
         await self._socket.close()
+
+
+@contextlib.asynccontextmanager
+async def outbound(egress: Egress, timeout: float = 60.0) -> AsyncIterator[Outbound]:
+    """A way out of its own, by `egress`, closed with the block (a sign-in from the CLI)."""
+
+    def session(way: Egress) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector(way), timeout=aiohttp.ClientTimeout(total=timeout)
+        )
+
+    egresses = Egresses(session, {}, egress)
+    try:
+        yield Outbound(AiohttpClient(egresses, max_frame_bytes=0), egress)  # (no socket)
+    finally:
+        await egresses.close()

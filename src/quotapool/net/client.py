@@ -1,5 +1,6 @@
-"""The upstream I/O seam: everything the dispatcher and the WebSocket bridge ask of the network
-(requests with their answers, WebSockets with their frames).
+"""The upstream I/O seam: everything quotapool asks of the network (requests with their
+answers, WebSockets with their frames) — the data plane's calls, and those beside it (token
+refresh, usage polls, model lists, sign-ins) through an `Outbound`.
 
 `net.aiohttp.AiohttpClient` is the real one; `testing.mock_upstream.MockClient` answers from a
 function, so failover, faults and streams are tested without sockets or sleeps (the idea of
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
+import orjson
 
 if TYPE_CHECKING:
     from quotapool.domain.egress import Egress
@@ -93,9 +96,60 @@ class UpstreamClient(Protocol):
         connection leaves by `egress` (the credential's), never another way."""
         ...
 
+    def get(
+        self, url: str, headers: Mapping[str, str], *, egress: Egress
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """As `post`, without a body."""
+        ...
+
     async def ws_connect(
         self, url: str, headers: Mapping[str, str], *, egress: Egress
     ) -> UpstreamSocket:
         """An upstream WebSocket, open; `SocketRefused` when the upstream answers the handshake
         with a status (other errors: as `post`'s)."""
         ...
+
+
+_NO_HEADERS: Mapping[str, str] = {}
+JSON_CALL_ERRORS: tuple[type[Exception], ...] = (*NETWORK_ERRORS, ValueError)
+"""How a call for a JSON answer fails: as any call, or with an answer `read_json` refuses."""
+MAX_JSON_BYTES = 8 * 1024 * 1024
+"""The largest answer read by `read_json` (tokens, usage reports, model lists are far less)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One way out for the calls beside the data plane (token refresh, usage polls, model
+    lists, sign-ins): the client, and the egress the account's connections leave by."""
+
+    client: UpstreamClient
+    egress: Egress
+
+    def get(
+        self, url: str, headers: Mapping[str, str] = _NO_HEADERS
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        return self.client.get(url, headers, egress=self.egress)
+
+    def post(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        return self.client.post(url, body, headers, egress=self.egress)
+
+    def post_json(
+        self, url: str, payload: Any, headers: Mapping[str, str] = _NO_HEADERS
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        body = orjson.dumps(payload)
+        return self.post(url, body, {"content-type": "application/json", **headers})
+
+
+async def read_json(response: UpstreamResponse, limit: int = MAX_JSON_BYTES) -> Any:
+    """A small JSON answer, whole; `ValueError` when it is not JSON or exceeds `limit` bytes
+    (nothing more is read: a small compressed body may inflate to gigabytes)."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"the answer exceeds {limit} bytes")
+        parts.append(chunk)
+    return orjson.loads(b"".join(parts))

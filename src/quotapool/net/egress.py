@@ -100,9 +100,6 @@ class Egresses:
             found = self._sessions[egress] = self._make(egress)
         return found
 
-    def for_credential(self, credential_id: str) -> aiohttp.ClientSession:
-        return self.session(self.of(credential_id))
-
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for each in sessions:

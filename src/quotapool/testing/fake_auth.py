@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
+from quotapool.clock import Clock
 from quotapool.testing.fake_model import AUTH, Account, fake_jwt
 
 REUSED = (
@@ -25,8 +25,9 @@ class FakeAuth:
     `accounts` is the upstream's token → account map: every access token issued here works
     there at once."""
 
-    def __init__(self, accounts: dict[str, Account]) -> None:
+    def __init__(self, accounts: dict[str, Account], clock: Clock) -> None:
         self.accounts = accounts
+        self.clock = clock
         self.refresh_tokens: dict[str, Account] = {}
         self.used_refresh_tokens: set[str] = set()
         self.codes: dict[str, tuple[Account, str | None]] = {}
@@ -46,7 +47,7 @@ class FakeAuth:
         self, account: Account, ttl: float = 3600.0, *, email: str | None = None, plan: str = "plus"
     ) -> dict[str, str]:
         """Fresh id/access/refresh tokens (JWT-shaped) for `account`; the access token works at once."""
-        now = int(time.time())
+        now = int(self.clock.now())
         auth = {
             "chatgpt_account_id": account.account_id,
             "chatgpt_plan_type": plan,

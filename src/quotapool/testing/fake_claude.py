@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
+from quotapool.clock import Clock
 from quotapool.testing.fake_model import Account
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
@@ -33,6 +34,7 @@ class ClaudeSide:
 
     accounts: dict[str, Account]
     """The upstream's token → account map: an access token issued here works there at once."""
+    clock: Clock
     expires: dict[str, float] = field(default_factory=dict)
     """Access token → when it stops working."""
     refresh_tokens: dict[str, Account] = field(default_factory=dict)
@@ -57,7 +59,7 @@ class ClaudeSide:
         access = f"sk-ant-oat01-{uuid.uuid4().hex}"
         refresh = f"sk-ant-ort01-{uuid.uuid4().hex}"
         self.accounts[access] = account
-        self.expires[access] = time.time() + ttl
+        self.expires[access] = self.clock.now() + ttl
         self.refresh_tokens[refresh] = account
         account.token = access
         return {"access_token": access, "refresh_token": refresh, "expires_in": int(ttl)}
@@ -69,7 +71,7 @@ class ClaudeSide:
             "claudeAiOauth": {
                 "accessToken": tokens["access_token"],
                 "refreshToken": tokens["refresh_token"],
-                "expiresAt": int((time.time() + ttl) * 1000),
+                "expiresAt": int((self.clock.now() + ttl) * 1000),
                 "scopes": ["user:inference", "user:profile"],
                 "subscriptionType": "max",
                 "rateLimitTier": self.tiers.get(account.name, "default_claude_max_5x"),
@@ -77,7 +79,7 @@ class ClaudeSide:
         }
 
     def expired(self, token: str) -> bool:
-        return token in self.expires and self.expires[token] <= time.time()
+        return token in self.expires and self.expires[token] <= self.clock.now()
 
     async def _token(self, request: web.Request) -> web.Response:
         try:

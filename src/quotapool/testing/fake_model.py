@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from quotapool.clock import Clock, SystemClock
+
 
 @dataclass
 class Failure:
@@ -106,6 +108,7 @@ class Account:
     usage_status: int = 200
     """Status `/wham/usage` answers for this account."""
     usage_polls: int = 0
+    clock: Clock = field(default_factory=SystemClock)
     windows_start: float = field(default_factory=time.time)
     """Its quota windows reset at fixed times from here (as the real ones do), so a reading
     repeated later is the same reading."""
@@ -129,7 +132,7 @@ class Account:
         if self.failures:
             return self.failures.popleft()
         spent = self.standard_spent_until
-        if spent is not None and time.time() < spent and model not in GATED_MODELS:
+        if spent is not None and self.clock.now() < spent and model not in GATED_MODELS:
             return usage_limit(spent)
         return self.always
 
@@ -159,13 +162,13 @@ GATED_MODELS = frozenset({"gpt-5.3-codex-spark"})
 """Models served from GATED_LIMIT instead of the standard windows."""
 
 
-def expired(token: str) -> bool:
+def expired(token: str, now: float) -> bool:
     try:
         payload = token.split(".")[1]
         exp = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("exp")
     except (ValueError, orjson.JSONDecodeError):
         return False
-    return isinstance(exp, int | float) and exp < time.time()
+    return isinstance(exp, int | float) and exp < now
 
 
 def fake_jwt(claims: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ times, 5xx, latency, slow or broken streams. Tests, the demo and the benchmarks 
 
     fake = FakeUpstream()
     fake.add("tok-a", name="alice")                  # a Codex account / API key
-    fake.account("tok-a").fail_next(usage_limit(fake.now() + 60))
+    fake.account("tok-a").fail_next(usage_limit(fake.clock.now() + 60))
     with run_in_thread(fake) as base:                 # base = "http://127.0.0.1:PORT"
         ...
 """
@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +22,18 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
+from quotapool.clock import Clock, SystemClock
 from quotapool.testing import events
 from quotapool.testing.fake_auth import FakeAuth
 from quotapool.testing.fake_claude import ClaudeSide
+from quotapool.testing.fake_codex import (
+    quota_headers,
+    scripted,
+    wham_usage,
+    with_gated_limits,
+    ws_frames,
+)
 from quotapool.testing.fake_model import (
-    GATED_LIMIT,
-    GATED_MODELS,
     Account,
     Failure,
     Seen,
@@ -46,6 +49,8 @@ from quotapool.testing.fake_schemas import (
     ResponsesBody,
     problem,
 )
+from quotapool.testing.refusals import oauth_refused, refused, unauthorized
+from quotapool.testing.serve import run_in_thread, serving
 
 __all__ = [
     "Account",
@@ -57,27 +62,6 @@ __all__ = [
     "serving",
     "usage_limit",
 ]
-
-
-def _refused(dialect: str, field: str, message: str) -> web.HTTPBadRequest:
-    """The 400 each API answers a body it cannot take, in its own shape."""
-    if dialect == "anthropic":
-        body: dict[str, Any] = {
-            "type": "error",
-            "error": {"type": "invalid_request_error", "message": f"{field}: {message}"},
-        }
-    elif dialect == "codex":
-        body = {"detail": message}
-    else:
-        body = {
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": field,
-                "code": "invalid_type",
-            }
-        }
-    return web.HTTPBadRequest(text=orjson.dumps(body).decode(), content_type="application/json")
 
 
 CODEX_UNSUPPORTED = ("max_output_tokens", "temperature", "top_p", "previous_response_id")
@@ -104,23 +88,13 @@ def _betas(request: web.Request) -> set[str]:
     return {b.strip() for b in request.headers.get("anthropic-beta", "").split(",")}
 
 
-def _oauth_refused() -> web.HTTPUnauthorized:
-    """What the Messages API answers a subscription's token sent without the OAuth beta flag."""
-    err = {
-        "type": "error",
-        "error": {
-            "type": "authentication_error",
-            "message": "OAuth authentication is currently not supported.",
-        },
-    }
-    return web.HTTPUnauthorized(text=orjson.dumps(err).decode(), content_type="application/json")
-
-
 class FakeUpstream:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        """Reset times and quota windows are read from it."""
         self.accounts: dict[str, Account] = {}
-        self.auth = FakeAuth(self.accounts)
-        self.claude = ClaudeSide(self.accounts)
+        self.auth = FakeAuth(self.accounts, self.clock)
+        self.claude = ClaudeSide(self.accounts, self.clock)
         """Claude subscriptions' OAuth, profile and usage."""
         self.seen: list[Seen] = []
         self.peers: list[Peer] = []
@@ -160,7 +134,10 @@ class FakeUpstream:
         claude: bool = False,
     ) -> Account:
         """An account answering to `token` (`claude`: a Claude subscription's OAuth token)."""
-        account = Account(name or token, token, account_id, claude=claude)
+        now = self.clock.now()
+        account = Account(
+            name or token, token, account_id, claude=claude, clock=self.clock, windows_start=now
+        )
         self.accounts[token] = account
         return account
 
@@ -189,14 +166,14 @@ class FakeUpstream:
         bearer = token is None
         if token is None:
             token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if token.count(".") == 2 and expired(token):
+        if token.count(".") == 2 and expired(token, self.clock.now()):
             return None  # an expired access token is refused, as upstream does
         account = self.accounts.get(token)
         if account is not None and account.claude:
             if not bearer or self.claude.expired(token):
                 return None  # an OAuth token is not an API key
             if request.path.startswith("/v1/messages") and OAUTH_BETA not in _betas(request):
-                raise _oauth_refused()
+                raise oauth_refused()
         return account
 
     async def _enter(
@@ -214,71 +191,18 @@ class FakeUpstream:
         except orjson.JSONDecodeError:
             body = None  # type: ignore[assignment]
         if schema is not None and (found := problem(schema, body)) is not None:
-            raise _refused(dialect, *found)
+            raise refused(dialect, *found)
         headers = {k.lower(): v for k, v in request.headers.items()}
         name = account.name if account else None
         self.seen.append(
             Seen(request.path, name, body.get("model"), headers, body, raw, request.query_string)
         )
         if account is None:
-            if anthropic:
-                err = {
-                    "type": "error",
-                    "error": {"type": "authentication_error", "message": "invalid x-api-key"},
-                }
-                raise web.HTTPUnauthorized(
-                    text=orjson.dumps(err).decode(), content_type="application/json"
-                )
-            err = {"error": {"type": "invalid_api_key", "message": "Incorrect API key provided"}}
-            raise web.HTTPUnauthorized(
-                text=orjson.dumps(err).decode(), content_type="application/json"
-            )
+            raise unauthorized("anthropic" if anthropic else "openai")
         if account.latency:
             await asyncio.sleep(account.latency)
         account.served += 1
         return account, body
-
-    def _quota_headers(self, account: Account, kind: str) -> dict[str, str]:
-        now = int(time.time())
-        if kind == "codex":
-            headers = {
-                "x-codex-primary-used-percent": f"{account.primary_used:g}",
-                "x-codex-primary-window-minutes": "300",
-                "x-codex-primary-reset-at": str(int(account.windows_start) + 3600),
-                "x-codex-secondary-used-percent": f"{account.secondary_used:g}",
-                "x-codex-secondary-window-minutes": "10080",
-                "x-codex-secondary-reset-at": str(int(account.windows_start) + 86400 * 3),
-            }
-            if account.gated_used is not None:
-                prefix = "x-" + GATED_LIMIT[0].replace("_", "-")
-                headers[f"{prefix}-primary-used-percent"] = f"{account.gated_used:g}"
-                headers[f"{prefix}-primary-window-minutes"] = "300"
-                headers[f"{prefix}-primary-reset-at"] = str(now + 5400)
-                headers[f"{prefix}-limit-name"] = GATED_LIMIT[1]
-            return headers
-        if kind == "anthropic" and account.claude:
-            return {
-                "anthropic-ratelimit-unified-status": "allowed",
-                "anthropic-ratelimit-unified-5h-status": "allowed",
-                "anthropic-ratelimit-unified-5h-utilization": f"{account.primary_used / 100:g}",
-                "anthropic-ratelimit-unified-5h-reset": str(int(account.windows_start) + 3600),
-                "anthropic-ratelimit-unified-7d-status": "allowed",
-                "anthropic-ratelimit-unified-7d-utilization": f"{account.secondary_used / 100:g}",
-                "anthropic-ratelimit-unified-7d-reset": str(int(account.windows_start) + 86400 * 3),
-                "anthropic-ratelimit-unified-representative-claim": "five_hour",
-            }
-        if kind == "anthropic":
-            reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60))
-            return {
-                "anthropic-ratelimit-requests-limit": "1000",
-                "anthropic-ratelimit-requests-remaining": "999",
-                "anthropic-ratelimit-requests-reset": reset,
-            }
-        return {
-            "x-ratelimit-limit-requests": "10000",
-            "x-ratelimit-remaining-requests": "9999",
-            "x-ratelimit-reset-requests": "6ms",
-        }
 
     async def _failure(
         self, request: web.Request, failure: Failure, stream: bool, kind: str
@@ -337,11 +261,10 @@ class FakeUpstream:
         if (failure := account.next_failure(body.get("model"))) is not None:
             return await self._failure(request, failure, True, "codex")
         frames = events.responses_stream(
-            self._scripted(account, body), account.text, account.deltas, completed_output=False
+            scripted(account, body), account.text, account.deltas, completed_output=False
         )
-        if body.get("model") in GATED_MODELS and account.gated_used is not None:
-            frames.insert(1, _gated_rate_limits(account.gated_used))
-        headers = self._quota_headers(account, "codex")
+        with_gated_limits(account, body, frames)
+        headers = quota_headers(account, "codex", self.clock.now())
         headers["x-codex-turn-state"] = f"ts-{account.name}-{account.served}"
         return await self._stream(request, account, frames, headers)
 
@@ -357,13 +280,13 @@ class FakeUpstream:
         if account is None:
             return web.json_response({"error": {"message": "unauthorized"}}, status=401)
         if account.ws_refuse is not None:
-            failure = usage_limit(time.time() + 600) if account.ws_refuse == 429 else None
+            failure = usage_limit(self.clock.now() + 600) if account.ws_refuse == 429 else None
             body = failure.body if failure else {"error": {"message": "websocket unavailable"}}
             return web.json_response(body, status=account.ws_refuse)
         if account.latency:
             await asyncio.sleep(account.latency)
         socket = web.WebSocketResponse(max_msg_size=0)
-        socket.headers.update(self._quota_headers(account, "codex"))
+        socket.headers.update(quota_headers(account, "codex", self.clock.now()))
         await socket.prepare(request)
         async for message in socket:
             if message.type != web.WSMsgType.TEXT:
@@ -374,68 +297,11 @@ class FakeUpstream:
                 Seen(request.path, account.name, body.get("model"), headers, body, raw)
             )
             account.served += 1
-            for frame in self._ws_frames(account, body):
+            for frame in ws_frames(account, body):
                 if account.event_delay:
                     await asyncio.sleep(account.event_delay)
                 await socket.send_str(frame)
         return socket
-
-    @staticmethod
-    def _scripted(account: Account, body: dict[str, Any]) -> dict[str, Any]:
-        """The body as the fake answers it: a scripted tool call forces that tool once."""
-        if account.tool_call is None or body.get("generate") is False:
-            return body
-        name, arguments = account.tool_call
-        tool = next(
-            (
-                t
-                for t in body.get("tools") or []
-                if name in (t.get("name"), (t.get("function") or {}).get("name"))
-            ),
-            None,
-        )
-        if tool is None:
-            return body
-        account.tool_call = None
-        anthropic = "input_schema" in tool
-        return {
-            **body,
-            "tools": [tool],
-            "tool_choice": {"type": "tool", "name": name} if anthropic else "required",
-            events.CALL_ARGUMENTS: arguments,
-        }
-
-    def _ws_frames(self, account: Account, body: dict[str, Any]) -> list[str]:
-        previous = body.get("previous_response_id")
-        if previous and previous not in account.response_ids:
-            error = {
-                "type": "invalid_request_error",
-                "code": "previous_response_not_found",
-                "message": f"Previous response with id '{previous}' not found.",
-            }
-            return [orjson.dumps({"type": "error", "status": 400, "error": error}).decode()]
-        if (failure := account.next_failure(body.get("model"))) is not None:
-            return [
-                orjson.dumps(
-                    {
-                        "type": "error",
-                        "status": failure.status,
-                        "error": failure.body.get("error", failure.body),
-                    }
-                ).decode()
-            ]
-        text = "" if body.get("generate") is False else account.text
-        frames = events.responses_stream(
-            self._scripted(account, body), text, account.deltas if text else 0
-        )
-        if body.get("model") in GATED_MODELS and account.gated_used is not None:
-            frames.insert(1, _gated_rate_limits(account.gated_used))
-        payloads = [frame.split(b"data: ", 1)[1].strip() for frame in frames]
-        if body.get("generate") is False:  # prewarm: created and completed, no output
-            payloads = [payloads[0], payloads[-1]]
-        created = orjson.loads(payloads[0])
-        account.response_ids.add(created["response"]["id"])
-        return [p.decode() for p in payloads]
 
     async def _compact(self, request: web.Request) -> web.StreamResponse:
         account, body = await self._enter(request, schema=ResponsesBody, dialect="codex")
@@ -461,39 +327,7 @@ class FakeUpstream:
         account.usage_polls += 1
         if account.usage_status != 200:
             return web.json_response({"error": {"message": "refused"}}, status=account.usage_status)
-        now, start = int(time.time()), int(account.windows_start)
-        window = {
-            "limit_window_seconds": 18000,
-            "reset_after_seconds": start + 3600 - now,
-            "reset_at": start + 3600,
-        }
-        weekly = {
-            "limit_window_seconds": 604800,
-            "reset_after_seconds": start + 259200 - now,
-            "reset_at": start + 259200,
-        }
-        usage: dict[str, Any] = {
-            "plan_type": "plus",
-            "rate_limit": {
-                "allowed": True,
-                "limit_reached": False,
-                "primary_window": {"used_percent": account.primary_used, **window},
-                "secondary_window": {"used_percent": account.secondary_used, **weekly},
-            },
-        }
-        if account.gated_used is not None:
-            usage["additional_rate_limits"] = [
-                {
-                    "limit_name": GATED_LIMIT[1],
-                    "metered_feature": GATED_LIMIT[0],
-                    "rate_limit": {
-                        "allowed": account.gated_used < 100,
-                        "limit_reached": account.gated_used >= 100,
-                        "primary_window": {"used_percent": account.gated_used, **window},
-                    },
-                }
-            ]
-        return web.json_response(usage)
+        return web.json_response(wham_usage(account, self.clock.now()))
 
     # --- OpenAI ---------------------------------------------------------------------------
 
@@ -502,8 +336,8 @@ class FakeUpstream:
         stream = body.get("stream") is True
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
-        headers = self._quota_headers(account, "openai")
-        body = self._scripted(account, body)
+        headers = quota_headers(account, "openai", self.clock.now())
+        body = scripted(account, body)
         if stream:
             return await self._stream(
                 request,
@@ -518,8 +352,8 @@ class FakeUpstream:
         stream = body.get("stream") is True
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
-        headers = self._quota_headers(account, "openai")
-        body = self._scripted(account, body)
+        headers = quota_headers(account, "openai", self.clock.now())
+        body = scripted(account, body)
         if stream:
             return await self._stream(
                 request, account, events.chat_stream(body, account.text, account.deltas), headers
@@ -542,8 +376,8 @@ class FakeUpstream:
         stream = body.get("stream") is True
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "anthropic")
-        headers = self._quota_headers(account, "anthropic")
-        body = self._scripted(account, body)
+        headers = quota_headers(account, "anthropic", self.clock.now())
+        body = scripted(account, body)
         if stream:
             return await self._stream(
                 request,
@@ -561,7 +395,8 @@ class FakeUpstream:
             return await self._failure(request, failure, False, "anthropic")
         words = len(orjson.dumps(body.get("messages")).split())
         return web.json_response(
-            {"input_tokens": 3 + words}, headers=self._quota_headers(account, "anthropic")
+            {"input_tokens": 3 + words},
+            headers=quota_headers(account, "anthropic", self.clock.now()),
         )
 
     # --- control --------------------------------------------------------------------------
@@ -589,68 +424,10 @@ class FakeUpstream:
             if key in spec:
                 setattr(account, key, spec[key])
         if seconds := spec.get("usage_limit_seconds"):
-            account.fail_next(usage_limit(time.time() + seconds))
+            account.fail_next(usage_limit(self.clock.now() + seconds))
         if spec.get("server_error"):
             account.fail_next(server_error())
         return web.json_response({"ok": True})
-
-
-def _gated_rate_limits(used: float) -> bytes:
-    """The `codex.rate_limits` event of an additional limit, as a stream of a gated model
-    carries it."""
-    event = {
-        "type": "codex.rate_limits",
-        "metered_limit_name": GATED_LIMIT[0],
-        "limit_name": GATED_LIMIT[1],
-        "rate_limits": {
-            "primary": {"used_percent": used, "window_minutes": 300, "resets_in_seconds": 5400}
-        },
-    }
-    return events.sse(event, "codex.rate_limits")
-
-
-@contextlib.asynccontextmanager
-async def serving(fake: FakeUpstream, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve `fake` on the running loop; yields its base URL."""
-    runner = web.AppRunner(fake.app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server) and server.sockets
-    bound = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        await runner.cleanup()
-
-
-@contextlib.contextmanager
-def run_in_thread(fake: FakeUpstream, port: int = 0) -> Iterator[str]:
-    """Serve `fake` from a thread with its own event loop; yields its base URL."""
-    ready = threading.Event()
-    stop: asyncio.Event | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    base = ""
-
-    async def main() -> None:
-        nonlocal stop, loop, base
-        stop, loop = asyncio.Event(), asyncio.get_running_loop()
-        async with serving(fake, port=port) as url:
-            base = url
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), name="fake-upstream", daemon=True)
-    thread.start()
-    if not ready.wait(10):
-        raise RuntimeError("fake upstream did not start")
-    try:
-        yield base
-    finally:
-        assert loop is not None and stop is not None
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
 
 
 def main() -> None:

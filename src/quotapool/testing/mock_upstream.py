@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,11 @@ class MockClient:
         if not isinstance(answer, MockResponse):
             answer = await answer
         yield answer
+
+    def get(
+        self, url: str, headers: Mapping[str, str], *, egress: Egress
+    ) -> AbstractAsyncContextManager[MockResponse]:
+        return self.post(url, b"", headers, egress=egress)  # (told apart by their empty body)
 
     async def ws_connect(
         self, url: str, headers: Mapping[str, str], *, egress: Egress
