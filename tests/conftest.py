@@ -16,7 +16,7 @@ import pytest
 from quotapool.compose import Quotapool, build
 from quotapool.config import Settings
 from quotapool.server import run_in_thread as serve_pool
-from quotapool.store.batch import recent
+from quotapool.store.request_log import recent
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
 
 CODEX = [("tok-a", "alpha", "acct-a"), ("tok-b", "bravo", "acct-b"), ("tok-c", "charlie", "acct-c")]

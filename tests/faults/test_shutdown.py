@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from quotapool.store.batch import recent
+from quotapool.store.request_log import recent
 from quotapool.store.sql.db import make_engine
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
 from tests.faults.process import serve

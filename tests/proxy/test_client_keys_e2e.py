@@ -39,7 +39,7 @@ def create(h: Harness, name: str, *options: str) -> str:
     while time.monotonic() < deadline:
         with h.http() as http:
             answer = http.get("/v1/models", headers={"authorization": f"Bearer {key}"})
-        if answer.status_code == 200 and h.qp.app._keys.required:  # type: ignore[union-attr]
+        if answer.status_code == 200 and h.qp.app._door.keys_required:  # type: ignore[union-attr]
             break
         time.sleep(0.05)
     return key

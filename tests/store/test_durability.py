@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from quotapool.store.batch import BatchWriter, recent
+from quotapool.store.batch import BatchWriter
 from quotapool.store.journal import Journal
+from quotapool.store.request_log import recent
 from quotapool.store.sql.db import make_engine, migrate
 from quotapool.store.sql.schema import requests, usage_history
 from tests.faults.gate import Gate

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from quotapool.store.batch import WRITER_NICENESS, BatchWriter, recent
+from quotapool.store.batch import WRITER_NICENESS, BatchWriter
+from quotapool.store.request_log import recent
 from quotapool.store.sql.db import make_engine, migrate
 
 

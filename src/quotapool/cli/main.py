@@ -243,7 +243,7 @@ def requests(
     Two lines each (the reason cut to the terminal's width); --wide for every detail and the
     whole explanation, --json for everything."""
     from quotapool.domain.client import parse_duration
-    from quotapool.store.batch import recent
+    from quotapool.store.request_log import recent
     from quotapool.store.sql.db import make_engine, migrate
 
     settings = _settings(config)

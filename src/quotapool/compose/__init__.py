@@ -27,6 +27,7 @@ from quotapool.control.routing import LiveRouting
 from quotapool.control.views import pool_usage, pool_view
 from quotapool.jobs.status_watch import StatusWatch
 from quotapool.jobs.usage_poller import UsagePoller
+from quotapool.proxy.admission import Admission
 from quotapool.proxy.app import ProxyApp
 from quotapool.proxy.dispatcher import Dispatcher
 from quotapool.proxy.errors import Dialect
@@ -230,14 +231,16 @@ def edge(
         now=clock.now,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout_seconds,
-        allow_remote=settings.allow_remote,
-        guard=Guard.build(settings.host, settings.allowed_hosts, settings.allowed_origins),
         on_startup=startup,
         on_shutdown=shutdown,
+        admission=Admission(
+            keys=keys,
+            guard=Guard.build(settings.host, settings.allowed_hosts, settings.allowed_origins),
+            allow_remote=settings.allow_remote,
+            metrics_public=settings.metrics_public,
+        ),
         websocket=WebSocketBridge(dispatcher, core.submit, keys),
-        keys=keys,
         metrics=core.metrics,
-        metrics_public=settings.metrics_public,
         admin=build_admin(
             Control(
                 pool=pool,

@@ -125,7 +125,7 @@ def build_core(settings: Settings, stores: Stores, clock: Clock, tasks: TaskSet)
         replication = Replication(
             settings.redis_url, pool, clock, stores.affinity, keys, live_routing
         )
-        refresher.lease = replication
+        refresher.lease = replication.leases
     attempts = Attempts(
         client=client,
         pool=pool,
@@ -143,7 +143,9 @@ def build_core(settings: Settings, stores: Stores, clock: Clock, tasks: TaskSet)
         redact=Redactor(lambda: pool_secrets(secrets, refresher)),
         on_unauthorized=accounts.on_unauthorized,
     )
-    warmups = Warmups(attempts, submit, tasks.spawn, claims=replication)
+    warmups = Warmups(
+        attempts, submit, tasks.spawn, claims=replication.leases if replication else None
+    )
     dispatcher = Dispatcher(
         attempts=attempts,
         conversations=Conversations(

@@ -13,16 +13,15 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from quotapool.control.keys import KeyRing
 from quotapool.control.metrics import Metrics
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
+from quotapool.proxy.admission import Admission
 from quotapool.proxy.answers import LoggedBeforeTheEnd, cut_at_shutdown, replaying
 from quotapool.proxy.asgi import Headers, Receive, Scope, Send, send_body
 from quotapool.proxy.disconnect import DisconnectWatches, Watch
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
 from quotapool.proxy.exchange import Exchange, send_refusal
-from quotapool.proxy.guard import Guard, Refusal, is_loopback
 from quotapool.proxy.parse import (
     BadRequest,
     ClientLeft,
@@ -40,7 +39,6 @@ from quotapool.proxy.routes import (
     POOL_PATH,
     READY,
     USAGE_PATHS,
-    Endpoint,
     dialect_for,
     wants_websocket,
 )
@@ -51,13 +49,6 @@ from quotapool.upstream.base import ClientRequest
 log = logging.getLogger(__name__)
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-_REMOTE_REFUSED = (
-    "quotapool serves only loopback clients until client keys exist: create one on the server "
-    "with `quotapool keys create NAME` (in Docker: `docker exec quotapool quotapool keys create "
-    "NAME`) and send it as the API key; or, behind your own access control, set allow_remote = "
-    "true (QUOTAPOOL_ALLOW_REMOTE=true)."
-)
-
 
 WebSocketHandler = Callable[
     [Scope, Receive, Exchange, dict[str, str], str, ClientKey | None], Awaitable[None]
@@ -80,20 +71,16 @@ class ProxyApp:
         now: Callable[[], float],
         max_body_bytes: int,
         body_timeout: float,
-        allow_remote: bool,
-        guard: Guard,
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
+        admission: Admission,
         websocket: WebSocketHandler | None = None,
-        keys: KeyRing | None = None,
         metrics: Metrics | None = None,
-        metrics_public: bool = False,
         admin: ASGIApp | None = None,
     ) -> None:
         self._admin = admin
-        self._keys = keys
+        self._door = admission
         self._metrics = metrics
-        self._metrics_public = metrics_public
         self._websocket_bridge = websocket
         self._serve = serve
         self._submit = submit
@@ -104,8 +91,6 @@ class ProxyApp:
         self._pool_usage = pool_usage
         self._now = now
         self._limit = max_body_bytes
-        self._allow_remote = allow_remote
-        self._guard = guard
         self._startup = on_startup
         self._shutdown = on_shutdown
         self._ids = itertools.count(1)
@@ -167,60 +152,28 @@ class ProxyApp:
         exchange = Exchange(Dialect.CODEX, send, record, base, self._now)
         route_path, profile = profile_path(path)
         endpoint = ENDPOINTS.get(route_path.rstrip("/"))
+        bridge = self._websocket_bridge
         try:
-            refusal, key = self._ws_admission(scope, endpoint, path, record)
+            if bridge is None or endpoint is None or endpoint.route is not Route.RESPONSES:
+                await receive()
+                no_route = error(Dialect.CODEX, 404, f"No WebSocket route {path}.")
+                await refuse_upgrade(scope, exchange, no_route)
+                return
+            refusal, key = self._door.socket(scope, record)
             if refusal is not None:
                 await receive()
                 await refuse_upgrade(scope, exchange, refusal)
-            else:
-                assert self._websocket_bridge is not None
-                forwarded, digest = client_headers(scope["headers"], profile)
-                if key is not None and key.profile is not None:
-                    forwarded[PROFILE_HEADER] = key.profile
-                await self._websocket_bridge(scope, receive, exchange, forwarded, digest, key)
+                return
+            forwarded, digest = client_headers(scope["headers"], profile)
+            if key is not None and key.profile is not None:
+                forwarded[PROFILE_HEADER] = key.profile
+            await bridge(scope, receive, exchange, forwarded, digest, key)
         except Exception as exc:  # a bug must cost one session, never the server
             log.exception("websocket %s failed", request_id)
             exchange.ended(500, f"internal error: {type(exc).__name__}")
         finally:
             record.latency_ms = (self._now() - record.at) * 1000.0
             self._submit(record.row())
-
-    def _ws_admission(
-        self, scope: Scope, endpoint: Endpoint | None, path: str, record: Record
-    ) -> tuple[ErrorResponse | None, ClientKey | None]:
-        """Why a WebSocket upgrade is refused (None: it is not), and the client key it uses."""
-        codex = Dialect.CODEX
-        if (
-            self._websocket_bridge is None
-            or endpoint is None
-            or endpoint.route is not Route.RESPONSES
-        ):
-            return error(codex, 404, f"No WebSocket route {path}."), None
-        refused, key = self._admission(scope, codex, key_needed=True, json_body=False)
-        if refused is not None or key is None:
-            return refused, key
-        record.client_key = key.name
-        assert self._keys is not None
-        return self._keys.admit(key, None, codex), key  # each turn is admitted for its model
-
-    def _admission(
-        self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool
-    ) -> tuple[ErrorResponse | None, ClientKey | None]:
-        """The edge checks every HTTP request and WebSocket upgrade passes: its client key (when
-        keys are required), where it comes from, its Host, Origin and body type. Returns why
-        it is refused (None: it is not) and its key."""
-        key = None
-        if key_needed and self._keys is not None and self._keys.required:
-            found = self._keys.identify(scope["headers"], dialect)
-            if isinstance(found, ErrorResponse):
-                return found, None
-            key = found
-        client = scope.get("client")
-        if key is None and not self._allow_remote and client and not is_loopback(client[0]):
-            return error(dialect, 403, _REMOTE_REFUSED), None
-        if refused := self._guard.refusal(scope["headers"], json_body=json_body):
-            return error(dialect, refused.status, refused.message), key
-        return None, key
 
     def _answer_headers(self, request_id: str) -> Headers:
         """What every answer says; while draining, `Connection: close` too (no idle connection
@@ -267,23 +220,15 @@ class ProxyApp:
         if route_path == "/metrics":
             await self._scrape(scope, send, base)
             return
-        pool_view = route_path == POOL_PATH
-        refused, key = self._admission(
-            scope,
-            dialect,
-            key_needed=route_path not in OPEN_PATHS and not pool_view,
-            json_body=endpoint.route is not None,
-        )
-        keys = self._keys
-        if (
-            refused is None
-            and pool_view
-            and keys is not None
-            and keys.required
-            and not keys.is_admin(scope["headers"])
-        ):  # account names (emails) and their quota are the admin's, not every key holder's
-            message = "With client keys, the pool view needs the admin token."
-            refused = error(dialect, 403, message, code="permission_error")
+        if route_path == POOL_PATH:
+            refused, key = self._door.pool_view(scope, dialect)
+        else:
+            refused, key = self._door.request(
+                scope,
+                dialect,
+                key_needed=route_path not in OPEN_PATHS,
+                json_body=endpoint.route is not None,
+            )
         if refused is not None:
             if endpoint.route is not None:  # `quotapool requests --status 401` finds it
                 self._log_refusal(request_id, endpoint.route, path, refused)
@@ -308,14 +253,7 @@ class ProxyApp:
         """The admin API and the dashboard (their own app, their own token check) behind the
         same door as the data plane: the remote rule, the guard, and a body read whole within
         its size and time limits before the app sees it."""
-        client = scope.get("client")
-        keys_in_use = self._keys is not None and self._keys.required
-        refused: Refusal | None
-        if not (self._allow_remote or keys_in_use) and client and not is_loopback(client[0]):
-            refused = Refusal(403, _REMOTE_REFUSED)
-        else:
-            refused = self._guard.refusal(scope["headers"], json_body=False, own_pages=True)
-        if refused is not None:
+        if (refused := self._door.admin(scope)) is not None:
             page = wants_page(scope["headers"])
             answer = (refusal_page if page else partial(error, dialect))(
                 refused.status, refused.message
@@ -343,24 +281,15 @@ class ProxyApp:
         await admin(scope, replaying(body, receive), send)
 
     async def _scrape(self, scope: Scope, send: Send, base: Headers) -> None:
-        """`GET /metrics`: for the admin token, or anyone with `metrics_public = true`."""
-        refused = self._guard.refusal(scope["headers"], json_body=False)
+        """`GET /metrics` (see `Admission.metrics`)."""
         if self._metrics is None:
             response = error(Dialect.OPENAI, 404, "Metrics are not enabled here.")
-        elif refused is not None:
-            response = error(Dialect.OPENAI, refused.status, refused.message)
-        elif self._metrics_public or (
-            self._keys is not None and self._keys.is_admin(scope["headers"])
-        ):
+        elif (refused := self._door.metrics(scope)) is not None:
+            response = refused
+        else:
             body = self._metrics.exposition()
             await send_body(send, 200, body, base, CONTENT_TYPE_LATEST.encode())
             return
-        else:
-            message = (
-                "Metrics need the admin token as a bearer (`quotapool admin token` prints "
-                "one), or metrics_public = true."
-            )
-            response = error(Dialect.OPENAI, 401, message, code="invalid_api_key")
         await send_refusal(send, base, response)
 
     async def _own(self, path: str, dialect: Dialect, send: Send, base: Headers) -> None:
@@ -378,18 +307,6 @@ class ProxyApp:
             model = path.removeprefix(MODELS_PATH).strip("/") or None
             status, body = await self._models(dialect, model)
             await send_body(send, status, body, base)
-
-    async def _admit(
-        self, key: ClientKey | None, request: ClientRequest, dialect: Dialect, record: Record
-    ) -> None:
-        """A client key's model allowlist and limits, checked before routing."""
-        if key is None or self._keys is None:
-            return
-        record.client_key = key.name
-        if (over := self._keys.admit(key, request.model, dialect, record.request_id)) is not None:
-            raise BadRequest(over)
-        if (over := await self._keys.confirm(key, record.request_id, dialect)) is not None:
-            raise BadRequest(over)
 
     async def _proxy(
         self,
@@ -414,7 +331,7 @@ class ProxyApp:
                 route, body, scope["headers"], dialect, profile, key, scope.get("query_string", b"")
             )
             record.model, record.stream = request.model, request.stream
-            await self._admit(key, request, dialect, record)
+            await self._door.model(key, request.model, dialect, record)
             await self._serve(request, exchange)
         except BadRequest as bad:
             await exchange.refuse(bad.response)

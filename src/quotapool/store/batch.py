@@ -26,20 +26,21 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import lru_cache
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table
 from sqlalchemy import exc as sa_exc
 
 from quotapool.jsonbytes import dumps_kept
+from quotapool.store.held import HeldRows
 from quotapool.store.journal import Journal
 from quotapool.store.rows import RowShape
+from quotapool.store.sql.insert import ROWS_PER_INSERT, insert_sql
 from quotapool.store.sql.schema import requests
+from quotapool.store.writer_health import WriterHealth
 
 log = logging.getLogger(__name__)
 WRITER_NICENESS = 10
@@ -67,35 +68,6 @@ class _Unavailable(Exception):
         super().__init__(str(cause))
         self.rows = rows
         self.cause = cause
-
-
-@dataclass(frozen=True, slots=True)
-class WriterHealth:
-    """What `/ready` reports about a writer."""
-
-    table: str
-    state: str
-    """"ok"; "journaling" while the database cannot take rows; "holding" while the journal
-    cannot take them either (they wait in memory)."""
-    queued: int
-    journal_pending: bool
-    lost: int
-    """Rows never stored: refused by the database even alone, dropped from a full queue, or
-    past the memory bound while neither the database nor the journal took them."""
-    held: int = 0
-    """Rows waiting in memory for the database or the journal."""
-    journal_failing: bool = False
-    """The last write to the journal failed (a full disk): rows are not written ahead."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "queued": self.queued,
-            "journal_pending": self.journal_pending,
-            "lost": self.lost,
-            "held": self.held,
-            "journal_failing": self.journal_failing,
-        }
 
 
 class BatchWriter:
@@ -135,13 +107,10 @@ class BatchWriter:
         self._ends: deque[int | None] = deque(maxlen=max_queued)
         """Write-ahead: where each queued row ends in the journal (None: it could not be
         written there)."""
-        self._held: deque[bytes] = deque()
-        """Rows (serialized) that neither the database nor the journal took yet."""
-        self._held_bytes = 0
-        self.max_held_bytes = max_held_bytes
+        self._held = HeldRows(table.name, max_held_bytes)
+        """Rows that neither the database nor the journal took yet."""
         self.journal_failing = False
         """The last write to the journal failed."""
-        self._held_full = False
         self._appended: int | None = None
         """Write-ahead: the journal's size (None until it is opened, at the first row)."""
         self._committed = 0
@@ -156,7 +125,11 @@ class BatchWriter:
     @property
     def held_bytes(self) -> int:
         """What the rows waiting in memory take (bounded by `max_held_bytes`)."""
-        return self._held_bytes
+        return self._held.bytes
+
+    @property
+    def max_held_bytes(self) -> int:
+        return self._held.max_bytes
 
     @property
     def lost(self) -> int:
@@ -345,7 +318,7 @@ class BatchWriter:
         with self.engine.begin() as connection:
             for start in range(0, len(rows), ROWS_PER_INSERT):
                 chunk = rows[start : start + ROWS_PER_INSERT]
-                sql = _insert(self.table.name, shape.columns, len(chunk), dialect.name)
+                sql = insert_sql(self.table.name, shape.columns, len(chunk), dialect.name)
                 values = tuple(chain.from_iterable(map(shape.values, chunk)))
                 connection.exec_driver_sql(sql, values)
 
@@ -405,20 +378,7 @@ class BatchWriter:
             else:
                 self._journal_works()
                 return
-        for line in lines:
-            if self._held_bytes + len(line) > self.max_held_bytes:
-                self.dropped += 1
-                if not self._held_full:
-                    self._held_full = True
-                    log.error(
-                        "%s: rows are being lost: %d MiB of them wait in memory, the most "
-                        "allowed, while neither the database nor the journal takes them",
-                        self.table.name,
-                        self.max_held_bytes // (1024 * 1024),
-                    )
-                continue
-            self._held.append(line)
-            self._held_bytes += len(line)
+        self.dropped += self._held.hold(lines)
 
     def _journal_failed(self, exc: OSError) -> None:
         if not self.journal_failing:
@@ -441,7 +401,7 @@ class BatchWriter:
         `_Unavailable` when neither takes them; they stay held)."""
         if not self._held:
             return
-        lines = list(self._held)
+        lines = list(self._held.lines)
         rows = [orjson.loads(line) for line in lines]
         try:
             self._store(rows)
@@ -455,14 +415,11 @@ class BatchWriter:
             self._journal_works()
         log.warning("%s: %d rows held in memory are kept again", self.table.name, len(lines))
         self._held.clear()
-        self._held_bytes = 0
-        self._held_full = False
 
     def _drop_held(self, why: str) -> None:
-        self.dropped += len(self._held)
-        log.error("%s: %d rows held in memory are lost: %s", self.table.name, len(self._held), why)
-        self._held.clear()
-        self._held_bytes = 0
+        count = self._held.clear()
+        self.dropped += count
+        log.error("%s: %d rows held in memory are lost: %s", self.table.name, count, why)
 
     def _retry(self, at_start: bool) -> None:
         """Replay the journal when a retry is due; back to normal once it is empty."""
@@ -498,57 +455,5 @@ class BatchWriter:
         )
 
 
-ROWS_PER_INSERT = 100
-"""Rows per statement: 16 columns × 100 stays far below every driver's parameter limit."""
 ROTATE_BYTES = 64 * 1024 * 1024
 """Write-ahead: the journal starts anew past this size (~150,000 request rows)."""
-
-
-@lru_cache(maxsize=32)
-def _insert(table: str, columns: tuple[str, ...], rows: int, dialect: str) -> str:
-    """A driver-level multi-row INSERT (Core's per-row processing costs more than the write);
-    every name quoted (`window` is reserved on PostgreSQL)."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    row = f"({', '.join(mark for _ in columns)})"
-    names = ", ".join(f'"{name}"' for name in columns)
-    values = ", ".join([row] * rows)
-    # A row replayed twice (a crash between storing a journal chunk and noting it) is skipped.
-    return f'INSERT INTO "{table}" ({names}) VALUES {values} ON CONFLICT DO NOTHING'
-
-
-def recent(
-    engine: Engine,
-    last: int,
-    *,
-    after_id: int = 0,
-    before_id: int | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    credential: str | None = None,
-    client_key: str | None = None,
-    status: int | None = None,
-    model: str | None = None,
-    profile: str | None = None,
-) -> list[dict[str, Any]]:
-    """The newest `last` records (between rows `after_id` and `before_id`, matching the
-    filters), oldest first."""
-    query = select(requests).where(requests.c.id > after_id)
-    for column, value in (
-        (requests.c.credential, credential),
-        (requests.c.client_key, client_key),
-        (requests.c.status, status),
-        (requests.c.model, model),
-        (requests.c.profile, profile),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if before_id is not None:
-        query = query.where(requests.c.id < before_id)
-    if since is not None:
-        query = query.where(requests.c.at >= since)
-    if until is not None:
-        query = query.where(requests.c.at < until)
-    query = query.order_by(requests.c.id.desc()).limit(last)
-    with engine.connect() as connection:
-        rows = [{str(k): v for k, v in row._mapping.items()} for row in connection.execute(query)]
-    return rows[::-1]

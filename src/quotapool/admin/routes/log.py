@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query
 
 from quotapool.admin.control import Control
-from quotapool.store.batch import recent
+from quotapool.store.request_log import recent
 from quotapool.store.usage import activity, quota_history, usage
 
 WEEK_SECONDS = 7 * 86400.0

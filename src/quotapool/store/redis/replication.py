@@ -47,6 +47,7 @@ from quotapool.store.affinity import PersistentAffinityStore
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.codec import decode_outcome, decode_state, encode_outcome, encode_state
 from quotapool.store.redis.counters import KeyCounters
+from quotapool.store.redis.leases import RELEASE, Leases
 from quotapool.tasks import Outage, until_one_fails
 
 if TYPE_CHECKING:
@@ -70,17 +71,6 @@ BUSY = "quotapool:busy:"
 REPLICAS = "quotapool:replicas"
 BUSY_TTL_MS = 2_000
 BUSY_INTERVAL_SECONDS = 0.25
-REFRESHING = "quotapool:refreshing:"
-REFRESH_LEASE_MS = 30_000
-"""How long a replica may take to refresh an account's token before another may."""
-WARMED = "quotapool:warmed:"
-"""A credential's warmup claimed by a replica, for the warmup's TTL."""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -170,6 +160,8 @@ class Replication:
         self.routing = routing
         if routing is not None:
             routing.on_chosen = self._chosen
+        self.leases = Leases(lambda: self.redis, self._me, clock)
+        """One token refresh per account, one warmup per credential, across replicas."""
 
     # --- what this replica learns (on the event loop, never waits) ----------------------------
 
@@ -437,45 +429,6 @@ class Replication:
         covered[self._me] = self._learnt_count
         return {replica.decode(): number for replica, number in covered.items()}
 
-    # --- one token refresh per account across replicas (accounts.refresh.RefreshLease) -----
-
-    async def take(self, credential_id: str) -> bool:
-        return await self._claim(REFRESHING + credential_id, REFRESH_LEASE_MS)
-
-    async def wait(self, credential_id: str) -> None:
-        deadline = self.clock.monotonic() + REFRESH_LEASE_MS / 1000
-        while self.clock.monotonic() < deadline:
-            try:
-                if not await self.redis.exists(REFRESHING + credential_id):
-                    return
-            except (RedisError, OSError):
-                return
-            await asyncio.sleep(0.05)
-
-    async def give_back(self, credential_id: str) -> None:
-        await self._unclaim(REFRESHING + credential_id)
-
-    # --- one warmup per credential per TTL across replicas (proxy.warmup.Claims) ------------
-
-    async def claim_warmup(self, credential_id: str, seconds: float) -> bool:
-        return await self._claim(WARMED + credential_id, max(1, int(seconds * 1000)))
-
-    async def release_warmup(self, credential_id: str) -> None:
-        await self._unclaim(WARMED + credential_id)
-
-    async def _claim(self, key: str, ttl_ms: int) -> bool:
-        """`key` for this replica for `ttl_ms`, unless another holds it. Redis out: yes (the
-        work done here rather than not at all)."""
-        try:
-            return bool(await self.redis.set(key, self._me, nx=True, px=ttl_ms))
-        except (RedisError, OSError):
-            return True
-
-    async def _unclaim(self, key: str) -> None:
-        """Give `key` back, if this replica still holds it."""
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.eval(_RELEASE, 1, key, self._me)
-
     async def close(self) -> None:
         """Publish what waits (the last outcomes of a stopping replica), hand the lease over at
         once (another replica need not wait for it to expire)."""
@@ -483,5 +436,5 @@ class Replication:
             if self.connected:
                 await asyncio.wait_for(self._send(), CLOSE_SECONDS)
             if self.leader:
-                await self.redis.eval(_RELEASE, 1, LEADER, self._me)
+                await self.redis.eval(RELEASE, 1, LEADER, self._me)
             await self.redis.aclose()
