@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +12,7 @@ import orjson
 import typer
 
 from quotapool.cli import signin
-from quotapool.cli.common import ConfigOption, console, err, fail
+from quotapool.cli.common import ConfigOption, clock, console, err, fail
 from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
@@ -123,7 +122,7 @@ def import_(
         )
     settings, store = _open(config)
     logins = _named(logins, settings, egress)
-    _saved(store.save_logins(logins, time.time(), egress), logins)
+    _saved(store.save_logins(logins, clock.now(), egress), logins)
 
 
 def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[Login]:
@@ -145,7 +144,7 @@ def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[
             found = await claude_oauth.profile(way, api_base, login.tokens.access_token or "")
         except OAuthError as exc:
             why = str(exc)
-            if login.expires_at is not None and login.expires_at < time.time():
+            if login.expires_at is not None and login.expires_at < clock.now():
                 why = "its access token has expired: run `claude` once (it renews it)"
             raise fail(f"{login.source}: {why}; nothing was imported") from None
         return with_profile(login, found)
@@ -192,7 +191,7 @@ def login(
             login = asyncio.run(signin.claude_signin(settings, way, browser=browser, manual=manual))
         except oauth.OAuthError as exc:
             raise fail(str(exc)) from None
-        _saved(store.save_logins([login], time.time(), egress), [login])
+        _saved(store.save_logins([login], clock.now(), egress), [login])
         return
     if kind is not Kind.CODEX:
         raise fail(f"{kind.value} credentials are keys: `quotapool accounts add-key`")
@@ -211,7 +210,7 @@ def login(
     except aiohttp.ClientError as exc:
         raise fail(f"cannot reach the auth server: {exc}") from None
     login = signin.login_from(tokens)
-    _saved(store.save_logins([login], time.time(), egress), [login])
+    _saved(store.save_logins([login], clock.now(), egress), [login])
 
 
 def _default_proxy(settings: Settings) -> str | None:
@@ -269,7 +268,7 @@ def add_key(
             models=[m.strip() for m in models.split(",") if m.strip()],
             weight=weight,
             priority=priority,
-            now=time.time(),
+            now=clock.now(),
             proxy=egress,
         )
     except AccountError as exc:
@@ -301,7 +300,7 @@ def set_proxy(
     egress = None if default else _proxy(url, proxy_env)
     _, store = _open(config)
     try:
-        store.set_proxy(name, egress, time.time())
+        store.set_proxy(name, egress, clock.now())
     except AccountError as exc:
         raise fail(str(exc)) from None
     shown = "the default egress" if egress is None else parse_egress(egress).label
@@ -322,7 +321,7 @@ def list_(
         for row in rows:
             typer.echo(orjson.dumps(row).decode())
         return
-    console.print(credential_table(rows, live, time.time()))
+    console.print(credential_table(rows, live, clock.now()))
     for note in notes(rows):  # whole: the terminal wraps them
         console.print(note, markup=False, highlight=False, soft_wrap=True)
 

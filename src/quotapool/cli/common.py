@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from quotapool.clock import SystemClock
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -38,6 +40,8 @@ def escape(text: str) -> str:
 
 
 console: Any = LazyConsole()
+clock = SystemClock()
+"""The CLI's time (as the server's, a `Clock`)."""
 err: Any = LazyConsole(stderr=True)
 
 

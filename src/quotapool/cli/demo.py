@@ -7,7 +7,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +103,7 @@ def _tour(console: Console, base: str, fake: FakeUpstream) -> None:
     with httpx.Client(base_url=base, timeout=30) as client:
         for i in range(1, 7):
             if i == 2:
-                fake.account("tok-bob").fail_next(usage_limit(time.time() + 600))
+                fake.account("tok-bob").fail_next(usage_limit(fake.clock.now() + 600))
             model = "gpt-4.1" if i == 6 else "gpt-5.5"
             seen = len(fake.seen)
             response = client.post("/v1/responses", json={"model": model, "input": f"question {i}"})

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
-from quotapool.cli.common import ConfigOption, console, err, fail
+from quotapool.cli.common import ConfigOption, clock, console, err, fail
 from quotapool.domain.client import ClientKey, Measure, number, parse_duration, parse_limit
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
@@ -74,7 +73,7 @@ def create(
     from quotapool.store.client_keys import ClientKeyError
 
     settings, store = _open(config)
-    now = time.time()
+    now = clock.now()
     try:
         limits = [str(parse_limit(text)) for text in limit or ()]
         expires_at = now + parse_duration(expires) if expires else None
@@ -126,7 +125,7 @@ def rotate(name: str, as_json: JsonOption = False, config: ConfigOption = None) 
 
     _, store = _open(config)
     try:
-        key, secret = store.rotate(name, time.time())
+        key, secret = store.rotate(name, clock.now())
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
     _issued(key, secret, as_json, "rotated")
@@ -139,7 +138,7 @@ def revoke(name: str, config: ConfigOption = None) -> None:
 
     _, store = _open(config)
     try:
-        store.revoke(name, time.time())
+        store.revoke(name, clock.now())
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
     console.print(f"revoked {name!r}", markup=False)
@@ -170,7 +169,7 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
     settings, store = _open(config)
     prices = {**DEFAULT_PRICES, **settings.routing.pricing}
-    now = time.time()
+    now = clock.now()
     keys = store.all()
     if as_json:
         for key in keys:
@@ -207,6 +206,6 @@ admin_app = typer.Typer(
 def token(config: ConfigOption = None) -> None:
     """Make a new admin token and print it once (the old one stops working)."""
     _, store = _open(config)
-    secret = store.new_admin_token(time.time())
+    secret = store.new_admin_token(clock.now())
     err.print("a new admin token; it is shown once, keep it now:", markup=False)
     typer.echo(secret)

@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
-from quotapool.cli.common import console, err, escape
+from quotapool.cli.common import clock, console, err, escape
 from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
 from quotapool.cli.keys import admin_app
@@ -250,7 +250,7 @@ def requests(
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     try:
-        after = time.time() - parse_duration(since) if since else None
+        after = clock.now() - parse_duration(since) if since else None
     except ValueError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None

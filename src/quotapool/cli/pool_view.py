@@ -4,7 +4,6 @@ quotapool.toml hold."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 from rich.table import Table
 from sqlalchemy import select
 
-from quotapool.cli.common import fail
+from quotapool.cli.common import clock, fail
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.control.runfile import Running, read
 from quotapool.domain.egress import Egress, parse_egress
@@ -221,7 +220,7 @@ def set_status(name: str, action: str, config: Path | None) -> str:
         )
     reason = "paused by operator" if action == "pause" else None
     try:
-        store.set_status(name, STATUS_FOR[action], reason, time.time())
+        store.set_status(name, STATUS_FOR[action], reason, clock.now())
     except AccountError as exc:
         raise fail(str(exc)) from None
     return f"{name}: {STATUS_FOR[action]} (a server started later keeps it)"

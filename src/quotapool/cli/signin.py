@@ -4,12 +4,11 @@ localhost:54545, or a pasted code), through the account's egress."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import typer
 
-from quotapool.cli.common import console, fail
+from quotapool.cli.common import clock, console, fail
 from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:
@@ -116,7 +115,7 @@ async def claude_signin(
         tokens = await claude_oauth.exchange_code(way, auth_base, code, pkce, redirect)
         api_base = settings.claude_api_base_url.rstrip("/")
         found = await claude_oauth.profile(way, api_base, tokens.access_token)
-    expires = time.time() + tokens.expires_in if tokens.expires_in is not None else None
+    expires = clock.now() + tokens.expires_in if tokens.expires_in is not None else None
     return Login(
         f"claude:{found.uuid}",
         found.uuid,
