@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
-from quotapool.domain.api import Route
+from quotapool.domain.api import Api, Route
 from quotapool.translate import TranslationError
 from quotapool.translate.chat_responses import ChatStreamAdapter, chat_request_to_responses
-from quotapool.translate.table import Upstream, translate
+from quotapool.translate.table import translate
 
 
 def test_full_conversation_translates() -> None:
@@ -103,7 +103,7 @@ def test_full_conversation_translates() -> None:
 )
 def test_untranslatable_requests_name_the_param(body: dict[str, Any], param: str) -> None:
     with pytest.raises(TranslationError) as info:
-        translate(Route.CHAT, Upstream.CODEX, body)
+        translate(Route.CHAT, Api.CODEX, body)
     assert info.value.param == param
 
 

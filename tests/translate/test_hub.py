@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from quotapool.domain.api import Route
+from quotapool.domain.api import Api, Route
 from quotapool.translate import TranslationError
 from quotapool.translate.chat_responses import ChatStreamAdapter
 from quotapool.translate.messages_responses import MessagesStreamAdapter
 from quotapool.translate.responses_chat import ChatEvents, responses_to_chat
 from quotapool.translate.responses_messages import MessagesEvents, responses_to_messages
-from quotapool.translate.table import Bridged, Upstream, translate
+from quotapool.translate.table import Bridged, translate
 
 PARALLEL_TURN = [
     {"type": "message", "role": "developer", "content": "Use tools."},
@@ -71,11 +71,11 @@ def test_items_an_upstream_cannot_take_are_named() -> None:
         responses_to_messages({"model": "c", "input": [{"type": "input_file", "file_id": "f"}]})
     assert info.value.param == "input[0].type"
     with pytest.raises(TranslationError) as refused:
-        translate(Route.RESPONSES, Upstream.CHAT, {"model": "m", "previous_response_id": "x"})
+        translate(Route.RESPONSES, Api.CHAT, {"model": "m", "previous_response_id": "x"})
     assert refused.value.param == "previous_response_id"
     lenient = translate(
         Route.CHAT,
-        Upstream.MESSAGES,
+        Api.MESSAGES,
         {"model": "c", "messages": [{"role": "user", "content": "h"}], "n": 2, "seed": 1},
         lenient=True,
     )

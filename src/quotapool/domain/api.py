@@ -20,8 +20,12 @@ class Route(StrEnum):
 
 
 class Api(StrEnum):
-    """An API an upstream offers (`apis = [...]` on an OpenAI-compatible credential)."""
+    """An API an upstream is spoken to in (an OpenAI-compatible credential's `apis = [...]`
+    names those it offers)."""
 
+    CODEX = "codex"
+    """The ChatGPT backend's Responses API: always streamed, unstored, no output cap or
+    sampling controls."""
     RESPONSES = "responses"
     CHAT = "chat"
     MESSAGES = "messages"

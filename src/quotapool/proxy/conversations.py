@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import orjson
 
 from quotapool.clock import Clock
+from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential
 from quotapool.domain.request import Route, RouteRequest
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
@@ -21,7 +22,7 @@ from quotapool.routing.filters import comes_back_at
 from quotapool.store.affinity import TURN_STATE, AffinityStore
 from quotapool.store.base import PoolStore
 from quotapool.store.response_items import ResponseItems
-from quotapool.translate.table import Upstream, upstream_of
+from quotapool.translate.table import upstream_of
 from quotapool.upstream.base import ClientRequest, Continued
 
 
@@ -154,7 +155,7 @@ def kept_here(credential: Credential, route: Route) -> bool:
     """Responses on this credential cannot be continued upstream by id (the ChatGPT backend
     refuses `previous_response_id`; chat and Messages upstreams have none): quotapool keeps
     their conversations to expand the id."""
-    return route is Route.RESPONSES and upstream_of(credential, route) is not Upstream.RESPONSES
+    return route is Route.RESPONSES and upstream_of(credential, route) is not Api.RESPONSES
 
 
 def input_items(payload: Mapping[str, Any]) -> list[Any]:

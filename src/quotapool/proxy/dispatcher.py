@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import orjson
 
+from quotapool.domain.api import Api
 from quotapool.domain.credential import CLAUDE_KINDS
 from quotapool.domain.request import (
     DEFAULT_PROFILE,
@@ -30,7 +31,7 @@ from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.profiles import PROFILE_HEADER, Profile, Routing
 from quotapool.routing.scenarios import detect
 from quotapool.translate import TranslationError
-from quotapool.translate.table import REFUSABLE, Upstream, cannot_carry, upstream_of
+from quotapool.translate.table import REFUSABLE, cannot_carry, upstream_of
 from quotapool.translate.token_estimate import estimate_input_tokens
 from quotapool.upstream.base import ClientRequest
 
@@ -174,7 +175,7 @@ class Dispatcher:
             payload.get(name) not in (None, False) for name in refusable
         ):
             return NOTHING_UNFIT
-        route, seen = request.route, dict[Upstream, Unfit | None]()
+        route, seen = request.route, dict[Api, Unfit | None]()
         unfit: dict[str, Unfit] = {}
         for credential in profile.view(self.pool.snapshot()).credentials:
             if route not in credential.routes:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
-from quotapool.domain.api import Route
+from quotapool.domain.api import Api, Route
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.request import Unfit
 from quotapool.translate import CODEX_ACCOUNTS, StreamAdapter, refuse, unsupported, without
@@ -37,28 +36,17 @@ from quotapool.translate.responses_stream import ResponsesStreamAdapter
 from quotapool.upstream.usage import Usage
 
 
-class Upstream(StrEnum):
-    """The API a credential's upstream is spoken to in."""
-
-    CODEX = "codex"
-    """The ChatGPT backend's Responses API: always streamed, unstored, no output cap or
-    sampling controls."""
-    RESPONSES = "responses"
-    CHAT = "chat"
-    MESSAGES = "messages"
-
-
-def upstream_of(credential: Credential, route: Route) -> Upstream:
+def upstream_of(credential: Credential, route: Route) -> Api:
     if credential.kind is Kind.CODEX:
-        return Upstream.CODEX
-    return Upstream(credential.upstream_api(route).value)
+        return Api.CODEX
+    return credential.upstream_api(route)
 
 
 WHO = {
-    Upstream.CODEX: CODEX_ACCOUNTS,
-    Upstream.RESPONSES: "OpenAI-compatible keys on the Responses API",
-    Upstream.CHAT: 'OpenAI-compatible keys with only the chat API (apis = ["chat"])',
-    Upstream.MESSAGES: "Anthropic keys",
+    Api.CODEX: CODEX_ACCOUNTS,
+    Api.RESPONSES: "OpenAI-compatible keys on the Responses API",
+    Api.CHAT: 'OpenAI-compatible keys with only the chat API (apis = ["chat"])',
+    Api.MESSAGES: "Anthropic keys",
 }
 """How a refusal names the credentials that cannot honour a parameter."""
 
@@ -139,45 +127,45 @@ class Translation:
     None: they are Responses events."""
 
 
-TABLE: dict[tuple[Route, Upstream], Translation] = {
-    (Route.CHAT, Upstream.CODEX): Translation(
+TABLE: dict[tuple[Route, Api], Translation] = {
+    (Route.CHAT, Api.CODEX): Translation(
         CHAT_REFUSED, _chat_to_hub, _codex_body, _chat_client, None
     ),
-    (Route.CHAT, Upstream.RESPONSES): Translation(
+    (Route.CHAT, Api.RESPONSES): Translation(
         {**ONE_CHOICE, "stop": "stop sequences"},
         _chat_to_hub,
         _responses_body,
         _chat_client,
         None,
     ),
-    (Route.CHAT, Upstream.MESSAGES): Translation(
+    (Route.CHAT, Api.MESSAGES): Translation(
         ONE_CHOICE,
         _chat_to_hub,
         responses_to_messages,
         _chat_client,
         MessagesEvents,
     ),
-    (Route.MESSAGES, Upstream.CODEX): Translation(
+    (Route.MESSAGES, Api.CODEX): Translation(
         MESSAGES_ON_CODEX, messages_to_responses, _codex_body, _messages_client, None
     ),
-    (Route.MESSAGES, Upstream.RESPONSES): Translation(
+    (Route.MESSAGES, Api.RESPONSES): Translation(
         {"top_k": "top-k sampling", "stop_sequences": "stop sequences"},
         messages_to_responses,
         _responses_body,
         _messages_client,
         None,
     ),
-    (Route.MESSAGES, Upstream.CHAT): Translation(
+    (Route.MESSAGES, Api.CHAT): Translation(
         {"top_k": "top-k sampling"},
         messages_to_responses,
         responses_to_chat,
         _messages_client,
         ChatEvents,
     ),
-    (Route.RESPONSES, Upstream.CHAT): Translation(
+    (Route.RESPONSES, Api.CHAT): Translation(
         STATEFUL, None, responses_to_chat, _responses_client, ChatEvents
     ),
-    (Route.RESPONSES, Upstream.MESSAGES): Translation(
+    (Route.RESPONSES, Api.MESSAGES): Translation(
         STATEFUL, None, responses_to_messages, _responses_client, MessagesEvents
     ),
 }
@@ -185,19 +173,19 @@ TABLE: dict[tuple[Route, Upstream], Translation] = {
 accounts (the Codex transport adapts it), or not served (`Credential.routes`)."""
 
 
-UNCARRIED: dict[tuple[Route, Upstream], Mapping[str, str]] = {
-    (Route.CHAT, Upstream.CODEX): {"metadata": "tags", "store": "stored completions"},
-    (Route.MESSAGES, Upstream.CODEX): {"metadata": "the end user's id"},
+UNCARRIED: dict[tuple[Route, Api], Mapping[str, str]] = {
+    (Route.CHAT, Api.CODEX): {"metadata": "tags", "store": "stored completions"},
+    (Route.MESSAGES, Api.CODEX): {"metadata": "the end user's id"},
 }
 """What the ChatGPT backend has no place for: left out, and named in `x-quotapool-dropped`."""
 
 
-def translation(route: Route, upstream: Upstream) -> Translation | None:
+def translation(route: Route, upstream: Api) -> Translation | None:
     return TABLE.get((route, upstream))
 
 
-_AS_IS_REFUSED: dict[tuple[Route, Upstream], Mapping[str, str]] = {
-    (Route.RESPONSES, Upstream.CODEX): {
+_AS_IS_REFUSED: dict[tuple[Route, Api], Mapping[str, str]] = {
+    (Route.RESPONSES, Api.CODEX): {
         **CODEX_RESPONSES_REFUSED,
         # (a continuation quotapool relayed arrives here expanded, without it)
         "previous_response_id": STATEFUL["previous_response_id"],
@@ -223,7 +211,7 @@ NEVER_DROPPED = frozenset({"previous_response_id"})
 
 
 def cannot_carry(
-    route: Route, upstream: Upstream, body: Mapping[str, Any], *, lenient: bool
+    route: Route, upstream: Api, body: Mapping[str, Any], *, lenient: bool
 ) -> Unfit | None:
     """What in `body` a credential spoken to in `upstream` cannot honour (lenient: only what
     is never dropped); None when it can serve the request."""
@@ -251,7 +239,7 @@ class Translated:
 
 def translate(
     route: Route,
-    upstream: Upstream,
+    upstream: Api,
     body: dict[str, Any],
     *,
     session: str | None = None,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
-from quotapool.translate.table import Upstream
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_anthropic_headers
@@ -35,7 +35,7 @@ class AnthropicTransport:
         headers["content-type"] = "application/json"
         if request.route in (Route.CHAT, Route.RESPONSES):
             url = f"{credential.base_url}/v1/messages"
-            return translated_call(url, headers, request, Upstream.MESSAGES, lenient=self.lenient)
+            return translated_call(url, headers, request, Api.MESSAGES, lenient=self.lenient)
         path = (
             "/v1/messages/count_tokens" if request.route is Route.COUNT_TOKENS else "/v1/messages"
         )

@@ -9,12 +9,13 @@ from typing import Any, Protocol
 
 import orjson
 
+from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
 from quotapool.translate import StreamAdapter
-from quotapool.translate.table import Upstream, translate
+from quotapool.translate.table import translate
 
 
 class Relay(Enum):
@@ -79,7 +80,7 @@ def translated_call(
     url: str,
     headers: dict[str, str],
     request: ClientRequest,
-    upstream: Upstream,
+    upstream: Api,
     *,
     lenient: bool,
     session: str | None = None,

@@ -6,12 +6,13 @@ from collections.abc import Mapping
 
 import orjson
 
+from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
 from quotapool.translate import CODEX_ACCOUNTS, refuse, unsupported, without
-from quotapool.translate.table import CODEX_RESPONSES_REFUSED, Upstream
+from quotapool.translate.table import CODEX_RESPONSES_REFUSED
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_codex_headers
@@ -53,7 +54,7 @@ class CodexTransport:
             if session:  # the backend keeps a conversation's prompt cache by its session
                 headers["session_id"] = session
             return translated_call(
-                url, headers, request, Upstream.CODEX, lenient=self.lenient, session=session
+                url, headers, request, Api.CODEX, lenient=self.lenient, session=session
             )
         payload = request.payload
         dropped: tuple[str, ...] = ()

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 
 import orjson
 
+from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
 from quotapool.secrets import Secret
-from quotapool.translate.table import Upstream, translation, upstream_of
+from quotapool.translate.table import translation, upstream_of
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
 from quotapool.upstream.headers import forwarded
 from quotapool.upstream.signals import parse_openai_headers
@@ -37,7 +38,7 @@ class OpenAITransport:
         headers["content-type"] = "application/json"
         upstream = upstream_of(credential, request.route)
         if translation(request.route, upstream) is not None:
-            path = "/responses" if upstream is Upstream.RESPONSES else "/chat/completions"
+            path = "/responses" if upstream is Api.RESPONSES else "/chat/completions"
             session = request.headers.get("x-claude-code-session-id")
             return translated_call(
                 credential.base_url + path,
