@@ -7,6 +7,7 @@ user-space instructions only (not the kernel's share of the syscalls, which both
     .venv/bin/python -m bench.instructions                   # chat, non-stream, 3,000 requests each
     .venv/bin/python -m bench.instructions --api responses --stream
     .venv/bin/python -m bench.instructions --api messages --codex   # Anthropic keys vs translated
+    .venv/bin/python -m bench.instructions --api responses --conversation-kb 60   # an agent's turn
 
 Each target is started under callgrind (slow: ~1 minute to start), warmed up, its counters
 zeroed, sent `--requests` requests at concurrency 16, then dumped. The fake upstream runs
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -41,6 +43,42 @@ from bench.run import (
 )
 
 CONCURRENCY = 16
+
+
+def with_conversation(api: str, body: dict[str, Any], kb: int) -> dict[str, Any]:
+    """`body` carrying a coding agent's conversation of about `kb` KB (turns of text, tool
+    calls and their outputs), as every turn of a Codex CLI or Claude Code session does; a
+    Responses turn is unstored, as the Codex CLI sends it."""
+    if kb <= 0:
+        return body
+    text = "Here is the file you asked for, with the change applied. " * 8
+    output = "drwxr-xr-x  2 user user 4096 Dec  7 10:00 src\n" * 10
+    items: list[dict[str, Any]] = []
+    while len(orjson.dumps(items)) < kb * 1024:
+        n = len(items)
+        if api == "responses":
+            items += [
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": text}],
+                },
+                {
+                    "type": "function_call",
+                    "name": "shell",
+                    "call_id": f"c{n}",
+                    "arguments": '{"command":["ls","-la"]}',
+                },
+                {"type": "function_call_output", "call_id": f"c{n}", "output": output},
+            ]
+        else:
+            items += [
+                {"role": "user", "content": text + output},
+                {"role": "assistant", "content": text},
+            ]
+    if api == "responses":
+        return {**body, "input": items, "store": False}
+    return {**body, "messages": [*items, *body["messages"]]}
 
 
 async def _send(url: str, body: bytes, count: int) -> None:
@@ -112,6 +150,12 @@ def main() -> None:
         "or access-log:QUOTAPOOL_LOG_LEVEL=info (repeat)",
     )
     parser.add_argument(
+        "--conversation-kb",
+        type=int,
+        default=0,
+        help="send a conversation of about this many KB with each request (a coding agent's turn)",
+    )
+    parser.add_argument(
         "--codex",
         action="store_true",
         help="also count a pool of ChatGPT accounts (chat translated onto their Responses API)",
@@ -120,7 +164,8 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install -y valgrind")
     RESULTS.mkdir(exist_ok=True)
-    body = orjson.dumps({**BODIES[args.api], **({"stream": True} if args.stream else {})})
+    plain_body = {**BODIES[args.api], **({"stream": True} if args.stream else {})}
+    body = orjson.dumps(with_conversation(args.api, plain_body, args.conversation_kb))
     upstream_port, proxy_port, floor_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
@@ -145,7 +190,8 @@ def main() -> None:
             shutil.rmtree(codex_home, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
     mode = "stream" if args.stream else "non-stream"
-    print(f"{args.api} {mode}, {args.requests} requests at c={CONCURRENCY}:")
+    size = f", {len(body) / 1024:.0f} KB bodies" if args.conversation_kb else ""
+    print(f"{args.api} {mode}{size}, {args.requests} requests at c={CONCURRENCY}:")
     print(f"  bare floor  {floor_count / 1000:8.1f} k instructions/request")
     for name, qp_count in counts.items():
         print(f"  quotapool   {qp_count / 1000:8.1f} k instructions/request ({name})")

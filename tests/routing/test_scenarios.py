@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from quotapool.jsonlazy import LazyObject, loads_object
 from quotapool.routing.scenarios import detect
 
 IMAGE_PART = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}
@@ -46,7 +47,19 @@ CASES: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["dict", "lazy"])
 @pytest.mark.parametrize(("payload", "scenario"), CASES)
-def test_detect(payload: dict[str, Any], scenario: str) -> None:
+def test_detect(payload: dict[str, Any], scenario: str, lazy: bool) -> None:
+    """As a dict and as the proxy parses a body (its fields built as they are read)."""
     body = orjson.dumps(payload)
-    assert detect(payload, len(body), payload["model"], long_context_tokens=100) == scenario
+    parsed = loads_object(body) if lazy else payload
+    assert detect(parsed, body, payload["model"], long_context_tokens=100) == scenario
+
+
+def test_a_long_conversation_without_an_image_or_a_web_search_is_not_built() -> None:
+    items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}]
+    tools = [{"type": "function", "name": "shell"}]
+    body = orjson.dumps({"model": "gpt-5.5", "input": items * 500, "tools": tools})
+    parsed = loads_object(body)
+    assert detect(parsed, body, "gpt-5.5", long_context_tokens=100_000) == "default"
+    assert isinstance(parsed, LazyObject) and parsed._read == {}  # neither input nor tools

@@ -94,9 +94,7 @@ class Dispatcher:
             record.scenario = "estimate"
             await exchange.answer(200, count, exchange.headers([_ESTIMATED]))
             return None
-        scenario = detect(
-            request.payload, len(request.body), request.model, profile.long_context_tokens
-        )
+        scenario = detect(request.payload, request.body, request.model, profile.long_context_tokens)
         record.profile, record.scenario = profile.name, scenario
         if (model := profile.model_for(scenario, request.model)) != request.model:
             if request.allowed and model not in request.allowed:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 
 import orjson
 
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
+from quotapool.jsonlazy import loads_object
 from quotapool.proxy.asgi import Receive, Scope
 from quotapool.proxy.disconnect import Watch
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
@@ -98,14 +100,15 @@ def parse_request(
     key: ClientKey | None = None,
     query: bytes = b"",
 ) -> ClientRequest:
-    """Parse the body once and check what routing needs; a clear 400 otherwise."""
+    """Parse the body once and check what routing needs; a clear 400 otherwise. Its fields
+    become Python values as they are read (`jsonlazy`)."""
     try:
-        payload = orjson.loads(body)
+        payload = loads_object(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(
             error(dialect, 400, f"Request body is not valid JSON ({exc}); send a JSON object.")
         ) from None
-    if not isinstance(payload, dict):
+    if not isinstance(payload, Mapping):
         raise BadRequest(error(dialect, 400, "Request body must be a JSON object."))
     model = payload.get("model")
     if not isinstance(model, str) or not model:

@@ -34,18 +34,26 @@ _THINKING = ("enabled", "adaptive")
 
 
 def detect(
-    payload: Mapping[str, Any], body_bytes: int, requested: str, long_context_tokens: int
+    payload: Mapping[str, Any], body: bytes, requested: str, long_context_tokens: int
 ) -> str:
-    """The scenario of a request (its parsed `payload`, its size, the model asked for).
+    """The scenario of a request (its parsed `payload`, its `body`, the model asked for).
 
-    It looks at the parsed request, never scans the body's bytes (a search through a large
-    conversation costs more than the rest of routing it)."""
-    items = payload.get("input", payload.get("messages"))
-    if isinstance(items, list) and _has_image(items):
-        return "image"
-    if ("tools" in payload or "web_search_options" in payload) and _offers_web_search(payload):
+    The conversation and the tools (most of a large request) are read only when the body's
+    bytes name an image or a web search: a substring search costs microseconds, building a
+    conversation's items hundreds (the payload builds a field when it is first read)."""
+    if b"image" in body:
+        items = payload.get("input")
+        if items is None:
+            items = payload.get("messages")
+        if isinstance(items, list) and _has_image(items):
+            return "image"
+    if (
+        b"web_search" in body
+        and ("tools" in payload or "web_search_options" in payload)
+        and _offers_web_search(payload)
+    ):
         return "web_search"
-    if body_bytes > long_context_tokens * BYTES_PER_TOKEN:
+    if len(body) > long_context_tokens * BYTES_PER_TOKEN:
         return "long_context"
     if _thinks(payload):
         return "think"

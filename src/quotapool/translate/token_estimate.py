@@ -8,6 +8,7 @@ decide when to compact or split, so it is rounded up, never down.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 1600
 
 
-def estimate_input_tokens(body: dict[str, Any]) -> int:
+def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     chars = len(_text(body.get("system")))
     images = 0
     messages = body.get("messages")

@@ -13,6 +13,7 @@ from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
+from quotapool.jsonlazy import plain
 from quotapool.secrets import Secret
 from quotapool.translate import StreamAdapter
 from quotapool.translate.table import translate
@@ -46,7 +47,8 @@ class ClientRequest:
 
     route: Route
     body: bytes
-    payload: dict[str, Any]
+    payload: Mapping[str, Any]
+    """Its JSON object; a field is built when first read (`jsonlazy.LazyObject`)."""
     model: str
     stream: bool
     headers: Mapping[str, str]
@@ -86,7 +88,8 @@ def translated_call(
     session: str | None = None,
 ) -> UpstreamCall:
     """The call for a client whose API the upstream does not speak (`translate.table`)."""
-    done = translate(request.route, upstream, request.payload, session=session, lenient=lenient)
+    payload = plain(request.payload)  # (a translator reads all of it)
+    done = translate(request.route, upstream, payload, session=session, lenient=lenient)
     body = orjson.dumps(done.body)
     return UpstreamCall(
         url, headers, body, Relay.TRANSLATED, dropped=done.dropped, adapter=done.adapter

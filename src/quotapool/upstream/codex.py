@@ -10,6 +10,7 @@ from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
+from quotapool.jsonlazy import plain
 from quotapool.secrets import Secret
 from quotapool.translate import CODEX_ACCOUNTS, refuse, unsupported, without
 from quotapool.translate.table import CODEX_RESPONSES_REFUSED
@@ -60,7 +61,7 @@ class CodexTransport:
         dropped: tuple[str, ...] = ()
         if self.lenient:
             dropped = tuple(unsupported(payload, CODEX_RESPONSES_REFUSED))
-            payload = without(payload, list(dropped))
+            payload = without(plain(payload), list(dropped))
         refuse(payload, CODEX_RESPONSES_REFUSED, CODEX_ACCOUNTS)
         if payload.get("store") is True:  # the backend never stores (quotapool keeps the turns)
             dropped += ("store",)
