@@ -31,17 +31,15 @@ class LazyObject(Mapping[str, Any]):
             return self._read[key]
         except KeyError:
             pass
-        if "\0" in key:  # (simdjson looks a name up as a C string: it would end at the NUL)
-            value = _python(dict(self._doc.items())[key])
-        else:
-            value = _python(self._doc[key])
-        self._read[key] = value
+        # (simdjson looks a name up as a C string: one with a NUL would end there)
+        found = self._doc[key] if "\0" not in key else dict(self._doc.items())[key]
+        value = self._read[key] = _python(found)
         return value
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        return key in self._doc if "\0" not in key else key in self._doc.keys()
+        return key in self._doc if "\0" not in key else key in list(self._doc.keys())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._doc.keys())
@@ -61,7 +59,7 @@ def _python(value: Any) -> Any:
     return value
 
 
-def loads_object(body: bytes) -> Mapping[str, Any] | Any:
+def loads_object(body: bytes | str) -> Mapping[str, Any] | Any:
     """`body` parsed: a `LazyObject` when it is a JSON object with distinct top-level names,
     else what `orjson.loads` makes of it (its errors included: `orjson.JSONDecodeError`).
 

@@ -9,7 +9,7 @@ socket's own row (status 101) says which account took it and why.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import orjson
 
 from quotapool.control.keys import KeyRing
 from quotapool.domain.client import ClientKey
+from quotapool.jsonlazy import loads_object
 from quotapool.proxy.errors import Dialect, ErrorResponse
 from quotapool.proxy.record import Record
 from quotapool.upstream.signals import event_failure
@@ -67,10 +68,10 @@ class Turns:
     async def begin(self, frame: str) -> Refused | None:
         """A client frame: when it is a `response.create`, open its turn, or refuse it."""
         try:
-            payload = orjson.loads(frame)
+            payload = loads_object(frame)  # (its type and model: the conversation stays unbuilt)
         except orjson.JSONDecodeError:
             return None  # not a request: the upstream answers it as it would
-        if not isinstance(payload, dict) or payload.get("type") != "response.create":
+        if not isinstance(payload, Mapping) or payload.get("type") != "response.create":
             return None
         session = self._session
         self._count += 1
