@@ -20,11 +20,18 @@ class LazyObject(Mapping[str, Any]):
     """A top-level JSON object whose fields become Python values when first read (each once).
     `plain` gives the whole of it as a dict (what translators and `orjson.dumps` take)."""
 
-    __slots__ = ("_doc", "_read")
+    __slots__ = ("_body", "_doc", "_read")
 
-    def __init__(self, doc: simdjson.Object) -> None:
+    def __init__(self, doc: simdjson.Object, body: bytes | str) -> None:
         self._doc = doc
+        self._body = body
         self._read: dict[str, Any] = {}
+
+    def whole(self) -> dict[str, Any]:
+        """All of it, as a new dict (orjson builds a whole document faster than field by
+        field)."""
+        whole: dict[str, Any] = orjson.loads(self._body)
+        return whole
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -76,9 +83,11 @@ def loads_object(body: bytes | str) -> Mapping[str, Any] | Any:
     names = list(doc.keys())
     if len(names) != len(set(names)):
         return orjson.loads(body)
-    return LazyObject(doc)
+    return LazyObject(doc, body)
 
 
 def plain(payload: Mapping[str, Any]) -> dict[str, Any]:
     """`payload` as a dict (a `LazyObject` read whole)."""
-    return payload if isinstance(payload, dict) else dict(payload)
+    if isinstance(payload, dict):
+        return payload
+    return payload.whole() if isinstance(payload, LazyObject) else dict(payload)
