@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quotapool.jsonlazy import LazyObject, loads_object, plain
+from quotapool.jsonlazy import LazyObject, head, loads_object, plain
 
 SCALARS = (
     st.none()
@@ -73,3 +73,11 @@ def test_a_name_with_a_nul_is_looked_up_whole() -> None:
     assert "\0x" not in parsed and parsed.get("\0x") is None
     assert "a\0b" in parsed and parsed["a\0b"] == 2 and "a" not in parsed
     assert parsed["model"] == "m" and 3 not in parsed
+
+
+def test_the_head_of_a_conversation_builds_its_first_item_only() -> None:
+    parsed = loads_object(orjson.dumps({"input": [{"n": 1}, {"n": 2}], "s": "x", "e": []}))
+    assert head(parsed, "input") == [{"n": 1}] and "input" not in parsed._read
+    assert head(parsed, "s") == "x" and head(parsed, "e") == [] and head(parsed, "no") is None
+    assert parsed["input"] == [{"n": 1}, {"n": 2}] and head(parsed, "input") == [{"n": 1}]
+    assert head({"input": [1, 2]}, "input") == [1, 2]  # a dict is what it is

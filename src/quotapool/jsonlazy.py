@@ -43,6 +43,26 @@ class LazyObject(Mapping[str, Any]):
         value = self._read[key] = _python(found)
         return value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self._read[key]
+        except KeyError:
+            pass
+        if key not in self:  # (a lookup that raises costs more than asking first)
+            return default
+        return self[key]
+
+    def head(self, key: str) -> Any:
+        """`self.get(key)`, except that of an array only the first element is built: a list of
+        at most one (the first turn of a conversation says which one it is)."""
+        if key in self._read or key not in self or "\0" in key:
+            value = self.get(key)
+            return value[:1] if isinstance(value, list) else value
+        found = self._doc[key]
+        if isinstance(found, simdjson.Array):
+            return [_python(found[0])] if len(found) else []
+        return self[key]
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
@@ -84,6 +104,11 @@ def loads_object(body: bytes | str) -> Mapping[str, Any] | Any:
     if len(names) != len(set(names)):
         return orjson.loads(body)
     return LazyObject(doc, body)
+
+
+def head(payload: Mapping[str, Any], key: str) -> Any:
+    """`payload.get(key)`, an array of it perhaps cut to its first element (`LazyObject.head`)."""
+    return payload.head(key) if isinstance(payload, LazyObject) else payload.get(key)
 
 
 def plain(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from quotapool.jsonlazy import head
+
 HEADER_KEYS = (
     "x-codex-turn-state",
     "thread-id",
@@ -45,7 +47,9 @@ def affinity_key(headers: Mapping[str, str], payload: Mapping[str, Any], client:
 
 
 def _first_input(payload: Mapping[str, Any]) -> str:
-    items = payload.get("input", payload.get("messages"))
+    items = head(payload, "input")  # (of a conversation, only its first item is built)
+    if items is None:
+        items = head(payload, "messages")
     if isinstance(items, str):
         return items[:PREFIX_CHARS]
     if isinstance(items, list) and items:

@@ -204,11 +204,13 @@ class Replication:
 
     def _fold_entry(self, fields: dict[bytes, bytes]) -> None:
         """One stream entry: another replica's events, each folded once."""
-        events = orjson.loads(fields.get(b"events", b"[]"))
         replica, first = fields.get(b"replica", b""), fields.get(b"first")
         if replica == self._me:
-            self._fold_own(events, int(first or 0))
+            after, upto = self._refold
+            if after < upto and int(first or 0) <= upto:  # (else nothing in it to fold back)
+                self._fold_own(orjson.loads(fields.get(b"events", b"[]")), int(first or 0))
             return
+        events = orjson.loads(fields.get(b"events", b"[]"))
         if first is None:  # a replica that does not number its events
             for event in events:
                 self.fold(event)
