@@ -14,6 +14,7 @@ from quotapool.clock import Clock
 from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential
 from quotapool.domain.request import Route, RouteRequest
+from quotapool.jsonlazy import plain
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
 from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.record import Record
@@ -89,8 +90,9 @@ class Conversations:
                 )
                 return error(dialect, 400, message, param="previous_response_id"), None
             return request, None
-        payload = {k: v for k, v in request.payload.items() if k != "previous_response_id"}
-        payload["input"] = context + input_items(request.payload)
+        payload = plain(request.payload).copy()
+        del payload["previous_response_id"]
+        payload["input"] = context + input_items(payload)
         expanded = replace(
             request,
             body=orjson.dumps(payload),

@@ -21,6 +21,7 @@ from quotapool.domain.request import (
     agent_of,
 )
 from quotapool.jobs.warmup import Warmups
+from quotapool.jsonlazy import plain
 from quotapool.proxy.asgi import Headers
 from quotapool.proxy.attempt import Attempts, Unanswered
 from quotapool.proxy.conversations import Conversations, kept_here
@@ -233,5 +234,5 @@ def _with_model(request: ClientRequest, model: str) -> ClientRequest:
     """The request asking for `model` (a profile's scenario model, a credential's model map)."""
     if model == request.model:
         return request
-    payload = {**request.payload, "model": model}
+    payload = {**plain(request.payload), "model": model}
     return replace(request, body=orjson.dumps(payload), payload=payload, model=model)

@@ -12,7 +12,7 @@ import orjson
 
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
-from quotapool.jsonlazy import loads_object
+from quotapool.jsonlazy import loads_object, plain
 from quotapool.proxy.asgi import Receive, Scope
 from quotapool.proxy.disconnect import Watch
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
@@ -121,7 +121,7 @@ def parse_request(
             )
         )
     if route is Route.COMPACT and TOOL_FIELDS & payload.keys():
-        payload = {k: v for k, v in payload.items() if k not in TOOL_FIELDS}
+        payload = {k: v for k, v in plain(payload).items() if k not in TOOL_FIELDS}
         body = orjson.dumps(payload)
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):

@@ -68,7 +68,7 @@ class CodexTransport:
         if not dropped and payload.get("stream") is True and payload.get("store") is False:
             return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
         # The Codex backend only streams and never stores: ask for that, adapt the answer.
-        body = orjson.dumps({**payload, "stream": True, "store": False})
+        body = orjson.dumps({**plain(payload), "stream": True, "store": False})
         relay = Relay.PASSTHROUGH if request.stream else Relay.RESPONSES_FROM_STREAM
         return UpstreamCall(url, headers, body, relay, dropped=dropped)
 

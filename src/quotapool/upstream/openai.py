@@ -11,6 +11,7 @@ from quotapool.domain.api import Api
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.quota import QuotaReading
 from quotapool.domain.request import Route
+from quotapool.jsonlazy import plain
 from quotapool.secrets import Secret
 from quotapool.translate.table import translation, upstream_of
 from quotapool.upstream.base import ClientRequest, Relay, UpstreamCall, translated_call
@@ -58,7 +59,7 @@ class OpenAITransport:
         ):
             # Without usage the request log has no tokens: ask for it, hide it from the client.
             extra = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-            body = orjson.dumps({**payload, "stream_options": extra})
+            body = orjson.dumps({**plain(payload), "stream_options": extra})
             return UpstreamCall(url, headers, body, Relay.PASSTHROUGH, hide_usage_chunk=True)
         return UpstreamCall(url, headers, request.body, Relay.PASSTHROUGH)
 
