@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quotapool.jsonlazy import LazyObject, head, loads_object, plain
+from quotapool.jsonlazy import LAZY_FROM_BYTES, LazyObject, head, loads_object, plain
 
 SCALARS = (
     st.none()
@@ -26,10 +26,20 @@ VALUES = st.recursive(
 OBJECTS = st.dictionaries(st.text(), VALUES, max_size=8)
 
 
+def padded(body: bytes) -> bytes:
+    """`body` made large enough to be read lazily (whitespace after a document is JSON)."""
+    return body + b" " * LAZY_FROM_BYTES
+
+
+def test_a_small_body_is_parsed_whole() -> None:
+    assert type(loads_object(b'{"model": "m"}')) is dict
+    assert isinstance(loads_object(padded(b'{"model": "m"}')), LazyObject)
+
+
 @settings(max_examples=300, deadline=None)
 @given(OBJECTS, st.data())
 def test_every_field_read_lazily_is_what_orjson_reads(obj: dict[str, Any], data: Any) -> None:
-    body = orjson.dumps(obj)
+    body = padded(orjson.dumps(obj))
     expected = orjson.loads(body)
     parsed = loads_object(body)
     assert isinstance(parsed, LazyObject)
@@ -53,7 +63,7 @@ def test_every_field_read_lazily_is_what_orjson_reads(obj: dict[str, Any], data:
     ],
 )
 def test_what_simdjson_reads_otherwise_is_parsed_by_orjson(body: bytes) -> None:
-    parsed = loads_object(body)
+    parsed = loads_object(padded(body))
     assert not isinstance(parsed, LazyObject)
     assert parsed == orjson.loads(body)
 
@@ -64,20 +74,22 @@ def test_what_simdjson_reads_otherwise_is_parsed_by_orjson(body: bytes) -> None:
 )
 def test_a_body_orjson_refuses_is_refused_as_before(body: bytes) -> None:
     with pytest.raises(orjson.JSONDecodeError):
+        loads_object(padded(body))
+    with pytest.raises(orjson.JSONDecodeError):
         loads_object(body)
 
 
 def test_a_name_with_a_nul_is_looked_up_whole() -> None:
     """simdjson looks names up as C strings; a NUL in the name asked for must not cut it."""
-    parsed = loads_object(b'{"": 1, "a\\u0000b": 2, "model": "m"}')
+    parsed = loads_object(padded(b'{"": 1, "a\\u0000b": 2, "model": "m"}'))
     assert "\0x" not in parsed and parsed.get("\0x") is None
     assert "a\0b" in parsed and parsed["a\0b"] == 2 and "a" not in parsed
     assert parsed["model"] == "m" and 3 not in parsed
 
 
 def test_the_head_of_a_conversation_builds_its_first_item_only() -> None:
-    parsed = loads_object(orjson.dumps({"input": [{"n": 1}, {"n": 2}], "s": "x", "e": []}))
-    assert head(parsed, "input") == [{"n": 1}] and "input" not in parsed._read
+    parsed = loads_object(padded(orjson.dumps({"input": [{"n": 1}, {"n": 2}], "s": "x", "e": []})))
+    assert head(parsed, "input") == [{"n": 1}] and "input" not in parsed.built
     assert head(parsed, "s") == "x" and head(parsed, "e") == [] and head(parsed, "no") is None
     assert parsed["input"] == [{"n": 1}, {"n": 2}] and head(parsed, "input") == [{"n": 1}]
     assert head({"input": [1, 2]}, "input") == [1, 2]  # a dict is what it is

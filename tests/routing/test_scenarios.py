@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from quotapool.jsonlazy import LazyObject, loads_object
+from quotapool.jsonlazy import LAZY_FROM_BYTES, LazyObject, loads_object
 from quotapool.routing.scenarios import detect
 
 IMAGE_PART = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}
@@ -51,9 +51,11 @@ CASES: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("payload", "scenario"), CASES)
 def test_detect(payload: dict[str, Any], scenario: str, lazy: bool) -> None:
     """As a dict and as the proxy parses a body (its fields built as they are read)."""
-    body = orjson.dumps(payload)
+    body = orjson.dumps(payload) + (b" " * LAZY_FROM_BYTES if lazy else b"")
     parsed = loads_object(body) if lazy else payload
-    assert detect(parsed, body, payload["model"], long_context_tokens=100) == scenario
+    assert isinstance(parsed, LazyObject) == lazy
+    long_context = 100 + (LAZY_FROM_BYTES // 4 if lazy else 0)  # (the padding is not context)
+    assert detect(parsed, body, payload["model"], long_context_tokens=long_context) == scenario
 
 
 def test_a_long_conversation_without_an_image_or_a_web_search_is_not_built() -> None:
@@ -62,4 +64,4 @@ def test_a_long_conversation_without_an_image_or_a_web_search_is_not_built() -> 
     body = orjson.dumps({"model": "gpt-5.5", "input": items * 500, "tools": tools})
     parsed = loads_object(body)
     assert detect(parsed, body, "gpt-5.5", long_context_tokens=100_000) == "default"
-    assert isinstance(parsed, LazyObject) and parsed._read == {}  # neither input nor tools
+    assert isinstance(parsed, LazyObject) and parsed.built == set()  # neither input nor tools
