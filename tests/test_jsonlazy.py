@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quotapool.domain.request import Route
 from quotapool.jsonlazy import LAZY_FROM_BYTES, LazyObject, head, loads_object, plain
+from quotapool.proxy.errors import Dialect
+from quotapool.proxy.parse import parse_request
 
 SCALARS = (
     st.none()
@@ -93,3 +96,20 @@ def test_the_head_of_a_conversation_builds_its_first_item_only() -> None:
     assert head(parsed, "s") == "x" and head(parsed, "e") == [] and head(parsed, "no") is None
     assert parsed["input"] == [{"n": 1}, {"n": 2}] and head(parsed, "input") == [{"n": 1}]
     assert head({"input": [1, 2]}, "input") == [1, 2]  # a dict is what it is
+
+
+def test_a_responses_turn_is_read_lazily_a_chat_or_messages_body_whole() -> None:
+    """A Responses turn mostly goes on as it came; chat and Messages bodies are translated
+    often enough (Claude Code on ChatGPT accounts) that reading them whole costs less."""
+    big = {"model": "m", "stream": True, "store": False, "pad": "x" * LAZY_FROM_BYTES}
+    body = orjson.dumps({**big, "input": "hi", "messages": [{"role": "user", "content": "hi"}]})
+    kinds = {
+        route: type(parse_request(route, body, [], Dialect.OPENAI).payload)
+        for route in (Route.RESPONSES, Route.COMPACT, Route.CHAT, Route.MESSAGES)
+    }
+    assert kinds == {
+        Route.RESPONSES: LazyObject,
+        Route.COMPACT: LazyObject,
+        Route.CHAT: dict,
+        Route.MESSAGES: dict,
+    }

@@ -91,6 +91,14 @@ async def read_body(
             watch.progress = asyncio.get_running_loop().time()
 
 
+LAZY_ROUTES = frozenset({Route.RESPONSES, Route.COMPACT})
+"""Routes whose bodies are read a field at a time: a Responses turn mostly goes on as it came
+(to a ChatGPT account or an OpenAI key), so building its conversation is wasted. Chat and
+Messages bodies are parsed whole: Claude Code on ChatGPT accounts is translated, and a
+translator reads all of it (measured, 60 KB bodies: Responses passed through −15.9 %
+instructions per request read lazily; Messages translated +8.2 %, passed through −3.3 %)."""
+
+
 def parse_request(
     route: Route,
     body: bytes,
@@ -100,10 +108,10 @@ def parse_request(
     key: ClientKey | None = None,
     query: bytes = b"",
 ) -> ClientRequest:
-    """Parse the body once and check what routing needs; a clear 400 otherwise. Its fields
-    become Python values as they are read (`jsonlazy`)."""
+    """Parse the body once and check what routing needs; a clear 400 otherwise. On
+    `LAZY_ROUTES` its fields become Python values as they are read (`jsonlazy`)."""
     try:
-        payload = loads_object(body)
+        payload = loads_object(body) if route in LAZY_ROUTES else orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(
             error(dialect, 400, f"Request body is not valid JSON ({exc}); send a JSON object.")
