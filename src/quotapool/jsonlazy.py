@@ -41,30 +41,29 @@ class LazyObject(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         value = self._read[key]  # (KeyError: it has no such name)
-        if value is _UNREAD:
-            value = self._read[key] = _python(self._raw(key))
+        return self._build(key) if value is _UNREAD else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._read.get(key, default)
+        return self._build(key) if value is _UNREAD else value
+
+    def _build(self, key: str) -> Any:
+        value = self._read[key] = _python(self._raw(key))
         return value
 
     def _raw(self, key: str) -> Any:
         # (simdjson looks a name up as a C string: one with a NUL would end there)
         return self._doc[key] if "\0" not in key else dict(self._doc.items())[key]
 
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._read.get(key, default)
-        if value is _UNREAD:
-            value = self._read[key] = _python(self._raw(key))
-        return value
-
     def head(self, key: str) -> Any:
         """`self.get(key)`, except that of an array only the first element is built: a list of
         at most one (the first turn of a conversation says which one it is)."""
-        if self._read.get(key) is not _UNREAD:
-            value = self.get(key)
+        if (value := self._read.get(key)) is not _UNREAD:
             return value[:1] if isinstance(value, list) else value
         found = self._raw(key)
         if isinstance(found, simdjson.Array):
             return [_python(found[0])] if len(found) else []
-        return self[key]
+        return self._build(key)
 
     def __contains__(self, key: object) -> bool:
         return key in self._read

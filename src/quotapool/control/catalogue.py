@@ -13,9 +13,9 @@ import orjson
 
 from quotapool.clock import Clock
 from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
-from quotapool.net.client import Outbound
+from quotapool.net.client import Outbound, read_bounded
 from quotapool.proxy.errors import Dialect, error
-from quotapool.proxy.relay import TRANSPORT_ERRORS, read_bounded
+from quotapool.proxy.relay import TRANSPORT_ERRORS
 from quotapool.routing.filters import available
 from quotapool.secrets import Secret
 from quotapool.store.memory import MemoryPoolStore

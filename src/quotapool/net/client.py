@@ -8,6 +8,7 @@ httpx's `MockTransport`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
 NETWORK_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, TimeoutError)
 """How a call through the seam fails on the way: no connection, a broken protocol, an answer
 cut short, a timeout (a refused handshake is `SocketRefused`)."""
+
+
+class BrokenAnswer(ValueError):
+    """An upstream answer that cannot be relayed: past a bound (its headers, an error body, a
+    whole answer), or not what it says it is (JSON that does not parse)."""
+
+
+ERROR_BODY_SECONDS = 60.0
+"""How long an error body (which comes with its headers) may take to arrive."""
 
 
 class Body(Protocol):
@@ -143,13 +153,27 @@ class Outbound:
 
 
 async def read_json(response: UpstreamResponse, limit: int = MAX_JSON_BYTES) -> Any:
-    """A small JSON answer, whole; `ValueError` when it is not JSON or exceeds `limit` bytes
-    (nothing more is read: a small compressed body may inflate to gigabytes)."""
+    """A small JSON answer, whole (`read_bounded`); `ValueError` when it is not JSON or
+    exceeds `limit` bytes."""
+    return orjson.loads(await read_bounded(response.content, limit, "the answer"))
+
+
+async def read_bounded(
+    content: Body, limit: int, what: str, seconds: float = ERROR_BODY_SECONDS
+) -> bytes:
+    """A whole upstream body of at most `limit` bytes (`BrokenAnswer` past it, with nothing
+    more read: a small compressed body may inflate to gigabytes), arrived within `seconds`
+    (`TimeoutError`; checked as each part arrives, the wait for one part being bounded by
+    `read_timeout`: no timer a request)."""
     parts: list[bytes] = []
     size = 0
-    while chunk := await response.content.readany():
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while chunk := await content.readany():
         size += len(chunk)
         if size > limit:
-            raise ValueError(f"the answer exceeds {limit} bytes")
+            raise BrokenAnswer(f"{what} exceeds {limit} bytes")
+        if loop.time() > deadline:
+            raise TimeoutError(f"{what} did not arrive within {seconds:g} s")
         parts.append(chunk)
-    return orjson.loads(b"".join(parts))
+    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -172,8 +172,7 @@ class ProxyApp:
             log.exception("websocket %s failed", request_id)
             exchange.ended(500, f"internal error: {type(exc).__name__}")
         finally:
-            record.latency_ms = (self._now() - record.at) * 1000.0
-            self._submit(record.row())
+            self._finish(record)
 
     def _answer_headers(self, request_id: str) -> Headers:
         """What every answer says; while draining, `Connection: close` too (no idle connection

@@ -13,7 +13,7 @@ import orjson
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Failed, Served
-from quotapool.net.client import UpstreamClient, UpstreamResponse
+from quotapool.net.client import BrokenAnswer, UpstreamClient, UpstreamResponse, read_bounded
 from quotapool.net.egress import report
 from quotapool.proxy.asgi import JSON, Headers
 from quotapool.proxy.errors import Dialect, error
@@ -22,7 +22,6 @@ from quotapool.proxy.learn import EventLearner
 from quotapool.proxy.relay import (
     MAX_ERROR_BYTES,
     TRANSPORT_ERRORS,
-    BrokenAnswer,
     EventBounds,
     Sink,
     UpstreamEvents,
@@ -30,7 +29,6 @@ from quotapool.proxy.relay import (
     collect_adapted,
     collect_response,
     first_event_failure,
-    read_bounded,
     stream_events,
 )
 from quotapool.proxy.reservation import Reservation

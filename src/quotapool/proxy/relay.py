@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from quotapool.domain.request import Route
-from quotapool.net.client import NETWORK_ERRORS, Body
+from quotapool.net.client import NETWORK_ERRORS, Body, BrokenAnswer
 from quotapool.proxy.asgi import Headers
 from quotapool.proxy.exchange import Exchange
 from quotapool.proxy.learn import EventLearner
@@ -19,42 +19,13 @@ from quotapool.upstream.signals import StreamFailure, Verdict, event_failure
 from quotapool.upstream.sse import KEEPALIVE, MAX_EVENT_BYTES, EventTooLarge, SSEFramer, event_data
 from quotapool.upstream.usage import parse_usage
 
-
-class BrokenAnswer(ValueError):
-    """An upstream answer that cannot be relayed: past a bound (its headers, an error body, a
-    whole answer), or not what it says it is (JSON that does not parse)."""
-
-
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (*NETWORK_ERRORS, EventTooLarge, BrokenAnswer)
 """How an upstream call fails: before the client's first byte the pool fails over (and the
 credential's breaker counts it), after it the stream ends with an error event."""
 MAX_ERROR_BYTES = 1024 * 1024
 """The most of an upstream's error body that is read (errors are a few hundred bytes)."""
-ERROR_BODY_SECONDS = 60.0
-"""How long an error body (which comes with its headers) may take to arrive."""
 MAX_HEADER_BYTES = 64 * 1024
 """Upstream response headers past this are a broken upstream's, not relayed."""
-
-
-async def read_bounded(
-    content: Body, limit: int, what: str, seconds: float = ERROR_BODY_SECONDS
-) -> bytes:
-    """A whole upstream body of at most `limit` bytes (`BrokenAnswer` past it, with nothing
-    more read: a small compressed body may inflate to gigabytes), arrived within `seconds`
-    (`TimeoutError`; checked as each part arrives, the wait for one part being bounded by
-    `read_timeout`: no timer a request)."""
-    parts: list[bytes] = []
-    size = 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while chunk := await content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise BrokenAnswer(f"{what} exceeds {limit} bytes")
-        if loop.time() > deadline:
-            raise TimeoutError(f"{what} did not arrive within {seconds:g} s")
-        parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def check_headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> None:
