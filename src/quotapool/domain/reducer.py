@@ -193,7 +193,10 @@ def _with(snapshot: PoolSnapshot, outcome: Outcome, state: CredentialState) -> P
     states[outcome.credential_id] = state
     counted = isinstance(outcome, Started) and outcome.rotation is not None
     sequence = snapshot.sequence + 1 if counted else snapshot.sequence
-    return PoolSnapshot(snapshot.credentials, states, sequence)
+    columns = snapshot.columns
+    if columns is not None:
+        columns = columns.updated(outcome.credential_id, state)
+    return PoolSnapshot(snapshot.credentials, states, sequence, columns)
 
 
 def apply_elsewhere(snapshot: PoolSnapshot, outcome: Outcome) -> PoolSnapshot:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -59,13 +59,19 @@ class Context(NamedTuple):
     policy: RoutingPolicy
 
 
+Scores = tuple[str, dict[str, float]]
+"""What a strategy ranked by, and each candidate's value."""
+Detail = tuple[tuple[str, ...], tuple[Exclusion, ...], Scores | None]
+"""A decision's candidates, exclusions and scores: what its explanation lists."""
+
+
 class Pick(NamedTuple):
     """A strategy's answer: the winner, why it won, and who a modifier set aside."""
 
     winner: Candidate
     reason: str
     excluded: tuple[Exclusion, ...] = ()
-    scores: tuple[str, dict[str, float]] | None = None
+    scores: Scores | None = None
     """What the strategy ranked by, and each candidate's value (why the others lost)."""
     catch_up: float = 0.0
     """The winner's rotation counter is raised to this first (see `Started.catch_up`)."""
@@ -89,39 +95,78 @@ class Strategy(Protocol):
     def pick(self, candidates: Sequence[Candidate], ctx: Context) -> Pick | None: ...
 
 
-class Decision(NamedTuple):
-    """Which credential serves a request, and the whole explanation (a tuple: one per request)."""
+class Decision:
+    """Which credential serves a request, and the whole explanation.
 
-    credential: Credential
-    strategy: str
-    reason: str
-    """Why the winner won, in the strategy's words."""
-    candidates: tuple[str, ...]
-    excluded: tuple[Exclusion, ...]
-    scores: tuple[str, dict[str, float]] | None = None
-    rotation: str | None = None
-    """The rotation the selection counts toward; None when no strategy chose (a probe, the
-    owner of a continuation), so no counter moves."""
-    catch_up: float = 0.0
+    The explanation's lists (candidates, exclusions, scores) are given, or built when first
+    read from `later` (a decision over a large pool: `routing.index`), so a request whose
+    explanation nobody reads never pays for it."""
+
+    __slots__ = ("_detail", "_later", "catch_up", "credential", "reason", "rotation", "strategy")
+
+    def __init__(
+        self,
+        credential: Credential,
+        strategy: str,
+        reason: str,
+        candidates: tuple[str, ...] = (),
+        excluded: tuple[Exclusion, ...] = (),
+        scores: Scores | None = None,
+        rotation: str | None = None,
+        catch_up: float = 0.0,
+        *,
+        later: Callable[[], Detail] | None = None,
+    ) -> None:
+        self.credential = credential
+        self.strategy = strategy
+        self.reason = reason
+        """Why the winner won, in the strategy's words."""
+        self.rotation = rotation
+        """The rotation the selection counts toward; None when no strategy chose (a probe, the
+        owner of a continuation), so no counter moves."""
+        self.catch_up = catch_up
+        self._detail: Detail | None = None if later else (candidates, excluded, scores)
+        self._later = later
+
+    def _explained(self) -> Detail:
+        if self._detail is None:
+            assert self._later is not None
+            self._detail, self._later = self._later(), None
+        return self._detail
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return self._explained()[0]
+
+    @property
+    def excluded(self) -> tuple[Exclusion, ...]:
+        return self._explained()[1]
+
+    @property
+    def scores(self) -> Scores | None:
+        return self._explained()[2]
 
     @property
     def route_header(self) -> str:
         return f"{self.strategy}; credential={self.credential.name}"
 
     def explain(self) -> dict[str, Any]:
+        candidates, excluded, scores = self._explained()
         explained: dict[str, Any] = {
             "strategy": self.strategy,
             "selected": self.credential.name,
             "reason": self.reason,
-            "candidates": list(self.candidates),
+            "candidates": list(candidates),
             "excluded": [
-                {"credential": e.credential, "reason": e.reason, "until": e.until}
-                for e in self.excluded
+                {"credential": e.credential, "reason": e.reason, "until": e.until} for e in excluded
             ],
         }
-        if self.scores is not None:
-            explained["ranked_by"], explained["scores"] = self.scores
+        if scores is not None:
+            explained["ranked_by"], explained["scores"] = scores
         return explained
+
+    def __repr__(self) -> str:
+        return f"Decision({self.credential.name!r}, {self.strategy!r}, {self.reason!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from quotapool.routing.base import (
     Strategy,
 )
 from quotapool.routing.filters import comes_back_at, exclusion, failing, mismatch, reserved
+from quotapool.routing.index import decide
 
 DEFAULT_POLICY = RoutingPolicy()
 ACTIVE = Status.ACTIVE
@@ -45,6 +46,9 @@ def select(
     """
     if request.owner is not None:
         return _owned(request, snapshot, strategy.name, now)
+    ctx = Context(request, snapshot, now, rng, policy)
+    if (indexed := decide(request, snapshot, strategy, now, ctx)) is not None:
+        return indexed
     candidates: list[Candidate] = []
     excluded: list[Exclusion] = []
     backing_off: list[Candidate] = []
@@ -92,7 +96,6 @@ def select(
         return _reject(request, snapshot, strategy.name, tuple(excluded), now)
     if request.stand_in is not None:
         candidates = _native_first(candidates, excluded, request.model)
-    ctx = Context(request, snapshot, now, rng, policy)
     pick = strategy.pick(candidates, ctx)
     if pick is None:
         return _reject(request, snapshot, strategy.name, tuple(excluded), now, no_pick=True)

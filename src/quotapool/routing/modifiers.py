@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import numpy as np
+
+from quotapool.domain.columns import WEEK_RESET, Rows
 from quotapool.domain.credential import POLICY_RANK, Credential
 from quotapool.routing.base import Candidate, Context, Exclusion, Pick, Strategy
+from quotapool.routing.index import RowPick, View, narrowed
 from quotapool.routing.usage import primary_used, resets_at
 
 
@@ -65,6 +69,16 @@ class Sticky:
                 break
         return self.inner.pick(candidates, ctx)
 
+    def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
+        bound = view.ctx.request.affinity
+        row = view.columns.fixed.row.get(bound) if bound is not None else None
+        if row is not None and (at := np.flatnonzero(rows == row)).size:
+            threshold = view.ctx.policy.budget_threshold
+            used = view.short_used(rows, in_flight=False)
+            if used[at[0]] < threshold or bool((used >= threshold).all()):
+                return RowPick(row, "session affinity: the conversation stays on its account")
+        return self.inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
+
 
 class PriorityTiers:
     """Only the highest priority tier with an eligible credential is considered."""
@@ -84,6 +98,15 @@ class PriorityTiers:
             [p == top for p in priorities],
             lambda i: f"lower priority tier ({priorities[i]} < {top})",
         )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
+        inner = self.inner
+        if not view.columns.fixed.tiers[0]:
+            return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
+        priorities = view.columns.fixed.priority[rows]
+        top = int(priorities.max())
+        why = lambda r: f"lower priority tier ({view.credential(r).priority} < {top})"  # noqa: E731
+        return narrowed(inner, rows, view, priorities == top, why)  # type: ignore[arg-type]
 
 
 class PolicyTiers:
@@ -106,6 +129,14 @@ class PolicyTiers:
                 f"policy {candidates[i].credential.policy.value} waits while others can serve"
             ),
         )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
+        inner = self.inner
+        if not view.columns.fixed.tiers[1]:
+            return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
+        ranks = view.columns.fixed.policy_rank[rows]
+        why = lambda r: f"policy {view.credential(r).policy.value} waits while others can serve"  # noqa: E731
+        return narrowed(inner, rows, view, ranks == ranks.min(), why)  # type: ignore[arg-type]
 
 
 class BudgetSafe:
@@ -131,6 +162,16 @@ class BudgetSafe:
             lambda i: f"over budget ({used[i]:.0f}% ≥ {threshold:g}% of 5 h window)",
         )
 
+    def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
+        threshold = view.ctx.policy.budget_threshold
+        used = view.short_used(rows, in_flight=False)
+        inner = self.inner
+        if used.max() < threshold:
+            return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
+        by_row = dict(zip(rows.tolist(), used.tolist(), strict=True))
+        why = lambda r: f"over budget ({by_row[r]:.0f}% ≥ {threshold:g}% of 5 h window)"  # noqa: E731
+        return narrowed(inner, rows, view, used < threshold, why)  # type: ignore[arg-type]
+
 
 class PreferEarlierReset:
     """Keep only candidates whose weekly quota resets in the earliest bucket."""
@@ -152,3 +193,15 @@ class PreferEarlierReset:
             [b == first for b in buckets],
             lambda _i: "a quota resetting earlier is used first",
         )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
+        size, now = view.ctx.policy.reset_bucket_seconds, view.ctx.now
+        resets = view.columns.state[WEEK_RESET, rows]
+        known = resets > now  # (a NaN reset: none announced)
+        inner = self.inner
+        if not known.any():
+            return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
+        buckets = np.where(known, resets // size, np.inf)
+        keep = buckets == buckets.min()
+        why = lambda _r: "a quota resetting earlier is used first"  # noqa: E731
+        return narrowed(inner, rows, view, keep, why)  # type: ignore[arg-type]

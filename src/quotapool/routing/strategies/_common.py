@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+
+import numpy as np
+
+from quotapool.domain.columns import Floats, Rows
 from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.index import RowPick, View
 
 
 def recency(candidate: Candidate) -> tuple[int, str]:
@@ -10,20 +18,28 @@ def recency(candidate: Candidate) -> tuple[int, str]:
     return candidate.state.last_selected, candidate.credential.id
 
 
+def drawn(cumulative: Sequence[float], roll: float) -> int:
+    """The index whose share of the total weight contains `roll` (in [0, 1)), given the
+    running sums of the weights (the last is the total). Zero weights are never drawn.
+
+    >>> drawn([1.0, 1.0, 4.0], 0.5)
+    2
+    """
+    index = bisect_right(cumulative, roll * cumulative[-1])
+    return min(index, len(cumulative) - 1)
+
+
 def weighted_draw(
     candidates: list[tuple[Candidate, float]], roll: float
 ) -> tuple[Candidate, float, float]:
     """The candidate whose share of the total weight contains `roll` (in [0, 1)).
 
-    Returns the winner, its weight and the total.
+    Returns the winner, its weight and the total. The sums run left to right, as the routing
+    index's (`numpy.cumsum`) do: both draw the same candidate from the same roll.
     """
-    total = sum(weight for _, weight in candidates)
-    point = roll * total
-    for candidate, weight in candidates:
-        point -= weight
-        if point < 0:
-            return candidate, weight, total
-    return candidates[-1][0], candidates[-1][1], total
+    cumulative = list(accumulate(weight for _, weight in candidates))
+    winner, weight = candidates[drawn(cumulative, roll)]
+    return winner, weight, cumulative[-1]
 
 
 def draw_by_weight(
@@ -37,6 +53,28 @@ def draw_by_weight(
     share = round(100 * weight / total)
     scores = ("weight", {c.credential.name: w for c, w in weighted})
     return Pick(winner, f"weighted draw: {share}% of the weight ({weight_is})", scores=scores)
+
+
+def roll_rows(weights: Floats, view: View) -> tuple[int, float]:
+    """`weighted_draw` over an array: the drawn index and the total (the same draw from the
+    same roll)."""
+    cumulative = np.cumsum(weights)
+    total = float(cumulative[-1])
+    index = int(np.searchsorted(cumulative, view.ctx.rng.random() * total, "right"))
+    return min(index, weights.size - 1), total
+
+
+def draw_rows(rows: Rows, weights: Floats, view: View, weight_is: str) -> RowPick | None:
+    """`draw_by_weight` by row."""
+    if not (weights > 0).any():
+        return None
+    index, total = roll_rows(weights, view)
+    share = round(100 * float(weights[index]) / total)
+    return RowPick(
+        int(rows[index]),
+        f"weighted draw: {share}% of the weight ({weight_is})",
+        scores=("weight", rows, weights),
+    )
 
 
 def percent(value: float) -> str:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from quotapool.domain.columns import Rows
 from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.index import RowPick, View
 from quotapool.routing.strategies._common import percent
 from quotapool.routing.usage import primary_used, secondary_used
 
@@ -41,4 +45,16 @@ class FillFirst:
             winner,
             f"most used first: 5 h {percent(five)}, weekly {percent(weekly)}",
             scores=("5 h used %", {name: u[0] for name, u in used.items()}),
+        )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick:
+        if rows.size == 1:
+            return RowPick(int(rows[0]), "the only eligible credential")
+        five, weekly = view.short_used(rows, in_flight=False), view.week_used(rows, in_flight=False)
+        order = np.lexsort((view.columns.fixed.stable_rank[rows], -weekly, -five))
+        at = int(order[0])
+        return RowPick(
+            int(rows[at]),
+            f"most used first: 5 h {percent(float(five[at]))}, weekly {percent(float(weekly[at]))}",
+            scores=("5 h used %", rows, five),
         )

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from quotapool.domain.columns import LAST_SELECTED, Rows
 from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.index import RowPick, View
 
 
 class RoundRobin:
@@ -47,5 +51,31 @@ class RoundRobin:
                 "selections per weight",
                 {c.credential.name: e for c, e in zip(candidates, effective, strict=True)},
             ),
+            catch_up=catch_up if behind else 0.0,
+        )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick:
+        key, columns = view.ctx.request.rotation, view.columns
+        weight = columns.fixed.weight[rows]
+        turns = columns.rotation(key, view.ctx.snapshot.states)[rows] / weight
+        before = turns - 1.0 / weight
+        first = int(np.argmax(before))
+        second = float(np.delete(before, first).max()) if rows.size > 1 else 0.0
+        floors = np.full(rows.size, before[first])
+        floors[first] = second
+        effective = np.maximum(turns, floors)
+        at = int(
+            np.lexsort(
+                (columns.fixed.id_rank[rows], columns.state[LAST_SELECTED, rows], effective)
+            )[0]
+        )
+        winner, stride = int(rows[at]), float(weight[at])
+        catch_up = float(effective[at]) * stride
+        behind = bool(effective[at] > turns[at])
+        return RowPick(
+            winner,
+            f"its turn: {catch_up:g} selection(s) for {key} at weight {stride:g}"
+            + (" (rejoined the rotation)" if behind else ""),
+            scores=("selections per weight", rows, effective),
             catch_up=catch_up if behind else 0.0,
         )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from quotapool.domain.columns import LAST_SELECTED, Rows
 from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.index import RowPick, View
 from quotapool.routing.strategies._common import percent, recency
 from quotapool.routing.usage import primary_used, secondary_used
 
@@ -25,4 +29,15 @@ class UsageWeighted:
                 "weekly used %",
                 {c.credential.name: weekly[c.credential.id] for c in candidates},
             ),
+        )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick:
+        weekly, five = view.week_used(rows), view.short_used(rows)
+        last = view.columns.state[LAST_SELECTED, rows]
+        winner = view.first(rows, weekly, five, last)
+        at = int(np.flatnonzero(rows == winner)[0])
+        return RowPick(
+            winner,
+            f"least used: weekly {percent(float(weekly[at]))}, 5 h {percent(float(five[at]))}",
+            scores=("weekly used %", rows, weekly),
         )

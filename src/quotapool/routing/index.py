@@ -1,0 +1,225 @@
+"""Decisions over a large pool read from its columns (`domain.columns`). Pure.
+
+The same rules as the engine's loop and the strategies' `pick`, as array arithmetic over the
+eligible rows: a strategy (or modifier) that has an indexed form says so with `pick_rows`, next
+to its `pick`, and both give the same answer for the same pool, request, clock and random
+draws (tests/routing/test_index.py). The explanation is built only when read (`Decision`'s
+`later`), from what the decision kept: the columns it read, the eligible rows, and what each
+modifier set aside.
+
+`decide` answers None when the request or the strategy has no indexed form, or when no
+credential is eligible: the engine's loop then decides (and explains a rejection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from quotapool.domain.columns import (
+    BACKOFF,
+    BUSY,
+    COOLED,
+    FAILURES,
+    IN_FLIGHT,
+    LIMITED_NOW,
+    OUT,
+    SHORT_RESET,
+    SHORT_USED,
+    UNTIL,
+    WEEK_RESET,
+    WEEK_USED,
+    Bools,
+    Columns,
+    Floats,
+    Rows,
+)
+from quotapool.domain.credential import Credential
+from quotapool.domain.pool import PoolSnapshot
+from quotapool.domain.request import CLAUDE_CODE, RouteRequest
+from quotapool.routing.base import (
+    Candidate,
+    Context,
+    Decision,
+    Detail,
+    Exclusion,
+    Scores,
+    Strategy,
+)
+from quotapool.routing.filters import exclusion, mismatch
+
+INDEX_FROM = 24
+"""Pools of at least this many credentials are decided from their columns; below, the loop
+is as fast (array calls have a fixed cost of their own)."""
+
+
+class Set(NamedTuple):
+    """Rows a modifier set aside, and why (given a row)."""
+
+    rows: Rows
+    why: Callable[[int], str]
+
+
+class RowPick(NamedTuple):
+    """`Pick` by row: the winner, why, who was set aside, and the scores (by row) if any."""
+
+    winner: int
+    reason: str
+    set_aside: tuple[Set, ...] = ()
+    scores: tuple[str, Rows, Floats] | None = None
+    catch_up: float = 0.0
+
+
+class View(NamedTuple):
+    """What an indexed pick may read: the request's context and the pool's columns."""
+
+    ctx: Context
+    columns: Columns
+
+    def credential(self, row: int) -> Credential:
+        return self.columns.fixed.credentials[row]
+
+    def candidate(self, row: int) -> Candidate:
+        credential = self.credential(row)
+        return Candidate(credential, self.ctx.snapshot.state(credential.id))
+
+    def short_used(self, rows: Rows, *, in_flight: bool = True) -> Floats:
+        """`usage.primary_used` of each row."""
+        return self._used(rows, SHORT_USED, SHORT_RESET, in_flight)
+
+    def week_used(self, rows: Rows, *, in_flight: bool = True) -> Floats:
+        """`usage.secondary_used` of each row."""
+        return self._used(rows, WEEK_USED, WEEK_RESET, in_flight)
+
+    def _used(self, rows: Rows, used: int, reset: int, in_flight: bool) -> Floats:
+        state = self.columns.state
+        # A reading past the reset it announced counts as 0 (a NaN reset: none announced).
+        seen: Floats = np.where(state[reset, rows] <= self.ctx.now, 0.0, state[used, rows])
+        if not in_flight:
+            return seen
+        busy: Floats = self.ctx.policy.in_flight_penalty * state[BUSY, rows]
+        return seen + busy
+
+    def first(self, rows: Rows, *keys: Floats) -> int:
+        """The row that sorts first by `keys` (the first key first), then by credential id."""
+        order = np.lexsort((self.columns.fixed.id_rank[rows], *reversed(keys)))
+        return int(rows[order[0]])
+
+
+class IndexedStrategy(Protocol):
+    """A strategy or modifier with an indexed form of its `pick`."""
+
+    name: str
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick | None: ...
+
+
+def narrowed(
+    inner: IndexedStrategy, rows: Rows, view: View, keep: Bools, why: Callable[[int], str]
+) -> RowPick | None:
+    """`modifiers._narrowed` by row: delegate with the rows `keep` marks (all if it marks none
+    or every one); the others are set aside with `why`."""
+    kept = rows[keep]
+    if not kept.size or kept.size == rows.size:
+        return inner.pick_rows(rows, view)
+    pick = inner.pick_rows(kept, view)
+    if pick is None:
+        return None
+    return pick._replace(set_aside=(Set(rows[~keep], why), *pick.set_aside))
+
+
+def indexable(strategy: Strategy) -> bool:
+    """Whether the strategy and every modifier around it have an indexed form."""
+    while strategy is not None:
+        if not hasattr(strategy, "pick_rows"):
+            return False
+        strategy = getattr(strategy, "inner", None)  # type: ignore[assignment]
+    return True
+
+
+def decide(
+    request: RouteRequest,
+    snapshot: PoolSnapshot,
+    strategy: Strategy,
+    now: float,
+    ctx: Context,
+) -> Decision | None:
+    """The engine's decision, read from the pool's columns; None to let the loop decide."""
+    if (
+        len(snapshot.credentials) < INDEX_FROM
+        or request.owner is not None
+        or request.stand_in is not None
+        or request.additional_limit is not None
+        or not indexable(strategy)
+    ):
+        return None
+    columns = snapshot.indexed()
+    eligible = _eligible(columns, request, now, snapshot)
+    rows = np.flatnonzero(eligible)
+    if not rows.size:
+        return None
+    view = View(ctx, columns)
+    pick = strategy.pick_rows(rows, view)  # type: ignore[attr-defined]
+    if pick is None:
+        return None
+    assert isinstance(pick, RowPick)
+
+    def later() -> Detail:
+        return _detail(view, eligible, rows, pick)
+
+    return Decision(
+        view.credential(pick.winner),
+        strategy.name,
+        pick.reason,
+        rotation=request.rotation,
+        catch_up=pick.catch_up,
+        later=later,
+    )
+
+
+def _eligible(columns: Columns, request: RouteRequest, now: float, snapshot: PoolSnapshot) -> Bools:
+    """`filters.exclusion(…) is None` for every row (a request without an additional limit)."""
+    fixed, state = columns.fixed, columns.state
+    key = (request.route, request.model, request.agent == CLAUDE_CODE)
+    eligible = fixed.mask(key, lambda c: mismatch(c, request) is None).copy()
+    eligible &= state[OUT] == 0
+    eligible &= ~((state[LIMITED_NOW] != 0) & (now < state[UNTIL]))
+    eligible &= state[BACKOFF] <= now
+    eligible &= ~((state[FAILURES] > 0) & (state[IN_FLIGHT] > 0))
+    for credential_id in (*request.exclude, *request.unfit):
+        if (row := fixed.row.get(credential_id)) is not None:
+            eligible[row] = False
+    model, credentials = request.model, fixed.credentials
+    for cooled in np.flatnonzero(eligible & (state[COOLED] != 0)).tolist():
+        cooldowns = snapshot.state(credentials[cooled].id).model_cooldowns
+        if cooldowns.get(model, 0.0) > now:
+            eligible[cooled] = False
+    return eligible
+
+
+def _detail(view: View, eligible: Bools, rows: Rows, pick: RowPick) -> Detail:
+    """The explanation the loop would have given: every ineligible credential's exclusion in
+    pool order, then what each modifier set aside, outermost first."""
+    ctx, credentials = view.ctx, view.columns.fixed.credentials
+    snapshot, request, now = ctx.snapshot, ctx.request, ctx.now
+    excluded: list[Exclusion] = []
+    for row in np.flatnonzero(~eligible):
+        credential = credentials[row]
+        why = exclusion(credential, snapshot.state(credential.id), request, now)
+        assert why is not None, credential.name
+        excluded.append(why)
+    aside = np.zeros(len(credentials), np.bool_)
+    for group in pick.set_aside:
+        aside[group.rows] = True
+        excluded += [Exclusion(credentials[r].name, group.why(int(r))) for r in group.rows]
+    candidates = tuple(credentials[r].name for r in rows if not aside[r])
+    scores: Scores | None = None
+    if pick.scores is not None:
+        label, scored, values = pick.scores
+        scores = (
+            label,
+            {credentials[r].name: float(v) for r, v in zip(scored, values, strict=True)},
+        )
+    return candidates, tuple(excluded), scores
