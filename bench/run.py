@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "--port",
         str(upstream_port),
         "--accounts",
-        "4",
+        str(max([4, *args.pool_size])),
         "--deltas",
         str(args.deltas),
     ]
@@ -375,10 +375,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wanted = [*args.variant, *([("via-codex", {})] if args.codex else [])]
         if args.egress:
             wanted += egress_variants(stack, home)
+        wanted += [(f"pool-{size}", {}) for size in args.pool_size]
         wanted = list(dict(wanted).items())  # (--codex and --egress both name via-codex)
         for name, overrides in wanted:  # the same quotapool, other settings or credentials
             port, variant_home = free_port(), Path(tempfile.mkdtemp(prefix="qp-bench-"))
-            write_config(variant_home, upstream, 4, codex=name.startswith("via-codex"))
+            size = int(name.removeprefix("pool-")) if name.startswith("pool-") else 4
+            write_config(variant_home, upstream, size, codex=name.startswith("via-codex"))
             command = [*qp_cmd[:-1], str(port)]
             variant_env = {**env, "QUOTAPOOL_HOME": str(variant_home), **overrides}
             started = stack.enter_context(process(command, port, PROXY_CPU, variant_env, name))
@@ -619,6 +621,13 @@ def main() -> None:
         action="store_true",
         help="also measure every credential behind a SOCKS5 and an HTTP proxy (via-socks, "
         "via-http; via-codex-socks for ChatGPT accounts; microsocks and tinyproxy from Debian)",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        action="append",
+        default=[],
+        help="also measure quotapool with a pool of N OpenAI keys (pool-N), e.g. 1000 (repeat)",
     )
     parser.add_argument(
         "--no-translations",

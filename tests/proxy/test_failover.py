@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -9,6 +10,8 @@ import openai
 import pytest
 
 from quotapool.domain.state import Status
+from quotapool.proxy.errors import Dialect, rejection_error
+from quotapool.routing.base import Exclusion, Rejection
 from quotapool.testing.fake_upstream import Failure, rate_limited, server_error, usage_limit
 from tests.conftest import Harness, HarnessFactory
 
@@ -184,3 +187,17 @@ def test_client_disconnect_cancels_the_upstream(h: Harness) -> None:
     row = h.rows(1)[0]
     assert row["status"] == 499
     assert account.aborted == 1
+
+
+def test_a_rejection_over_a_large_pool_names_ten_exclusions_and_counts_the_rest() -> None:
+    excluded = tuple(
+        Exclusion(f"acct{i:02d}", "rate_limited: 429", until=2_000.0) for i in range(40)
+    )
+    rejection = Rejection(
+        "expiry_weighted", "every credential is rate limited", excluded, 2_000.0, False
+    )
+    answer = rejection_error(rejection, Dialect.OPENAI, now=1_000.0)
+    message = json.loads(answer.body)["error"]["message"]
+    assert answer.status == 429
+    assert "acct09: rate_limited: 429" in message and "acct10" not in message
+    assert "and 30 more" in message

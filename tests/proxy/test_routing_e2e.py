@@ -17,8 +17,9 @@ import httpx
 import openai
 import pytest
 
+from quotapool.proxy.record import EXPLAINED
 from quotapool.routing.registry import STRATEGIES
-from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread
+from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread, usage_limit
 from tests.conftest import Harness, HarnessFactory, codex_credentials
 from tests.faults.process import free_port
 
@@ -171,3 +172,33 @@ def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
     log = err.decode()
     assert "routing reloaded: strategy round_robin; profiles batch" in log
     assert "routing not reloaded" in log and "Traceback" not in log
+
+
+def test_a_decision_over_a_large_pool_is_logged_short_with_what_matters(
+    harness: HarnessFactory,
+) -> None:
+    """60 accounts, decided from the routing index: the logged decision names the winner,
+    the account a failed attempt tried and `EXPLAINED` entries per list at most, and counts
+    the rest."""
+    accounts = [(f"tok-{i}", f"acct{i:02d}", f"acct-id-{i:02d}") for i in range(60)]
+
+    def add_accounts(fake: FakeUpstream, _upstream: str) -> None:
+        for token, name, account in accounts:
+            fake.add(token, name=name, account_id=account)
+
+    h = harness(
+        credentials=codex_credentials(accounts),
+        before_start=add_accounts,
+        routing={"strategy": "fill_first"},
+    )
+    h.fake.account("tok-0").fail_next(usage_limit(h.qp.dispatcher.clock.now() + 600))
+    assert served(h, 1) == ["acct01"]  # acct00 (first by account id) hit its limit
+    first, second = json.loads(h.rows(1)[0]["decision"])
+    assert first["selected"] == "acct00" and second["selected"] == "acct01"
+    assert len(first["candidates"]) == EXPLAINED
+    assert first["omitted"] == {"candidates": 60 - EXPLAINED, "excluded": 0}
+    assert set(first["scores"]) == set(first["candidates"])
+    assert "acct01" in second["candidates"] and len(second["candidates"]) == EXPLAINED
+    tried = [e for e in second["excluded"] if e["credential"] == "acct00"]
+    assert tried and tried[0]["reason"].startswith("already tried for this request")
+    assert second["omitted"] == {"candidates": 59 - EXPLAINED, "excluded": 0}

@@ -158,6 +158,8 @@ def test_the_indexed_decision_is_the_loops(
         indexed, after_indexed = _decide(False, request, pool, chain, draw, now, policy)
         assert after_indexed == after_plain  # the same random draws were taken
         assert type(indexed) is type(plain)
+        limit = rng.randint(1, 8)  # bounded first: built from the index alone, as logged
+        assert indexed.explain(limit) == plain.explain(limit)
         assert indexed.explain() == plain.explain()
         if isinstance(plain, Decision):
             assert isinstance(indexed, Decision)

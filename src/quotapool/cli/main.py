@@ -349,6 +349,16 @@ def _failed_over(decisions: list[dict[str, Any]]) -> str:
     return "".join(f"{name} failed ({reasons.get(name, '?')}), failed over; " for name in left)
 
 
+def _omitted(decision: dict[str, Any]) -> str:
+    """What a decision over a large pool did not log (`Record.row` keeps a few of each)."""
+    if not (omitted := decision.get("omitted")):
+        return ""
+    return (
+        f" · not logged: {omitted['candidates']} more candidate(s), "
+        f"{omitted['excluded']} more exclusion(s)"
+    )
+
+
 def _why_lines(row: dict[str, Any]) -> list[str]:
     """Every decision in full, one paragraph each (`--wide`)."""
     decisions = orjson.loads(row["decision"]) if row["decision"] else []
@@ -358,7 +368,10 @@ def _why_lines(row: dict[str, Any]) -> list[str]:
             skipped = "; ".join(f"{e['credential']}: {e['reason']}" for e in decision["excluded"])
             line = f"{decision['strategy']} → {decision['selected']}: {decision['reason']}"
             lines.append(
-                line + _scores(decision) + (f" · not eligible: {skipped}" if skipped else "")
+                line
+                + _scores(decision)
+                + (f" · not eligible: {skipped}" if skipped else "")
+                + _omitted(decision)
             )
         else:
             lines.append(f"rejected: {decision['reason']}")

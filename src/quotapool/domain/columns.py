@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quotapool.domain.credential import POLICY_RANK, Credential, Kind
-from quotapool.domain.state import LIMITED, OUT_OF_SERVICE, CredentialState, Status
+from quotapool.domain.state import LIMITED, OUT_OF_SERVICE, CredentialState
 
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
@@ -26,14 +26,7 @@ Rows = NDArray[np.intp]
 
 # The state columns (`Columns.state[NAME]`).
 (
-    ACTIVE,
-    OUT,
-    LIMITED_NOW,
-    QUOTA_OUT,
-    UNTIL,
-    BACKOFF,
-    FAILURES,
-    IN_FLIGHT,
+    BACK_AT,
     BUSY,
     COOLED,
     SHORT_USED,
@@ -41,8 +34,8 @@ Rows = NDArray[np.intp]
     WEEK_USED,
     WEEK_RESET,
     LAST_SELECTED,
-) = range(15)
-STATE_COLUMNS = 15
+) = range(8)
+STATE_COLUMNS = 8
 
 MATCHES_KEPT = 256
 """(route, model…) masks kept per pool; past this, the oldest is forgotten."""
@@ -50,18 +43,20 @@ ROTATIONS_KEPT = 32
 
 
 def state_row(state: CredentialState) -> tuple[float, ...]:
-    """A credential's state as the numbers the columns hold (a window not known: 0 % used,
-    its reset NaN; a limit without an end: +inf)."""
+    """A credential's state as the numbers the columns hold.
+
+    `BACK_AT` is when it may serve again whatever the request (`filters.exclusion`'s status,
+    limit, backoff and probe): 0 when it may now, +inf when only an operator, a new login or a
+    probe's answer brings it back. A window not known reads 0 % used with a NaN reset."""
     status, short, week = state.status, state.primary, state.secondary
+    if status in OUT_OF_SERVICE or (state.consecutive_failures and state.in_flight):
+        back = math.inf
+    else:
+        back = state.backoff_until
+        if status in LIMITED:
+            back = max(math.inf if state.until is None else state.until, back)
     return (
-        status is Status.ACTIVE,
-        status in OUT_OF_SERVICE,
-        status in LIMITED,
-        status is Status.QUOTA_EXCEEDED,
-        math.inf if state.until is None else state.until,
-        state.backoff_until,
-        state.consecutive_failures,
-        state.in_flight,
+        back,
         state.in_flight + state.busy_elsewhere,
         bool(state.model_cooldowns),
         0.0 if short is None else short.used_percent,

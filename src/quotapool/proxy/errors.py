@@ -111,12 +111,19 @@ def retry_headers(seconds: int) -> tuple[tuple[bytes, bytes], ...]:
     return headers
 
 
+EXPLAINED = 10
+"""Exclusions an error body names at most (a pool of a thousand would make it a page)."""
+
+
 def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> ErrorResponse:
     """The client's answer when routing finds no credential: 400 when none can honour a
     parameter of the request, 404 when none serves the model, 503 when upstreams fail (an
     outage is not a usage limit), 429 + Retry-After when limits or quota keep every credential
     out, 503 otherwise."""
-    detail = "; ".join(f"{e.credential}: {e.reason}" for e in rejection.excluded) or "empty pool"
+    excluded = rejection.excluded
+    detail = "; ".join(f"{e.credential}: {e.reason}" for e in excluded[:EXPLAINED]) or "empty pool"
+    if len(excluded) > EXPLAINED:
+        detail += f"; and {len(excluded) - EXPLAINED} more"
     if rejection.param is not None:
         hint = LENIENT_HINT[:1].upper() + LENIENT_HINT[1:]
         message = f"{rejection.message[:1].upper()}{rejection.message[1:]}. {hint}."

@@ -9,6 +9,11 @@ import orjson
 from quotapool.routing.base import Decision, Rejection
 from quotapool.upstream.usage import Usage
 
+EXPLAINED = 16
+"""Candidates and exclusions a logged decision lists at most (the winner and the credentials
+a failed attempt tried always among them; `omitted` counts the rest): a decision over a
+thousand credentials stays a row of a few kilobytes."""
+
 
 class Record:
     __slots__ = (
@@ -86,7 +91,7 @@ class Record:
             "latency_ms": self.latency_ms,
             "attempts": self.attempts,
             "decision": (
-                orjson.dumps([d.explain() for d in self.decisions]).decode()
+                orjson.dumps([d.explain(EXPLAINED) for d in self.decisions]).decode()
                 if self.decisions
                 else None
             ),

@@ -61,8 +61,50 @@ class Context(NamedTuple):
 
 Scores = tuple[str, dict[str, float]]
 """What a strategy ranked by, and each candidate's value."""
-Detail = tuple[tuple[str, ...], tuple[Exclusion, ...], Scores | None]
-"""A decision's candidates, exclusions and scores: what its explanation lists."""
+
+
+class Detail(NamedTuple):
+    """A decision's candidates, exclusions and scores: what its explanation lists."""
+
+    candidates: tuple[str, ...]
+    excluded: tuple[Exclusion, ...]
+    scores: Scores | None
+    omitted: tuple[int, int] = (0, 0)
+    """Candidates and exclusions a bounded explanation left out."""
+
+
+TRIED = "already tried for this request"
+"""How an exclusion of a credential a failed attempt used begins (kept in any bound)."""
+
+
+def kept(count: int, limit: int, must: Callable[[int], bool]) -> list[int]:
+    """Which of `count` items a list bounded to `limit` keeps, in order: every one `must`
+    marks, then the first others.
+
+    >>> kept(5, 3, lambda i: i == 4)
+    [0, 1, 4]
+    """
+    if count <= limit:
+        return list(range(count))
+    musts = [i for i in range(count) if must(i)]
+    room = limit - len(musts)
+    others = [i for i in range(count) if not must(i)][: max(0, room)]
+    return sorted(musts + others)
+
+
+def bounded(detail: Detail, limit: int, winner: str) -> Detail:
+    """At most `limit` candidates (the winner among them) and exclusions (every credential a
+    failed attempt already tried among them), the scores of those candidates."""
+    candidates, excluded, scores = detail.candidates, detail.excluded, detail.scores
+    named = [candidates[i] for i in kept(len(candidates), limit, lambda i: candidates[i] == winner)]
+    out = [
+        excluded[i]
+        for i in kept(len(excluded), limit, lambda i: excluded[i].reason.startswith(TRIED))
+    ]
+    if scores is not None:
+        scores = (scores[0], {name: scores[1][name] for name in named if name in scores[1]})
+    omitted = (len(candidates) - len(named), len(excluded) - len(out))
+    return Detail(tuple(named), tuple(out), scores, omitted)
 
 
 class Pick(NamedTuple):
@@ -115,7 +157,7 @@ class Decision:
         rotation: str | None = None,
         catch_up: float = 0.0,
         *,
-        later: Callable[[], Detail] | None = None,
+        later: Callable[[int | None], Detail] | None = None,
     ) -> None:
         self.credential = credential
         self.strategy = strategy
@@ -125,13 +167,14 @@ class Decision:
         """The rotation the selection counts toward; None when no strategy chose (a probe, the
         owner of a continuation), so no counter moves."""
         self.catch_up = catch_up
-        self._detail: Detail | None = None if later else (candidates, excluded, scores)
+        self._detail = None if later else Detail(candidates, excluded, scores)
         self._later = later
+        """Builds the explanation, whole or bounded to a number of entries per list."""
 
     def _explained(self) -> Detail:
         if self._detail is None:
             assert self._later is not None
-            self._detail, self._later = self._later(), None
+            self._detail, self._later = self._later(None), None
         return self._detail
 
     @property
@@ -150,8 +193,16 @@ class Decision:
     def route_header(self) -> str:
         return f"{self.strategy}; credential={self.credential.name}"
 
-    def explain(self) -> dict[str, Any]:
-        candidates, excluded, scores = self._explained()
+    def explain(self, limit: int | None = None) -> dict[str, Any]:
+        """The explanation; with `limit`, at most that many candidates and exclusions (the
+        request log's, so that a decision over a thousand credentials stays a short row)."""
+        if limit is None:
+            detail = self._explained()
+        elif self._later is not None:
+            detail = self._later(limit)
+        else:
+            detail = bounded(self._explained(), limit, self.credential.name)
+        candidates, excluded, scores, omitted = detail
         explained: dict[str, Any] = {
             "strategy": self.strategy,
             "selected": self.credential.name,
@@ -163,6 +214,8 @@ class Decision:
         }
         if scores is not None:
             explained["ranked_by"], explained["scores"] = scores
+        if any(omitted):
+            explained["omitted"] = {"candidates": omitted[0], "excluded": omitted[1]}
         return explained
 
     def __repr__(self) -> str:
@@ -189,14 +242,20 @@ class Rejection:
     """Only Claude subscriptions kept for Claude Code could serve it, and another client asked
     (a 403)."""
 
-    def explain(self) -> dict[str, Any]:
-        return {
+    def explain(self, limit: int | None = None) -> dict[str, Any]:
+        excluded, omitted = self.excluded, 0
+        if limit is not None:
+            detail = bounded(Detail((), excluded, None), limit, "")
+            excluded, omitted = detail.excluded, detail.omitted[1]
+        explained: dict[str, Any] = {
             "strategy": self.strategy,
             "selected": None,
             "reason": self.message,
             "candidates": [],
             "excluded": [
-                {"credential": e.credential, "reason": e.reason, "until": e.until}
-                for e in self.excluded
+                {"credential": e.credential, "reason": e.reason, "until": e.until} for e in excluded
             ],
         }
+        if omitted:
+            explained["omitted"] = {"candidates": 0, "excluded": omitted}
+        return explained

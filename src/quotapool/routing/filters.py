@@ -5,7 +5,7 @@ from __future__ import annotations
 from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
 from quotapool.domain.request import CLAUDE_CODE, RouteRequest
 from quotapool.domain.state import OUT_OF_SERVICE, CredentialState, Status
-from quotapool.routing.base import Exclusion
+from quotapool.routing.base import TRIED, Exclusion
 
 
 def mismatch(credential: Credential, request: RouteRequest) -> str | None:
@@ -57,7 +57,7 @@ def exclusion(
     name = credential.name
     if credential.id in request.exclude:
         detail = f": {state.reason}" if state.reason else ""
-        return Exclusion(name, f"already tried for this request{detail}")
+        return Exclusion(name, f"{TRIED}{detail}")
     if (why := mismatch(credential, request)) is not None:
         return Exclusion(name, why)
     if (unfit := request.unfit.get(credential.id)) is not None:

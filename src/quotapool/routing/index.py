@@ -19,16 +19,11 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from quotapool.domain.columns import (
-    BACKOFF,
+    BACK_AT,
     BUSY,
     COOLED,
-    FAILURES,
-    IN_FLIGHT,
-    LIMITED_NOW,
-    OUT,
     SHORT_RESET,
     SHORT_USED,
-    UNTIL,
     WEEK_RESET,
     WEEK_USED,
     Bools,
@@ -72,11 +67,17 @@ class RowPick(NamedTuple):
     catch_up: float = 0.0
 
 
-class View(NamedTuple):
-    """What an indexed pick may read: the request's context and the pool's columns."""
+class View:
+    """What an indexed pick may read: the request's context and the pool's columns.
 
-    ctx: Context
-    columns: Columns
+    Arithmetic runs over whole columns (contiguous, cheaper than gathering the eligible rows
+    first), each result kept for the decision; a pick takes its rows from it."""
+
+    __slots__ = ("_kept", "columns", "ctx")
+
+    def __init__(self, ctx: Context, columns: Columns) -> None:
+        self.ctx, self.columns = ctx, columns
+        self._kept: dict[str, Floats] = {}
 
     def credential(self, row: int) -> Credential:
         return self.columns.fixed.credentials[row]
@@ -87,20 +88,31 @@ class View(NamedTuple):
 
     def short_used(self, rows: Rows, *, in_flight: bool = True) -> Floats:
         """`usage.primary_used` of each row."""
-        return self._used(rows, SHORT_USED, SHORT_RESET, in_flight)
+        return self.whole("short_busy" if in_flight else "short")[rows]
 
     def week_used(self, rows: Rows, *, in_flight: bool = True) -> Floats:
         """`usage.secondary_used` of each row."""
-        return self._used(rows, WEEK_USED, WEEK_RESET, in_flight)
+        return self.whole("week_busy" if in_flight else "week")[rows]
 
-    def _used(self, rows: Rows, used: int, reset: int, in_flight: bool) -> Floats:
-        state = self.columns.state
-        # A reading past the reset it announced counts as 0 (a NaN reset: none announced).
-        seen: Floats = np.where(state[reset, rows] <= self.ctx.now, 0.0, state[used, rows])
-        if not in_flight:
-            return seen
-        busy: Floats = self.ctx.policy.in_flight_penalty * state[BUSY, rows]
-        return seen + busy
+    def whole(self, name: str) -> Floats:
+        """A column of every credential: "busy" (in flight × the penalty), "short" and "week"
+        (a window's use; 0 past the reset it announced), "short_busy" and "week_busy" (with
+        the requests in flight)."""
+        found = self._kept.get(name)
+        if found is None:
+            state = self.columns.state
+            if name == "busy":
+                found = self.ctx.policy.in_flight_penalty * state[BUSY]
+            elif name in ("short", "week"):
+                used, reset = (
+                    (SHORT_USED, SHORT_RESET) if name == "short" else (WEEK_USED, WEEK_RESET)
+                )
+                # A NaN reset (none announced) compares false: the reading holds.
+                found = np.where(state[reset] <= self.ctx.now, 0.0, state[used])
+            else:
+                found = self.whole(name.removesuffix("_busy")) + self.whole("busy")
+            self._kept[name] = found
+        return found
 
     def first(self, rows: Rows, *keys: Floats) -> int:
         """The row that sorts first by `keys` (the first key first), then by credential id."""
@@ -166,8 +178,8 @@ def decide(
         return None
     assert isinstance(pick, RowPick)
 
-    def later() -> Detail:
-        return _detail(view, eligible, rows, pick)
+    def later(limit: int | None) -> Detail:
+        return _detail(view, eligible, rows, pick, limit)
 
     return Decision(
         view.credential(pick.winner),
@@ -183,43 +195,68 @@ def _eligible(columns: Columns, request: RouteRequest, now: float, snapshot: Poo
     """`filters.exclusion(…) is None` for every row (a request without an additional limit)."""
     fixed, state = columns.fixed, columns.state
     key = (request.route, request.model, request.agent == CLAUDE_CODE)
-    eligible = fixed.mask(key, lambda c: mismatch(c, request) is None).copy()
-    eligible &= state[OUT] == 0
-    eligible &= ~((state[LIMITED_NOW] != 0) & (now < state[UNTIL]))
-    eligible &= state[BACKOFF] <= now
-    eligible &= ~((state[FAILURES] > 0) & (state[IN_FLIGHT] > 0))
+    serves = fixed.mask(key, lambda c: mismatch(c, request) is None)
+    eligible: Bools = serves & (state[BACK_AT] <= now)
     for credential_id in (*request.exclude, *request.unfit):
         if (row := fixed.row.get(credential_id)) is not None:
             eligible[row] = False
     model, credentials = request.model, fixed.credentials
-    for cooled in np.flatnonzero(eligible & (state[COOLED] != 0)).tolist():
+    for cooled in np.flatnonzero(state[COOLED]).tolist():
         cooldowns = snapshot.state(credentials[cooled].id).model_cooldowns
         if cooldowns.get(model, 0.0) > now:
             eligible[cooled] = False
     return eligible
 
 
-def _detail(view: View, eligible: Bools, rows: Rows, pick: RowPick) -> Detail:
+def _detail(view: View, eligible: Bools, rows: Rows, pick: RowPick, limit: int | None) -> Detail:
     """The explanation the loop would have given: every ineligible credential's exclusion in
-    pool order, then what each modifier set aside, outermost first."""
-    ctx, credentials = view.ctx, view.columns.fixed.credentials
-    snapshot, request, now = ctx.snapshot, ctx.request, ctx.now
-    excluded: list[Exclusion] = []
-    for row in np.flatnonzero(~eligible):
-        credential = credentials[row]
-        why = exclusion(credential, snapshot.state(credential.id), request, now)
-        assert why is not None, credential.name
-        excluded.append(why)
+    pool order, then what each modifier set aside, outermost first; with `limit`, only what
+    `base.bounded` would keep of it, and only that is built."""
+    ctx, fixed = view.ctx, view.columns.fixed
+    credentials, snapshot, request, now = fixed.credentials, ctx.snapshot, ctx.request, ctx.now
     aside = np.zeros(len(credentials), np.bool_)
     for group in pick.set_aside:
         aside[group.rows] = True
-        excluded += [Exclusion(credentials[r].name, group.why(int(r))) for r in group.rows]
-    candidates = tuple(credentials[r].name for r in rows if not aside[r])
+    chosen = rows[~aside[rows]]
+    # Exclusions in order: the ineligible (explained by `exclusion`), then each group set aside.
+    parts: list[tuple[Rows, Callable[[int], str] | None]] = [(np.flatnonzero(~eligible), None)]
+    parts += [(group.rows, group.why) for group in pick.set_aside]
+    total = sum(part.size for part, _ in parts)
+    if limit is not None and chosen.size > limit:
+        listed = chosen[:limit]
+        if pick.winner not in listed:  # the winner comes later in pool order: last
+            listed = np.append(chosen[: limit - 1], pick.winner)
+        chosen_names = listed
+    else:
+        chosen_names = chosen
+    if limit is not None and total > limit:
+        # Every credential a failed attempt tried stays (never eligible: in the first part).
+        tried = sorted(fixed.row[i] for i in request.exclude if i in fixed.row)
+        room, bounded = limit - len(tried), []
+        for part, why in parts:
+            must = tried if why is None else []
+            taken = (part[~np.isin(part, must)] if must else part)[: max(0, room)]
+            room -= taken.size
+            bounded.append((np.union1d(taken, must) if must else taken, why))
+        parts = bounded
+    excluded = []
+    for part, why in parts:
+        for row in part.tolist():
+            credential = credentials[row]
+            if why is not None:
+                excluded.append(Exclusion(credential.name, why(row)))
+                continue
+            reason = exclusion(credential, snapshot.state(credential.id), request, now)
+            assert reason is not None, credential.name
+            excluded.append(reason)
+    listed_rows = chosen_names.tolist()
     scores: Scores | None = None
     if pick.scores is not None:
         label, scored, values = pick.scores
-        scores = (
-            label,
-            {credentials[r].name: float(v) for r, v in zip(scored, values, strict=True)},
-        )
-    return candidates, tuple(excluded), scores
+        at = np.searchsorted(scored, listed_rows).tolist()
+        named = {
+            credentials[r].name: float(values[i]) for r, i in zip(listed_rows, at, strict=True)
+        }
+        scores = (label, named)
+    omitted = (chosen.size - len(listed_rows), total - len(excluded))
+    return Detail(tuple(credentials[r].name for r in listed_rows), tuple(excluded), scores, omitted)

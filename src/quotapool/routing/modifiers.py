@@ -168,8 +168,11 @@ class BudgetSafe:
         inner = self.inner
         if used.max() < threshold:
             return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
-        by_row = dict(zip(rows.tolist(), used.tolist(), strict=True))
-        why = lambda r: f"over budget ({by_row[r]:.0f}% ≥ {threshold:g}% of 5 h window)"  # noqa: E731
+
+        def why(row: int) -> str:
+            at_row = used[np.searchsorted(rows, row)]
+            return f"over budget ({at_row:.0f}% ≥ {threshold:g}% of 5 h window)"
+
         return narrowed(inner, rows, view, used < threshold, why)  # type: ignore[arg-type]
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quotapool.domain.columns import BUSY, SHORT_RESET, SHORT_USED, WEEK_RESET, WEEK_USED, Rows
+from quotapool.domain.columns import WEEK_RESET, Rows
 from quotapool.routing.base import Candidate, Context, Pick
 from quotapool.routing.index import RowPick, View
 from quotapool.routing.strategies._common import draw_by_weight, draw_rows
@@ -40,19 +40,12 @@ class ExpiryWeighted:
 
     def pick_rows(self, rows: Rows, view: View) -> RowPick:
         state, now = view.columns.state, view.ctx.now
-        busy = view.ctx.policy.in_flight_penalty * state[BUSY, rows]
-        week_reset = state[WEEK_RESET, rows]
-        week_on = ~(week_reset <= now)  # a NaN reset: none announced, the reading holds
-        week_used = busy + np.where(week_on, state[WEEK_USED, rows], 0.0)
-        hours = np.where(
-            week_on & ~np.isnan(week_reset),
-            np.maximum(SOONEST_HOURS, (week_reset - now) / 3600),
-            WEEK_HOURS,
-        )
-        short_on = ~(state[SHORT_RESET, rows] <= now)
-        short_used = busy + np.where(short_on, state[SHORT_USED, rows], 0.0)
-        left = view.columns.fixed.capacity[rows] * np.maximum(0.0, 1.0 - week_used / 100)
-        weights = left / hours * np.maximum(0.0, 1.0 - short_used / 100)
+        week_reset = state[WEEK_RESET]
+        known = now < week_reset  # (false for a NaN reset: none announced)
+        hours = np.where(known, np.maximum(SOONEST_HOURS, (week_reset - now) / 3600), WEEK_HOURS)
+        left = view.columns.fixed.capacity * np.maximum(0.0, 1.0 - view.whole("week_busy") / 100)
+        short_left = np.maximum(0.0, 1.0 - view.whole("short_busy") / 100)
+        weights = (left / hours * short_left)[rows]
         drawn = draw_rows(rows, weights, view, "weekly credits left ÷ hours to reset")
         if drawn is not None:
             return drawn
