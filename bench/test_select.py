@@ -1,4 +1,5 @@
-"""One routing decision, with its explanation, at 4, 100 and 1,000 credentials.
+"""One routing decision at 4, 100 and 1,000 credentials: the decision alone (its explanation
+built when read), and as the request log keeps it (explained, bounded to `EXPLAINED` entries).
 
 .venv/bin/pytest bench/test_select.py --benchmark-only -p no:randomly
 """
@@ -15,8 +16,10 @@ from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.quota import QuotaWindow
 from quotapool.domain.request import CLAUDE_CODE, Route, RouteRequest
 from quotapool.domain.state import CredentialState, Status
+from quotapool.proxy.record import EXPLAINED
+from quotapool.routing.base import Decision, Rejection, RoutingPolicy
 from quotapool.routing.engine import select
-from quotapool.routing.registry import build_strategy
+from quotapool.routing.registry import STRATEGIES, build_strategy
 
 NOW = 1_800_000_000.0
 
@@ -45,15 +48,29 @@ def pool(size: int, kind: Kind = Kind.CODEX) -> PoolSnapshot:
 
 
 @pytest.mark.parametrize("size", [4, 100, 1000])
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_select(benchmark: Any, size: int, strategy: str) -> None:
+    """Every strategy with its modifiers (budget-safe, tiers, affinity)."""
+    snapshot, chain, rng = pool(size), build_strategy(strategy), random.Random(0)
+    request = RouteRequest(Route.RESPONSES, "gpt-5.5")
+    policy = RoutingPolicy(pinned="c1", pricing={"gpt-5.5": 1.25})
+
+    def decide() -> Decision | Rejection:
+        return select(request, snapshot, strategy=chain, now=NOW, rng=rng, policy=policy)
+
+    assert isinstance(benchmark(decide), Decision)
+
+
+@pytest.mark.parametrize("size", [4, 100, 1000])
 @pytest.mark.parametrize(
     "strategy", ["expiry_weighted", "capacity_weighted", "round_robin", "fill_first"]
 )
-def test_select_with_explanation(benchmark: Any, size: int, strategy: str) -> None:
+def test_select_as_logged(benchmark: Any, size: int, strategy: str) -> None:
     snapshot, chain, rng = pool(size), build_strategy(strategy), random.Random(0)
     request = RouteRequest(Route.RESPONSES, "gpt-5.5")
 
     def decide() -> dict[str, Any]:
-        return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain()
+        return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain(EXPLAINED)
 
     assert benchmark(decide)["selected"]
 
@@ -72,6 +89,6 @@ def test_select_codex_accounts_vs_claude_subscriptions(
         request = RouteRequest(Route.RESPONSES, "gpt-5.5")
 
     def decide() -> dict[str, Any]:
-        return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain()
+        return select(request, snapshot, strategy=chain, now=NOW, rng=rng).explain(EXPLAINED)
 
     assert benchmark(decide)["selected"]

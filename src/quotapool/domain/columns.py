@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quotapool.domain.credential import POLICY_RANK, Credential, Kind
-from quotapool.domain.state import LIMITED, OUT_OF_SERVICE, CredentialState
+from quotapool.domain.state import LIMITED, OUT_OF_SERVICE, CredentialState, Latency
 
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
@@ -28,18 +28,30 @@ Rows = NDArray[np.intp]
 (
     BACK_AT,
     BUSY,
-    COOLED,
     SHORT_USED,
     SHORT_RESET,
     WEEK_USED,
     WEEK_RESET,
     LAST_SELECTED,
-) = range(8)
-STATE_COLUMNS = 8
+) = range(7)
+STATE_COLUMNS = 7
 
-MATCHES_KEPT = 256
-"""(route, model…) masks kept per pool; past this, the oldest is forgotten."""
-ROTATIONS_KEPT = 32
+MEMO_KEPT = 256
+"""Columns `Fixed.per_credential` keeps; past this, the oldest is forgotten."""
+KEYED_KEPT = 32
+
+
+def _latency(state: CredentialState, model: str) -> Latency | None:
+    return state.latency.get(model)
+
+
+KEYED: dict[str, Callable[[CredentialState, str], float]] = {
+    "rotation": lambda state, key: state.rotations.get(key, 0.0),
+    "latency_ms": lambda state, model: s.ewma_ms if (s := _latency(state, model)) else math.nan,
+    "latency_samples": lambda state, model: s.samples if (s := _latency(state, model)) else -1.0,
+}
+"""State kept per key (a rotation, a model), as columns built when first asked: round_robin's
+counters; least_latency's average and samples (NaN and -1 when none)."""
 
 
 def state_row(state: CredentialState) -> tuple[float, ...]:
@@ -58,7 +70,6 @@ def state_row(state: CredentialState) -> tuple[float, ...]:
     return (
         back,
         state.in_flight + state.busy_elsewhere,
-        bool(state.model_cooldowns),
         0.0 if short is None else short.used_percent,
         math.nan if short is None or short.resets_at is None else short.resets_at,
         0.0 if week is None else week.used_percent,
@@ -82,6 +93,8 @@ class Fixed:
     credentials: tuple[Credential, ...]
     row: dict[str, int]
     """Credential id → its row."""
+    named: dict[str, int]
+    """Credential name → its row."""
     capacity: Floats
     weight: Floats
     priority: Floats
@@ -93,8 +106,9 @@ class Fixed:
     """A Claude subscription kept for Claude Code."""
     tiers: tuple[bool, bool]
     """Whether credentials differ in priority, and in policy (else tiers change nothing)."""
-    matches: dict[Any, Bools] = field(default_factory=dict)
-    """Which credentials can ever serve a request (route, model…): asked once per key."""
+    memo: dict[Any, NDArray[Any]] = field(default_factory=dict)
+    """Columns of what a credential alone decides (which serve a route and model, a model's
+    price): computed once per key (`per_credential`)."""
 
     @classmethod
     def of(cls, credentials: tuple[Credential, ...]) -> Fixed:
@@ -104,6 +118,7 @@ class Fixed:
         return cls(
             credentials,
             {c.id: i for i, c in enumerate(credentials)},
+            {c.name: i for i, c in enumerate(credentials)},
             floats(c.capacity for c in credentials),
             floats(c.weight for c in credentials),
             floats(c.priority for c in credentials),
@@ -121,14 +136,14 @@ class Fixed:
             ),
         )
 
-    def mask(self, key: Any, serves: Callable[[Credential], bool]) -> Bools:
-        """The credentials `serves` accepts, remembered under `key`."""
-        found = self.matches.get(key)
+    def per_credential(self, key: Any, value: Callable[[Credential], Any], dtype: Any) -> Any:
+        """`value` of every credential, remembered under `key`."""
+        found = self.memo.get(key)
         if found is None:
-            if len(self.matches) >= MATCHES_KEPT:
-                del self.matches[next(iter(self.matches))]
-            found = np.fromiter(map(serves, self.credentials), np.bool_, len(self.credentials))
-            self.matches[key] = found
+            if len(self.memo) >= MEMO_KEPT:
+                del self.memo[next(iter(self.memo))]
+            found = np.fromiter(map(value, self.credentials), dtype, len(self.credentials))
+            self.memo[key] = found
         return found
 
 
@@ -139,18 +154,21 @@ class Columns:
     fixed: Fixed
     state: Floats
     """`STATE_COLUMNS` × credentials."""
-    rotations: dict[str, Floats] = field(default_factory=dict)
-    """round_robin's counters per rotation key, built when first asked."""
+    cooled: frozenset[int] = frozenset()
+    """Rows with a model cooling down (a model's own quota spent): checked one by one."""
+    keyed: dict[tuple[str, str], Floats] = field(default_factory=dict)
+    """(`KEYED` name, key) → its column, built when first asked (`by_key`)."""
 
     @classmethod
     def of(
         cls, credentials: tuple[Credential, ...], states: Mapping[str, CredentialState]
     ) -> Columns:
         fresh = CredentialState()
-        state = np.array(
-            [state_row(states.get(c.id, fresh)) for c in credentials], np.float64
-        ).reshape(len(credentials), STATE_COLUMNS)
-        return cls(Fixed.of(credentials), np.ascontiguousarray(state.T))
+        each = [states.get(c.id, fresh) for c in credentials]
+        state = np.array([state_row(s) for s in each], np.float64)
+        state = state.reshape(len(credentials), STATE_COLUMNS)
+        cooled = frozenset(row for row, s in enumerate(each) if s.model_cooldowns)
+        return cls(Fixed.of(credentials), np.ascontiguousarray(state.T), cooled)
 
     def updated(self, credential_id: str, state: CredentialState) -> Columns:
         """These columns with one credential's state replaced (a copy: the old stay valid)."""
@@ -159,26 +177,27 @@ class Columns:
             return self
         values = self.state.copy()
         values[:, row] = state_row(state)
-        rotations = {}
-        for key, counts in self.rotations.items():
-            counts = counts.copy()
-            counts[row] = state.rotations.get(key, 0.0)
-            rotations[key] = counts
-        return Columns(self.fixed, values, rotations)
+        keyed = {}
+        for (name, key), column in self.keyed.items():
+            column = column.copy()
+            column[row] = KEYED[name](state, key)
+            keyed[name, key] = column
+        cooled = self.cooled
+        if bool(state.model_cooldowns) != (row in cooled):
+            cooled = cooled - {row} if row in cooled else cooled | {row}
+        return Columns(self.fixed, values, cooled, keyed)
 
-    def rotation(self, key: str, states: Mapping[str, CredentialState]) -> Floats:
-        """Selections counted under `key` per credential."""
-        found = self.rotations.get(key)
+    def by_key(self, name: str, key: str, states: Mapping[str, CredentialState]) -> Floats:
+        """The `KEYED` column `name` for `key` (a rotation, a model)."""
+        found = self.keyed.get((name, key))
         if found is None:
-            if len(self.rotations) >= ROTATIONS_KEPT:
-                del self.rotations[next(iter(self.rotations))]
+            if len(self.keyed) >= KEYED_KEPT:
+                del self.keyed[next(iter(self.keyed))]
+            value, fresh = KEYED[name], CredentialState()
             found = np.fromiter(
-                (
-                    s.rotations.get(key, 0.0) if (s := states.get(c.id)) is not None else 0.0
-                    for c in self.fixed.credentials
-                ),
+                (value(states.get(c.id, fresh), key) for c in self.fixed.credentials),
                 np.float64,
                 len(self.fixed.credentials),
             )
-            self.rotations[key] = found
+            self.keyed[name, key] = found
         return found

@@ -21,7 +21,6 @@ import numpy as np
 from quotapool.domain.columns import (
     BACK_AT,
     BUSY,
-    COOLED,
     SHORT_RESET,
     SHORT_USED,
     WEEK_RESET,
@@ -116,8 +115,20 @@ class View:
 
     def first(self, rows: Rows, *keys: Floats) -> int:
         """The row that sorts first by `keys` (the first key first), then by credential id."""
-        order = np.lexsort((self.columns.fixed.id_rank[rows], *reversed(keys)))
-        return int(rows[order[0]])
+        return int(rows[self.first_at(rows, *keys)])
+
+    def first_at(self, rows: Rows, *keys: Floats, then: Floats | None = None) -> int:
+        """Where in `rows` the first by `keys` is, then by `then` (ranks of the rows, all
+        distinct: by default of their credential ids). Ties are narrowed key by key, as a
+        tuple compares (cheaper than sorting: most keys leave one row)."""
+        at: Rows = np.arange(rows.size)
+        for key in keys:
+            values = key[at]
+            at = at[values == values.min()]
+            if at.size == 1:
+                return int(at[0])
+        ranks = (self.columns.fixed.id_rank[rows] if then is None else then)[at]
+        return int(at[np.argmin(ranks)])
 
 
 class IndexedStrategy(Protocol):
@@ -195,13 +206,13 @@ def _eligible(columns: Columns, request: RouteRequest, now: float, snapshot: Poo
     """`filters.exclusion(…) is None` for every row (a request without an additional limit)."""
     fixed, state = columns.fixed, columns.state
     key = (request.route, request.model, request.agent == CLAUDE_CODE)
-    serves = fixed.mask(key, lambda c: mismatch(c, request) is None)
+    serves: Bools = fixed.per_credential(key, lambda c: mismatch(c, request) is None, np.bool_)
     eligible: Bools = serves & (state[BACK_AT] <= now)
     for credential_id in (*request.exclude, *request.unfit):
         if (row := fixed.row.get(credential_id)) is not None:
             eligible[row] = False
     model, credentials = request.model, fixed.credentials
-    for cooled in np.flatnonzero(state[COOLED]).tolist():
+    for cooled in columns.cooled:
         cooldowns = snapshot.state(credentials[cooled].id).model_cooldowns
         if cooldowns.get(model, 0.0) > now:
             eligible[cooled] = False
@@ -253,9 +264,13 @@ def _detail(view: View, eligible: Bools, rows: Rows, pick: RowPick, limit: int |
     scores: Scores | None = None
     if pick.scores is not None:
         label, scored, values = pick.scores
-        at = np.searchsorted(scored, listed_rows).tolist()
+        # (Some strategies score only some candidates: those with a known price or reset.)
+        at = np.minimum(np.searchsorted(scored, listed_rows), max(0, scored.size - 1))
+        hit = (scored[at] == listed_rows) if scored.size else np.zeros(len(listed_rows), np.bool_)
         named = {
-            credentials[r].name: float(values[i]) for r, i in zip(listed_rows, at, strict=True)
+            credentials[r].name: float(values[i])
+            for r, i, scored_too in zip(listed_rows, at.tolist(), hit.tolist(), strict=True)
+            if scored_too
         }
         scores = (label, named)
     omitted = (chosen.size - len(listed_rows), total - len(excluded))

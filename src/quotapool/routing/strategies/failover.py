@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from quotapool.domain.columns import Rows
 from quotapool.routing.base import Candidate, Context, Pick
+from quotapool.routing.index import RowPick, View
 
 
 class Failover:
@@ -21,6 +25,14 @@ class Failover:
                 "order",
                 {c.credential.name: float(order[c.credential.id]) for c in candidates},
             ),
+        )
+
+    def pick_rows(self, rows: Rows, view: View) -> RowPick:
+        winner = int(rows[0])  # rows are in pool order
+        return RowPick(
+            winner,
+            f"first available in configured order (#{winner + 1})",
+            scores=("order", rows, rows.astype(np.float64) + 1.0),
         )
 
 

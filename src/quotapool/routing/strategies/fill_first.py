@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from quotapool.domain.columns import Rows
 from quotapool.routing.base import Candidate, Context, Pick
 from quotapool.routing.index import RowPick, View
@@ -51,8 +49,7 @@ class FillFirst:
         if rows.size == 1:
             return RowPick(int(rows[0]), "the only eligible credential")
         five, weekly = view.short_used(rows, in_flight=False), view.week_used(rows, in_flight=False)
-        order = np.lexsort((view.columns.fixed.stable_rank[rows], -weekly, -five))
-        at = int(order[0])
+        at = view.first_at(rows, -five, -weekly, then=view.columns.fixed.stable_rank[rows])
         return RowPick(
             int(rows[at]),
             f"most used first: 5 h {percent(float(five[at]))}, weekly {percent(float(weekly[at]))}",

@@ -57,18 +57,14 @@ class RoundRobin:
     def pick_rows(self, rows: Rows, view: View) -> RowPick:
         key, columns = view.ctx.request.rotation, view.columns
         weight = columns.fixed.weight[rows]
-        turns = columns.rotation(key, view.ctx.snapshot.states)[rows] / weight
+        turns = columns.by_key("rotation", key, view.ctx.snapshot.states)[rows] / weight
         before = turns - 1.0 / weight
         first = int(np.argmax(before))
         second = float(np.delete(before, first).max()) if rows.size > 1 else 0.0
         floors = np.full(rows.size, before[first])
         floors[first] = second
         effective = np.maximum(turns, floors)
-        at = int(
-            np.lexsort(
-                (columns.fixed.id_rank[rows], columns.state[LAST_SELECTED, rows], effective)
-            )[0]
-        )
+        at = view.first_at(rows, effective, columns.state[LAST_SELECTED, rows])
         winner, stride = int(rows[at]), float(weight[at])
         catch_up = float(effective[at]) * stride
         behind = bool(effective[at] > turns[at])

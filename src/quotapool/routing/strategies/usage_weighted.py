@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from quotapool.domain.columns import LAST_SELECTED, Rows
 from quotapool.routing.base import Candidate, Context, Pick
 from quotapool.routing.index import RowPick, View
@@ -34,10 +32,9 @@ class UsageWeighted:
     def pick_rows(self, rows: Rows, view: View) -> RowPick:
         weekly, five = view.week_used(rows), view.short_used(rows)
         last = view.columns.state[LAST_SELECTED, rows]
-        winner = view.first(rows, weekly, five, last)
-        at = int(np.flatnonzero(rows == winner)[0])
+        at = view.first_at(rows, weekly, five, last)
         return RowPick(
-            winner,
+            int(rows[at]),
             f"least used: weekly {percent(float(weekly[at]))}, 5 h {percent(float(five[at]))}",
             scores=("weekly used %", rows, weekly),
         )
