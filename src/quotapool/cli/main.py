@@ -22,6 +22,7 @@ from quotapool.cli.accounts import app as accounts_app
 from quotapool.cli.common import clock, console, err, escape
 from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
+from quotapool.cli.forecast import forecast
 from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
 from quotapool.cli.simulate import simulate
@@ -61,6 +62,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(config_app, name="config")
 app.command()(init)
 app.command()(simulate)
+app.command()(forecast)
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),

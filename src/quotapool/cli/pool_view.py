@@ -22,14 +22,14 @@ from quotapool.store.sql.schema import usage_history
 STATUS_FOR = {"pause": "paused", "resume": "active"}
 
 
-def _settings(config: Path | None) -> Settings:
+def settings_of(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
         raise fail(str(exc), code=2) from None
 
 
-def _store(settings: Settings) -> AccountStore:
+def account_store(settings: Settings) -> AccountStore:
     from quotapool.compose import open_accounts
     from quotapool.store.sql.db import make_engine, migrate
 
@@ -49,8 +49,8 @@ def _api(running: Running, method: str, path: str) -> httpx.Response:
 
 def credentials(config: Path | None) -> tuple[list[dict[str, Any]], bool]:
     """Every credential as rows (and whether they are live from a running server)."""
-    settings = _settings(config)
-    store = _store(settings)
+    settings = settings_of(config)
+    store = account_store(settings)
     running = read(settings.resolved_home, bool(settings.redis_url))
     if running is not None:
         try:
@@ -159,7 +159,7 @@ def credential_table(rows: list[dict[str, Any]], live: bool, now: float) -> Tabl
             status,
             _window(row["primary_used_percent"], row["primary_resets_at"], now),
             _window(row["secondary_used_percent"], row["secondary_resets_at"], now),
-            _in(row["back_at"] - now if row["back_at"] else None),
+            in_words(row["back_at"] - now if row["back_at"] else None),
             str(row["in_flight"]) if row["in_flight"] is not None else "-",
         )
     return table
@@ -185,11 +185,12 @@ def _window(used: float | None, resets_at: float | None, now: float) -> str:
         return "-"
     if resets_at is not None and resets_at <= now:
         return "reset"  # a reading from before its window reset
-    resets = f" ↻{_in(resets_at - now)}" if resets_at else ""
+    resets = f" ↻{in_words(resets_at - now)}" if resets_at else ""
     return f"{used:.0f}%{resets}"
 
 
-def _in(seconds: float | None) -> str:
+def in_words(seconds: float | None) -> str:
+    """`2d3h`, `1h05m`, `12m`; `-` for none."""
     if seconds is None or seconds <= 0:
         return "-"
     hours, rest = divmod(int(seconds), 3600)
@@ -201,7 +202,7 @@ def _in(seconds: float | None) -> str:
 def set_status(name: str, action: str, config: Path | None) -> str:
     """Pause or resume `name` in the running server (accounts keep it over restarts), else in
     the database; what to print."""
-    settings = _settings(config)
+    settings = settings_of(config)
     running = read(settings.resolved_home, bool(settings.redis_url))
     if running is not None:
         try:
@@ -212,7 +213,7 @@ def set_status(name: str, action: str, config: Path | None) -> str:
             if answer.status_code != 200:
                 raise fail(answer.json()["error"]["message"])
             return f"{name}: {answer.json()['status']} (in the running server)"
-    store = _store(settings)
+    store = account_store(settings)
     if any(c.name == name for c in settings.credentials):
         raise fail(
             f"{name!r} comes from quotapool.toml: it can be paused while the server runs "

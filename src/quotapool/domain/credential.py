@@ -27,6 +27,8 @@ class Kind(StrEnum):
     """A Claude Pro/Max subscription (an OAuth token): serves Claude Code's own requests."""
 
 
+SUBSCRIPTIONS = frozenset({Kind.CODEX, Kind.CLAUDE})
+"""Credentials with 5-hour and weekly windows (ChatGPT and Claude plans)."""
 CLAUDE_KINDS = frozenset({Kind.ANTHROPIC, Kind.CLAUDE})
 """Credentials whose upstream is Anthropic's: they serve Claude models themselves."""
 

@@ -372,10 +372,16 @@ class Upstream:
         }
         return Answer(OK, headers)
 
-    def usage(self, now: float) -> dict[str, tuple[float, float]]:
+    def usage(self, now: float) -> dict[str, tuple[float, float, float | None]]:
         """Per account: used percent of its 5-hour and weekly windows at `now` (for the chart;
-        a window whose time is up shows 0, as its reset will make it)."""
+        a window whose time is up shows 0, as its reset will make it), and when the weekly
+        window resets (None: not running)."""
         return {
-            name: (a.five_hour.percent_at(now), a.weekly.percent_at(now))
+            name: (a.five_hour.percent_at(now), a.weekly.percent_at(now), _running_end(a, now))
             for name, a in self.accounts.items()
         }
+
+
+def _running_end(account: Account, now: float) -> float | None:
+    end = account.weekly.end
+    return end if end is not None and end > now else None

@@ -106,8 +106,13 @@ class Result:
     spread_pct: float = 0.0
     """Standard deviation across accounts of the share of their weekly credits used."""
     requests_per_account: dict[str, int] = field(default_factory=dict)
-    timeline: list[tuple[float, dict[str, tuple[float, float]]]] = field(default_factory=list)
-    """Hourly: (hours into the run, account → (5-hour used %, weekly used %))."""
+    timeline: list[tuple[float, dict[str, tuple[float, float, float | None]]]] = field(
+        default_factory=list
+    )
+    """Hourly: (hours into the run, account → (5-hour used %, weekly used %, when the weekly
+    window resets))."""
+    first_blocked_at: float | None = None
+    """Hours into the run of the first request no credential could take."""
     wall_seconds: float = 0.0
 
     def row(self) -> dict[str, Any]:
@@ -214,6 +219,8 @@ class _Run:
         served_by, retry_at = self._attempts(n, request, now, self.conversations.bound(key, now))
         result = self.result
         if served_by is None:
+            if not result.blocked_requests:
+                result.first_blocked_at = request.at / 3600.0
             result.blocked_requests += 1
             until = max(retry_at or now + 1.0, now)
             result.blocked_seconds += max(0.0, until - max(now, self.blocked_until))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, case, func, select
 
 from quotapool.domain.client import Measure
+from quotapool.domain.forecast import Reading
 from quotapool.store.sql.schema import requests, usage_history
 
 USAGE_BY = {
@@ -152,3 +153,25 @@ def quota_history(
     with engine.connect() as connection:
         rows = [{str(k): v for k, v in row._mapping.items()} for row in connection.execute(query)]
     return rows[::-1]
+
+
+def readings(engine: Engine, since: float) -> dict[tuple[str, str], list[Reading]]:
+    """Each (credential, window)'s readings since `since`, oldest first (what a forecast reads
+    a pace from)."""
+    query = (
+        select(
+            usage_history.c.credential,
+            usage_history.c.window,
+            usage_history.c.at,
+            usage_history.c.used_percent,
+            usage_history.c.resets_at,
+        )
+        .where(usage_history.c.at >= since)
+        .where(usage_history.c.window.in_(("primary", "secondary")))
+        .order_by(usage_history.c.at)
+    )
+    found: dict[tuple[str, str], list[Reading]] = {}
+    with engine.connect() as connection:
+        for credential, window, at, used, resets in connection.execute(query):
+            found.setdefault((credential, window), []).append(Reading(at, used, resets))
+    return found

@@ -1,5 +1,5 @@
-"""`/requests`, `/usage`, `/activity`, `/quota-history`: what the request log and the usage
-history say, filtered, paginated and aggregated."""
+"""`/requests`, `/usage`, `/activity`, `/quota-history`, `/forecast`: what the request log and
+the usage history say, filtered, paginated, aggregated and projected."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import orjson
 from fastapi import APIRouter, Query
 
 from quotapool.admin.control import Control
+from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS
+from quotapool.domain.forecast import accounts_of, report
 from quotapool.store.request_log import recent
-from quotapool.store.usage import activity, quota_history, usage
+from quotapool.store.usage import activity, quota_history, readings, usage
 
 WEEK_SECONDS = 7 * 86400.0
 Period = Literal["minute", "hour", "day"]
@@ -73,3 +75,22 @@ def add(api: APIRouter, control: Control) -> None:
     ) -> list[dict[str, Any]]:
         start = since if since is not None else control.now() - WEEK_SECONDS
         return quota_history(control.engine, start, credential)
+
+    @api.get(
+        "/forecast",
+        summary="When each subscription's windows and the pool's weekly credits run out",
+        description="At the pace of the last hours (each account's quota readings): per account "
+        "its 5-hour and weekly windows (pace in percent per hour, when each runs out before its "
+        "reset, its use at the reset), and the pool's weekly credits (demand per hour, when "
+        "they run out, what expires unused at the next resets).",
+    )
+    def forecast_view() -> dict[str, Any]:
+        now = control.now()
+        capacities = {
+            c.name: PLAN_CAPACITY.get(c.plan or "", DEFAULT_CAPACITY)
+            for c in control.pool.snapshot().credentials
+            if c.kind in SUBSCRIPTIONS
+        }
+        return report(
+            accounts_of(readings(control.engine, now - WEEK_SECONDS), capacities, now), now
+        )
