@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from quotapool.testing.fake_upstream import FakeUpstream, usage_limit
 from tests.conftest import Harness, HarnessFactory, codex_credentials
+from tests.domain.test_forecast import seed_history
 from tests.proxy.test_client_keys_e2e import cli
 
 CHROMIUM = "/usr/bin/chromium"
@@ -271,3 +272,17 @@ def test_a_claude_subscription_behind_a_proxy_shows_its_plan_quota_and_egress(
         shot(page, "claude-and-egress")
     finally:
         context.close()
+
+
+def test_accounts_show_when_each_runs_out_and_the_pools_forecast(h: Harness, page: Page) -> None:
+    seed_history(h, time.time())  # alpha: ~1.9 % of its week an hour; bravo: idle
+    sign_in(h, page)
+    alpha, bravo = (page.locator(f'tr[data-credential="{n}"]') for n in ("alpha", "bravo"))
+    expect(alpha.get_by_test_id("runs-out")).to_have_text(
+        re.compile(r"runs out in 16h \d\dm at this pace")
+    )
+    expect(bravo.get_by_test_id("runs-out")).to_have_text("10% used at its reset at this pace")
+    forecast = page.get_by_test_id("pool-forecast")
+    expect(forecast).to_contain_text("the pool spends 145 weekly credits an hour")
+    expect(forecast).to_contain_text("3,326 credits (15%) are on course to expire unused")
+    shot(page, "accounts-forecast")

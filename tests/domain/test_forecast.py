@@ -138,7 +138,7 @@ def test_forecast_against_what_the_simulator_then_did() -> None:
     assert abs(predicted - dry.first_blocked_at) < 12.0
 
 
-def _seed_history(h: Harness, now: float) -> None:
+def seed_history(h: Harness, now: float) -> None:
     """alpha: a day of steady use; bravo: idle; charlie: nothing read yet."""
     reset = now + 3 * 24 * HOUR
     rows = [
@@ -162,7 +162,7 @@ def test_the_cli_and_the_admin_api_forecast_from_the_usage_history(
     harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = harness()
-    _seed_history(h, time.time())
+    seed_history(h, time.time())
     monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
     runner = CliRunner()
     answer = runner.invoke(app, ["forecast", "--json"])

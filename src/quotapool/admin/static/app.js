@@ -31,6 +31,8 @@ document.addEventListener("alpine:init", () => {
     probing: "",
     range: "hour",
     charts: [],
+    forecast: null,
+    forecastAt: 0,
 
     init() {
       const wanted = location.hash.slice(1);
@@ -70,6 +72,10 @@ document.addEventListener("alpine:init", () => {
         this.clock = pool.now;
         this.credentials = pool.credentials;
         this.routing = await this.call("GET", "/routing");
+        if (this.tab === "Accounts" && pool.now - this.forecastAt >= 60) {
+          this.forecast = await this.call("GET", "/forecast");
+          this.forecastAt = pool.now;
+        }
         if (this.tab === "Requests" && this.live) await this.newerRequests();
         if (this.tab === "Keys") this.keys = await this.call("GET", "/keys");
         if (this.tab === "Charts" && this.charts.length === 0) await this.drawCharts();
@@ -116,6 +122,24 @@ document.addEventListener("alpine:init", () => {
         resets = " · reset";
       }
       return `${this.bar(window.used_percent)}<small>${label}${Math.round(window.used_percent)}% used${resets}</small>`;
+    },
+    // The forecast (GET /forecast, once a minute): at the pace of the last day.
+    runsOut(name) {
+      const account = this.forecast && this.forecast.accounts.find((a) => a.name === name);
+      const week = account && account.weekly;
+      if (!week || week.pace === null) return "";
+      if (week.runs_out_at) return `runs out in ${this.until(week.runs_out_at)} at this pace`;
+      return week.at_reset_percent === null ? "" : `${Math.round(week.at_reset_percent)}% used at its reset at this pace`;
+    },
+    poolForecast() {
+      const pool = this.forecast && this.forecast.pool;
+      if (!pool || !this.forecast.accounts.length) return "";
+      const n = (v) => Math.round(v).toLocaleString("en");
+      const out = pool.runs_out_at
+        ? `runs out in ${this.until(pool.runs_out_at)}`
+        : "does not run out in the next two weeks";
+      return `Forecast: the pool spends ${n(pool.demand_credits_per_hour)} weekly credits an hour and ${out} at this pace; `
+        + `${n(pool.expiring_credits)} credits (${Math.round(pool.expiring_percent)}%) are on course to expire unused at the next resets.`;
     },
     latency(c) {
       const values = Object.values(c.latency_ms || {});
