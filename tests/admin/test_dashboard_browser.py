@@ -286,3 +286,17 @@ def test_accounts_show_when_each_runs_out_and_the_pools_forecast(h: Harness, pag
     expect(forecast).to_contain_text("the pool spends 145 weekly credits an hour")
     expect(forecast).to_contain_text("3,326 credits (15%) are on course to expire unused")
     shot(page, "accounts-forecast")
+
+
+def test_a_change_made_in_the_dashboard_is_in_its_audit_log(h: Harness, page: Page) -> None:
+    sign_in(h, page)
+    page.locator('tr[data-credential="charlie"]').get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("status")).to_contain_text("charlie: paused")
+    page.get_by_role("button", name="Audit").click()
+    row = page.get_by_test_id("audit").locator('tr[data-action="account.pause"]')
+    expect(row).to_contain_text("charlie")
+    expect(row).to_contain_text("dashboard from 127.0.0.1")
+    expect(row).to_contain_text("status: active → paused")
+    token = page.get_by_test_id("audit").locator('tr[data-action="admin.token"]')
+    expect(token).to_contain_text("cli (")  # the token sign_in made with the CLI
+    shot(page, "audit")

@@ -33,8 +33,10 @@ def build_admin(control: Control, *, docs: bool = False) -> FastAPI:
     )
 
     async def admin(request: Request) -> None:
-        if control.keys.is_admin(request.scope["headers"]):
+        if (by := control.keys.admin_by(request.scope["headers"])) is not None:
+            request.state.actor = by
             return
+        request.state.actor = "dashboard"
         session = control.sessions.read(request.cookies.get(COOKIE))
         if session is None:
             raise HTTPException(

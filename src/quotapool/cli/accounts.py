@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from quotapool.cli import signin
-from quotapool.cli.common import ConfigOption, clock, console, err, fail
+from quotapool.cli.common import ConfigOption, audited, clock, console, err, fail
 from quotapool.domain.credential import Kind
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
@@ -75,7 +75,7 @@ def _proxy(proxy: str | None, proxy_env: str | None) -> str | None:
     return proxy.strip()
 
 
-def _saved(results: list[tuple[str, bool]], logins: list[Login]) -> None:
+def _saved(results: list[tuple[str, bool]], logins: list[Login], store: AccountStore) -> None:
 
     from rich.table import Table
 
@@ -83,6 +83,8 @@ def _saved(results: list[tuple[str, bool]], logins: list[Login]) -> None:
     for column in ("name", "email", "plan", "account id", ""):
         table.add_column(column)
     for (name, created), login in zip(results, logins, strict=True):
+        after = {"kind": login.kind.value, "plan": login.plan, "email": login.email}
+        audited(store.engine, "account.add" if created else "account.login", name, None, after)
         table.add_row(
             name,
             login.email or "-",
@@ -122,7 +124,7 @@ def import_(
         )
     settings, store = _open(config)
     logins = _named(logins, settings, egress)
-    _saved(store.save_logins(logins, clock.now(), egress), logins)
+    _saved(store.save_logins(logins, clock.now(), egress), logins, store)
 
 
 def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[Login]:
@@ -191,7 +193,7 @@ def login(
             login = asyncio.run(signin.claude_signin(settings, way, browser=browser, manual=manual))
         except oauth.OAuthError as exc:
             raise fail(str(exc)) from None
-        _saved(store.save_logins([login], clock.now(), egress), [login])
+        _saved(store.save_logins([login], clock.now(), egress), [login], store)
         return
     if kind is not Kind.CODEX:
         raise fail(f"{kind.value} credentials are keys: `quotapool accounts add-key`")
@@ -210,7 +212,7 @@ def login(
     except aiohttp.ClientError as exc:
         raise fail(f"cannot reach the auth server: {exc}") from None
     login = signin.login_from(tokens)
-    _saved(store.save_logins([login], clock.now(), egress), [login])
+    _saved(store.save_logins([login], clock.now(), egress), [login], store)
 
 
 def _default_proxy(settings: Settings) -> str | None:
@@ -273,6 +275,7 @@ def add_key(
         )
     except AccountError as exc:
         raise fail(str(exc)) from None
+    audited(store.engine, "account.add", name, None, {"kind": kind.value, "base_url": base_url})
     console.print(f"added {kind.value} key [bold]{name}[/bold]")
 
 
@@ -304,6 +307,7 @@ def set_proxy(
     except AccountError as exc:
         raise fail(str(exc)) from None
     shown = "the default egress" if egress is None else parse_egress(egress).label
+    audited(store.engine, "account.set-proxy", name, None, {"egress": shown})
     console.print(f"{name} now leaves by {shown}", markup=False, highlight=False)
 
 
@@ -353,6 +357,7 @@ def remove(name: str, config: ConfigOption = None) -> None:
         store.remove(name)
     except AccountError as exc:
         raise fail(str(exc)) from None
+    audited(store.engine, "account.remove", name)
     console.print(f"removed {name}")
 
 

@@ -4,16 +4,17 @@ the current pace, and what is on course to expire unused."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.table import Table
 
-from quotapool.cli.common import ConfigOption, clock, console
-from quotapool.cli.pool_view import account_store, credentials, in_words, settings_of
+from quotapool.cli.common import ConfigOption, clock, console, in_words
 from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS, Kind
 from quotapool.domain.forecast import WEEK, Account, Projection, accounts_of, report
+
+if TYPE_CHECKING:  # imported by the command itself: a quick --help
+    from rich.table import Table
 
 
 def forecast(
@@ -23,6 +24,7 @@ def forecast(
     """When each subscription's 5-hour and weekly windows run out at the pace of the last
     hours, when the pool runs out of weekly credits, and how many expire unused at the next
     resets."""
+    from quotapool.cli.pool_view import account_store, credentials, settings_of
     from quotapool.store.usage import readings
 
     rows, _live = credentials(config)
@@ -47,6 +49,8 @@ def forecast(
 
 
 def _table(accounts: list[Account], now: float) -> Table:
+    from rich.table import Table
+
     table = Table(
         title="at the pace of the last hours", title_justify="left", expand=False, pad_edge=False
     )

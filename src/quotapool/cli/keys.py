@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from quotapool.cli.common import ConfigOption, clock, console, err, fail
+from quotapool.cli.common import ConfigOption, audited, clock, console, err, fail
 from quotapool.domain.client import ClientKey, Measure, number, parse_duration, parse_limit
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
@@ -43,6 +43,12 @@ def _record(key: ClientKey, secret: str | None = None) -> dict[str, Any]:
     if secret is not None:
         record["key"] = secret
     return record
+
+
+def _audited(key: ClientKey) -> dict[str, Any]:
+    """What the audit log keeps of a key (no secret, no usage)."""
+    public = key.public()
+    return {k: public[k] for k in ("models", "profile", "limits", "expires_at", "revoked_at")}
 
 
 def _issued(key: ClientKey, secret: str, as_json: bool, what: str) -> None:
@@ -92,6 +98,7 @@ def create(
         )
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
+    audited(store.engine, "key.create", key.name, None, _audited(key))
     others = [k for k in store.all() if k.name != key.name and k.usable_at(now)]
     if not others and not as_json:
         _first_key(settings)
@@ -128,6 +135,7 @@ def rotate(name: str, as_json: JsonOption = False, config: ConfigOption = None) 
         key, secret = store.rotate(name, clock.now())
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
+    audited(store.engine, "key.rotate", key.name)
     _issued(key, secret, as_json, "rotated")
 
 
@@ -138,9 +146,10 @@ def revoke(name: str, config: ConfigOption = None) -> None:
 
     _, store = _open(config)
     try:
-        store.revoke(name, clock.now())
+        key = store.revoke(name, clock.now())
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
+    audited(store.engine, "key.revoke", key.name, None, _audited(key))
     console.print(f"revoked {name!r}", markup=False)
 
 
@@ -207,5 +216,6 @@ def token(config: ConfigOption = None) -> None:
     """Make a new admin token and print it once (the old one stops working)."""
     _, store = _open(config)
     secret = store.new_admin_token(clock.now())
+    audited(store.engine, "admin.token", "admin token")  # (the token itself is never kept)
     err.print("a new admin token; it is shown once, keep it now:", markup=False)
     typer.echo(secret)

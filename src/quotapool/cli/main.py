@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from quotapool import __version__
 from quotapool.cli.accounts import app as accounts_app
+from quotapool.cli.audit import audit
 from quotapool.cli.common import clock, console, err, escape
 from quotapool.cli.config import app as config_app
 from quotapool.cli.config import init
@@ -63,6 +64,7 @@ app.add_typer(config_app, name="config")
 app.command()(init)
 app.command()(simulate)
 app.command()(forecast)
+app.command()(audit)
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),

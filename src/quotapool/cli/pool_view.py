@@ -11,7 +11,7 @@ import httpx
 from rich.table import Table
 from sqlalchemy import select
 
-from quotapool.cli.common import clock, fail
+from quotapool.cli.common import audited, clock, fail, in_words
 from quotapool.config import ConfigError, Settings, load_settings
 from quotapool.control.runfile import Running, read
 from quotapool.domain.egress import Egress, parse_egress
@@ -189,16 +189,6 @@ def _window(used: float | None, resets_at: float | None, now: float) -> str:
     return f"{used:.0f}%{resets}"
 
 
-def in_words(seconds: float | None) -> str:
-    """`2d3h`, `1h05m`, `12m`; `-` for none."""
-    if seconds is None or seconds <= 0:
-        return "-"
-    hours, rest = divmod(int(seconds), 3600)
-    if hours >= 24:
-        return f"{hours // 24}d{hours % 24}h"
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m"
-
-
 def set_status(name: str, action: str, config: Path | None) -> str:
     """Pause or resume `name` in the running server (accounts keep it over restarts), else in
     the database; what to print."""
@@ -224,4 +214,5 @@ def set_status(name: str, action: str, config: Path | None) -> str:
         store.set_status(name, STATUS_FOR[action], reason, clock.now())
     except AccountError as exc:
         raise fail(str(exc)) from None
+    audited(store.engine, f"account.{action}", name, None, {"status": STATUS_FOR[action]})
     return f"{name}: {STATUS_FOR[action]} (a server started later keeps it)"

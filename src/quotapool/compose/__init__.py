@@ -35,6 +35,7 @@ from quotapool.proxy.guard import Guard
 from quotapool.proxy.routes import READY
 from quotapool.proxy.ws import WebSocketBridge
 from quotapool.routing.filters import available
+from quotapool.store.audit import AuditLog
 from quotapool.store.batch import BatchWriter
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.replication import Replication
@@ -258,6 +259,7 @@ def edge(
                 now=clock.now,
                 reload_accounts=core.accounts.reload,
                 probe=core.warmups.probe,
+                audit=AuditLog(stores.engine, clock),
             ),
             docs=settings.admin_docs,
         ),

@@ -150,14 +150,19 @@ class KeyRing:
     def is_admin(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """The request carries the admin token (`quotapool admin token`), or the token of the
         run file (the CLI on this machine)."""
+        return self.admin_by(headers) is not None
+
+    def admin_by(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """Which admin token the request carries: "admin token", "cli" (the run file's), or
+        None."""
         token = presented(headers)
         if token is None:
-            return False
+            return None
         digest = key_hash(token)
-        return any(
-            known is not None and hmac.compare_digest(digest, known)
-            for known in (self._admin, self.local)
-        )
+        for name, known in (("admin token", self._admin), ("cli", self.local)):
+            if known is not None and hmac.compare_digest(digest, known):
+                return name
+        return None
 
     def admit(
         self, key: ClientKey, model: str | None, dialect: Dialect, request_id: str | None = None

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
-from quotapool.admin.control import Control
+from quotapool.admin.control import Control, actor
 from quotapool.control.views import credential_rows
 from quotapool.domain.credential import Credential
 from quotapool.domain.outcome import StatusSet
@@ -26,21 +26,22 @@ def add(api: APIRouter, control: Control) -> None:
         return {"now": now, "credentials": credential_rows(control.pool.snapshot(), now)}
 
     @api.post("/credentials/{name}/pause", summary="Take a credential out until resumed")
-    def pause(name: str) -> dict[str, Any]:
-        return _set(control, name, Status.PAUSED, "paused by operator")
+    def pause(name: str, request: Request) -> dict[str, Any]:
+        return _set(control, name, Status.PAUSED, "paused by operator", actor(request))
 
     @api.post("/credentials/{name}/resume", summary="Put a paused credential back")
-    def resume(name: str) -> dict[str, Any]:
-        return _set(control, name, Status.ACTIVE, "")
+    def resume(name: str, request: Request) -> dict[str, Any]:
+        return _set(control, name, Status.ACTIVE, "", actor(request))
 
     @api.delete("/credentials/{name}", summary="Remove an account and its secrets")
-    async def remove(name: str) -> dict[str, Any]:
-        _credential(control, name)
+    async def remove(name: str, request: Request) -> dict[str, Any]:
+        before = _row(control, _credential(control, name).name)
         try:
             control.accounts.remove(name)
         except AccountError:
             message = f"{name!r} comes from quotapool.toml: remove it there and reload (SIGHUP)."
             raise HTTPException(400, message) from None
+        control.audit.record(actor(request), "account.remove", name, _summary(before))
         await control.reload_accounts()
         return {"removed": name}
 
@@ -56,15 +57,24 @@ def add(api: APIRouter, control: Control) -> None:
         return {"probe": probed, **_row(control, name)}
 
 
-def _set(control: Control, name: str, status: Status, reason: str) -> dict[str, Any]:
+def _set(control: Control, name: str, status: Status, reason: str, by: str) -> dict[str, Any]:
     """Pause or resume: accounts in the database (kept over restarts) and credentials from
     quotapool.toml (until the next start) alike."""
     credential = _credential(control, name)
+    before = _row(control, name)
     now = control.now()
     with contextlib.suppress(AccountError):  # from quotapool.toml: it lives in the pool only
         control.accounts.set_status(name, status.value, reason or None, now)
     control.pool.apply(StatusSet(credential.id, now, status, reason))
-    return _row(control, name)
+    after = _row(control, name)
+    action = "account.pause" if status is Status.PAUSED else "account.resume"
+    control.audit.record(by, action, name, _summary(before), _summary(after))
+    return after
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a credential: no quota readings, no secret."""
+    return {k: row.get(k) for k in ("kind", "plan", "status", "reason", "egress")}
 
 
 def _row(control: Control, name: str) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from quotapool.admin.control import Control
+from quotapool.admin.control import Control, actor
 from quotapool.domain.client import parse_duration, parse_limit
 from quotapool.store.client_keys import ClientKeyError, UnknownClientKey
 
@@ -29,7 +29,7 @@ def add(api: APIRouter, control: Control) -> None:
         ]
 
     @api.post("/keys", status_code=201, summary="Create a client key; its secret is shown once")
-    def create_key(body: NewKey) -> dict[str, Any]:
+    def create_key(body: NewKey, request: Request) -> dict[str, Any]:
         now = control.now()
         try:
             limits = [str(parse_limit(text)) for text in body.limits]
@@ -45,10 +45,11 @@ def add(api: APIRouter, control: Control) -> None:
         except (ValueError, ClientKeyError) as exc:
             raise HTTPException(400, str(exc)) from None
         control.keys.load()
+        control.audit.record(actor(request), "key.create", key.name, None, _summary(key.public()))
         return {**key.public(), "key": secret}
 
     @api.post("/keys/{name}/rotate", summary="A new secret for a key (shown once); the old stops")
-    def rotate_key(name: str) -> dict[str, Any]:
+    def rotate_key(name: str, request: Request) -> dict[str, Any]:
         try:
             key, secret = control.key_store.rotate(name, control.now())
         except UnknownClientKey as exc:
@@ -56,13 +57,20 @@ def add(api: APIRouter, control: Control) -> None:
         except ClientKeyError as exc:
             raise HTTPException(400, str(exc)) from None
         control.keys.load()
+        control.audit.record(actor(request), "key.rotate", key.name)
         return {**key.public(), "key": secret}
 
     @api.post("/keys/{name}/revoke", summary="Stop a client key from working")
-    def revoke_key(name: str) -> dict[str, Any]:
+    def revoke_key(name: str, request: Request) -> dict[str, Any]:
         try:
             key = control.key_store.revoke(name, control.now())
         except UnknownClientKey as exc:
             raise HTTPException(404, str(exc)) from None
         control.keys.load()
+        control.audit.record(actor(request), "key.revoke", key.name, None, _summary(key.public()))
         return key.public()
+
+
+def _summary(public: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a key (`public()` holds no secret; usage left out)."""
+    return {k: public.get(k) for k in ("models", "profile", "limits", "expires_at", "revoked_at")}

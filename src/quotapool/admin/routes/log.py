@@ -1,5 +1,6 @@
-"""`/requests`, `/usage`, `/activity`, `/quota-history`, `/forecast`: what the request log and
-the usage history say, filtered, paginated, aggregated and projected."""
+"""`/requests`, `/usage`, `/activity`, `/quota-history`, `/forecast`, `/audit`: what the
+request log, the usage history and the audit log say, filtered, paginated, aggregated and
+projected."""
 
 from __future__ import annotations
 
@@ -94,3 +95,16 @@ def add(api: APIRouter, control: Control) -> None:
         return report(
             accounts_of(readings(control.engine, now - WEEK_SECONDS), capacities, now), now
         )
+
+    @api.get(
+        "/audit",
+        summary="Every change made through the admin API, the dashboard or the CLI",
+        description="Who (dashboard, admin token or cli, and from where), what (`account.pause`, "
+        "`key.create`, `routing.set`…), on what, before and after; oldest first.",
+    )
+    def audit_view(
+        since: float | None = None,
+        target: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        return control.audit.recent(limit, since, target)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from quotapool.admin.control import Control
+from quotapool.admin.control import Control, actor
 
 
 class StrategyChoice(BaseModel):
@@ -24,11 +24,15 @@ def add(api: APIRouter, control: Control) -> None:
         return control.live_routing.describe(control.routing())
 
     @api.put("/routing/{profile}", summary="Choose the strategy of a profile, live")
-    def choose(profile: str, body: StrategyChoice) -> dict[str, Any]:
+    def choose(profile: str, body: StrategyChoice, request: Request) -> dict[str, Any]:
+        before = control.routing().profiles.get(profile)
         try:
             routing = control.live_routing.choose(profile, body.strategy or None)
         except LookupError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
+        was = {"strategy": before.strategy.name} if before is not None else None
+        now = {"strategy": routing.profiles[profile].strategy.name}
+        control.audit.record(actor(request), "routing.set", profile, was, now)
         return control.live_routing.describe(routing)

@@ -12,7 +12,7 @@ const PALETTE = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2
 
 document.addEventListener("alpine:init", () => {
   window.Alpine.data("dashboard", () => ({
-    tabs: ["Accounts", "Routing", "Requests", "Charts", "Keys"],
+    tabs: ["Accounts", "Routing", "Requests", "Charts", "Keys", "Audit"],
     tab: "Accounts",
     problem: "",
     notice: "",
@@ -33,6 +33,7 @@ document.addEventListener("alpine:init", () => {
     charts: [],
     forecast: null,
     forecastAt: 0,
+    audit: [],
 
     init() {
       const wanted = location.hash.slice(1);
@@ -78,6 +79,7 @@ document.addEventListener("alpine:init", () => {
         }
         if (this.tab === "Requests" && this.live) await this.newerRequests();
         if (this.tab === "Keys") this.keys = await this.call("GET", "/keys");
+        if (this.tab === "Audit") this.audit = (await this.call("GET", "/audit?limit=200")).reverse();
         if (this.tab === "Charts" && this.charts.length === 0) await this.drawCharts();
       } catch (error) { /* shown in this.problem */ }
     },
@@ -140,6 +142,16 @@ document.addEventListener("alpine:init", () => {
         : "does not run out in the next two weeks";
       return `Forecast: the pool spends ${n(pool.demand_credits_per_hour)} weekly credits an hour and ${out} at this pace; `
         + `${n(pool.expiring_credits)} credits (${Math.round(pool.expiring_percent)}%) are on course to expire unused at the next resets.`;
+    },
+    // The audit log, newest first: what changed from what to what.
+    change(a) {
+      const before = a.before || {};
+      const after = a.after || {};
+      const names = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+      const shown = (v) => (v === null || v === undefined ? "—" : Array.isArray(v) ? v.join(", ") || "—" : String(v));
+      const changed = names.filter((n) => JSON.stringify(before[n]) !== JSON.stringify(after[n]));
+      if (a.before && changed.length) return changed.map((n) => `${n}: ${shown(before[n])} → ${shown(after[n])}`).join("; ");
+      return names.map((n) => `${n}: ${shown(after[n])}`).join("; ");
     },
     latency(c) {
       const values = Object.values(c.latency_ms || {});

@@ -109,6 +109,20 @@ routing_overrides = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(256), nullable=False, doc="dashboard, admin token or cli, and where"),
+    Column("action", String(64), nullable=False, doc="account.pause, key.create, routing.set…"),
+    Column("target", String(256), nullable=False, doc="the account, key or profile changed"),
+    Column("before", Text, doc="JSON: what it was (never a secret)"),
+    Column("after", Text, doc="JSON: what it became (never a secret)"),
+    Index("ix_audit_at", "at"),
+)
+"""Every change made through the admin API, the dashboard or the CLI."""
+
 conversations = Table(
     "conversations",
     metadata,
