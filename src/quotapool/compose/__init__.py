@@ -25,6 +25,7 @@ from quotapool.control.catalogue import CodexCatalogue, models_answer, served_mo
 from quotapool.control.keys import KeyRing
 from quotapool.control.routing import LiveRouting
 from quotapool.control.views import pool_usage, pool_view
+from quotapool.jobs.alerts import Alerts
 from quotapool.jobs.status_watch import StatusWatch
 from quotapool.jobs.usage_poller import UsagePoller
 from quotapool.proxy.admission import Admission
@@ -135,7 +136,7 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
         core.outbound,
         settings.codex_models_refresh,
     )
-    jobs = background_jobs(settings, stores, core, codex_models, clock)
+    jobs = background_jobs(settings, stores, core, codex_models, clock, tasks)
     app = edge(settings, stores, core, codex_models, jobs, clock, tasks, drain)
     return Quotapool(
         settings,
@@ -152,10 +153,30 @@ def build(settings: Settings, *, clock: Clock | None = None, worker: int = 0) ->
 
 
 def background_jobs(
-    settings: Settings, stores: Stores, core: Core, codex_models: CodexCatalogue, clock: Clock
+    settings: Settings,
+    stores: Stores,
+    core: Core,
+    codex_models: CodexCatalogue,
+    clock: Clock,
+    tasks: TaskSet,
 ) -> dict[str, Job]:
     """What runs beside the requests, by name (started with the server)."""
     pool, replication = core.pool, core.replication
+
+    def leader() -> bool:
+        return replication is None or replication.leader
+
+    alerts = Alerts(
+        settings.alerts,
+        pool.snapshot,
+        clock,
+        stores.engine,
+        stores.keys,
+        lambda: [w.health() for w in stores.writers],
+        core.outbound(""),  # (no credential's: the default egress)
+        tasks,
+        leader,
+    )
     poller = UsagePoller(
         pool=pool,
         secrets=core.secrets,
@@ -163,7 +184,7 @@ def background_jobs(
         outbound=core.outbound,
         interval=settings.usage_poll_interval,
         on_unauthorized=core.accounts.on_unauthorized,
-        active=lambda: replication is None or replication.leader,
+        active=leader,
     )
     watch = settings.accounts_watch_interval
     jobs: dict[str, Job | None] = {
@@ -178,6 +199,7 @@ def background_jobs(
         "usage-poller": poller.run if settings.usage_poll_interval > 0 else None,
         "replication": replication.run if replication is not None else None,
         "codex-models": codex_models.run if settings.codex_models_refresh > 0 else None,
+        "alerts": alerts.run,
     }
     return {name: job for name, job in jobs.items() if job is not None}
 

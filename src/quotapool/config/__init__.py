@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from quotapool.config.sections import (
     PROFILE_NAME,
+    AlertsConfig,
     ConfigError,
     CredentialConfig,
     NetworkConfig,
@@ -25,6 +26,7 @@ from quotapool.config.sections import (
 from quotapool.domain.request import DEFAULT_PROFILE
 
 __all__ = [
+    "AlertsConfig",
     "ConfigError",
     "CredentialConfig",
     "NetworkConfig",
@@ -137,6 +139,7 @@ class Settings(BaseSettings):
     anthropic_version: str = "2023-06-01"
     routing: RoutingConfig = RoutingConfig()
     network: NetworkConfig = NetworkConfig()
+    alerts: AlertsConfig = AlertsConfig()
     profiles: dict[str, ProfileConfig] = {}
     """Named routing profiles (`[profiles.NAME]`); `[routing]` is the profile "default"."""
     credentials: tuple[CredentialConfig, ...] = ()

@@ -143,6 +143,43 @@ class NetworkConfig(BaseModel):
         return DIRECT if self.proxy_url is None else parse_egress(self.proxy_url.get_secret_value())
 
 
+class WebhookConfig(BaseModel):
+    """`[[alerts.webhooks]]`: where alerts are posted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: SecretStr
+    """An http(s) URL (a Slack incoming webhook's holds its secret: it is never logged)."""
+    format: Literal["json", "slack"] = "json"
+    """"json": the alert as an object (`event`, `alert`, `subject`, `message`, `at`);
+    "slack": `{"text": …}`, as Slack's (and Mattermost's, Discord's /slack) incoming webhooks
+    take it."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("a webhook URL starts with http:// or https://")
+        return value
+
+
+class AlertsConfig(BaseModel):
+    """`[alerts]`: say when something needs the operator, once per episode, and when it is
+    over — in the log, and to every webhook."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    webhooks: tuple[WebhookConfig, ...] = ()
+    interval_seconds: float = Field(default=30.0, gt=0)
+    """How often the pool is looked at."""
+    out_minutes: float = Field(default=15.0, ge=0)
+    """An account out (limited, failing) for longer than this is an alert."""
+    runs_out_hours: float = Field(default=24.0, ge=0)
+    """The pool forecast to run out of weekly credits within this is an alert (0: never)."""
+    key_limit_percent: float = Field(default=90.0, gt=0, le=100)
+    """A client key that used this share of one of its limits is an alert."""
+
+
 class WarmupConfig(BaseModel):
     """`[routing.warmup]` / `[profiles.NAME.warmup]`: start the windows of secondaries early."""
 
