@@ -27,6 +27,7 @@ from quotapool.cli.forecast import forecast
 from quotapool.cli.keys import admin_app
 from quotapool.cli.keys import app as keys_app
 from quotapool.cli.simulate import simulate
+from quotapool.cli.usage import usage
 
 if TYPE_CHECKING:  # the rest is imported by the commands that need it: a quick --help
     from quotapool.config import Settings
@@ -65,6 +66,7 @@ app.command()(init)
 app.command()(simulate)
 app.command()(forecast)
 app.command()(audit)
+app.command()(usage)
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file (default: $QUOTAPOOL_HOME/quotapool.toml)"),

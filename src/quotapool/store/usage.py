@@ -4,8 +4,11 @@ from the usage history, each account's quota over time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import csv
+import io
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Select, case, func, select
@@ -18,6 +21,7 @@ USAGE_BY = {
     "credential": requests.c.credential,
     "key": requests.c.client_key,
     "model": requests.c.sent_model,
+    "profile": requests.c.profile,
 }
 """What usage can be grouped by."""
 
@@ -78,18 +82,42 @@ def spent(engine: Engine, key: str, since: float, prices: Mapping[str, float]) -
     return total
 
 
+def _calendar(period: str) -> Callable[[float], float]:
+    """Where the UTC week (from Monday) or month holding a time starts."""
+
+    def week(at: float) -> float:
+        day = datetime.fromtimestamp(at, UTC).date()
+        monday = day.toordinal() - day.weekday()
+        return datetime.combine(date.fromordinal(monday), datetime.min.time(), UTC).timestamp()
+
+    def month(at: float) -> float:
+        moment = datetime.fromtimestamp(at, UTC)
+        return datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp()
+
+    return week if period == "week" else month
+
+
 def usage(
-    engine: Engine, by: str, period_seconds: float, since: float, prices: Mapping[str, float]
+    engine: Engine,
+    by: str,
+    period: float | str,
+    since: float,
+    prices: Mapping[str, float],
+    key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, tokens and cost per `by` (credential, key or model) per period (an hour or a
-    day, in UTC), since `since`; oldest period first."""
+    """Requests, tokens and cost per `by` (credential, key, model or profile) per period (a
+    number of seconds — an hour, a day — or "week" or "month", in UTC), since `since`, of one
+    client `key` if given; oldest period first."""
     column = USAGE_BY[by]
-    bucket = func.floor(requests.c.at / period_seconds)
+    seconds = 86400.0 if isinstance(period, str) else period
+    starts = _calendar(period) if isinstance(period, str) else (lambda at: at)
+    bucket = func.floor(requests.c.at / seconds)
     totals: dict[tuple[float, str], dict[str, Any]] = {}
+    where = requests.c.client_key == key if key is not None else None
     with engine.connect() as connection:
-        rows = connection.execute(_totals(since, bucket, column))
+        rows = connection.execute(_totals(since, bucket, column, where=where))
         for start, name, model, count, tokens_in, tokens_out, cached in rows:
-            at = float(start) * period_seconds
+            at = starts(float(start) * seconds)
             row = totals.setdefault(
                 (at, name or ""),
                 {
@@ -108,6 +136,18 @@ def usage(
             row["cached_tokens"] += int(cached)
             row["cost"] += cost_of(model, int(tokens_in) + int(tokens_out), prices)
     return [totals[k] for k in sorted(totals)]
+
+
+def as_csv(rows: list[dict[str, Any]], by: str) -> str:
+    """Usage rows as CSV (a spreadsheet's): the period's start as an ISO date and time."""
+    out = io.StringIO()
+    columns = ["period", by, "requests", "input_tokens", "output_tokens", "cached_tokens", "cost"]
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        period = datetime.fromtimestamp(row["at"], UTC).isoformat(timespec="minutes")
+        writer.writerow({**row, "period": period, "cost": f"{row['cost']:.4f}"})
+    return out.getvalue()
 
 
 def activity(engine: Engine, period_seconds: float, since: float) -> list[dict[str, Any]]:

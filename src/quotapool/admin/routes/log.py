@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from quotapool.admin.control import Control
 from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS
 from quotapool.domain.forecast import accounts_of, report
 from quotapool.store.request_log import recent
-from quotapool.store.usage import activity, quota_history, readings, usage
+from quotapool.store.usage import activity, as_csv, quota_history, readings, usage
 
 WEEK_SECONDS = 7 * 86400.0
 Period = Literal["minute", "hour", "day"]
@@ -56,14 +56,27 @@ def add(api: APIRouter, control: Control) -> None:
             row["decision"] = orjson.loads(row["decision"]) if row["decision"] else None
         return rows
 
-    @api.get("/usage", summary="Requests, tokens and cost per credential, key or model")
+    @api.get(
+        "/usage",
+        summary="Requests, tokens and cost per credential, key, model or profile",
+        description="Per minute, hour, day, week (from Monday) or month, in UTC; of one client "
+        "`key` if given (a key's monthly report: `by=model&period=month&key=NAME`); "
+        "`format=csv` for a spreadsheet.",
+        response_model=None,
+    )
     def usage_view(
-        by: Literal["credential", "key", "model"] = "credential",
-        period: Period = "hour",
+        by: Literal["credential", "key", "model", "profile"] = "credential",
+        period: Period | Literal["week", "month"] = "hour",
         since: float | None = None,
-    ) -> list[dict[str, Any]]:
+        key: str | None = None,
+        format: Literal["json", "csv"] = "json",
+    ) -> list[dict[str, Any]] | Response:
         start = since if since is not None else control.now() - WEEK_SECONDS
-        return usage(control.engine, by, PERIOD_SECONDS[period], start, control.keys.prices)
+        every = PERIOD_SECONDS.get(period, period)
+        rows = usage(control.engine, by, every, start, control.keys.prices, key)
+        if format == "csv":
+            return Response(as_csv(rows, by), media_type="text/csv; charset=utf-8")
+        return rows
 
     @api.get("/activity", summary="Requests, errors and failovers per hour or day")
     def activity_view(period: Period = "hour", since: float | None = None) -> list[dict[str, Any]]:
