@@ -36,8 +36,10 @@ def build_admin(control: Control, *, docs: bool = False) -> FastAPI:
         if (by := control.keys.admin_by(request.scope["headers"])) is not None:
             request.state.actor = by
             return
-        request.state.actor = "dashboard"
         session = control.sessions.read(request.cookies.get(COOKIE))
+        request.state.actor = (
+            f"dashboard ({session.user})" if session and session.user else "dashboard"
+        )
         if session is None:
             raise HTTPException(
                 401,

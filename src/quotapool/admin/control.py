@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from starlette.requests import Request
 
-from quotapool.admin.session import Sessions
+from quotapool.admin.session import Sessions, TrustedUser
 from quotapool.control.keys import KeyRing
 from quotapool.control.routing import LiveRouting
 from quotapool.domain.credential import Credential
@@ -38,6 +38,8 @@ class Control:
     """Send one minimal request pinned to a credential (model, timeout) and learn from it."""
     audit: AuditLog
     """Every change made here is recorded in it, with who made it (`actor`)."""
+    trusted: TrustedUser | None = None
+    """The proxy in front that signs dashboard users in (`trusted_user_header`), if any."""
 
 
 def actor(request: Request) -> str:

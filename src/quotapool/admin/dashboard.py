@@ -43,10 +43,19 @@ def add(app: FastAPI, control: Control) -> None:
     @app.get(HOME, include_in_schema=False)
     def home(request: Request) -> Response:
         session = control.sessions.read(request.cookies.get(COOKIE))
+        cookie = None
+        if control.trusted is not None:  # signed in by the proxy in front: its user's session
+            client = request.client.host if request.client else None
+            user = control.trusted.user(client, request.headers)
+            if user is not None and (session is None or session.user != user):
+                cookie, session = control.sessions.open(user)
         if session is None:
             return _login_page(control, None)
         page = (STATIC / "index.html").read_text().replace("{{csrf}}", session.csrf)
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+        response = HTMLResponse(page, headers=PAGE_HEADERS)
+        if cookie is not None:
+            _set_cookie(response, cookie, request)
+        return response
 
     @app.post("/quotapool/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -57,15 +66,7 @@ def add(app: FastAPI, control: Control) -> None:
             return _login_page(control, WRONG_TOKEN, 401)
         cookie, _session = control.sessions.open()
         response = RedirectResponse(HOME, 303)
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            max_age=SESSION_SECONDS,
-            path="/quotapool",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        _set_cookie(response, cookie, request)
         return response
 
     @app.post("/quotapool/logout", include_in_schema=False)
@@ -89,6 +90,18 @@ def add_docs(app: FastAPI, path: str) -> None:
     @app.get(path, include_in_schema=False)
     def docs() -> Response:
         return HTMLResponse((STATIC / "docs.html").read_text(), headers=PAGE_HEADERS)
+
+
+def _set_cookie(response: Response, cookie: str, request: Request) -> None:
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=SESSION_SECONDS,
+        path="/quotapool",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
 
 
 def _login_page(control: Control, problem: str | None, status: int = 200) -> HTMLResponse:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
+
+from quotapool.domain.credential import control_characters
 
 COOKIE = "quotapool_session"
 CSRF_HEADER = "x-csrf-token"
@@ -29,6 +32,9 @@ ENDED_KEPT = 100_000
 class Session:
     csrf: str
     id: str = ""
+    user: str = ""
+    """Who signed in through the proxy in front (`trusted_user_header`); "" for the admin
+    token."""
 
     def allows(self, sent: str | None) -> bool:
         """A change the page itself asked for (it sent the session's CSRF token)."""
@@ -45,11 +51,12 @@ class Sessions:
         self._ended: dict[str, float] = {}
         """Session id → when it would have expired: sessions a logout ended."""
 
-    def open(self) -> tuple[str, Session]:
-        """A new session for whoever just gave the admin token: the cookie value and it."""
-        session = Session(secrets.token_urlsafe(24), secrets.token_urlsafe(12))
+    def open(self, user: str = "") -> tuple[str, Session]:
+        """A new session for whoever just gave the admin token (or `user`, signed in by the
+        proxy in front): the cookie value and it."""
+        session = Session(secrets.token_urlsafe(24), secrets.token_urlsafe(12), user)
         payload = orjson.dumps(
-            {"admin": self._admin_hash(), "csrf": session.csrf, "id": session.id}
+            {"admin": self._admin_hash(), "csrf": session.csrf, "id": session.id, "user": user}
         )
         cookie = self._fernet.encrypt_at_time(payload, int(self._now())).decode()
         return cookie, session
@@ -66,9 +73,12 @@ class Sessions:
         except (InvalidToken, orjson.JSONDecodeError):
             return None
         admin = self._admin_hash()
-        if admin is None or not isinstance(data, dict) or data.get("admin") != admin:
+        if not isinstance(data, dict) or data.get("admin") != admin:
+            return None  # (the admin token rotated since: every session ends)
+        user = str(data.get("user") or "")
+        if admin is None and not user:
             return None
-        session = Session(str(data.get("csrf", "")), str(data.get("id", "")))
+        session = Session(str(data.get("csrf", "")), str(data.get("id", "")), user)
         return None if session.id in self._ended else session
 
     def end(self, session: Session) -> None:
@@ -79,3 +89,31 @@ class Sessions:
         if len(self._ended) >= ENDED_KEPT:
             self._ended.pop(next(iter(self._ended)))
         self._ended[session.id] = now + SESSION_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedUser:
+    """The user the proxy in front signed in (`trusted_user_header`), believed only from its
+    addresses (`trusted_proxies`)."""
+
+    header: str
+    proxies: tuple[IPv4Network | IPv6Network, ...]
+
+    @classmethod
+    def of(cls, header: str | None, proxies: tuple[str, ...]) -> TrustedUser | None:
+        if not header:
+            return None
+        return cls(header.lower(), tuple(ip_network(p, strict=False) for p in proxies))
+
+    def user(self, client: str | None, headers: Mapping[str, str]) -> str | None:
+        """Who the request's `header` names, if it comes from a trusted proxy."""
+        try:
+            address = ip_address(client or "")
+        except ValueError:
+            return None
+        if not any(address in network for network in self.proxies):
+            return None
+        name = headers.get(self.header, "").strip()
+        if not name or len(name) > 256 or control_characters(name):
+            return None
+        return name

@@ -16,7 +16,7 @@ from quotapool import __version__
 from quotapool.accounts.live import LiveAccounts
 from quotapool.admin.app import build_admin
 from quotapool.admin.control import Control
-from quotapool.admin.session import Sessions
+from quotapool.admin.session import Sessions, TrustedUser
 from quotapool.clock import Clock, SystemClock
 from quotapool.compose.core import Core, build_core, credentials_from
 from quotapool.compose.stores import StartError, Stores, open_accounts, open_stores, prepare
@@ -282,6 +282,7 @@ def edge(
                 reload_accounts=core.accounts.reload,
                 probe=core.warmups.probe,
                 audit=AuditLog(stores.engine, clock),
+                trusted=TrustedUser.of(settings.trusted_user_header, settings.trusted_proxies),
             ),
             docs=settings.admin_docs,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -131,6 +132,13 @@ class Settings(BaseSettings):
     """Names clients may reach quotapool by, besides loopback names and `host` ("*": any)."""
     allowed_origins: tuple[str, ...] = ()
     """Web origins (e.g. "https://tools.example.com") whose pages may call quotapool."""
+    trusted_user_header: str | None = None
+    """A header naming the signed-in user (`X-Forwarded-User` from oauth2-proxy, an
+    identity-aware proxy's): it opens a dashboard session for that user, honoured only from
+    `trusted_proxies`; the name is in the audit log."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`) of the proxy that sets
+    `trusted_user_header`; from anywhere else the header is ignored."""
     request_log: bool = True
     request_log_write_ahead: bool = True
     """Append each request's row to the journal as it ends (one write per request), so a kill
@@ -143,6 +151,22 @@ class Settings(BaseSettings):
     profiles: dict[str, ProfileConfig] = {}
     """Named routing profiles (`[profiles.NAME]`); `[routing]` is the profile "default"."""
     credentials: tuple[CredentialConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _trusted(self) -> Settings:
+        if self.trusted_user_header and not self.trusted_proxies:
+            raise ValueError(
+                "trusted_user_header needs trusted_proxies: the addresses of the proxy that "
+                "sets it (from anywhere else anyone could send it)"
+            )
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {network!r} is not an address or network"
+                ) from None
+        return self
 
     @model_validator(mode="after")
     def _profiles(self) -> Settings:
