@@ -163,3 +163,16 @@ def test_a_pool_forecast_to_run_out_soon_is_an_alert(
     posted = plain.wait_for(1)[0]
     assert (posted["alert"], posted["subject"]) == ("runs_out", "pool")
     assert "runs out of weekly credits in" in posted["message"]
+
+
+def test_a_replica_that_cannot_reach_redis_says_so(
+    harness: HarnessFactory, receivers: tuple[Receiver, str, Receiver, str]
+) -> None:
+    plain, plain_url, _slack, _ = receivers
+    harness(
+        redis_url="redis://127.0.0.1:1/9",  # nothing listens there
+        alerts={"webhooks": [{"url": plain_url}], "interval_seconds": 0.1, "runs_out_hours": 0},
+    )
+    posted = plain.wait_for(1)[0]
+    assert posted["alert"] == "redis" and posted["subject"].startswith("replica ")
+    assert "cannot reach Redis" in posted["message"]

@@ -176,6 +176,7 @@ def background_jobs(
         core.outbound(""),  # (no credential's: the default egress)
         tasks,
         leader,
+        replication.status if replication is not None else None,
     )
     poller = UsagePoller(
         pool=pool,

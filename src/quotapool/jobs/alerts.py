@@ -1,7 +1,7 @@
 """Alerts: look at the pool every `interval_seconds`, say each alert once when it is raised and
 once when it clears — in the log and to every webhook (in order, each retried with backoff),
 never in a request's way. With replicas, only the leader looks (one alert, not one per
-replica)."""
+replica); a replica that cannot reach Redis says so itself."""
 
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ class Alerts:
         outbound: Outbound,
         tasks: TaskSet,
         active: Callable[[], bool] = lambda: True,
+        redis: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.snapshot = snapshot
@@ -82,7 +83,11 @@ class Alerts:
         self.outbound = outbound
         self.tasks = tasks
         self.active = active
+        self.redis = redis
+        """This replica's replication status (`Replication.status`), with replicas."""
         self.episodes = Episodes()
+        """The pool's alerts in force (kept while another replica leads: no false clearing)."""
+        self.own = Episodes()
         self.queues: list[asyncio.Queue[dict[str, Any]]] = []
         self._forecast: tuple[float, float | None] | None = None
         """When the forecast was last read, and when it said the pool runs out."""
@@ -129,8 +134,23 @@ class Alerts:
         ]
         return found
 
+    def _own(self) -> list[Alert]:
+        """What only this replica knows: that it cannot reach Redis (no replica leads then, so
+        each says it for itself)."""
+        status = self.redis() if self.redis is not None else None
+        if status is None or status["state"] != "down":
+            return []
+        message = (
+            f"replica {status['replica']} cannot reach Redis: it routes from its own copy of "
+            "the pool, and the replicas' limits and bindings are not shared until it is back"
+        )
+        return [Alert("redis", f"replica {status['replica']}", message)]
+
     async def check(self) -> None:
         now = self.clock.now()
+        await self._say(*self.own.seen(self._own()), now)
+        if not self.active():  # another replica leads: it says the pool's alerts
+            return
         try:
             every = min(300.0, FORECAST_LOOKS * self.config.interval_seconds)
             if self._forecast is None or now - self._forecast[0] >= every:
@@ -141,7 +161,9 @@ class Alerts:
         except SQLAlchemyError as exc:  # the database out: the writers' alert says so
             log.debug("alerts: no forecast or key usage (%s)", type(exc).__name__)
             runs_out_at, keys = None, []
-        raised, cleared = self.episodes.seen(self.current(runs_out_at, keys))
+        await self._say(*self.episodes.seen(self.current(runs_out_at, keys)), now)
+
+    async def _say(self, raised: list[Alert], cleared: list[Alert], now: float) -> None:
         for event, alerts in (("raised", raised), ("cleared", cleared)):
             for alert in alerts:
                 if event == "raised":
@@ -193,8 +215,7 @@ class Alerts:
             self.tasks.spawn(self._send(n, webhook, queue), f"alerts-webhook-{n + 1}")
         while True:
             await asyncio.sleep(self.config.interval_seconds)
-            if self.active():
-                try:
-                    await self.check()
-                except Exception:  # a look that fails (the database out) must not end the job
-                    log.exception("alerts: the pool could not be looked at")
+            try:
+                await self.check()
+            except Exception:  # a look that fails (the database out) must not end the job
+                log.exception("alerts: the pool could not be looked at")
