@@ -6,6 +6,7 @@ the requests and the edge (the data plane, the admin app) here."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -41,6 +42,7 @@ from quotapool.store.batch import BatchWriter
 from quotapool.store.memory import MemoryPoolStore
 from quotapool.store.redis.replication import Replication
 from quotapool.tasks import TaskSet
+from quotapool.tracing import Tracing
 
 __all__ = [
     "Drain",
@@ -237,12 +239,16 @@ def edge(
             dispatcher.routing.default.strategy.name,
         )
 
+    traced = Tracing.build(settings.tracing)
+
     async def shutdown() -> None:
         await tasks.cancel_all(timeout=STOP_TASKS_SECONDS)
         if replication is not None:
             await replication.close()
         await core.egresses.close()
         stores.engine.dispose()
+        if traced is not None:
+            await asyncio.to_thread(traced.shutdown)  # (exports what is left)
 
     return ProxyApp(
         serve=dispatcher.serve,
@@ -265,6 +271,7 @@ def edge(
         ),
         websocket=WebSocketBridge(dispatcher, core.submit, keys),
         metrics=core.metrics,
+        tracing=traced,
         admin=build_admin(
             Control(
                 pool=pool,

@@ -22,6 +22,7 @@ from quotapool.config.sections import (
     NetworkConfig,
     ProfileConfig,
     RoutingConfig,
+    TracingConfig,
     WarmupConfig,
 )
 from quotapool.domain.request import DEFAULT_PROFILE
@@ -34,6 +35,7 @@ __all__ = [
     "ProfileConfig",
     "RoutingConfig",
     "Settings",
+    "TracingConfig",
     "WarmupConfig",
     "load_settings",
     "loopback_url",
@@ -148,6 +150,7 @@ class Settings(BaseSettings):
     routing: RoutingConfig = RoutingConfig()
     network: NetworkConfig = NetworkConfig()
     alerts: AlertsConfig = AlertsConfig()
+    tracing: TracingConfig = TracingConfig()
     profiles: dict[str, ProfileConfig] = {}
     """Named routing profiles (`[profiles.NAME]`); `[routing]` is the profile "default"."""
     credentials: tuple[CredentialConfig, ...] = ()

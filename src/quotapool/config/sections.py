@@ -143,6 +143,20 @@ class NetworkConfig(BaseModel):
         return DIRECT if self.proxy_url is None else parse_egress(self.proxy_url.get_secret_value())
 
 
+class TracingConfig(BaseModel):
+    """`[tracing]`: OpenTelemetry spans per request, exported with OTLP over HTTP (the
+    `quotapool[tracing]` extra)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """An OTLP/HTTP traces endpoint (a collector's, Jaeger's, Tempo's)."""
+    service_name: str = "quotapool"
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """The share of requests traced."""
+
+
 class WebhookConfig(BaseModel):
     """`[[alerts.webhooks]]`: where alerts are posted."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from quotapool import tracing
 from quotapool.control.metrics import Metrics
 from quotapool.domain.client import ClientKey
 from quotapool.domain.request import Route
@@ -44,6 +46,7 @@ from quotapool.proxy.routes import (
 )
 from quotapool.proxy.ws import refuse_upgrade
 from quotapool.routing.profiles import PROFILE_HEADER
+from quotapool.tracing import Tracing
 from quotapool.upstream.base import ClientRequest
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class ProxyApp:
         websocket: WebSocketHandler | None = None,
         metrics: Metrics | None = None,
         admin: ASGIApp | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._admin = admin
         self._door = admission
@@ -93,6 +97,7 @@ class ProxyApp:
         self._limit = max_body_bytes
         self._startup = on_startup
         self._shutdown = on_shutdown
+        self._tracing = tracing
         self._ids = itertools.count(1)
         self._active = 0
         """Client requests (and sockets) being served; shutdown waits for their log rows."""
@@ -324,36 +329,56 @@ class ProxyApp:
         self._active += 1
         logged = LoggedBeforeTheEnd(send, record, self._finish)
         exchange = Exchange(dialect, logged.send, record, base, self._now)
-        try:
+        traced = self._tracing.request(record) if self._tracing else contextlib.nullcontext()
+        with traced:  # (the span ends after the answer and its log row are settled)
+            try:
+                await self._read_and_serve(
+                    scope, receive, route, dialect, profile, key, exchange, watch
+                )
+            except BadRequest as bad:
+                await exchange.refuse(bad.response)
+            except ClientLeft:
+                exchange.ended(499, "client left while sending its body")
+            except asyncio.CancelledError:
+                await self._cancelled(watch, exchange, route)
+            except Exception as exc:  # a bug must cost one request, never leak a traceback
+                log.exception("request %s failed", request_id)
+                reason = f"internal error: {type(exc).__name__}"
+                if exchange.answered:
+                    exchange.ended(500, reason)
+                else:
+                    message = (
+                        f"quotapool failed on this request ({type(exc).__name__}); "
+                        f"its log has the details under {request_id}."
+                    )
+                    await exchange.refuse(error(dialect, 500, message), reason)
+            finally:
+                self._active -= 1
+                self._watches.stop(watch)
+                if not logged.done:
+                    self._finish(record)
+
+    async def _read_and_serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        route: Route,
+        dialect: Dialect,
+        profile: str | None,
+        key: ClientKey | None,
+        exchange: Exchange,
+        watch: Watch,
+    ) -> None:
+        """The request read, admitted and served (inside its span when tracing is on)."""
+        record = exchange.record
+        with tracing.span("admission", {"quotapool.route": route.value}):
             body = await read_body(scope, receive, self._limit, dialect, watch)
             request = parse_request(
                 route, body, scope["headers"], dialect, profile, key, scope.get("query_string", b"")
             )
             record.model, record.stream = request.model, request.stream
             await self._door.model(key, request.model, dialect, record)
-            await self._serve(request, exchange)
-        except BadRequest as bad:
-            await exchange.refuse(bad.response)
-        except ClientLeft:
-            exchange.ended(499, "client left while sending its body")
-        except asyncio.CancelledError:
-            await self._cancelled(watch, exchange, route)
-        except Exception as exc:  # a bug must cost one request, never leak a traceback
-            log.exception("request %s failed", request_id)
-            reason = f"internal error: {type(exc).__name__}"
-            if exchange.answered:
-                exchange.ended(500, reason)
-            else:
-                message = (
-                    f"quotapool failed on this request ({type(exc).__name__}); "
-                    f"its log has the details under {request_id}."
-                )
-                await exchange.refuse(error(dialect, 500, message), reason)
-        finally:
-            self._active -= 1
-            self._watches.stop(watch)
-            if not logged.done:
-                self._finish(record)
+        await self._serve(request, exchange)
 
     async def _cancelled(self, watch: Watch, exchange: Exchange, route: Route) -> None:
         """A request cancelled: its client left, its body stopped arriving, or the server's

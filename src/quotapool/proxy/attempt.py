@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from quotapool import tracing
 from quotapool.clock import Clock
 from quotapool.domain.credential import Credential, Kind
 from quotapool.domain.outcome import Failed, Served
@@ -125,7 +126,11 @@ class Attempts:
         A selection counts toward the `decision`'s rotation; without one (a warmup), none."""
         clock, cid = self.clock, credential.id
         rotation, catch_up = (decision.rotation, decision.catch_up) if decision else (None, 0.0)
-        with Reservation(self.pool, clock, cid, rotation, catch_up) as held:
+        attributes = {"quotapool.credential": credential.name, "url.full": call.url}
+        with (
+            Reservation(self.pool, clock, cid, rotation, catch_up) as held,
+            tracing.span("upstream", attributes),
+        ):
             try:
                 return await self._call(call, credential, request, exchange, headers, held)
             except TRANSPORT_ERRORS as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from quotapool import tracing
 from quotapool.proxy.asgi import JSON, Headers, Send, send_body, start_stream
 from quotapool.proxy.errors import Dialect, ErrorResponse
 from quotapool.proxy.record import Record
@@ -66,12 +67,14 @@ class Exchange:
         """A whole answer, `headers` complete (see `headers`)."""
         self.record.status = status
         self.record.ttfb_ms = self.elapsed_ms()
+        tracing.event("first byte")
         await send_body(self.send, status, body, headers, content_type)
 
     async def start_stream(self, headers: Headers) -> None:
         """The start of a 200 event stream; its events follow on `send`."""
         self.record.status = 200
         self.record.ttfb_ms = self.elapsed_ms()
+        tracing.event("first byte")
         await start_stream(self.send, 200, headers)
 
     async def accept_socket(self, headers: Headers) -> None:

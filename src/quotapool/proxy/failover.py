@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from quotapool import tracing
 from quotapool.clock import Clock
 from quotapool.domain.outcome import Failed
 from quotapool.domain.request import RouteRequest
@@ -93,14 +94,17 @@ class Failover:
     async def next(self) -> Decision | Rejection | None:
         c, record, profile = self.chooser, self.record, self.profile
         while True:
-            choice = select(
-                self.request,
-                profile.view(c.pool.snapshot()),
-                strategy=profile.strategy,
-                now=c.clock.now(),
-                rng=c.rng,
-                policy=profile.policy,
-            )
+            with tracing.span("route", {"quotapool.strategy": profile.strategy.name}) as span:
+                choice = select(
+                    self.request,
+                    profile.view(c.pool.snapshot()),
+                    strategy=profile.strategy,
+                    now=c.clock.now(),
+                    rng=c.rng,
+                    policy=profile.policy,
+                )
+                if span is not None:
+                    span.set_attributes(_summary(choice))
             if isinstance(choice, Rejection):
                 record.decisions.append(choice)
                 return choice
@@ -118,3 +122,12 @@ class Failover:
     def failed(self, decision: Decision) -> None:
         request = self.request
         self.request = replace(request, exclude=request.exclude | {decision.credential.id})
+
+
+def _summary(choice: Decision | Rejection) -> dict[str, str | int]:
+    """What a trace says of a decision: the winner and why (its whole explanation is in the
+    request log)."""
+    if isinstance(choice, Rejection):
+        return {"quotapool.selected": "", "quotapool.reason": choice.message,
+                "quotapool.excluded": len(choice.excluded)}  # fmt: skip
+    return {"quotapool.selected": choice.credential.name, "quotapool.reason": choice.reason}

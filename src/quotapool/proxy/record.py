@@ -34,6 +34,7 @@ class Record:
         "sent_model",
         "status",
         "stream",
+        "trace_id",
         "ttfb_ms",
         "turn_state",
         "usage",
@@ -67,6 +68,8 @@ class Record:
         """The name of the client key the request came with."""
         self.warmup = False
         """A background request quotapool sent to start a credential's quota window."""
+        self.trace_id: str | None = None
+        """Its OpenTelemetry trace (`[tracing]`), as 32 hex digits."""
 
     def row(self) -> dict[str, Any]:
         usage = self.usage
@@ -96,4 +99,5 @@ class Record:
                 else None
             ),
             "error": self.error,
+            "trace_id": self.trace_id,
         }

@@ -39,6 +39,7 @@ requests = Table(
         sqlite_where=text("client_key IS NOT NULL"),
         postgresql_where=text("client_key IS NOT NULL"),
     ),
+    Column("trace_id", String(32), doc="its OpenTelemetry trace, when [tracing] is on"),
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")
