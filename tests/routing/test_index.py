@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quotapool.domain.columns import KEYED, Columns
+from quotapool.domain.columns import KEYED, Columns, Fixed
 from quotapool.domain.credential import Credential, Kind, Policy
 from quotapool.domain.outcome import (
     BusyElsewhere,
@@ -223,3 +224,35 @@ def test_a_strategy_without_an_indexed_form_is_decided_by_the_loop() -> None:
     decided = select(request, pool, strategy=chain, now=NOW, rng=random.Random(0))
     assert pool.columns is None  # nothing built for it
     assert isinstance(decided, Decision) and decided.reason == "the first eligible"
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32), strategy=st.sampled_from(INDEXED))
+def test_a_profiles_view_decides_from_its_rows_of_the_pools_columns(
+    seed: int, strategy: str
+) -> None:
+    """A profile (some members, some weights of its own) reads its rows of the pool's columns:
+    the same as columns built for its view, and the same decisions as the loop."""
+    rng = random.Random(seed)
+    base = _history(rng, _pool(rng, rng.randint(30, 60)), 80)
+    rows = sorted(rng.sample(range(len(base.credentials)), rng.randint(1, len(base.credentials))))
+    mine = tuple(
+        replace(base.credentials[i], weight=2.0) if rng.random() < 0.3 else base.credentials[i]
+        for i in rows
+    )
+    columns = base.indexed().subset(np.array(rows, np.intp), Fixed.of(mine))
+    rebuilt = Columns.of(mine, base.states)
+    np.testing.assert_array_equal(columns.state, rebuilt.state)
+    assert columns.cooled == rebuilt.cooled
+    view = PoolSnapshot(mine, base.states, base.sequence, columns)
+    chain, policy = build_strategy(strategy), RoutingPolicy(pinned=mine[0].name)
+    for _ in range(3):
+        request, now, draw = (
+            _request(rng, view),
+            NOW + rng.uniform(-3600, 3600),
+            rng.randrange(2**32),
+        )
+        plain, after_plain = _decide(True, request, view, chain, draw, now, policy)
+        indexed, after_indexed = _decide(False, request, view, chain, draw, now, policy)
+        assert after_indexed == after_plain
+        assert indexed.explain(4) == plain.explain(4) and indexed.explain() == plain.explain()

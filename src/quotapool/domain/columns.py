@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from quotapool.domain.credential import POLICY_RANK, Credential, Kind
+from quotapool.domain.credential import POLICY_RANK, Credential
 from quotapool.domain.state import LIMITED, OUT_OF_SERVICE, CredentialState, Latency
 
 Floats = NDArray[np.float64]
@@ -39,6 +39,7 @@ STATE_COLUMNS = 7
 MEMO_KEPT = 256
 """Columns `Fixed.per_credential` keeps; past this, the oldest is forgotten."""
 KEYED_KEPT = 32
+"""Keyed columns (`by_key`) a version carries at most."""
 
 
 def _latency(state: CredentialState, model: str) -> Latency | None:
@@ -79,7 +80,7 @@ def state_row(state: CredentialState) -> tuple[float, ...]:
 
 
 def _ranks(keys: list[str]) -> Floats:
-    """Each key's position in sorted order (ties between strings broken by arithmetic)."""
+    """Each key's position in sorted order: string tie-breakers compared as numbers."""
     order = sorted(range(len(keys)), key=keys.__getitem__)
     ranks = np.empty(len(keys))
     ranks[order] = np.arange(len(keys), dtype=np.float64)
@@ -102,8 +103,6 @@ class Fixed:
     id_rank: Floats
     stable_rank: Floats
     """Ranks of `id` and `stable_id`: the tie-breakers of deterministic orders."""
-    reserved: Bools
-    """A Claude subscription kept for Claude Code."""
     tiers: tuple[bool, bool]
     """Whether credentials differ in priority, and in policy (else tiers change nothing)."""
     memo: dict[Any, NDArray[Any]] = field(default_factory=dict)
@@ -125,11 +124,6 @@ class Fixed:
             floats(POLICY_RANK[c.policy] for c in credentials),
             _ranks([c.id for c in credentials]),
             _ranks([c.stable_id for c in credentials]),
-            np.fromiter(
-                (c.kind is Kind.CLAUDE and not c.serve_any_client for c in credentials),
-                np.bool_,
-                len(credentials),
-            ),
             (
                 len({c.priority for c in credentials}) > 1,
                 len({c.policy for c in credentials}) > 1,
@@ -186,6 +180,14 @@ class Columns:
         if bool(state.model_cooldowns) != (row in cooled):
             cooled = cooled - {row} if row in cooled else cooled | {row}
         return Columns(self.fixed, values, cooled, keyed)
+
+    def subset(self, rows: Rows, fixed: Fixed) -> Columns:
+        """These columns of `rows` only, in that order, as `fixed` describes them (a routing
+        profile's view of the pool: its members, its weights)."""
+        where = {int(old): new for new, old in enumerate(rows.tolist())}
+        cooled = frozenset(where[row] for row in self.cooled if row in where)
+        keyed = {key: column[rows] for key, column in self.keyed.items()}
+        return Columns(fixed, self.state[:, rows], cooled, keyed)
 
     def by_key(self, name: str, key: str, states: Mapping[str, CredentialState]) -> Floats:
         """The `KEYED` column `name` for `key` (a rotation, a model)."""

@@ -10,9 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
+from quotapool.domain.columns import Fixed, Rows
 from quotapool.domain.credential import CLAUDE_KINDS, Credential
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import DEFAULT_PROFILE
+from quotapool.routing import index
 from quotapool.routing.base import RoutingPolicy, Strategy
 from quotapool.routing.scenarios import DEFAULT
 
@@ -29,6 +33,23 @@ CLAUDE_MODELS = {
     "default": "gpt-5.5",
 }
 """What Claude model names become on Codex accounts unless `claude_models` says otherwise."""
+
+
+@dataclass(eq=False)
+class _View:
+    """A profile's view of one version of the pool's credentials."""
+
+    credentials: tuple[Credential, ...]
+    """The pool's."""
+    mine: tuple[Credential, ...]
+    rows: Rows
+    """Where `mine` are among the pool's."""
+    _fixed: Fixed | None = None
+
+    def fixed(self) -> Fixed:
+        if self._fixed is None:
+            self._fixed = Fixed.of(self.mine)
+        return self._fixed
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +80,8 @@ class Profile:
     claude_models: Mapping[str, str] = field(default_factory=lambda: dict(CLAUDE_MODELS))
     """Claude family (opus, sonnet, haiku) → the model a credential that is not Anthropic's
     serves in its place (Claude Code on ChatGPT accounts)."""
-    _view: list[tuple[Credential, ...]] = field(default_factory=list, repr=False)
-    """The last (pool credentials, this profile's view of them): they change rarely."""
+    _view: list[_View] = field(default_factory=list, repr=False)
+    """This profile's view of the pool's last credentials: they change rarely."""
 
     def stand_in(self, model: str) -> str | None:
         """What a credential that is not Anthropic's serves in a Claude model's place
@@ -83,19 +104,28 @@ class Profile:
         return self.strategy.name in FILL_STRATEGIES
 
     def view(self, snapshot: PoolSnapshot) -> PoolSnapshot:
-        """The pool as this profile sees it: its credentials only, with its weights."""
+        """The pool as this profile sees it: its credentials only, with its weights (and, for
+        a large pool, its rows of the pool's columns: `routing.index`)."""
         if self.members is None and not self.weights:
             return snapshot
         cached = self._view
-        if not cached or cached[0] is not snapshot.credentials:
+        if not cached or cached[0].credentials is not snapshot.credentials:
             members, weights = self.members, self.weights
+            rows = [
+                i
+                for i, c in enumerate(snapshot.credentials)
+                if members is None or c.name in members
+            ]
             mine = tuple(
                 replace(c, weight=weights[c.name]) if c.name in weights else c
-                for c in snapshot.credentials
-                if members is None or c.name in members
+                for c in (snapshot.credentials[i] for i in rows)
             )
-            cached[:] = [snapshot.credentials, mine]
-        return PoolSnapshot(cached[1], snapshot.states, snapshot.sequence)
+            cached[:] = [_View(snapshot.credentials, mine, np.array(rows, np.intp))]
+        view = cached[0]
+        columns = None
+        if len(view.mine) >= index.INDEX_FROM:  # decided from the pool's columns: its rows
+            columns = snapshot.indexed().subset(view.rows, view.fixed())
+        return PoolSnapshot(view.mine, snapshot.states, snapshot.sequence, columns)
 
     def model_for(self, scenario: str, requested: str) -> str:
         """The model sent for a request of `scenario` that asked for `requested`."""
