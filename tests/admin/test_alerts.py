@@ -6,15 +6,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
+from sqlalchemy import Engine
 
+from quotapool.clock import SystemClock
+from quotapool.config import AlertsConfig
+from quotapool.control.keys import KeyRing
 from quotapool.domain.alerts import Alert, Episodes, Thresholds, key_alerts, runs_out_alert
 from quotapool.domain.outcome import StatusSet
+from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
+from quotapool.jobs.alerts import Alerts
+from quotapool.net.client import Outbound
 from quotapool.store.sql.schema import usage_history
+from quotapool.tasks import TaskSet
 from quotapool.testing.fake_upstream import usage_limit
 from quotapool.testing.serve import run_in_thread
 from tests.conftest import Harness, HarnessFactory
@@ -176,3 +184,19 @@ def test_a_replica_that_cannot_reach_redis_says_so(
     posted = plain.wait_for(1)[0]
     assert posted["alert"] == "redis" and posted["subject"].startswith("replica ")
     assert "cannot reach Redis" in posted["message"]
+
+
+def test_a_replica_that_leaves_is_an_alert_until_one_replaces_it() -> None:
+    status: dict[str, Any] = {"state": "ok", "replicas": ["a", "b"]}
+    alerts = Alerts(
+        AlertsConfig(), lambda: PoolSnapshot(()), SystemClock(), cast(Engine, None),
+        cast(KeyRing, None), list, cast(Outbound, None), TaskSet(), redis=lambda: status,
+    )  # fmt: skip
+    assert alerts._departures() == []
+    status["replicas"] = ["a"]
+    (left,) = alerts._departures()
+    assert (left.kind, left.subject) == ("replica", "replica b")
+    assert "1 of 2 replicas serve" in left.message
+    assert alerts._departures() == [left]  # still gone: still in force (said once: Episodes)
+    status["replicas"] = ["a", "c"]  # a replacement joined
+    assert alerts._departures() == []

@@ -88,6 +88,11 @@ class Alerts:
         self.episodes = Episodes()
         """The pool's alerts in force (kept while another replica leads: no false clearing)."""
         self.own = Episodes()
+        self._replicas: set[str] = set()
+        """The replicas the leader heard from at its last look."""
+        self._left: dict[str, int] = {}
+        """A replica gone → how many there were before it left (it clears once as many are
+        back: a replacement joined)."""
         self.queues: list[asyncio.Queue[dict[str, Any]]] = []
         self._forecast: tuple[float, float | None] | None = None
         """When the forecast was last read, and when it said the pool runs out."""
@@ -146,6 +151,26 @@ class Alerts:
         )
         return [Alert("redis", f"replica {status['replica']}", message)]
 
+    def _departures(self) -> list[Alert]:
+        """Replicas that left (stopped, or silent for a minute), while not replaced."""
+        status = self.redis() if self.redis is not None else None
+        if status is None or status["state"] != "ok":
+            return []
+        now = set(status["replicas"])
+        for gone in self._replicas - now:
+            self._left.setdefault(gone, len(self._replicas))
+        self._replicas = now
+        self._left = {r: count for r, count in self._left.items() if len(now) < count}
+        return [
+            Alert(
+                "replica",
+                f"replica {r}",
+                f"replica {r} left (stopped, or silent for a "
+                f"minute): {len(now)} of {count} replicas serve",
+            )  # fmt: skip
+            for r, count in self._left.items()
+        ]
+
     async def check(self) -> None:
         now = self.clock.now()
         await self._say(*self.own.seen(self._own()), now)
@@ -161,7 +186,8 @@ class Alerts:
         except SQLAlchemyError as exc:  # the database out: the writers' alert says so
             log.debug("alerts: no forecast or key usage (%s)", type(exc).__name__)
             runs_out_at, keys = None, []
-        await self._say(*self.episodes.seen(self.current(runs_out_at, keys)), now)
+        found = self.current(runs_out_at, keys) + self._departures()
+        await self._say(*self.episodes.seen(found), now)
 
     async def _say(self, raised: list[Alert], cleared: list[Alert], now: float) -> None:
         for event, alerts in (("raised", raised), ("cleared", cleared)):

@@ -148,6 +148,8 @@ class Replication:
         self.tried = False
         """A connection was attempted (before that, `/ready` says "connecting")."""
         self.leader = False
+        self.replicas: tuple[str, ...] = ()
+        """The replicas heard from in the last minute (this one too), as last read."""
         self.folded = self.published = self.dropped = self.resyncs = 0
         self._outage = Outage(log, f"sharing the pool through Redis ({url.split('@')[-1]})")
         pool.observers.append(self._learnt)
@@ -198,6 +200,7 @@ class Replication:
             "pending": len(self._out) + (self._unsent is not None),
             "dropped": self.dropped,
             "resyncs": self.resyncs,
+            "replicas": list(self.replicas),
         }
 
     # --- what the others learnt ---------------------------------------------------------------
@@ -382,6 +385,7 @@ class Replication:
             for numbers in (self._folded_to, self._adopted_to):
                 for gone in numbers.keys() - set(replicas):
                     del numbers[gone]  # silent for a minute: its entries are long folded
+            self.replicas = tuple(sorted(r.decode() for r in replicas))
             others = [r.decode() for r in replicas if r != self._me]
             heard = self.redis.pipeline(transaction=False)
             for other in others:
