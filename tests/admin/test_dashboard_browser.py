@@ -282,6 +282,12 @@ def test_accounts_show_when_each_runs_out_and_the_pools_forecast(h: Harness, pag
         re.compile(r"runs out in 16h \d\dm at this pace")
     )
     expect(bravo.get_by_test_id("runs-out")).to_have_text("10% used at its reset at this pace")
+    page.get_by_role("button", name="Charts").click()  # the weekly chart goes on, dashed
+    legend = page.locator("#chart-secondary .u-legend")
+    expect(legend).to_contain_text("alpha (at this pace)")
+    expect(legend).not_to_contain_text("charlie (at this pace)")  # nothing read: no pace
+    shot(page, "charts-forecast")
+    page.get_by_role("button", name="Accounts").click()
     forecast = page.get_by_test_id("pool-forecast")
     expect(forecast).to_contain_text("the pool spends 145 weekly credits an hour")
     # (bravo's 90 % less what the pool spends before its reset: the seconds since seeding count)

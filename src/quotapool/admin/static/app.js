@@ -216,11 +216,13 @@ document.addEventListener("alpine:init", () => {
       const range = RANGES[this.range];
       const until = this.clock;
       const since = until - range.span;
-      const [usage, activity, history] = await Promise.all([
+      const [usage, activity, history, forecast] = await Promise.all([
         this.call("GET", `/usage?by=credential&period=${this.range}&since=${since}`),
         this.call("GET", `/activity?period=${this.range}&since=${since}`),
         this.call("GET", `/quota-history?since=${since}`),
+        this.call("GET", "/forecast"),
       ]);
+      const ahead = range.span / 2; // the weekly chart goes on at the current pace
       const grid = [];
       for (let at = Math.floor(since / range.seconds) * range.seconds; at <= until; at += range.seconds) grid.push(at);
       const span = { min: since, max: until };
@@ -229,7 +231,8 @@ document.addEventListener("alpine:init", () => {
         this.plot("chart-requests", series(usage, grid, "credential", (r) => r.requests), span),
         this.plot("chart-tokens", series(usage, grid, "credential", (r) => r.input_tokens + r.output_tokens), span),
         this.plot("chart-primary", steps(history, "primary", until), span, 100),
-        this.plot("chart-secondary", steps(history, "secondary", until), span, 100),
+        this.plot("chart-secondary", projected(steps(history, "secondary", until), forecast, until, ahead),
+          { min: since, max: until + ahead }, 100),
         this.plot("chart-activity", {
           xs: grid,
           lines: {
@@ -257,10 +260,15 @@ document.addEventListener("alpine:init", () => {
           x: { time: true, range: () => [span.min, span.max] },
           y: max ? { range: [0, max] } : { range: (u, lo, hi) => [0, Math.max(1, hi)] },
         },
-        series: [{}, ...names.map((name) => ({
-          label: name, stroke: this.colour(name), width: 2,
-          points: { show: Boolean(max), size: 6 }, // quota: a point at each reading
-        }))],
+        series: [{}, ...names.map((name) => {
+          const account = name.replace(PROJECTED, "");
+          const ahead = account !== name; // a forecast: dashed, no points
+          return {
+            label: name, stroke: this.colour(account), width: 2, dash: ahead ? [6, 4] : undefined,
+            spanGaps: ahead, // from now to its end, across the other forecasts' points
+            points: { show: Boolean(max) && !ahead, size: 6 }, // quota: a point at each reading
+          };
+        })],
         axes: [{}, { size: 60 }],
       }, [data.xs, ...names.map((name) => data.lines[name])], element);
     },
@@ -310,6 +318,37 @@ function series(rows, grid, by, value) {
     lines[name][i] += value(row);
   }
   return { xs: grid, lines };
+}
+
+// The weekly chart's lines carried on from now at each account's pace (GET /forecast): dashed,
+// to its reset or `ahead` seconds, whichever comes first.
+const PROJECTED = / \(at this pace\)$/;
+function projected(data, forecast, until, ahead) {
+  const accounts = (forecast && forecast.accounts) || [];
+  if (!data.xs.length) return data;
+  const now = data.xs.length - 1; // `steps` ends every line at now
+  // Each account's line: now, when it runs out (if it does first), its end.
+  const points = {};
+  for (const account of accounts) {
+    const week = account.weekly;
+    if (!week || week.pace === null || !(account.name in data.lines)) continue;
+    const end = Math.round(Math.min(until + ahead, week.resets_at || Infinity));
+    if (end <= data.xs[now]) continue;
+    const at = (t) => Math.min(100, week.used_percent + (week.pace * (t - until)) / 3600);
+    const out = week.runs_out_at && week.runs_out_at < end ? [Math.round(week.runs_out_at)] : [];
+    points[account.name] = [...out, end].map((t) => [t, at(t)]);
+  }
+  const laterXs = [...new Set(Object.values(points).flat().map(([t]) => t))].filter((t) => t > data.xs[now]).sort((a, b) => a - b);
+  const xs = [...data.xs, ...laterXs];
+  const lines = {};
+  for (const [name, values] of Object.entries(data.lines)) lines[name] = [...values, ...laterXs.map(() => null)];
+  for (const [name, laterPoints] of Object.entries(points)) {
+    const line = xs.map(() => null);
+    line[now] = data.lines[name][now];
+    for (const [t, value] of laterPoints) if (t > data.xs[now]) line[xs.indexOf(t)] = value;
+    lines[`${name} (at this pace)`] = line;
+  }
+  return { xs, lines };
 }
 
 // Quota readings of one window kind → a line per credential, each reading held until the next
