@@ -97,15 +97,18 @@ def _ended(record: Record) -> dict[str, Attribute]:
     return {k: v for k, v in found.items() if v is not None}
 
 
-@contextlib.contextmanager
-def span(name: str, attributes: Mapping[str, Attribute]) -> Iterator[Span | None]:
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
+"""What `span` gives with tracing off (reusable: it holds nothing)."""
+
+
+def span(
+    name: str, attributes: Mapping[str, Attribute]
+) -> contextlib.AbstractContextManager[Span | None]:
     """A child span of the current request's, when tracing is on (else nothing)."""
     tracing = _CURRENT.get()
     if tracing is None:
-        yield None
-        return
-    with tracing.tracer.start_as_current_span(name, attributes=attributes) as child:
-        yield child
+        return _NOTHING
+    return tracing.tracer.start_as_current_span(name, attributes=attributes)
 
 
 def event(name: str) -> None:

@@ -96,6 +96,8 @@ def bounded(detail: Detail, limit: int, winner: str) -> Detail:
     """At most `limit` candidates (the winner among them) and exclusions (every credential a
     failed attempt already tried among them), the scores of those candidates."""
     candidates, excluded, scores = detail.candidates, detail.excluded, detail.scores
+    if len(candidates) <= limit and len(excluded) <= limit:
+        return detail
     named = [candidates[i] for i in kept(len(candidates), limit, lambda i: candidates[i] == winner)]
     out = [
         excluded[i]
