@@ -53,9 +53,9 @@ def pool_alerts(
                 Alert(
                     "reauth",
                     name,
-                    f"{name} needs a new login ({state.reason or 'signed out'}):"
-                    f" run `quotapool accounts login` for it",
-                )  # fmt: skip
+                    f"{name} needs a new login ({state.reason or 'signed out'}): "
+                    "run `quotapool accounts login` for it",
+                )
             )
             continue
         since = out_since.get(credential.id)
@@ -97,7 +97,7 @@ def key_alerts(
                         "key_limit",
                         f"{name}: {limit['limit']}",
                         f"client key {name} used {share:.0f}% of its limit {limit['limit']}",
-                    )  # fmt: skip
+                    )
                 )
     return found
 

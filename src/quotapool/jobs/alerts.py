@@ -165,9 +165,9 @@ class Alerts:
             Alert(
                 "replica",
                 f"replica {r}",
-                f"replica {r} left (stopped, or silent for a "
-                f"minute): {len(now)} of {count} replicas serve",
-            )  # fmt: skip
+                f"replica {r} left (stopped, or silent for a minute): "
+                f"{len(now)} of {count} replicas serve",
+            )
             for r, count in self._left.items()
         ]
 

@@ -128,6 +128,9 @@ def _summary(choice: Decision | Rejection) -> dict[str, str | int]:
     """What a trace says of a decision: the winner and why (its whole explanation is in the
     request log)."""
     if isinstance(choice, Rejection):
-        return {"quotapool.selected": "", "quotapool.reason": choice.message,
-                "quotapool.excluded": len(choice.excluded)}  # fmt: skip
+        return {
+            "quotapool.selected": "",
+            "quotapool.reason": choice.message,
+            "quotapool.excluded": len(choice.excluded),
+        }
     return {"quotapool.selected": choice.credential.name, "quotapool.reason": choice.reason}
