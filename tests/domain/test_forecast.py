@@ -25,7 +25,7 @@ from quotapool.domain.forecast import (
 from quotapool.simulate.pool import team_pool
 from quotapool.simulate.run import START, Result, Setting, simulate
 from quotapool.simulate.workload import built_in
-from quotapool.store.sql.schema import usage_history
+from quotapool.store.sql.schema import requests, usage_history
 from tests.admin.test_admin_api import admin
 from tests.conftest import Harness, HarnessFactory
 
@@ -163,6 +163,16 @@ def test_the_cli_and_the_admin_api_forecast_from_the_usage_history(
 ) -> None:
     h = harness()
     seed_history(h, time.time())
+    spent_rows = [  # the last day's spending, which the pool's pace is split by
+        {"request_id": f"r{n}", "at": time.time() - 3600, "route": "responses",
+         "path": "/v1/responses", "status": 200, "stream": False, "attempts": 1,
+         "warmup": False, "profile": "default", "sent_model": "gpt-5.5",
+         "input_tokens": 1000, "output_tokens": 200}
+        for n in range(2)
+    ]  # fmt: skip
+    assert h.qp.request_log is not None
+    with h.qp.request_log.engine.begin() as connection:
+        connection.execute(requests.insert(), spent_rows)
     monkeypatch.setenv("QUOTAPOOL_HOME", str(h.qp.settings.resolved_home))
     runner = CliRunner()
     answer = runner.invoke(app, ["forecast", "--json"])
@@ -180,6 +190,9 @@ def test_the_cli_and_the_admin_api_forecast_from_the_usage_history(
     # the day before bravo's reset does not expire; the rest of bravo's 90 % does.
     demand = made["pool"]["demand_credits_per_hour"]
     assert demand == pytest.approx(PLAN_CAPACITY["plus"] * alpha["pace"] / 100)
+    (spent,) = made["pool"]["spent_by"]
+    assert (spent["profile"], spent["model"], spent["share"]) == ("default", "gpt-5.5", 1.0)
+    assert spent["credits_per_hour"] == pytest.approx(demand)
     expiring = made["pool"]["expiring_credits"]
     assert expiring == pytest.approx(0.9 * PLAN_CAPACITY["plus"] - 24 * demand, rel=0.01)
 
@@ -187,6 +200,7 @@ def test_the_cli_and_the_admin_api_forecast_from_the_usage_history(
     assert table.exit_code == 0, table.output
     assert all(len(line) <= 80 for line in table.output.splitlines())
     assert "alpha" in table.output and "runs out in" in table.output
+    assert "spent by (profile · model, last day): default · gpt-5.5 100 %" in table.output
 
     with admin(h) as api:
         served = api.get("/forecast").json()

@@ -4,14 +4,14 @@ the current pace, and what is on course to expire unused."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from quotapool.cli.common import ConfigOption, clock, console, in_words
 from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS, Kind
-from quotapool.domain.forecast import WEEK, Account, Projection, accounts_of, report
+from quotapool.domain.forecast import DAY, WEEK, Account, Projection, accounts_of, report
 
 if TYPE_CHECKING:  # imported by the command itself: a quick --help
     from rich.table import Table
@@ -25,7 +25,7 @@ def forecast(
     hours, when the pool runs out of weekly credits, and how many expire unused at the next
     resets."""
     from quotapool.cli.pool_view import account_store, credentials, settings_of
-    from quotapool.store.usage import readings
+    from quotapool.store.usage import burn, readings
 
     rows, _live = credentials(config)
     capacities = {
@@ -36,7 +36,7 @@ def forecast(
     engine = account_store(settings_of(config)).engine
     now = clock.now()
     accounts = accounts_of(readings(engine, now - WEEK), capacities, now)
-    made = report(accounts, now)
+    made = report(accounts, now, burn(engine, now - DAY))
     if as_json:
         typer.echo(orjson.dumps(made).decode())
         return
@@ -74,7 +74,7 @@ def _table(accounts: list[Account], now: float) -> Table:
     return table
 
 
-def _pool_lines(pool: dict[str, float | None], now: float) -> list[str]:
+def _pool_lines(pool: dict[str, Any], now: float) -> list[str]:
     demand, left = pool["demand_credits_per_hour"] or 0.0, pool["left_credits"] or 0.0
     said = f"pool: {left:,.0f} weekly credits left, spent at {demand:,.0f} an hour: "
     out, back = pool["runs_out_at"], pool["back_at"]
@@ -84,10 +84,18 @@ def _pool_lines(pool: dict[str, float | None], now: float) -> list[str]:
         said += f"runs out in {in_words(out - now)} ({_when(out)})"
         said += f", back at {_when(back)}" if back is not None else ""
     expiring, share = pool["expiring_credits"] or 0.0, pool["expiring_percent"] or 0.0
-    return [
+    lines = [
         said + ".",
         f"on course to expire unused at the next resets: {expiring:,.0f} credits ({share:.0f} %).",
     ]
+    parts = pool.get("spent_by") or []
+    if parts:
+        shown = "; ".join(
+            f"{p['profile']} · {p['model']} {100 * p['share']:.0f} % ({p['credits_per_hour']:,.0f}/h)"
+            for p in parts[:5]
+        )
+        lines.append(f"spent by (profile · model, last day): {shown}.")
+    return lines
 
 
 def _used(window: Projection | None) -> str:

@@ -24,6 +24,7 @@ SAME_RUN = 120.0
 (a reset announced as "in N seconds" drifts with every answer)."""
 HORIZON = 14 * 24 * HOUR
 """How far ahead the pool is followed."""
+DAY = 24 * HOUR
 
 
 class Reading(NamedTuple):
@@ -172,8 +173,31 @@ def accounts_of(
     return made
 
 
-def report(accounts: Sequence[Account], now: float) -> dict[str, object]:
-    """The forecast as the CLI's `--json` and the admin API give it."""
+def split(demand: float, spent: Sequence[tuple[str, str, int]]) -> list[dict[str, object]]:
+    """The pool's pace (credits an hour) split by what spent it over the last day: each
+    routing profile and model's share of the tokens, most first.
+
+    >>> split(100.0, [("default", "gpt-5.5", 300), ("team", "gpt-5.4", 100)])[1]
+    {'profile': 'team', 'model': 'gpt-5.4', 'share': 0.25, 'credits_per_hour': 25.0}
+    """
+    total = sum(tokens for _, _, tokens in spent)
+    parts = sorted(spent, key=lambda part: -part[2])
+    return [
+        {
+            "profile": profile,
+            "model": model,
+            "share": tokens / total,
+            "credits_per_hour": demand * tokens / total,
+        }
+        for profile, model, tokens in parts
+    ]
+
+
+def report(
+    accounts: Sequence[Account], now: float, spent: Sequence[tuple[str, str, int]] = ()
+) -> dict[str, object]:
+    """The forecast as the CLI's `--json` and the admin API give it; `spent`: the last day's
+    tokens per profile and model (`store.usage.burn`), which the pool's pace is split by."""
     forecast = pool(accounts, now)
     capacity = sum(a.capacity for a in accounts)
 
@@ -189,6 +213,7 @@ def report(accounts: Sequence[Account], now: float) -> dict[str, object]:
             "back_at": forecast.back_at,
             "expiring_credits": forecast.expiring,
             "expiring_percent": 100.0 * forecast.expiring / capacity if capacity else 0.0,
+            "spent_by": split(forecast.demand, spent),
         },
         "accounts": [
             {

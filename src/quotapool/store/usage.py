@@ -215,3 +215,22 @@ def readings(engine: Engine, since: float) -> dict[tuple[str, str], list[Reading
         for credential, window, at, used, resets in connection.execute(query):
             found.setdefault((credential, window), []).append(Reading(at, used, resets))
     return found
+
+
+def burn(engine: Engine, since: float) -> list[tuple[str, str, int]]:
+    """Tokens spent since `since` per routing profile and model sent: (profile, model,
+    tokens), what a forecast splits the pool's pace by."""
+    tokens = func.coalesce(func.sum(requests.c.input_tokens), 0) + func.coalesce(
+        func.sum(requests.c.output_tokens), 0
+    )
+    query = (
+        select(requests.c.profile, requests.c.sent_model, tokens)
+        .where(requests.c.at >= since, requests.c.attempts > 0)
+        .group_by(requests.c.profile, requests.c.sent_model)
+    )
+    with engine.connect() as connection:
+        return [
+            (profile or "default", model or "?", int(spent))
+            for profile, model, spent in connection.execute(query)
+            if spent
+        ]

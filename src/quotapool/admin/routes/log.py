@@ -13,9 +13,10 @@ from quotapool.admin.control import Control
 from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS
 from quotapool.domain.forecast import accounts_of, report
 from quotapool.store.request_log import recent
-from quotapool.store.usage import activity, as_csv, quota_history, readings, usage
+from quotapool.store.usage import activity, as_csv, burn, quota_history, readings, usage
 
 WEEK_SECONDS = 7 * 86400.0
+DAY_SECONDS = 86400.0
 Period = Literal["minute", "hour", "day"]
 PERIOD_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
@@ -105,9 +106,9 @@ def add(api: APIRouter, control: Control) -> None:
             for c in control.pool.snapshot().credentials
             if c.kind in SUBSCRIPTIONS
         }
-        return report(
-            accounts_of(readings(control.engine, now - WEEK_SECONDS), capacities, now), now
-        )
+        history = readings(control.engine, now - WEEK_SECONDS)
+        spent = burn(control.engine, now - DAY_SECONDS)
+        return report(accounts_of(history, capacities, now), now, spent)
 
     @api.get(
         "/audit",
