@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from quotapool.cli.common import ConfigOption, console
+from quotapool.cli.common import ConfigOption, clock, console
 
 
 def audit(
@@ -21,11 +21,10 @@ def audit(
 ) -> None:
     """Every change made through the admin API, the dashboard or the command line: when, who
     (and from where), what, on what, from what to what."""
-    from quotapool.cli.common import clock
-    from quotapool.cli.pool_view import account_store, settings_of
+    from quotapool.cli.pool_view import database, settings_of
     from quotapool.store.audit import AuditLog
 
-    engine = account_store(settings_of(config)).engine
+    engine = database(settings_of(config))
     rows = AuditLog(engine, clock).recent(last, target=target)
     if as_json:
         for row in rows:

@@ -24,7 +24,7 @@ def forecast(
     """When each subscription's 5-hour and weekly windows run out at the pace of the last
     hours, when the pool runs out of weekly credits, and how many expire unused at the next
     resets."""
-    from quotapool.cli.pool_view import account_store, credentials, settings_of
+    from quotapool.cli.pool_view import credentials, database, settings_of
     from quotapool.store.usage import burn, readings
 
     rows, _live = credentials(config)
@@ -33,7 +33,7 @@ def forecast(
         for row in rows
         if Kind(row["kind"]) in SUBSCRIPTIONS
     }
-    engine = account_store(settings_of(config)).engine
+    engine = database(settings_of(config))
     now = clock.now()
     accounts = accounts_of(readings(engine, now - WEEK), capacities, now)
     made = report(accounts, now, burn(engine, now - DAY))

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from quotapool.cli.common import audited, clock, fail, in_words
 from quotapool.config import ConfigError, Settings, load_settings
@@ -27,6 +27,15 @@ def settings_of(config: Path | None) -> Settings:
         return load_settings(config)
     except ConfigError as exc:
         raise fail(str(exc), code=2) from None
+
+
+def database(settings: Settings) -> Engine:
+    """The database, migrated (what reports read: no key file needed)."""
+    from quotapool.store.sql.db import make_engine, migrate
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return engine
 
 
 def account_store(settings: Settings) -> AccountStore:

@@ -41,7 +41,7 @@ def usage(
 ) -> None:
     """Requests that reached an upstream, their tokens and cost (at `[routing.pricing]`'s
     prices), grouped. A key's monthly report: `usage --key NAME --by model --period month`."""
-    from quotapool.cli.pool_view import account_store, settings_of
+    from quotapool.cli.pool_view import database, settings_of
     from quotapool.domain.client import parse_duration
     from quotapool.routing.pricing import DEFAULT_PRICES
     from quotapool.store.usage import as_csv as csv_of
@@ -53,7 +53,7 @@ def usage(
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
     prices = {**DEFAULT_PRICES, **settings.routing.pricing}
-    engine = account_store(settings).engine
+    engine = database(settings)
     rows = usage_rows(
         engine, by.value, period.value if period is not Period.day else 86400.0, start, prices, key
     )
