@@ -40,6 +40,7 @@ def row(i: int) -> dict[str, object]:
         "sent_model": "gpt-5.5",
         "warmup": False,
         "client_key": None,
+        "trace_id": None,
     }
 
 
