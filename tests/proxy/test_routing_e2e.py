@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from typer.testing import CliRunner
 
+from quotapool.cli.main import app
 from quotapool.proxy.record import EXPLAINED
 from quotapool.routing.registry import STRATEGIES
 from quotapool.testing.fake_upstream import FakeUpstream, run_in_thread, usage_limit
@@ -172,6 +174,13 @@ def test_sighup_reloads_the_strategy(tmp_path: Path) -> None:
     log = err.decode()
     assert "routing reloaded: strategy round_robin; profiles batch" in log
     assert "routing not reloaded" in log and "Traceback" not in log
+    write("round_robin")  # (the file is broken: the CLI reads it too)
+    audited = CliRunner().invoke(app, ["audit", "--json"], env={"QUOTAPOOL_HOME": str(tmp_path)})
+    assert audited.exit_code == 0, audited.output
+    (reload,) = [json.loads(line) for line in audited.output.splitlines()]
+    assert (reload["actor"], reload["action"]) == ("quotapool.toml (SIGHUP)", "routing.reload")
+    assert reload["before"] == {"default": "fill_first"}
+    assert reload["after"] == {"batch": "sequential", "default": "round_robin"}
 
 
 def test_a_decision_over_a_large_pool_is_logged_short_with_what_matters(

@@ -240,6 +240,12 @@ def edge(
         )
 
     traced = Tracing.build(settings.tracing)
+    audit = AuditLog(stores.engine, clock)
+
+    def reloaded(before: dict[str, str], after: dict[str, str]) -> None:
+        audit.record("quotapool.toml (SIGHUP)", "routing.reload", "routing", before, after)
+
+    core.routing.on_reloaded = reloaded
 
     async def shutdown() -> None:
         await tasks.cancel_all(timeout=STOP_TASKS_SECONDS)
@@ -289,7 +295,7 @@ def edge(
                 now=clock.now,
                 reload_accounts=core.accounts.reload,
                 probe=core.warmups.probe,
-                audit=AuditLog(stores.engine, clock),
+                audit=audit,
                 trusted=TrustedUser.of(settings.trusted_user_header, settings.trusted_proxies),
             ),
             docs=settings.admin_docs,

@@ -33,6 +33,8 @@ class LiveRouting:
         self._chosen = overrides.strategies()
         self.on_chosen: Callable[[str, str | None], None] | None = None
         """Told of each choice made here (profile, strategy): replicas share them."""
+        self.on_reloaded: Callable[[dict[str, str], dict[str, str]], None] | None = None
+        """Told when a reload changed the profiles' strategies (before, after): the audit."""
 
     def current(self) -> Routing:
         """The routing the configuration and the choices make (built, not yet in use)."""
@@ -40,9 +42,13 @@ class LiveRouting:
 
     def reload(self, settings: Settings) -> Routing:
         """A new configuration (SIGHUP); the choices stay over it."""
+        before = _strategies(self.current())
         self._configured = settings
         routing = self.current()
         self._use(routing)
+        after = _strategies(routing)
+        if after != before and self.on_reloaded is not None:
+            self.on_reloaded(before, after)
         return routing
 
     def choose(self, profile: str, strategy: str | None) -> Routing:
@@ -86,3 +92,8 @@ class LiveRouting:
             described["chosen"] = name in self._chosen
             profiles[name] = described
         return {"profiles": profiles, "strategies": sorted(STRATEGIES)}
+
+
+def _strategies(routing: Routing) -> dict[str, str]:
+    """Each profile's strategy, by name."""
+    return {name: profile.strategy.name for name, profile in sorted(routing.profiles.items())}
