@@ -45,12 +45,6 @@ def _record(key: ClientKey, secret: str | None = None) -> dict[str, Any]:
     return record
 
 
-def _audited(key: ClientKey) -> dict[str, Any]:
-    """What the audit log keeps of a key (no secret, no usage)."""
-    public = key.public()
-    return {k: public[k] for k in ("models", "profile", "limits", "expires_at", "revoked_at")}
-
-
 def _issued(key: ClientKey, secret: str, as_json: bool, what: str) -> None:
     """The secret goes alone on the last line of stdout (scripts capture it); never again."""
     if as_json:
@@ -98,7 +92,7 @@ def create(
         )
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
-    audited(store.engine, "key.create", key.name, None, _audited(key))
+    audited(store.engine, "key.create", key.name, None, key.audited())
     others = [k for k in store.all() if k.name != key.name and k.usable_at(now)]
     if not others and not as_json:
         _first_key(settings)
@@ -149,7 +143,7 @@ def revoke(name: str, config: ConfigOption = None) -> None:
         key = store.revoke(name, clock.now())
     except ClientKeyError as exc:
         raise fail(str(exc)) from None
-    audited(store.engine, "key.revoke", key.name, None, _audited(key))
+    audited(store.engine, "key.revoke", key.name, None, key.audited())
     console.print(f"revoked {name!r}", markup=False)
 
 

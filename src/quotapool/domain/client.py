@@ -147,3 +147,8 @@ class ClientKey:
             "revoked_at": self.revoked_at,
             "created_at": self.created_at,
         }
+
+    def audited(self) -> dict[str, Any]:
+        """What the audit log keeps of the key: what it may do (no secret, no usage)."""
+        public = self.public()
+        return {k: public[k] for k in ("models", "profile", "limits", "expires_at", "revoked_at")}

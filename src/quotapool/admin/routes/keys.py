@@ -45,7 +45,7 @@ def add(api: APIRouter, control: Control) -> None:
         except (ValueError, ClientKeyError) as exc:
             raise HTTPException(400, str(exc)) from None
         control.keys.load()
-        control.audit.record(actor(request), "key.create", key.name, None, _summary(key.public()))
+        control.audit.record(actor(request), "key.create", key.name, None, key.audited())
         return {**key.public(), "key": secret}
 
     @api.post("/keys/{name}/rotate", summary="A new secret for a key (shown once); the old stops")
@@ -67,10 +67,5 @@ def add(api: APIRouter, control: Control) -> None:
         except UnknownClientKey as exc:
             raise HTTPException(404, str(exc)) from None
         control.keys.load()
-        control.audit.record(actor(request), "key.revoke", key.name, None, _summary(key.public()))
+        control.audit.record(actor(request), "key.revoke", key.name, None, key.audited())
         return key.public()
-
-
-def _summary(public: dict[str, Any]) -> dict[str, Any]:
-    """What the audit log keeps of a key (`public()` holds no secret; usage left out)."""
-    return {k: public.get(k) for k in ("models", "profile", "limits", "expires_at", "revoked_at")}
