@@ -3,15 +3,23 @@ the current pace, and what is on course to expire unused."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from quotapool.cli.common import ConfigOption, clock, console, in_words
-from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS, Kind
-from quotapool.domain.forecast import DAY, WEEK, Account, Projection, accounts_of, report
+from quotapool.domain.credential import Kind
+from quotapool.domain.forecast import (
+    DAY,
+    WEEK,
+    Account,
+    Projection,
+    accounts_of,
+    capacities,
+    report,
+    weekday_time,
+)
 
 if TYPE_CHECKING:  # imported by the command itself: a quick --help
     from rich.table import Table
@@ -28,14 +36,10 @@ def forecast(
     from quotapool.store.usage import burn, readings
 
     rows, _live = credentials(config)
-    capacities = {
-        row["name"]: PLAN_CAPACITY.get(row["plan"] or "", DEFAULT_CAPACITY)
-        for row in rows
-        if Kind(row["kind"]) in SUBSCRIPTIONS
-    }
+    weekly = capacities((row["name"], Kind(row["kind"]), row["plan"]) for row in rows)
     engine = database(settings_of(config))
     now = clock.now()
-    accounts = accounts_of(readings(engine, now - WEEK), capacities, now)
+    accounts = accounts_of(readings(engine, now - WEEK), weekly, now)
     made = report(accounts, now, burn(engine, now - DAY))
     if as_json:
         typer.echo(orjson.dumps(made).decode())
@@ -81,8 +85,8 @@ def _pool_lines(pool: dict[str, Any], now: float) -> list[str]:
     if out is None:
         said += "does not run out in the next two weeks at this pace"
     else:
-        said += f"runs out in {in_words(out - now)} ({_when(out)})"
-        said += f", back at {_when(back)}" if back is not None else ""
+        said += f"runs out in {in_words(out - now)} ({weekday_time(out)})"
+        said += f", back at {weekday_time(back)}" if back is not None else ""
     expiring, share = pool["expiring_credits"] or 0.0, pool["expiring_percent"] or 0.0
     lines = [
         said + ".",
@@ -106,7 +110,3 @@ def _out(window: Projection | None, now: float) -> str:
     if window is None or window.pace is None:
         return "-"
     return in_words(window.runs_out_at - now) if window.runs_out_at is not None else "no"
-
-
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%a %H:%M UTC")

@@ -7,9 +7,9 @@ cleared once when it is gone, however many looks it lasts (`Episodes`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import NamedTuple
 
+from quotapool.domain.forecast import weekday_time
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 
@@ -32,10 +32,6 @@ class Thresholds(NamedTuple):
     out_minutes: float
     runs_out_hours: float
     key_limit_percent: float
-
-
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%a %H:%M UTC")
 
 
 def pool_alerts(
@@ -75,7 +71,7 @@ def runs_out_alert(runs_out_at: float | None, now: float, limits: Thresholds) ->
         return []
     message = (
         f"at the pace of the last day the pool runs out of weekly credits in {hours:.1f} h "
-        f"({_when(runs_out_at)}): `quotapool forecast`"
+        f"({weekday_time(runs_out_at)}): `quotapool forecast`"
     )
     return [Alert("runs_out", "pool", message)]
 

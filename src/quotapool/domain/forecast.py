@@ -11,8 +11,11 @@ out (`pool`), and what is left in a window when it resets expires unused.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import NamedTuple
+
+from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS, Kind
 
 HOUR = 3600.0
 WEEK = 168 * HOUR
@@ -25,6 +28,25 @@ SAME_RUN = 120.0
 HORIZON = 14 * 24 * HOUR
 """How far ahead the pool is followed."""
 DAY = 24 * HOUR
+
+
+def capacities(credentials: Iterable[tuple[str, Kind, str | None]]) -> dict[str, float]:
+    """The weekly credits (their plan's) of the subscriptions among (name, kind, plan): what
+    a forecast follows (an API key's limits are per minute).
+
+    >>> capacities([("a", Kind.CODEX, "pro"), ("k", Kind.OPENAI, None)])
+    {'a': 50400}
+    """
+    return {
+        name: PLAN_CAPACITY.get(plan or "", DEFAULT_CAPACITY)
+        for name, kind, plan in credentials
+        if kind in SUBSCRIPTIONS
+    }
+
+
+def weekday_time(at: float) -> str:
+    """`Thu 14:05 UTC`: when, within the week a forecast looks at."""
+    return datetime.fromtimestamp(at, UTC).strftime("%a %H:%M UTC")
 
 
 class Reading(NamedTuple):

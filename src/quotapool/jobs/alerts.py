@@ -25,8 +25,7 @@ from quotapool.domain.alerts import (
     pool_alerts,
     runs_out_alert,
 )
-from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS
-from quotapool.domain.forecast import WEEK, accounts_of, pool
+from quotapool.domain.forecast import WEEK, accounts_of, capacities, pool
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.state import Status
 from quotapool.net.client import NETWORK_ERRORS, Outbound
@@ -102,16 +101,10 @@ class Alerts:
         )
 
     def _runs_out_at(self, snapshot: PoolSnapshot, now: float) -> float | None:
-        capacities = {
-            c.name: PLAN_CAPACITY.get(c.plan or "", DEFAULT_CAPACITY)
-            for c in snapshot.credentials
-            if c.kind in SUBSCRIPTIONS
-        }
-        if not capacities or not self.limits.runs_out_hours:
+        weekly = capacities((c.name, c.kind, c.plan) for c in snapshot.credentials)
+        if not weekly or not self.limits.runs_out_hours:
             return None
-        return pool(
-            accounts_of(readings(self.engine, now - WEEK), capacities, now), now
-        ).runs_out_at
+        return pool(accounts_of(readings(self.engine, now - WEEK), weekly, now), now).runs_out_at
 
     def _key_usages(self) -> list[tuple[str, list[dict[str, Any]]]]:
         return [(key.name, self.keys.usage(key)) for key in self.keys.store.all()]

@@ -10,8 +10,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 
 from quotapool.admin.control import Control
-from quotapool.domain.credential import DEFAULT_CAPACITY, PLAN_CAPACITY, SUBSCRIPTIONS
-from quotapool.domain.forecast import accounts_of, report
+from quotapool.domain.forecast import accounts_of, capacities, report
 from quotapool.store.request_log import recent
 from quotapool.store.usage import activity, as_csv, burn, quota_history, readings, usage
 
@@ -101,14 +100,10 @@ def add(api: APIRouter, control: Control) -> None:
     )
     def forecast_view() -> dict[str, Any]:
         now = control.now()
-        capacities = {
-            c.name: PLAN_CAPACITY.get(c.plan or "", DEFAULT_CAPACITY)
-            for c in control.pool.snapshot().credentials
-            if c.kind in SUBSCRIPTIONS
-        }
+        weekly = capacities((c.name, c.kind, c.plan) for c in control.pool.snapshot().credentials)
         history = readings(control.engine, now - WEEK_SECONDS)
         spent = burn(control.engine, now - DAY_SECONDS)
-        return report(accounts_of(history, capacities, now), now, spent)
+        return report(accounts_of(history, weekly, now), now, spent)
 
     @api.get(
         "/audit",
