@@ -40,12 +40,9 @@ def database(settings: Settings) -> Engine:
 
 def account_store(settings: Settings) -> AccountStore:
     from quotapool.compose import open_accounts
-    from quotapool.store.sql.db import make_engine, migrate
 
     try:
-        engine = make_engine(settings.resolved_database_url)
-        migrate(engine)
-        return open_accounts(settings, engine)
+        return open_accounts(settings, database(settings))
     except KeyFileError as exc:
         raise fail(str(exc)) from None
 
