@@ -58,6 +58,11 @@ class Receiver:
         raise AssertionError(f"{len(self.posted)} of {count} posts: {self.posted}")
 
 
+def watching(url: str, **thresholds: float) -> dict[str, Any]:
+    """`[alerts]` posting to `url`, looking every 0.1 s; the forecast's alert off unless asked."""
+    return {"webhooks": [{"url": url}], "interval_seconds": 0.1, "runs_out_hours": 0, **thresholds}
+
+
 @pytest.fixture
 def receivers() -> Iterator[tuple[Receiver, str, Receiver, str]]:
     plain, slack = Receiver(), Receiver(failures=1)
@@ -102,11 +107,7 @@ def test_a_client_key_near_its_limit_is_an_alert(
     harness: HarnessFactory, receivers: tuple[Receiver, str, Receiver, str]
 ) -> None:
     plain, plain_url, _slack, _ = receivers
-    h = harness(
-        alerts={"webhooks": [{"url": plain_url}], "interval_seconds": 0.1, "runs_out_hours": 0,
-                "key_limit_percent": 50},
-        accounts_watch_interval=0.1,
-    )  # fmt: skip
+    h = harness(alerts=watching(plain_url, key_limit_percent=50), accounts_watch_interval=0.1)
     key = create(h, "ci", "--limit", "requests=2/day")
     with h.http() as http:
         answer = http.post(
@@ -138,11 +139,7 @@ def test_an_account_out_longer_than_the_threshold_is_an_alert(
     harness: HarnessFactory, receivers: tuple[Receiver, str, Receiver, str]
 ) -> None:
     plain, plain_url, _slack, _ = receivers
-    h = harness(
-        alerts={"webhooks": [{"url": plain_url}], "interval_seconds": 0.1, "runs_out_hours": 0,
-                "out_minutes": 0},
-        routing={"strategy": "sequential"},
-    )  # fmt: skip
+    h = harness(alerts=watching(plain_url, out_minutes=0), routing={"strategy": "sequential"})
     h.fake.account("tok-a").fail_next(usage_limit(time.time() + 3600))
     with h.http() as http:
         assert (
@@ -157,7 +154,7 @@ def test_a_pool_forecast_to_run_out_soon_is_an_alert(
     harness: HarnessFactory, receivers: tuple[Receiver, str, Receiver, str]
 ) -> None:
     plain, plain_url, _slack, _ = receivers
-    h = harness(alerts={"webhooks": [{"url": plain_url}], "interval_seconds": 0.1})
+    h = harness(alerts=watching(plain_url, runs_out_hours=24))
     now, reset = time.time(), time.time() + 4 * 86400
     rows = [
         {"credential": name, "at": now - hours * 3600, "window": "secondary",
@@ -179,7 +176,7 @@ def test_a_replica_that_cannot_reach_redis_says_so(
     plain, plain_url, _slack, _ = receivers
     harness(
         redis_url="redis://127.0.0.1:1/9",  # nothing listens there
-        alerts={"webhooks": [{"url": plain_url}], "interval_seconds": 0.1, "runs_out_hours": 0},
+        alerts=watching(plain_url),
     )
     posted = plain.wait_for(1)[0]
     assert posted["alert"] == "redis" and posted["subject"].startswith("replica ")
