@@ -37,6 +37,24 @@ def _narrowed(
     return pick._replace(excluded=dropped + pick.excluded)
 
 
+# Why a modifier set a candidate aside: one text for its `pick` and its `pick_rows`.
+
+
+def _lower_tier(priority: int, top: int) -> str:
+    return f"lower priority tier ({priority} < {top})"
+
+
+def _policy_waits(credential: Credential) -> str:
+    return f"policy {credential.policy.value} waits while others can serve"
+
+
+def _over_budget(used: float, threshold: float) -> str:
+    return f"over budget ({used:.0f}% ≥ {threshold:g}% of 5 h window)"
+
+
+EARLIER_RESET = "a quota resetting earlier is used first"
+
+
 @lru_cache(maxsize=16)
 def _uniform(credentials: tuple[Credential, ...]) -> tuple[bool, bool]:
     """Whether every credential shares one priority, and one policy (then tiers are no-ops)."""
@@ -96,7 +114,7 @@ class PriorityTiers:
             candidates,
             ctx,
             [p == top for p in priorities],
-            lambda i: f"lower priority tier ({priorities[i]} < {top})",
+            lambda i: _lower_tier(priorities[i], top),
         )
 
     def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
@@ -105,7 +123,7 @@ class PriorityTiers:
             return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
         priorities = view.columns.fixed.priority[rows]
         top = int(priorities.max())
-        why = lambda r: f"lower priority tier ({view.credential(r).priority} < {top})"  # noqa: E731
+        why = lambda r: _lower_tier(view.credential(r).priority, top)  # noqa: E731
         return narrowed(inner, rows, view, priorities == top, why)  # type: ignore[arg-type]
 
 
@@ -125,9 +143,7 @@ class PolicyTiers:
             candidates,
             ctx,
             [rank == best for rank in ranks],
-            lambda i: (
-                f"policy {candidates[i].credential.policy.value} waits while others can serve"
-            ),
+            lambda i: _policy_waits(candidates[i].credential),
         )
 
     def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
@@ -135,7 +151,7 @@ class PolicyTiers:
         if not view.columns.fixed.tiers[1]:
             return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
         ranks = view.columns.fixed.policy_rank[rows]
-        why = lambda r: f"policy {view.credential(r).policy.value} waits while others can serve"  # noqa: E731
+        why = lambda r: _policy_waits(view.credential(r))  # noqa: E731
         return narrowed(inner, rows, view, ranks == ranks.min(), why)  # type: ignore[arg-type]
 
 
@@ -159,7 +175,7 @@ class BudgetSafe:
             candidates,
             ctx,
             [u < threshold for u in used],
-            lambda i: f"over budget ({used[i]:.0f}% ≥ {threshold:g}% of 5 h window)",
+            lambda i: _over_budget(used[i], threshold),
         )
 
     def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
@@ -170,8 +186,7 @@ class BudgetSafe:
             return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
 
         def why(row: int) -> str:
-            at_row = used[np.searchsorted(rows, row)]
-            return f"over budget ({at_row:.0f}% ≥ {threshold:g}% of 5 h window)"
+            return _over_budget(float(used[np.searchsorted(rows, row)]), threshold)
 
         return narrowed(inner, rows, view, used < threshold, why)  # type: ignore[arg-type]
 
@@ -194,7 +209,7 @@ class PreferEarlierReset:
             candidates,
             ctx,
             [b == first for b in buckets],
-            lambda _i: "a quota resetting earlier is used first",
+            lambda _i: EARLIER_RESET,
         )
 
     def pick_rows(self, rows: Rows, view: View) -> RowPick | None:
@@ -206,5 +221,5 @@ class PreferEarlierReset:
             return inner.pick_rows(rows, view)  # type: ignore[attr-defined, no-any-return]
         buckets = np.where(known, resets // size, np.inf)
         keep = buckets == buckets.min()
-        why = lambda _r: "a quota resetting earlier is used first"  # noqa: E731
+        why = lambda _r: EARLIER_RESET  # noqa: E731
         return narrowed(inner, rows, view, keep, why)  # type: ignore[arg-type]
