@@ -216,11 +216,13 @@ def _tokens(row: dict[str, Any]) -> str:
 
 
 def _model(row: dict[str, Any]) -> str:
-    """The model asked for, and the one sent when a profile or credential changed it."""
+    """The model asked for, and the one sent when a profile, a credential or a fallback
+    changed it."""
     asked, sent = row["model"], row["sent_model"]
     if not asked:
         return sent or "-"
-    return f"{asked} → {sent}" if sent and sent != asked else asked
+    fell_back = " (fallback)" if row.get("fallback") else ""
+    return f"{asked} → {sent}{fell_back}" if sent and sent != asked else asked
 
 
 def _scores(decision: dict[str, Any]) -> str:

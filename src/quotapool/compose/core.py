@@ -39,7 +39,7 @@ from quotapool.proxy.failover import Chooser, TokenGate
 from quotapool.proxy.relay import EventBounds
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.pricing import DEFAULT_PRICES
-from quotapool.routing.profiles import CLAUDE_MODELS, Profile, Routing, Warmup
+from quotapool.routing.profiles import CLAUDE_MODELS, Fallback, Profile, Routing, Warmup
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import Redactor, Secret
 from quotapool.store.batch import BatchWriter
@@ -242,6 +242,7 @@ def profile_from(name: str, config: RoutingConfig) -> Profile:
         models={str(scenario): model for scenario, model in config.models.items()},
         long_context_tokens=config.long_context_tokens,
         claude_models={**CLAUDE_MODELS, **{str(k): v for k, v in config.claude_models.items()}},
+        fallback=Fallback(dict(config.fallback.chains), config.fallback.return_ == "at once"),
         warmup=Warmup(
             frozenset(warmup.credentials),
             warmup.ttl_seconds,

@@ -4,7 +4,7 @@ routing and its profiles (with their warmups)."""
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -209,6 +209,38 @@ class WarmupConfig(BaseModel):
     of the request that triggered it."""
 
 
+class FallbackConfig(BaseModel):
+    """`[routing.fallback]` / `[profiles.NAME.fallback]`: per model asked for, the models to
+    send instead, in order, when no credential can serve it (`"gpt-5.5" = ["gpt-5.4"]`), and
+    `return`: when a conversation that fell back asks for its own model again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    chains: dict[str, tuple[str, ...]] = {}
+    return_: Literal["after reset", "at once"] = Field(default="after reset", alias="return")
+    """"after reset": once the time its model was announced to come back has passed (its prompt
+    cache is on the fallback meanwhile); "at once": with its next request."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_table(cls, data: Any) -> Any:
+        """The TOML table names models beside `return`."""
+        if not isinstance(data, dict) or "chains" in data:
+            return data
+        chains = {k: v for k, v in data.items() if k not in ("return", "return_")}
+        return {**{k: v for k, v in data.items() if k not in chains}, "chains": chains}
+
+    @field_validator("chains")
+    @classmethod
+    def _chains(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for model, chain in value.items():
+            if not chain:
+                raise ValueError(f"fallback of {model!r} names no model")
+            if model in chain or len(set(chain)) < len(chain):
+                raise ValueError(f"fallback of {model!r} names a model twice: {list(chain)}")
+        return value
+
+
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -244,6 +276,8 @@ class RoutingConfig(BaseModel):
     long_context_tokens: int = Field(default=60_000, gt=0)
     """Estimated input tokens above which a request is the `long_context` scenario."""
     warmup: WarmupConfig | None = None
+    fallback: FallbackConfig = FallbackConfig()
+    """What to send when no credential can serve the model asked for."""
     claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] = {}
     """Claude family → the model credentials that are not Anthropic's serve in its place (over
     the defaults: opus and sonnet gpt-5.5, haiku gpt-5.4-mini); a credential's `model_map`
@@ -295,6 +329,7 @@ class ProfileConfig(BaseModel):
     models: dict[Scenario, str] | None = None
     long_context_tokens: int | None = None
     warmup: WarmupConfig | None = None
+    fallback: FallbackConfig | None = None
     claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] | None = None
 
     def over(self, routing: RoutingConfig, *, everything: bool = False) -> RoutingConfig:

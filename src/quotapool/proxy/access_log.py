@@ -38,7 +38,9 @@ class AccessLog:
         if not access.isEnabledFor(logging.INFO):
             return
         model = row["model"] or "-"
-        if row["sent_model"] and row["sent_model"] != row["model"]:
+        if row.get("fallback"):
+            model = f"{model} (fell back to {row['sent_model']})"
+        elif row["sent_model"] and row["sent_model"] != row["model"]:
             model = f"{model} (sent {row['sent_model']})"
         notes = ""
         if (failovers := (row["attempts"] or 0) - 1) > 0:

@@ -4,6 +4,7 @@ state, and the conversations kept to expand a `previous_response_id` the upstrea
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -25,6 +26,9 @@ from quotapool.store.base import PoolStore
 from quotapool.store.response_items import ResponseItems
 from quotapool.translate.table import upstream_of
 from quotapool.upstream.base import ClientRequest, Continued
+
+MAX_FALLBACKS = 50_000
+"""Conversations remembered on a fallback model (the least recently served forgotten)."""
 
 
 class Conversations:
@@ -52,6 +56,34 @@ class Conversations:
         """With replicas: how long a continuation waits for what the replica that answered the
         turn before may not have shared yet (its owner: tens of ms; its conversation: written
         to the database within 250 ms). 0: one process, which knows at once."""
+        self._fallbacks: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        """(conversation, model asked for) → (the model it fell back to, until when)."""
+
+    def fell_back(self, key: str, model: str) -> str | None:
+        """The model the conversation `key` fell back to from `model`, while it stays there."""
+        found = self._fallbacks.get((key, model)) if self.sticky else None
+        if found is None:
+            return None
+        if found[1] <= self.clock.now():
+            del self._fallbacks[key, model]
+            return None
+        return found[0]
+
+    def fall_back(
+        self, key: str, model: str, fallback: str | None, until: float | None = None
+    ) -> None:
+        """The conversation `key` was served by `fallback` in place of `model` (None: by the
+        model itself again) and stays there until `until` (None: as it was)."""
+        fallbacks = self._fallbacks
+        if fallback is None or not self.sticky:
+            fallbacks.pop((key, model), None)
+            return
+        if until is None:
+            until = fallbacks.get((key, model), ("", self.clock.now()))[1]
+        fallbacks[key, model] = (fallback, until)
+        fallbacks.move_to_end((key, model))
+        if len(fallbacks) > MAX_FALLBACKS:
+            fallbacks.popitem(last=False)
 
     def key(self, request: ClientRequest) -> str:
         return affinity_key(request.headers, request.payload, request.client)

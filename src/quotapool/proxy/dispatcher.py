@@ -6,7 +6,7 @@ choose-and-fail-over loop is `failover`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -111,34 +111,75 @@ class Dispatcher:
         return expanded, profile, producer
 
     async def serve(self, request: ClientRequest, exchange: Exchange) -> None:
-        """Answer `request`; every attempt and its outcome land in the exchange's record."""
+        """Answer `request`; every attempt and its outcome land in the exchange's record. When
+        no credential can serve the model asked for, the profile's fallback models are tried
+        in order (`routing.profiles.Fallback`)."""
         ready = await self._ready(request, exchange)
         if ready is None:
             return
         request, profile, producer = ready
-        record = exchange.record
-        conversations = self.conversations
-        last_failure: Unanswered | None = None
+        conversations, asked = self.conversations, request.model
         key = conversations.key(request)
         bound = conversations.bound(key) or producer  # where its prompt cache is warm
-        gate = self.routing.gated_models.get(request.model)
+        owner = await conversations.owner(request)
+        chain = profile.fallback.chain(asked, request.allowed)
+        held = conversations.fell_back(key, asked) if chain else None
+        # A conversation that fell back stays there (its cache) until its model comes back.
+        models = (*chain[chain.index(held) :], asked) if held in chain else (asked, *chain)
+        answer: tuple[Rejection | None, Unanswered | None] = (None, None)
+        until: float | None = None  # when the model asked for comes back (None: as held)
+        for model in models:
+            tried = await self._serve_model(
+                request if model == asked else _with_model(request, model),
+                Attempt(profile, exchange, key, bound, owner, None if model == asked else asked),
+            )
+            if tried is None:  # answered
+                if model == asked:
+                    conversations.fall_back(key, asked, None)
+                elif not profile.fallback.at_once:
+                    conversations.fall_back(key, asked, model, until)
+                return
+            if model != asked:
+                continue
+            answer = tried  # what the client hears if no model can serve it
+            rejection = tried[0]
+            if rejection is not None and (rejection.param or rejection.reserved):
+                break  # a refusal no other model changes
+            retry_at = rejection.retry_at if rejection is not None else None
+            until = retry_at or self.clock.now() + RETRY_ORIGINAL_SECONDS
+        rejection, last_failure = answer
+        exchange.record.fallback = None  # (none served it)
+        if rejection is None:  # its attempts were spent
+            await self._unanswered(exchange, last_failure)
+            return
+        await self._reject(rejection, exchange, last_failure)
+
+    async def _serve_model(
+        self, request: ClientRequest, at: Attempt
+    ) -> tuple[Rejection | None, Unanswered | None] | None:
+        """Try the credentials that serve the request's model, failing over; None once the
+        client has its answer, else why not: the rejection when no credential is left (None
+        when `max_attempts` were tried) and the last attempt's failure."""
+        profile, exchange = at.profile, at.exchange
+        record, conversations = exchange.record, self.conversations
+        record.fallback = request.model if at.fell_back_from else None
         routed = RouteRequest(
             request.route,
             request.model,
             frozenset(),
-            gate,
-            bound,
-            await conversations.owner(request),
+            self.routing.gated_models.get(request.model),
+            at.bound,
+            at.owner,
             profile.name,
             profile.stand_in(request.model),
             self._unfit(request, profile),
             agent_of(request.headers),
         )
         failover = Failover(self.chooser, routed, record, profile)
+        last_failure: Unanswered | None = None
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
-                await self._reject(choice, exchange, last_failure)
-                return
+                return choice, last_failure
             credential = choice.credential
             sent = profile.sent_model(credential, request.model)
             record.sent_model = sent
@@ -146,25 +187,24 @@ class Dispatcher:
                 call = self.attempts.prepare(_with_model(request, sent), credential)
             except TranslationError as exc:
                 await exchange.fail(error(exchange.dialect, 400, str(exc), param=exc.param))
-                return
+                return None
             if self.warmups is not None and record.attempts == 1:  # (not for a refused one)
                 self.warmups.after(choice, failover.request, profile)
             headers = self._headers(exchange, choice)
+            if at.fell_back_from is not None:
+                fallback = f"{at.fell_back_from} -> {request.model}"
+                headers.append((b"x-quotapool-fallback", fallback.encode()))
             if call.dropped:
                 headers.append((b"x-quotapool-dropped", ", ".join(call.dropped).encode()))
             exchange.output = [] if kept_here(credential, request.route) else None
             failure = await self.attempts.run(call, credential, request, exchange, headers, choice)
             if failure is None:
-                conversations.remember(key, bound, credential.id, record, routed)
+                conversations.remember(at.key, at.bound, credential.id, record, routed)
                 conversations.keep(request, exchange)
-                return
+                return None
             last_failure = failure
             failover.failed(choice)
-        if last_failure is None:  # every credential tried had an access token it could not use
-            message = "No credential's access token could be refreshed; log the accounts in again."
-            await exchange.fail(error(exchange.dialect, 503, message))
-            return
-        await _relay_failure(exchange, last_failure)
+        return None, last_failure
 
     def _unfit(self, request: ClientRequest, profile: Profile) -> Mapping[str, Unfit]:
         """The profile's credentials whose API cannot honour the request's parameters (routing
@@ -193,6 +233,14 @@ class Dispatcher:
             headers.append((b"x-quotapool-route", decision.route_header.encode()))
         return headers
 
+    async def _unanswered(self, exchange: Exchange, last_failure: Unanswered | None) -> None:
+        """Every attempt failed: the last credential's failure is the answer."""
+        if last_failure is None:  # every credential tried had an access token it could not use
+            message = "No credential's access token could be refreshed; log the accounts in again."
+            await exchange.fail(error(exchange.dialect, 503, message))
+            return
+        await _relay_failure(exchange, last_failure)
+
     async def _reject(
         self, rejection: Rejection, exchange: Exchange, last_failure: Unanswered | None
     ) -> None:
@@ -208,6 +256,23 @@ class Dispatcher:
 
 
 _ESTIMATED = (b"x-quotapool-count", b"estimated")
+RETRY_ORIGINAL_SECONDS = 300.0
+"""A conversation that fell back from a model with no announced return asks for it again after
+this long."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What serving one model of a request needs besides the request itself."""
+
+    profile: Profile
+    exchange: Exchange
+    key: str
+    """The conversation's (`Conversations.key`)."""
+    bound: str | None
+    owner: str | None
+    fell_back_from: str | None
+    """The model asked for, when this is one of its fallbacks."""
 
 
 async def _relay_failure(exchange: Exchange, failure: Unanswered) -> None:

@@ -69,7 +69,8 @@ class Chooser:
 
 class Failover:
     """Each `next()` is the next credential to try for `request` (its access token ready), a
-    `Rejection` when routing finds none, or None once `max_attempts` credentials were tried.
+    `Rejection` when routing finds none, or None once `max_attempts` credentials were tried
+    (by this loop: a request's fallback model gets its own).
     `failed(decision)` excludes that credential from the rest of the request. Every decision
     and attempt lands in `record`.
 
@@ -81,7 +82,7 @@ class Failover:
         ...                                          # attempts exhausted
     """
 
-    __slots__ = ("chooser", "profile", "record", "request")
+    __slots__ = ("chooser", "profile", "record", "request", "spent")
 
     def __init__(
         self, chooser: Chooser, request: RouteRequest, record: Record, profile: Profile
@@ -90,6 +91,8 @@ class Failover:
         self.request = request
         self.record = record
         self.profile = profile
+        self.spent = record.attempts
+        """Attempts made before (for another model of the same request: each has its own)."""
 
     async def next(self) -> Decision | Rejection | None:
         c, record, profile = self.chooser, self.record, self.profile
@@ -108,7 +111,7 @@ class Failover:
             if isinstance(choice, Rejection):
                 record.decisions.append(choice)
                 return choice
-            if record.attempts >= c.max_attempts:
+            if record.attempts - self.spent >= c.max_attempts:
                 return None
             record.decisions.append(choice)
             record.attempts += 1

@@ -23,6 +23,7 @@ class Record:
         "credential",
         "decisions",
         "error",
+        "fallback",
         "latency_ms",
         "model",
         "path",
@@ -64,6 +65,8 @@ class Record:
         self.scenario: str | None = None
         self.sent_model: str | None = None
         """The model the upstream was asked for (after the profile's and credential's maps)."""
+        self.fallback: str | None = None
+        """The profile's fallback model that served it, when none could serve `model`."""
         self.client_key: str | None = None
         """The name of the client key the request came with."""
         self.warmup = False
@@ -80,6 +83,7 @@ class Record:
             "path": self.path,
             "model": self.model,
             "sent_model": self.sent_model,
+            "fallback": self.fallback,
             "profile": self.profile,
             "scenario": self.scenario,
             "warmup": self.warmup,

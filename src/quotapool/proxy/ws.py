@@ -105,8 +105,14 @@ class WebSocketBridge:
         failover = Failover(d.chooser, routed, record, profile)
         while (choice := await failover.next()) is not None:
             if isinstance(choice, Rejection):
-                now = d.clock.now()
-                await refuse_upgrade(scope, exchange, rejection_error(choice, Dialect.CODEX, now))
+                refusal = rejection_error(choice, Dialect.CODEX, d.clock.now())
+                if profile.fallback.chains and not (choice.param or choice.reserved):
+                    message = (
+                        f"No account can take a WebSocket now ({choice.message}); use HTTP, "
+                        "where the profile's fallback models apply."
+                    )
+                    refusal = error(Dialect.CODEX, 426, message)  # (a socket names no model)
+                await refuse_upgrade(scope, exchange, refusal)
                 return
             credential = choice.credential
             if d.warmups is not None and record.attempts == 1:  # (needs the warmup's model)

@@ -64,6 +64,28 @@ class Warmup:
     """The model asked for; None: the model of the request that triggered it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """What a profile sends when no credential can serve the model asked for (`[routing.fallback]`):
+    per model, the models to try instead, in order."""
+
+    chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    at_once: bool = False
+    """A conversation that fell back tries the model it asked for again with its next request
+    (`return = "at once"`); else it stays on the fallback (where its prompt cache now is)
+    until the time the model asked for was announced to come back."""
+
+    def chain(self, model: str, allowed: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The models to try after `model`, those a client key may not use left out.
+
+        >>> fallback = Fallback({"gpt-5.5": ("gpt-5.4", "claude-sonnet-4-5")})
+        >>> fallback.chain("gpt-5.5"), fallback.chain("gpt-5.5", frozenset({"gpt-5.4"}))
+        (('gpt-5.4', 'claude-sonnet-4-5'), ('gpt-5.4',))
+        """
+        chain = self.chains.get(model, ())
+        return tuple(m for m in chain if m in allowed) if allowed and chain else chain
+
+
 @dataclass(frozen=True, eq=False)
 class Profile:
     name: str
@@ -80,6 +102,7 @@ class Profile:
     claude_models: Mapping[str, str] = field(default_factory=lambda: dict(CLAUDE_MODELS))
     """Claude family (opus, sonnet, haiku) → the model a credential that is not Anthropic's
     serves in its place (Claude Code on ChatGPT accounts)."""
+    fallback: Fallback = field(default_factory=Fallback)
     _view: list[_View] = field(default_factory=list, repr=False)
     """This profile's view of the pool's last credentials: they change rarely."""
 
@@ -142,6 +165,11 @@ class Profile:
             "models": dict(self.models),
             "long_context_tokens": self.long_context_tokens,
         }
+        if self.fallback.chains:
+            described["fallback"] = {
+                **{model: list(chain) for model, chain in self.fallback.chains.items()},
+                "return": "at once" if self.fallback.at_once else "after reset",
+            }
         if self.warmup is not None:
             described["warmup"] = {
                 "credentials": sorted(self.warmup.credentials),

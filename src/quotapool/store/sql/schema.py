@@ -40,6 +40,7 @@ requests = Table(
         postgresql_where=text("client_key IS NOT NULL"),
     ),
     Column("trace_id", String(32), doc="its OpenTelemetry trace, when [tracing] is on"),
+    Column("fallback", String(128), doc="the fallback model that served it (model: the one asked)"),
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")
