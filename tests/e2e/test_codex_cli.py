@@ -300,3 +300,33 @@ def test_a_tool_turn_on_keys_without_the_responses_api(
         results = [m for m in messages if m["role"] == "tool"]
     assert results and "qp-tool-ok" in json.dumps(results[-1]["content"])  # the shell's output
     assert all(row["status"] == 200 for row in h.rows(len(calls)))
+
+
+def test_an_exhausted_pool_falls_back_to_an_anthropic_key_for_a_tool_turn(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """Every ChatGPT account at its usage limit, the profile's fallback names a Claude model:
+    the CLI's socket is sent to HTTP, its tool turn completes on the Anthropic key."""
+    ant = {"kind": "anthropic", "name": "ant", "api_key": "sk-ant"}
+    fallback = {"gpt-5.5": ["claude-sonnet-4-5"]}
+    h = harness(
+        credentials=[*codex_credentials(), ant],
+        routing={"strategy": "round_robin", "fallback": fallback},
+    )
+    for token in ("tok-a", "tok-b", "tok-c"):
+        h.fake.account(token).always = usage_limit(time.time() + 3 * 3600)
+    h.fake.account("sk-ant").tool_call = ("exec_command", json.dumps({"cmd": "echo qp-fell-back"}))
+    home = tmp_path / "codex"
+    chatgpt_login(h, home)
+    result = codex(h, home, CHATGPT_MODE, "run the tool", websockets=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("Hi from ")
+    calls = [s for s in h.fake.seen if s.path == "/v1/messages"]
+    assert len(calls) >= 2 and {c.body["model"] for c in calls} == {"claude-sonnet-4-5"}
+    results = [
+        b for m in calls[-1].body["messages"] for b in m["content"] if b["type"] == "tool_result"
+    ]
+    assert results and "qp-fell-back" in json.dumps(results)
+    # Three sockets (each turn refused, then closed), the 426, and the HTTP requests.
+    served = [r for r in h.rows(7 + len(calls), timeout=5) if r["status"] == 200]
+    assert served and {r["fallback"] for r in served} == {"claude-sonnet-4-5"}

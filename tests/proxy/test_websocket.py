@@ -169,48 +169,51 @@ def test_large_frames_pass(h: Harness) -> None:
 
 
 def test_a_429_inside_the_socket_moves_the_next_socket(h: Harness) -> None:
-    async def session() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A turn refused for its account's limit closes the socket with 1012 (nothing of the turn
+    sent): the client's retry opens a new socket, which goes to another account."""
+
+    async def session() -> tuple[list[dict[str, Any]], int | None, list[dict[str, Any]]]:
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(
                 f"{h.base}/backend-api/codex/responses", headers=HEADERS
             ) as socket:
                 first = await exchange(socket, {"model": "gpt-5.5", "input": [], "generate": False})
+                code = socket.close_code
             async with http.ws_connect(
                 f"{h.base}/backend-api/codex/responses", headers=HEADERS
             ) as socket:
                 second = await exchange(socket, {"model": "gpt-5.5", "input": "hi"})
-            return first, second
+            return first, code, second
 
     for token in ("tok-a", "tok-b", "tok-c"):
         h.fake.account(token).fail_next(usage_limit(h.qp.dispatcher.clock.now() + 600))
         h.fake.account(token).failures[0].in_stream = True
     h.fake.account("tok-b").failures.clear()
     h.fake.account("tok-c").failures.clear()
-    first, second = run(session())
-    assert (
-        first[-1]["type"] == "error" and first[-1]["status"] == 429
-    )  # the CLI tolerates this on a prewarm
+    first, code, second = run(session())
+    assert first == [] and code == 1012
     assert second[-1]["type"] == "response.completed"
     frames = [s.account for s in h.fake.seen if s.body.get("type") == "response.create"]
     assert frames == ["alpha", "bravo"]
 
 
-def test_a_limit_inside_the_socket_leaves_the_socket_in_flight(h: Harness) -> None:
-    """A limit a frame reports takes the account out, but the socket is still open on it:
-    it stays counted in flight until it closes (it was released twice: once by the limit)."""
+def test_a_limit_inside_the_socket_takes_the_account_out_and_releases_it_once(
+    h: Harness,
+) -> None:
+    """A limit a frame reports takes the account out and closes the socket (1012): counted
+    in flight until then, released once (it was released twice: once by the limit)."""
 
-    async def session() -> tuple[str, int, int]:
+    async def session() -> tuple[list[dict[str, Any]], int | None, str]:
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(f"{h.base}/backend-api/codex/responses", headers=HEADERS) as socket,
         ):
             events = await exchange(socket, {"model": "gpt-5.5", "input": [], "generate": False})
-            state = h.state("alpha")
-            return events[-1]["type"], state.status.value, state.in_flight
+            return events, socket.close_code, h.state("alpha").status.value
 
     h.fake.account("tok-a").fail_next(usage_limit(time.time() + 600))
     h.fake.account("tok-a").failures[0].in_stream = True
-    assert run(session()) == ("error", "quota_exceeded", 1)
+    assert run(session()) == ([], 1012, "quota_exceeded")
     assert nothing_in_flight(h, "alpha")
 
 

@@ -76,6 +76,7 @@ class Client:
             await asyncio.sleep(0)
             if (new := self.frames()[before:]) and new[-1]["type"] in (
                 "response.completed",
+                "response.failed",
                 "error",
             ):
                 return new[-1]
@@ -125,14 +126,39 @@ async def test_a_handshake_refused_for_quota_moves_the_socket_before_the_upgrade
     await session
 
 
-async def test_a_limit_inside_the_session_takes_the_account_out_and_keeps_the_socket_counted() -> (
-    None
-):
+async def test_a_turn_refused_for_a_limit_closes_the_socket_for_a_retry_elsewhere() -> None:
+    """The account's limit error frame is not relayed (the Codex CLI fails its run on it): the
+    account is out, the socket closed with 1012 (the CLI retries on a new socket), counted in
+    flight until then and released once."""
     d, _, bridge = bridged(lambda _request: ScriptedSocket(spent))
     client = Client()
     session = open_socket(bridge, client)
+    client.inbox.put_nowait({"type": "websocket.receive", "text": CREATE})
+    await asyncio.wait_for(session, 5)
+    assert client.frames() == []
+    closes = [m for m in client.sent if m["type"] == "websocket.close"]
+    assert closes == [{"type": "websocket.close", "code": 1012, "reason": "limit"}]
+    alpha = d.pool.snapshot().state("alpha")
+    assert alpha.status is Status.QUOTA_EXCEEDED and alpha.in_flight == 0
+
+
+def failed_for_quota(frame: str) -> list[Any]:
+    """A response that started, then failed for the account's quota."""
+    del frame
+    error = {"type": "usage_limit_reached", "message": "limit", "resets_in_seconds": 600}
+    created = {"type": "response.created", "response": {"id": "resp_1"}}
+    failed = {"type": "response.failed", "response": {"id": "resp_1", "error": error}}
+    return [orjson.dumps(created).decode(), orjson.dumps(failed).decode()]
+
+
+async def test_a_limit_inside_a_response_takes_the_account_out_and_keeps_the_socket_counted() -> (
+    None
+):
+    d, _, bridge = bridged(lambda _request: ScriptedSocket(failed_for_quota))
+    client = Client()
+    session = open_socket(bridge, client)
     last = await client.turn(CREATE)
-    assert last["type"] == "error" and last["status"] == 429  # the client sees it as it came
+    assert last["type"] == "response.failed"  # the client sees it as it came
     alpha = d.pool.snapshot().state("alpha")
     assert alpha.status is Status.QUOTA_EXCEEDED and alpha.in_flight == 1  # still open on it
     client.inbox.put_nowait({"type": "websocket.disconnect"})

@@ -44,6 +44,8 @@ from quotapool.upstream.sse import SSEFramer, event_data
 log = logging.getLogger(__name__)
 
 NO_WEBSOCKET = frozenset({404, 405, 426, 501})
+RECONNECT = 1012
+"""The close code that tells a client to open a new socket (service restart)."""
 """Upstream answers that mean "no WebSocket here": the client is told to use HTTP."""
 _HANDSHAKE_HEADERS = frozenset(
     {
@@ -213,8 +215,9 @@ class WebSocketBridge:
                 task.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
             await upstream.close()
-        if pumps[1] in done:  # the upstream ended the session: end the client's
-            with contextlib.suppress(Exception):
+        upstream_ended = pumps[1] in done
+        if upstream_ended and not (pumps[1].exception() is None and pumps[1].result()):
+            with contextlib.suppress(Exception):  # (unless the client's was closed already)
                 await send({"type": "websocket.close", "code": upstream.close_code or 1000})
 
     async def _client_to_upstream(
@@ -248,14 +251,22 @@ class WebSocketBridge:
 
     async def _upstream_to_client(
         self, upstream: UpstreamSocket, send: Send, listening: _Listening
-    ) -> None:
+    ) -> bool:
+        """Relay the upstream's frames; True when the client's socket was closed here."""
         async for frame in upstream.frames():
             if isinstance(frame, bytes):
                 await send({"type": "websocket.send", "bytes": frame})
                 continue
             if (limited := self._observe(listening, frame)) is not None:
                 self.dispatcher.pool.apply(replace(limited, ends=False))  # (the socket goes on)
+                if _refuses_turn(frame):
+                    # Nothing of the turn was sent; the client would fail its run on this frame
+                    # (on a prewarm it opens a new socket), while on a closed socket it retries
+                    # on a new one, which goes to another account (or HTTP and a fallback).
+                    await send({"type": "websocket.close", "code": RECONNECT, "reason": "limit"})
+                    return True
             await send({"type": "websocket.send", "text": frame})
+        return False
 
     async def _over_http(
         self,
@@ -367,6 +378,15 @@ def _image_generation_request(text: str) -> dict[str, Any] | None:
         return None
     body = {k: v for k, v in message.items() if k not in ("type", "generate")}
     return {**body, "stream": True, "store": False}
+
+
+def _refuses_turn(frame: str) -> bool:
+    """The upstream's `{"type": "error", "status": 429, …}`: a whole turn refused, before any
+    of its output."""
+    with contextlib.suppress(orjson.JSONDecodeError):
+        event = orjson.loads(frame)
+        return isinstance(event, dict) and event.get("type") == "error"
+    return False
 
 
 def _error_of(body: bytes) -> Any:
