@@ -150,6 +150,36 @@ def test_a_pool_file_with_counts_keys_and_outages(tmp_path: Path) -> None:
     assert "accounts.0.colour: Extra inputs are not permitted" in said
 
 
+def test_fallback_rows_serve_what_the_accounts_cannot(tmp_path: Path) -> None:
+    """Asked for three times what three accounts hold, requests no account can take go to a key
+    that serves the fallback model (and only that model), up to its rate limit."""
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        'fallback = ["claude-sonnet-4-5"]\n'
+        '[[accounts]]\nname = "work"\ncount = 3\n'
+        '[[keys]]\nname = "claude"\nrequests_per_minute = 30\nmodels = ["claude-sonnet-4-5"]\n'
+    )
+    spec = load_pool(path)
+    workload = built_in("steady", 3, 3, 3, spec.weekly_credits * 3.0)
+    plain = simulate(spec, workload, Setting.parse("expiry_weighted"), seed=3, days=3)
+    fell = simulate(spec, workload, Setting.parse("expiry_weighted+fallback"), seed=3, days=3)
+    assert plain.fell_back == 0 and plain.requests_per_account["claude"] == 0  # not its model
+    assert plain.blocked_requests > 0 and fell.fell_back == fell.requests_per_account["claude"] > 0
+    assert fell.blocked_requests < plain.blocked_requests
+    assert fell.served + fell.blocked_requests == fell.requests
+    args = ["simulate", "--pool", str(path), "--days", "3", "--load", "3"]
+    shown = runner.invoke(
+        app, [*args, "--strategies", "expiry_weighted,expiry_weighted+fallback"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "fell back" in shown.stdout and "expiry_weighted+fallback" in shown.stdout
+    bare = runner.invoke(
+        app, ["simulate", "--accounts", "2", "--strategies", "fill_first+fallback"]
+    )
+    assert bare.exit_code == 2 and "fallback = [" in bare.output
+
+
 def test_the_command_compares_strategies_and_says_who_wins(tmp_path: Path) -> None:
     chart = tmp_path / "chart.html"
     args = ["simulate", "--days", "7", "--accounts", "6", "--strategies"]

@@ -68,6 +68,11 @@ def simulate(
     try:
         settings = [Setting.parse(s) for s in strategies.split(",") if s.strip()]
         spec = _pool(pool, accounts)
+        if any(s.fallback for s in settings) and not spec.fallback:
+            raise ValueError(
+                "+fallback rows need a pool file that names the fallback models and keys that "
+                'serve them: fallback = ["claude-sonnet-4-5"] and [[keys]] with models = [...]'
+            )
         workloads = _workloads(workload, from_log, config, spec, seed, days, load)
     except (ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None
@@ -118,18 +123,19 @@ def _show(
 ) -> None:
     from rich.table import Table
 
-    from quotapool.simulate.report import COLUMNS, cells
+    from quotapool.simulate.report import cells, columns
 
+    shown = columns(results)
     for each in workloads:
         table = Table(title=f"{each.name}: {each.describe}")
-        for title, _ in COLUMNS:
+        for title, _ in shown:
             if title == "strategy":
                 table.add_column(title, no_wrap=True)
             else:
                 table.add_column(title, justify="right")
         for result in results:
             if result.workload == each.name:
-                table.add_row(*cells(result))
+                table.add_row(*cells(result, shown))
         console.print(table)
     for line in summary:
         console.print(escape(line))

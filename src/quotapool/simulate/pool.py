@@ -44,6 +44,8 @@ class KeySpec:
 
     name: str
     requests_per_minute: int = 60
+    models: tuple[str, ...] = ()
+    """The models it serves (empty: any)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,9 @@ class PoolSpec:
     keys: tuple[KeySpec, ...] = ()
     outages: tuple[Outage, ...] = ()
     five_hour_share: float = FIVE_HOUR_SHARE
+    fallback: tuple[str, ...] = ()
+    """The models a request no credential can take falls back to, in order (`+fallback` rows,
+    as `[routing.fallback]` does)."""
 
     def credentials(self) -> tuple[Credential, ...]:
         """The pool as the routing engine sees it."""
@@ -78,7 +83,10 @@ class PoolSpec:
             )
             for a in self.accounts
         )
-        keys = tuple(Credential(k.name, k.name, Kind.OPENAI, "sim://openai") for k in self.keys)
+        keys = tuple(
+            Credential(k.name, k.name, Kind.OPENAI, "sim://openai", models=frozenset(k.models))
+            for k in self.keys
+        )
         return accounts + keys
 
     @property
@@ -122,6 +130,7 @@ class _Key(BaseModel):
 
     name: str = Field(min_length=1)
     requests_per_minute: int = Field(default=60, ge=1)
+    models: list[str] = []
 
 
 class _Outage(BaseModel):
@@ -136,6 +145,7 @@ class _PoolFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     five_hour_share: float = Field(default=FIVE_HOUR_SHARE, gt=0, le=1)
+    fallback: list[str] = []
     accounts: list[_Account] = []
     keys: list[_Key] = []
     outages: list[_Outage] = []
@@ -146,6 +156,7 @@ def load_pool(path: Path) -> PoolSpec:
 
     ```toml
     five_hour_share = 0.2            # optional
+    fallback = ["claude-sonnet-4-5"] # optional: what `+fallback` rows send when none can serve
     [[accounts]]
     name = "work"                    # `count = 5` makes work-1 … work-5
     plan = "pro"
@@ -154,6 +165,7 @@ def load_pool(path: Path) -> PoolSpec:
     [[keys]]
     name = "openai"
     requests_per_minute = 60
+    models = ["claude-sonnet-4-5"]   # optional: the models it serves (default: any)
     [[outages]]
     account = "work-1"
     start_hour = 30
@@ -178,7 +190,7 @@ def load_pool(path: Path) -> PoolSpec:
             else [f"{entry.name}-{n + 1}" for n in range(entry.count)]
         )
         accounts += [AccountSpec(each, **fields) for each in names]
-    keys = tuple(KeySpec(k.name, k.requests_per_minute) for k in parsed.keys)
+    keys = tuple(KeySpec(k.name, k.requests_per_minute, tuple(k.models)) for k in parsed.keys)
     if not accounts and not keys:
         raise ValueError(f"{path}: no [[accounts]] or [[keys]]")
     names = [a.name for a in accounts] + [k.name for k in keys]
@@ -187,7 +199,8 @@ def load_pool(path: Path) -> PoolSpec:
     outages = tuple(Outage(o.account, o.start_hour, o.hours) for o in parsed.outages)
     if unknown := {o.account for o in outages} - {a.name for a in accounts}:
         raise ValueError(f"{path}: an outage names no account of the pool: {sorted(unknown)[0]}")
-    return PoolSpec(tuple(accounts), keys, outages, parsed.five_hour_share)
+    fallback = tuple(parsed.fallback)
+    return PoolSpec(tuple(accounts), keys, outages, parsed.five_hour_share, fallback)
 
 
 @dataclass(slots=True)

@@ -72,9 +72,19 @@ COLUMNS = (
 )
 
 
-def cells(result: Result) -> list[str]:
+FELL_BACK = ("fell back", "fell_back")
+
+
+def columns(results: Sequence[Result]) -> tuple[tuple[str, str], ...]:
+    """The table's columns: with a `+fallback` row, also the requests served by a fallback."""
+    if any("+fallback" in r.setting for r in results):
+        return (*COLUMNS[:4], FELL_BACK, *COLUMNS[4:])
+    return COLUMNS
+
+
+def cells(result: Result, shown: Sequence[tuple[str, str]] = COLUMNS) -> list[str]:
     made = []
-    for _, attribute in COLUMNS:
+    for _, attribute in shown:
         value = getattr(result, attribute)
         if isinstance(value, float):
             made.append(f"{value:,.1f}")
@@ -91,8 +101,9 @@ def markdown(results: Sequence[Result]) -> str:
     for workload in dict.fromkeys(r.workload for r in results):
         rows = [r for r in results if r.workload == workload]
         lines += [f"**{workload}** — {verdict(rows)}", ""]
-        lines.append("| " + " | ".join(title for title, _ in COLUMNS) + " |")
-        lines.append("|" + "---|" * len(COLUMNS))
-        lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+        shown = columns(rows)
+        lines.append("| " + " | ".join(title for title, _ in shown) + " |")
+        lines.append("|" + "---|" * len(shown))
+        lines += ["| " + " | ".join(cells(r, shown)) + " |" for r in rows]
         lines.append("")
     return "\n".join(lines)

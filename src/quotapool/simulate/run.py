@@ -38,7 +38,7 @@ START = 1_795_996_800.0
 MODEL = "gpt-5.5"
 SAMPLE_SECONDS = 3600.0
 """How often each account's window usage is sampled for the chart."""
-MODIFIERS = ("no_budget_safe", "prefer_earlier_reset", "warmup")
+MODIFIERS = ("no_budget_safe", "prefer_earlier_reset", "warmup", "fallback")
 WARMUP_CREDITS = 0.05
 """What one warmup request costs (one word out)."""
 _PARSERS: dict[Kind, Callable[[Mapping[str, str], float], QuotaReading | None]] = {
@@ -52,12 +52,14 @@ class Setting:
     """One row of the comparison: a strategy and its modifiers, written
     `capacity_weighted+prefer_earlier_reset`, `fill_first+no_budget_safe` or
     `sequential+warmup` (warmup of every other account, as `[routing.warmup]` does for a fill
-    strategy)."""
+    strategy); `+fallback` sends a request no credential can take to the pool's fallback
+    models, in order (as `[routing.fallback]` does)."""
 
     strategy: str
     budget_safe: bool = True
     prefer_earlier_reset: bool = False
     warmup: bool = False
+    fallback: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Setting:
@@ -74,11 +76,12 @@ class Setting:
             "no_budget_safe" not in options,
             "prefer_earlier_reset" in options,
             "warmup" in options,
+            "fallback" in options,
         )
 
     @property
     def label(self) -> str:
-        chosen = (not self.budget_safe, self.prefer_earlier_reset, self.warmup)
+        chosen = (not self.budget_safe, self.prefer_earlier_reset, self.warmup, self.fallback)
         return "+".join(
             [self.strategy, *(m for m, on in zip(MODIFIERS, chosen, strict=True) if on)]
         )
@@ -100,6 +103,8 @@ class Result:
     """Attempts that met a limit or an outage and went on to another credential unseen."""
     affinity_breaks: int = 0
     """Turns of a conversation sent to another account than its previous turn (a cold cache)."""
+    fell_back: int = 0
+    """Requests served by a fallback model (`+fallback`), none able to serve the one asked."""
     warmups: int = 0
     expired_weekly_pct: float = 0.0
     expired_five_hour_pct: float = 0.0
@@ -127,6 +132,7 @@ class Result:
             "affinity_breaks": self.affinity_breaks,
             "failovers": self.failovers,
             "warmups": self.warmups,
+            "fell_back": self.fell_back,
             "requests": self.requests,
             "served": self.served,
             "spread_pct": round(self.spread_pct, 2),
@@ -190,6 +196,7 @@ class _Run:
         self.upstream = Upstream(pool, START, random.Random(f"{seed}:pool"))
         self.max_attempts = max_attempts
         self.warmup = setting.warmup
+        self.models = (MODEL, *pool.fallback) if setting.fallback else (MODEL,)
         self.warm_until: dict[str, float] = {}
         """Credential → end of its warmup TTL (`WarmupConfig.ttl_seconds`)."""
         self.warmup_ttl = float(WarmupConfig.model_fields["ttl_seconds"].default)
@@ -235,11 +242,26 @@ class _Run:
     def _attempts(
         self, n: int, request: Request, now: float, bound: str | None
     ) -> tuple[str | None, float | None]:
-        """Route and send until an attempt is taken: the credential that took it, or None and
-        when one comes back (as the client's 429 says)."""
+        """Route and send until an attempt is taken, falling back to the next model when none
+        of the credentials of one can take it: the credential that took it, or None and when
+        one comes back (as the client's 429 says: of the model asked for)."""
+        retry_at = None
+        for model in self.models:
+            served_by, back = self._attempts_on(model, n, request, now, bound)
+            if served_by is not None:
+                if model != MODEL:
+                    self.result.fell_back += 1
+                return served_by, None
+            if model == MODEL:
+                retry_at = back
+        return None, retry_at
+
+    def _attempts_on(
+        self, model: str, n: int, request: Request, now: float, bound: str | None
+    ) -> tuple[str | None, float | None]:
         tried: frozenset[str] = frozenset()
         for _ in range(self.max_attempts):
-            asked = RouteRequest(Route.RESPONSES, MODEL, exclude=tried, affinity=bound)
+            asked = RouteRequest(Route.RESPONSES, model, exclude=tried, affinity=bound)
             decision = select(
                 asked, self.snapshot, strategy=self.strategy, now=now, rng=self.rng,
                 policy=self.policy,
