@@ -39,7 +39,14 @@ from quotapool.proxy.failover import Chooser, TokenGate
 from quotapool.proxy.relay import EventBounds
 from quotapool.routing.base import RoutingPolicy
 from quotapool.routing.pricing import DEFAULT_PRICES
-from quotapool.routing.profiles import CLAUDE_MODELS, Fallback, Profile, Routing, Warmup
+from quotapool.routing.profiles import (
+    CLAUDE_MODELS,
+    GEMINI_MODELS,
+    Fallback,
+    Profile,
+    Routing,
+    Warmup,
+)
 from quotapool.routing.registry import build_strategy
 from quotapool.secrets import Redactor, Secret
 from quotapool.store.batch import BatchWriter
@@ -50,6 +57,7 @@ from quotapool.tasks import TaskSet
 from quotapool.upstream.anthropic import AnthropicTransport, ClaudeTransport
 from quotapool.upstream.base import Transport
 from quotapool.upstream.codex import CodexTransport
+from quotapool.upstream.gemini import GeminiTransport
 from quotapool.upstream.openai import OpenAITransport
 
 log = logging.getLogger(__name__)
@@ -190,9 +198,10 @@ def credentials_from(settings: Settings) -> tuple[tuple[Credential, ...], dict[s
     for entry in settings.credentials:
         if entry.name in secrets:
             raise ConfigError(f"two credentials are named {entry.name!r}; names must be unique")
-        default_base = (
-            settings.claude_api_base_url if entry.kind is Kind.CLAUDE else settings.codex_base_url
-        )
+        default_base = {
+            Kind.CLAUDE: settings.claude_api_base_url,
+            Kind.GEMINI: settings.gemini_base_url,
+        }.get(entry.kind, settings.codex_base_url)
         base_url = (entry.base_url or default_base).rstrip("/")
         egress = entry.egress(settings.network.egress)
         credentials.append(
@@ -242,6 +251,7 @@ def profile_from(name: str, config: RoutingConfig) -> Profile:
         models={str(scenario): model for scenario, model in config.models.items()},
         long_context_tokens=config.long_context_tokens,
         claude_models={**CLAUDE_MODELS, **{str(k): v for k, v in config.claude_models.items()}},
+        gemini_models={**GEMINI_MODELS, **{str(k): v for k, v in config.gemini_models.items()}},
         fallback=Fallback(dict(config.fallback.chains), config.fallback.return_ == "at once"),
         warmup=Warmup(
             frozenset(warmup.credentials),
@@ -268,6 +278,7 @@ def transports_for(settings: Settings) -> dict[Kind, Transport]:
         Kind.OPENAI: OpenAITransport(settings.lenient),
         Kind.ANTHROPIC: AnthropicTransport(settings.anthropic_version, settings.lenient),
         Kind.CLAUDE: ClaudeTransport(settings.anthropic_version, settings.lenient),
+        Kind.GEMINI: GeminiTransport(settings.lenient),
     }
 
 

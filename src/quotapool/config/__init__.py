@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     auth_base_url: str = "https://auth.openai.com"
     """The ChatGPT OAuth server (token refresh, logins)."""
     claude_api_base_url: str = "https://api.anthropic.com"
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    """Where Gemini keys (`kind = "gemini"`) without a base_url of their own are used."""
     """Where Claude subscriptions are served (the Messages API, their usage and profile)."""
     claude_auth_base_url: str = "https://console.anthropic.com"
     """The Claude OAuth server (token refresh, logins)."""

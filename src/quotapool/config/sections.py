@@ -94,7 +94,7 @@ class CredentialConfig(BaseModel):
             raise ValueError(
                 f"credential {self.name!r}: serve_any_client is for claude credentials"
             )
-        if self.kind not in (Kind.CODEX, Kind.CLAUDE) and not self.base_url:
+        if self.kind not in (Kind.CODEX, Kind.CLAUDE, Kind.GEMINI) and not self.base_url:
             raise ValueError(f"credential {self.name!r}: {self.kind} credentials need a base_url")
         return self
 
@@ -278,6 +278,9 @@ class RoutingConfig(BaseModel):
     warmup: WarmupConfig | None = None
     fallback: FallbackConfig = FallbackConfig()
     """What to send when no credential can serve the model asked for."""
+    gemini_models: dict[Literal["pro", "flash", "default"], str] = {}
+    """Gemini family → the model credentials that are not Gemini keys serve in its place (over
+    the defaults: pro gpt-5.5, flash gpt-5.4-mini)."""
     claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] = {}
     """Claude family → the model credentials that are not Anthropic's serve in its place (over
     the defaults: opus and sonnet gpt-5.5, haiku gpt-5.4-mini); a credential's `model_map`
@@ -330,6 +333,7 @@ class ProfileConfig(BaseModel):
     long_context_tokens: int | None = None
     warmup: WarmupConfig | None = None
     fallback: FallbackConfig | None = None
+    gemini_models: dict[Literal["pro", "flash", "default"], str] | None = None
     claude_models: dict[Literal["opus", "sonnet", "haiku", "default"], str] | None = None
 
     def over(self, routing: RoutingConfig, *, everything: bool = False) -> RoutingConfig:

@@ -27,9 +27,10 @@ _BEARER = b"bearer "
 
 def presented(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The key a client sent, however its SDK sends it: `Authorization: Bearer …` (OpenAI
-    SDKs, the Codex CLI in both modes) or `x-api-key` (Anthropic SDKs, Claude Code)."""
+    SDKs, the Codex CLI in both modes), `x-api-key` (Anthropic SDKs, Claude Code) or
+    `x-goog-api-key` (Gemini SDKs and CLI; a `?key=` becomes it at the edge)."""
     for name, value in headers:
-        if name == b"x-api-key" and value:
+        if name in (b"x-api-key", b"x-goog-api-key") and value:
             return value.decode("latin-1")
         if name == b"authorization" and value[:7].lower() == _BEARER:
             return value[7:].strip().decode("latin-1")

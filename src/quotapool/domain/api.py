@@ -15,6 +15,12 @@ class Route(StrEnum):
     MESSAGES = "messages"
     COUNT_TOKENS = "count_tokens"
     """`/v1/messages/count_tokens`: Anthropic's token count, routed like messages."""
+    GEMINI = "gemini"
+    """`/v1beta/models/{model}:generateContent` (and `:streamGenerateContent`): the Gemini
+    API. Its model and stream flag, which its path carries, are in its payload here
+    (`model`, `stream`), taken out again for a Gemini upstream."""
+    GEMINI_COUNT_TOKENS = "gemini_count_tokens"
+    """`/v1beta/models/{model}:countTokens`: answered with an estimate here."""
     WEBSOCKET = "websocket"
     """The Codex WebSocket transport (its model is known only after the upgrade)."""
 
@@ -29,3 +35,4 @@ class Api(StrEnum):
     RESPONSES = "responses"
     CHAT = "chat"
     MESSAGES = "messages"
+    GEMINI = "gemini"

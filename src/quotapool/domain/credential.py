@@ -25,12 +25,23 @@ class Kind(StrEnum):
     """An Anthropic API key."""
     CLAUDE = "claude"
     """A Claude Pro/Max subscription (an OAuth token): serves Claude Code's own requests."""
+    GEMINI = "gemini"
+    """A Gemini API key (Google AI Studio)."""
 
 
 SUBSCRIPTIONS = frozenset({Kind.CODEX, Kind.CLAUDE})
 """Credentials with 5-hour and weekly windows (ChatGPT and Claude plans)."""
 CLAUDE_KINDS = frozenset({Kind.ANTHROPIC, Kind.CLAUDE})
 """Credentials whose upstream is Anthropic's: they serve Claude models themselves."""
+FAMILIES: dict[Kind, str] = {Kind.ANTHROPIC: "claude", Kind.CLAUDE: "claude", Kind.GEMINI: "gemini"}
+"""The models a provider's own credentials serve themselves (by name prefix); others serve a
+stand-in for them (a profile's `claude_models`, `gemini_models`)."""
+
+
+def native(credential: Credential, model: str) -> bool:
+    """`model` is of the family its provider makes (a Claude model on an Anthropic key)."""
+    family = FAMILIES.get(credential.kind)
+    return family is not None and model.startswith(family)
 
 
 class Policy(StrEnum):
@@ -66,9 +77,10 @@ DEFAULT_APIS: dict[Kind, frozenset[Api]] = {
     Kind.OPENAI: frozenset({Api.CHAT, Api.RESPONSES}),
     Kind.ANTHROPIC: frozenset({Api.MESSAGES}),
     Kind.CLAUDE: frozenset({Api.MESSAGES}),
+    Kind.GEMINI: frozenset({Api.GEMINI}),
 }
 """What each kind of upstream offers unless the credential says (`apis`)."""
-_TRANSLATED = frozenset({Route.RESPONSES, Route.CHAT, Route.MESSAGES})
+_TRANSLATED = frozenset({Route.RESPONSES, Route.CHAT, Route.MESSAGES, Route.GEMINI})
 """Client APIs any upstream API can serve, translated where the two differ."""
 
 
@@ -132,6 +144,8 @@ class Credential:
         any_model = routes
         if self.kind in CLAUDE_KINDS and not self.models:
             any_model = {Route.MESSAGES, Route.COUNT_TOKENS}
+        elif self.kind is Kind.GEMINI and not self.models:
+            any_model = {Route.GEMINI}
         object.__setattr__(self, "any_model_routes", frozenset(any_model))
 
     def upstream_api(self, route: Route) -> Api:
@@ -141,6 +155,8 @@ class Credential:
             return Api.MESSAGES
         if route is Route.CHAT and Api.CHAT in self.apis:
             return Api.CHAT
+        if Api.GEMINI in self.apis and (route is Route.GEMINI or self.apis == {Api.GEMINI}):
+            return Api.GEMINI
         if Api.RESPONSES in self.apis:
             return Api.RESPONSES
         return Api.CHAT if Api.CHAT in self.apis else Api.MESSAGES

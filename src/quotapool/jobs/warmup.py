@@ -44,12 +44,14 @@ _ROUTE = {
     Kind.OPENAI: Route.CHAT,
     Kind.ANTHROPIC: Route.MESSAGES,
     Kind.CLAUDE: Route.MESSAGES,  # (quotapool's own: only where serve_any_client allows it)
+    Kind.GEMINI: Route.GEMINI,
 }
 CHEAP_MODELS = {
     Kind.CODEX: "gpt-5.4-mini",
     Kind.OPENAI: "gpt-4.1-nano",
     Kind.ANTHROPIC: "claude-haiku-4-5",
     Kind.CLAUDE: "claude-haiku-4-5",
+    Kind.GEMINI: "gemini-2.5-flash-lite",
 }
 """What a probe asks for when neither the operator nor the credential names a model."""
 
@@ -64,6 +66,10 @@ def warmup_payload(kind: Kind, model: str) -> dict[str, Any]:
             "stream": True,
             "store": False,
         }
+    if kind is Kind.GEMINI:
+        contents = [{"role": "user", "parts": [{"text": f"{PROMPT} hi"}]}]
+        return {"model": model, "stream": False, "contents": contents,
+                "generationConfig": {"maxOutputTokens": 1}}  # fmt: skip
     message = [{"role": "user", "content": f"{PROMPT} hi"}]
     return {"model": model, "max_tokens": 1, "messages": message}
 

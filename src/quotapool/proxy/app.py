@@ -25,9 +25,11 @@ from quotapool.proxy.disconnect import DisconnectWatches, Watch
 from quotapool.proxy.errors import Dialect, ErrorResponse, error, refusal_page, wants_page
 from quotapool.proxy.exchange import Exchange, send_refusal
 from quotapool.proxy.parse import (
+    GEMINI_CALL,
     BadRequest,
     ClientLeft,
     client_headers,
+    gemini_scope,
     parse_request,
     profile_path,
     read_body,
@@ -41,7 +43,9 @@ from quotapool.proxy.routes import (
     POOL_PATH,
     READY,
     USAGE_PATHS,
+    Endpoint,
     dialect_for,
+    gemini_call,
     wants_websocket,
 )
 from quotapool.proxy.ws import refuse_upgrade
@@ -192,9 +196,7 @@ class ProxyApp:
         request_id = self._request_id()
         base = self._answer_headers(request_id)
         route_path, profile = profile_path(path)
-        endpoint = ENDPOINTS.get(route_path.rstrip("/") or "/")
-        if endpoint is None and route_path.startswith(MODELS_PATH + "/"):
-            endpoint = ENDPOINTS[MODELS_PATH]  # GET /v1/models/{id}
+        endpoint, scope = _endpoint(route_path, scope)
         dialect = endpoint.dialect if endpoint else dialect_for(route_path)
         if route_path.startswith(MODELS_PATH) and any(
             name == b"anthropic-version" for name, _ in scope["headers"]
@@ -374,7 +376,14 @@ class ProxyApp:
         with tracing.span("admission", {"quotapool.route": route.value}):
             body = await read_body(scope, receive, self._limit, dialect, watch)
             request = parse_request(
-                route, body, scope["headers"], dialect, profile, key, scope.get("query_string", b"")
+                route,
+                body,
+                scope["headers"],
+                dialect,
+                profile,
+                key,
+                scope.get("query_string", b""),
+                scope.get(GEMINI_CALL),
             )
             record.model, record.stream = request.model, request.stream
             await self._door.model(key, request.model, dialect, record)
@@ -415,6 +424,17 @@ class ProxyApp:
     def _finish(self, record: Record) -> None:
         record.latency_ms = (self._now() - record.at) * 1000.0
         self._submit(record.row())
+
+
+def _endpoint(path: str, scope: Scope) -> tuple[Endpoint | None, Scope]:
+    """What serves `path` (None: no data-plane path), and the scope it is served with (a
+    Gemini call's notes its model)."""
+    endpoint = ENDPOINTS.get(path.rstrip("/") or "/")
+    if endpoint is None and (gemini := gemini_call(path)) is not None:
+        return gemini.endpoint, gemini_scope(scope, gemini)
+    if endpoint is None and path.startswith(MODELS_PATH + "/"):
+        return ENDPOINTS[MODELS_PATH], scope  # GET /v1/models/{id}
+    return endpoint, scope
 
 
 ADMIN_MAX_BODY_BYTES = 1024 * 1024

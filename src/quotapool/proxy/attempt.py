@@ -40,7 +40,7 @@ from quotapool.translate import StreamAdapter
 from quotapool.translate.table import final_response
 from quotapool.upstream.base import ClientRequest, Relay, Transport, UpstreamCall
 from quotapool.upstream.signals import StreamFailure, classify_error
-from quotapool.upstream.usage import Usage, parse_usage
+from quotapool.upstream.usage import Usage, usage_in_event
 
 _SKIP_RESPONSE_HEADERS = frozenset(
     {
@@ -310,5 +310,5 @@ def _body_fields(payload: Any) -> tuple[Usage | None, str | None]:
     if not isinstance(payload, dict):
         return None, None
     response_id = payload.get("id")
-    usage = parse_usage(payload.get("usage"))
+    usage = usage_in_event(payload)
     return usage, response_id if isinstance(response_id, str) else None

@@ -32,6 +32,7 @@ from quotapool.routing.base import Decision, Rejection
 from quotapool.routing.profiles import PROFILE_HEADER, Profile, Routing
 from quotapool.routing.scenarios import detect
 from quotapool.translate import TranslationError
+from quotapool.translate.gemini_responses import estimate_tokens, flat
 from quotapool.translate.table import REFUSABLE, cannot_carry, upstream_of
 from quotapool.translate.token_estimate import estimate_input_tokens
 from quotapool.upstream.base import ClientRequest
@@ -89,6 +90,11 @@ class Dispatcher:
         profile = self.profile(request.headers)
         if isinstance(profile, str):
             await exchange.fail(error(dialect, 400, profile))
+            return None
+        if request.route is Route.GEMINI_COUNT_TOKENS:
+            count = orjson.dumps({"totalTokens": estimate_tokens(request.payload)})
+            record.scenario = "estimate"
+            await exchange.answer(200, count, exchange.headers([_ESTIMATED]))
             return None
         if request.route is Route.COUNT_TOKENS and not self._anthropic_serves(request, profile):
             count = orjson.dumps({"input_tokens": estimate_input_tokens(request.payload)})
@@ -210,6 +216,8 @@ class Dispatcher:
         """The profile's credentials whose API cannot honour the request's parameters (routing
         leaves them out, so a credential that can serves it)."""
         payload, refusable = request.payload, REFUSABLE[request.route]
+        if request.route is Route.GEMINI:
+            payload = flat(payload)  # (its generationConfig's fields too)
         if refusable.isdisjoint(payload) or not any(
             payload.get(name) not in (None, False) for name in refusable
         ):

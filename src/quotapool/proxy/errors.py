@@ -21,6 +21,7 @@ class Dialect(Enum):
     OPENAI = "openai"
     CODEX = "codex"
     ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
 
 
 _ANTHROPIC_TYPES = {
@@ -36,6 +37,22 @@ _ANTHROPIC_TYPES = {
     502: "api_error",
     503: "overloaded_error",
 }
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+"""The `google.rpc.Code` name the Gemini API gives each HTTP status."""
 _OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "invalid_request_error",
@@ -71,6 +88,9 @@ def error(
     if dialect is Dialect.ANTHROPIC:
         kind = _ANTHROPIC_TYPES.get(status, "api_error")
         body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    elif dialect is Dialect.GEMINI:
+        said = _GEMINI_STATUS.get(status, "INTERNAL")
+        body = {"error": {"code": status, "message": message, "status": said}}
     else:
         kind = _OPENAI_TYPES.get(status, "server_error")
         body = {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
@@ -149,6 +169,9 @@ def rejection_error(rejection: Rejection, dialect: Dialect, now: float) -> Error
     )
 
 
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
 def pool_exhausted(
     dialect: Dialect, retry_at: float, now: float, detail: str, reason: str
 ) -> ErrorResponse:
@@ -159,6 +182,10 @@ def pool_exhausted(
     if dialect is Dialect.ANTHROPIC:
         response = error(dialect, 429, message)
         return ErrorResponse(429, response.body, retry)
+    if dialect is Dialect.GEMINI:  # (the Gemini SDKs and CLI wait as RetryInfo says)
+        info = {"@type": RETRY_INFO, "retryDelay": f"{seconds}s"}
+        said = {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": [info]}
+        return ErrorResponse(429, orjson.dumps({"error": said}), retry)
     kind = "usage_limit_reached" if dialect is Dialect.CODEX else "rate_limit_exceeded"
     body = {
         "error": {

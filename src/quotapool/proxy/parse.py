@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -16,6 +17,7 @@ from quotapool.jsonlazy import loads_object, plain
 from quotapool.proxy.asgi import Receive, Scope
 from quotapool.proxy.disconnect import Watch
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
+from quotapool.proxy.routes import GeminiCall
 from quotapool.routing.profiles import PROFILE_HEADER
 from quotapool.upstream.base import ClientRequest
 
@@ -34,6 +36,7 @@ _DROP_REQUEST_HEADERS = frozenset(
         "proxy-authorization",
         "authorization",
         "x-api-key",
+        "x-goog-api-key",
         "chatgpt-account-id",
         "accept-encoding",
         "cookie",
@@ -41,7 +44,7 @@ _DROP_REQUEST_HEADERS = frozenset(
 )
 
 
-_CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key"})
+_CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
 TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 """Stripped from compaction requests: compaction never calls tools."""
 
@@ -107,9 +110,11 @@ def parse_request(
     profile: str | None = None,
     key: ClientKey | None = None,
     query: bytes = b"",
+    gemini: GeminiCall | None = None,
 ) -> ClientRequest:
     """Parse the body once and check what routing needs; a clear 400 otherwise. On
-    `LAZY_ROUTES` its fields become Python values as they are read (`jsonlazy`)."""
+    `LAZY_ROUTES` its fields become Python values as they are read (`jsonlazy`). A Gemini
+    call's model and stream flag (from its path) join its payload."""
     try:
         payload = loads_object(body) if route in LAZY_ROUTES else orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -118,6 +123,9 @@ def parse_request(
         ) from None
     if not isinstance(payload, Mapping):
         raise BadRequest(error(dialect, 400, "Request body must be a JSON object."))
+    if gemini is not None:
+        payload = {**payload, "model": gemini.model, "stream": gemini.stream}
+        body = orjson.dumps(payload)
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest(
@@ -145,6 +153,23 @@ def parse_request(
 
 _DROP_RAW = frozenset(name.encode() for name in _DROP_REQUEST_HEADERS)
 _CLIENT_CREDENTIALS_RAW = frozenset(name.encode() for name in _CLIENT_CREDENTIALS)
+
+
+GEMINI_CALL = "quotapool.gemini"
+"""The scope key of a Gemini call's model and stream flag (`routes.GeminiCall`)."""
+
+
+def gemini_scope(scope: Scope, call: GeminiCall) -> Scope:
+    """A Gemini call's scope: its call noted, and a key sent as `?key=` (as the Gemini SDKs
+    may) moved to the `x-goog-api-key` header, where the door looks (never sent upstream)."""
+    query: bytes = scope.get("query_string", b"")
+    parts = query.split(b"&") if query else []
+    keys = [p[4:] for p in parts if p.startswith(b"key=")]
+    headers = list(scope["headers"])
+    if keys and not any(name == b"x-goog-api-key" for name, _ in headers):
+        headers.append((b"x-goog-api-key", unquote_to_bytes(keys[0])))
+    kept = b"&".join(p for p in parts if not p.startswith(b"key="))
+    return {**scope, "headers": headers, "query_string": kept, GEMINI_CALL: call}
 
 
 def profile_path(path: str) -> tuple[str, str | None]:

@@ -165,6 +165,9 @@ def error_event(route: Route, message: str) -> bytes:
     if route is Route.CHAT:
         body = {"error": {"type": "upstream_error", "message": message}}
         return b"data: " + orjson.dumps(body) + b"\n\n" + _DONE
+    if route is Route.GEMINI:
+        body = {"error": {"code": 502, "message": message, "status": "UNAVAILABLE"}}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
     body = {"type": "error", "code": "upstream_error", "message": message}
     return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
 

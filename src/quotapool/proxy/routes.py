@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from quotapool.domain.request import Route
 from quotapool.proxy.asgi import Scope
@@ -48,6 +49,47 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
+GEMINI_VERBS: dict[str, tuple[Route, bool]] = {
+    "generateContent": (Route.GEMINI, False),
+    "streamGenerateContent": (Route.GEMINI, True),
+    "countTokens": (Route.GEMINI_COUNT_TOKENS, False),
+}
+"""The Gemini API's methods on a model: the route and whether it streams."""
+GEMINI_ENDPOINTS = {
+    route: Endpoint(("POST",), Dialect.GEMINI, route)
+    for route in (Route.GEMINI, Route.GEMINI_COUNT_TOKENS)
+}
+GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
+
+
+@dataclass(frozen=True, slots=True)
+class GeminiCall:
+    """`POST /v1beta/models/{model}:{method}`: the model and stream flag its path says."""
+
+    endpoint: Endpoint
+    model: str
+    stream: bool
+
+
+def gemini_call(path: str) -> GeminiCall | None:
+    """The Gemini API method a path names, if it names one.
+
+    >>> gemini_call("/v1beta/models/gemini-2.5-pro:streamGenerateContent").stream
+    True
+    >>> gemini_call("/v1/models/gpt-5.5") is None
+    True
+    """
+    prefix = next((p for p in GEMINI_PREFIXES if path.startswith(p)), None)
+    if prefix is None:
+        return None
+    model, _, verb = unquote(path[len(prefix) :]).rpartition(":")
+    found = GEMINI_VERBS.get(verb)
+    if found is None or not model or "/" in model:
+        return None
+    route, stream = found
+    return GeminiCall(GEMINI_ENDPOINTS[route], model.removeprefix("models/"), stream)
+
+
 def wants_websocket(scope: Scope) -> bool:
     return any(
         name == b"upgrade" and value.lower() == b"websocket" for name, value in scope["headers"]
@@ -57,4 +99,6 @@ def wants_websocket(scope: Scope) -> bool:
 def dialect_for(path: str) -> Dialect:
     if path.startswith("/v1/messages"):
         return Dialect.ANTHROPIC
+    if path.startswith("/v1beta/"):
+        return Dialect.GEMINI
     return Dialect.CODEX if path.startswith("/backend-api") else Dialect.OPENAI

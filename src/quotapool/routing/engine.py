@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from quotapool.domain.credential import CLAUDE_KINDS, Kind
+from quotapool.domain.credential import Kind, native
 from quotapool.domain.pool import FRESH, PoolSnapshot
 from quotapool.domain.request import CLAUDE_CODE, DEFAULT_PROFILE, RouteRequest
 from quotapool.domain.state import Status
@@ -115,14 +115,15 @@ def select(
 def _native_first(
     candidates: list[Candidate], excluded: list[Exclusion], model: str
 ) -> list[Candidate]:
-    """A Claude model goes to an Anthropic key that can serve it; credentials serving a
-    stand-in (`claude_models`) only when none can."""
-    native = [c for c in candidates if c.credential.kind in CLAUDE_KINDS]
-    if not native or len(native) == len(candidates):
+    """A Claude (Gemini) model goes to an Anthropic (Gemini) key that can serve it; credentials
+    serving a stand-in (`claude_models`, `gemini_models`) only when none can."""
+    own = [c for c in candidates if native(c.credential, model)]
+    if not own or len(own) == len(candidates):
         return candidates
-    reason = f"serves a stand-in for {model}; an Anthropic key serves it itself"
-    excluded += [Exclusion(c.credential.name, reason) for c in candidates if c not in native]
-    return native
+    maker = "a Gemini key" if model.startswith("gemini") else "an Anthropic key"
+    reason = f"serves a stand-in for {model}; {maker} serves it itself"
+    excluded += [Exclusion(c.credential.name, reason) for c in candidates if c not in own]
+    return own
 
 
 def _owned(

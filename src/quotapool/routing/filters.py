@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quotapool.domain.credential import CLAUDE_KINDS, Credential, Kind
+from quotapool.domain.credential import Credential, Kind, native
 from quotapool.domain.request import CLAUDE_CODE, RouteRequest
 from quotapool.domain.state import OUT_OF_SERVICE, CredentialState, Status
 from quotapool.routing.base import TRIED, Exclusion
@@ -16,10 +16,15 @@ def mismatch(credential: Credential, request: RouteRequest) -> str | None:
     if route not in credential.routes:
         offers = ", ".join(sorted(credential.apis))
         return f"its upstream ({credential.kind}: {offers}) cannot serve the {route} API"
-    if route not in credential.any_model_routes and not request.model.startswith("claude"):
-        return f"an Anthropic key serves Claude models on the {route} API (or the models it lists)"
+    if route not in credential.any_model_routes and not native(credential, request.model):
+        maker = (
+            "a Gemini key serves Gemini"
+            if credential.kind is Kind.GEMINI
+            else ("an Anthropic key serves Claude")
+        )
+        return f"{maker} models on the {route} API (or the models it lists)"
     model = request.model
-    if request.stand_in is not None and credential.kind not in CLAUDE_KINDS:
+    if request.stand_in is not None and not native(credential, model):
         model = request.stand_in
     if not credential.serves(model):
         return f"model {model} not served"

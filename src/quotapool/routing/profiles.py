@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from quotapool.domain.columns import Fixed, Rows
-from quotapool.domain.credential import CLAUDE_KINDS, Credential
+from quotapool.domain.credential import Credential, native
 from quotapool.domain.pool import PoolSnapshot
 from quotapool.domain.request import DEFAULT_PROFILE
 from quotapool.routing import index
@@ -33,6 +33,9 @@ CLAUDE_MODELS = {
     "default": "gpt-5.5",
 }
 """What Claude model names become on Codex accounts unless `claude_models` says otherwise."""
+GEMINI_MODELS = {"pro": "gpt-5.5", "flash": "gpt-5.4-mini", "default": "gpt-5.5"}
+"""What Gemini model names become on credentials that are not Gemini keys unless
+`gemini_models` says otherwise (flash-lite is a flash)."""
 
 
 @dataclass(eq=False)
@@ -103,21 +106,30 @@ class Profile:
     """Claude family (opus, sonnet, haiku) → the model a credential that is not Anthropic's
     serves in its place (Claude Code on ChatGPT accounts)."""
     fallback: Fallback = field(default_factory=Fallback)
+    gemini_models: Mapping[str, str] = field(default_factory=lambda: dict(GEMINI_MODELS))
+    """Gemini family (pro, flash) → the model a credential that is not a Gemini key serves in
+    its place (the Gemini CLI on ChatGPT accounts)."""
     _view: list[_View] = field(default_factory=list, repr=False)
     """This profile's view of the pool's last credentials: they change rarely."""
 
     def stand_in(self, model: str) -> str | None:
-        """What a credential that is not Anthropic's serves in a Claude model's place
-        (`claude-opus-5-5` → the opus model); None for other models."""
-        if not model.startswith("claude"):
+        """What a credential of another maker serves in a Claude or Gemini model's place
+        (`claude-opus-5-5` → the opus model, `gemini-2.5-flash` → the flash one); None for
+        other models."""
+        families: tuple[str, ...]
+        if model.startswith("claude"):
+            families, stand_ins = ("opus", "sonnet", "haiku"), self.claude_models
+        elif model.startswith("gemini"):
+            families, stand_ins = ("pro", "flash"), self.gemini_models
+        else:
             return None
-        family = next((f for f in ("opus", "sonnet", "haiku") if f in model), "default")
-        return self.claude_models.get(family, self.claude_models["default"])
+        family = next((f for f in families if f in model), "default")
+        return stand_ins.get(family, stand_ins["default"])
 
     def sent_model(self, credential: Credential, model: str) -> str:
         """The model `credential` is asked for: its own `model_map` of the requested name, else
-        of the Claude stand-in (Anthropic keys serve Claude models as they are)."""
-        if (mapped := credential.sent_model(model)) != model or credential.kind in CLAUDE_KINDS:
+        of the stand-in (a maker's keys serve its models as they are)."""
+        if (mapped := credential.sent_model(model)) != model or native(credential, model):
             return mapped
         return credential.sent_model(self.stand_in(model) or model)
 

@@ -33,6 +33,7 @@ from quotapool.testing.fake_codex import (
     with_gated_limits,
     ws_frames,
 )
+from quotapool.testing.fake_gemini import GeminiSide, gemini_limited
 from quotapool.testing.fake_model import (
     Account,
     Failure,
@@ -56,6 +57,7 @@ __all__ = [
     "Account",
     "Failure",
     "FakeUpstream",
+    "gemini_limited",
     "rate_limited",
     "run_in_thread",
     "server_error",
@@ -97,6 +99,7 @@ class FakeUpstream:
         self.claude = ClaudeSide(self.accounts, self.clock)
         """Claude subscriptions' OAuth, profile and usage."""
         self.seen: list[Seen] = []
+        self.gemini = GeminiSide(self.accounts, self.seen.append)
         self.peers: list[Peer] = []
         """Every request's source address (a proxy's outgoing one when it came through one)."""
         self.app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._note_peer])
@@ -114,12 +117,18 @@ class FakeUpstream:
         r.add_post("/v1/messages/count_tokens", self._count_tokens)
         self.auth.routes(r)
         self.claude.routes(r)
+        self.gemini.routes(r)
         r.add_get("/_fake/requests", self._requests)
         r.add_post("/_fake/accounts/{token}", self._script)
 
     @web.middleware
     async def _note_peer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        token = request.headers.get("x-api-key") or request.headers.get("authorization") or ""
+        token = (
+            request.headers.get("x-api-key")
+            or request.headers.get("x-goog-api-key")
+            or request.headers.get("authorization")
+            or ""
+        )
         account = self.accounts.get(token.removeprefix("Bearer ").strip())
         name = account.name if account is not None else None
         self.peers.append(Peer(request.remote or "", request.path, name))

@@ -20,6 +20,15 @@ from quotapool.translate.chat_responses import (
     ChatStreamAdapter,
     chat_request_to_responses,
 )
+from quotapool.translate.gemini_responses import (
+    CARRIED_ELSEWHERE,
+    ON_CODEX,
+    UNSAID_ON_CODEX,
+    GeminiStreamAdapter,
+    flat,
+    gemini_to_responses,
+    without_fields,
+)
 from quotapool.translate.messages_responses import REFUSED as MESSAGES_ON_CODEX
 from quotapool.translate.messages_responses import (
     MessagesStreamAdapter,
@@ -27,6 +36,7 @@ from quotapool.translate.messages_responses import (
     wants_thinking,
 )
 from quotapool.translate.responses_chat import ChatEvents, responses_to_chat
+from quotapool.translate.responses_gemini import GeminiEvents, responses_to_gemini
 from quotapool.translate.responses_messages import (
     MessagesEvents,
     custom_tool_names,
@@ -47,6 +57,7 @@ WHO = {
     Api.RESPONSES: "OpenAI-compatible keys on the Responses API",
     Api.CHAT: 'OpenAI-compatible keys with only the chat API (apis = ["chat"])',
     Api.MESSAGES: "Anthropic keys",
+    Api.GEMINI: "Gemini keys",
 }
 """How a refusal names the credentials that cannot honour a parameter."""
 
@@ -99,6 +110,13 @@ def _responses_client(model: str, _body: dict[str, Any], _created: int) -> Strea
     return ResponsesStreamAdapter(model)
 
 
+def _gemini_client(model: str, body: dict[str, Any], _created: int) -> StreamAdapter:
+    config = flat(body).get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    thoughts = isinstance(thinking, dict) and bool(thinking.get("includeThoughts"))
+    return GeminiStreamAdapter(model, thoughts=thoughts)
+
+
 def _chat_to_hub(body: dict[str, Any], _session: str | None) -> dict[str, Any]:
     return chat_request_to_responses(body)
 
@@ -111,6 +129,13 @@ def _codex_body(hub: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 def _responses_body(hub: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return without(hub, ["stop", "top_k"]), []
+
+
+def _gemini_codex_body(hub: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A Gemini client's sampling controls (the Gemini CLI always sends them) are left out on
+    the ChatGPT backend, which refuses them (named as dropped: `UNCARRIED`)."""
+    body, left_out = _codex_body(hub)
+    return without(body, ["temperature", "top_p"]), left_out
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +193,31 @@ TABLE: dict[tuple[Route, Api], Translation] = {
     (Route.RESPONSES, Api.MESSAGES): Translation(
         STATEFUL, None, responses_to_messages, _responses_client, MessagesEvents
     ),
+    (Route.RESPONSES, Api.GEMINI): Translation(
+        STATEFUL, None, responses_to_gemini, _responses_client, GeminiEvents
+    ),
+    (Route.CHAT, Api.GEMINI): Translation(
+        ONE_CHOICE, _chat_to_hub, responses_to_gemini, _chat_client, GeminiEvents
+    ),
+    (Route.MESSAGES, Api.GEMINI): Translation(
+        {}, messages_to_responses, responses_to_gemini, _messages_client, GeminiEvents
+    ),
+    (Route.GEMINI, Api.CODEX): Translation(
+        ON_CODEX, gemini_to_responses, _gemini_codex_body, _gemini_client, None
+    ),
+    (Route.GEMINI, Api.RESPONSES): Translation(
+        CARRIED_ELSEWHERE, gemini_to_responses, _responses_body, _gemini_client, None
+    ),
+    (Route.GEMINI, Api.CHAT): Translation(
+        CARRIED_ELSEWHERE, gemini_to_responses, responses_to_chat, _gemini_client, ChatEvents
+    ),
+    (Route.GEMINI, Api.MESSAGES): Translation(
+        CARRIED_ELSEWHERE,
+        gemini_to_responses,
+        responses_to_messages,
+        _gemini_client,
+        MessagesEvents,
+    ),
 }
 """Pairs not here are the same API on both sides (passed through), Responses on Codex
 accounts (the Codex transport adapts it), or not served (`Credential.routes`)."""
@@ -176,6 +226,7 @@ accounts (the Codex transport adapts it), or not served (`Credential.routes`).""
 UNCARRIED: dict[tuple[Route, Api], Mapping[str, str]] = {
     (Route.CHAT, Api.CODEX): {"metadata": "tags", "store": "stored completions"},
     (Route.MESSAGES, Api.CODEX): {"metadata": "the end user's id"},
+    (Route.GEMINI, Api.CODEX): UNSAID_ON_CODEX,
 }
 """What the ChatGPT backend has no place for: left out, and named in `x-quotapool-dropped`."""
 
@@ -219,6 +270,8 @@ def cannot_carry(
     refused = entry.refused if entry is not None else _AS_IS_REFUSED.get((route, upstream))
     if not refused:
         return None
+    if route is Route.GEMINI:
+        body = flat(body)
     found = [n for n in unsupported(body, refused) if not lenient or n in NEVER_DROPPED]
     if not found:
         return None
@@ -247,10 +300,11 @@ def translate(
 ) -> Translated:
     """`body` (a `route` request) for `upstream`; a TranslationError names what cannot be."""
     entry = TABLE[(route, upstream)]
-    dropped = unsupported(body, entry.refused) if lenient else []
+    view = flat(body) if route is Route.GEMINI else body  # (its generationConfig too)
+    dropped = unsupported(view, entry.refused) if lenient else []
     if not lenient:
-        refuse(body, entry.refused, WHO[upstream])
-    body = without(body, dropped)
+        refuse(view, entry.refused, WHO[upstream])
+    body = without_fields(body, dropped) if route is Route.GEMINI else without(body, dropped)
     hub = entry.to_hub(body, session) if entry.to_hub is not None else body
     sent, left_out = entry.from_hub(hub)
     custom = custom_tool_names(hub)
@@ -261,7 +315,7 @@ def translate(
             return client
         return Bridged(entry.events(custom), client)
 
-    unsaid = unsupported(body, UNCARRIED.get((route, upstream), {}))
+    unsaid = unsupported(view, UNCARRIED.get((route, upstream), {}))
     return Translated(sent, (*dropped, *left_out, *unsaid), adapter)
 
 

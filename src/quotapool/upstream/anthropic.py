@@ -33,7 +33,7 @@ class AnthropicTransport:
         self.authenticate(headers, secret)
         headers.setdefault("anthropic-version", self.default_version)
         headers["content-type"] = "application/json"
-        if request.route in (Route.CHAT, Route.RESPONSES):
+        if request.route in (Route.CHAT, Route.RESPONSES, Route.GEMINI):
             url = f"{credential.base_url}/v1/messages"
             return translated_call(url, headers, request, Api.MESSAGES, lenient=self.lenient)
         path = (

@@ -50,7 +50,7 @@ class CodexTransport:
         url = codex_url(credential)
         if request.route is Route.COMPACT:
             return UpstreamCall(f"{url}/compact", headers, request.body, Relay.PASSTHROUGH)
-        if request.route in (Route.CHAT, Route.MESSAGES):
+        if request.route in (Route.CHAT, Route.MESSAGES, Route.GEMINI):
             session = request.headers.get("x-claude-code-session-id")
             if session:  # the backend keeps a conversation's prompt cache by its session
                 headers["session_id"] = session

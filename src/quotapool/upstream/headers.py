@@ -22,12 +22,14 @@ _EXACT: dict[Kind, frozenset[str]] = {
     Kind.OPENAI: _COMMON | {"openai-beta", "idempotency-key"},
     Kind.ANTHROPIC: _COMMON | {"x-app"},
     Kind.CLAUDE: _COMMON | {"x-app"},
+    Kind.GEMINI: _COMMON | {"x-goog-api-client"},
 }
 _PREFIXES: dict[Kind, tuple[str, ...]] = {
     Kind.CODEX: ("x-codex-", "x-openai-"),
     Kind.OPENAI: ("x-stainless-",),
     Kind.ANTHROPIC: ("anthropic-", "x-stainless-"),
     Kind.CLAUDE: ("anthropic-", "x-stainless-", "x-claude-code-"),
+    Kind.GEMINI: (),
 }
 
 

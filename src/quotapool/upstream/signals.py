@@ -267,7 +267,25 @@ def _announced_reset(
         return float(resets_at)
     if isinstance(resets_in := err.get("resets_in_seconds"), int | float):
         return now + float(resets_in)
+    if (delay := _gemini_detail(err, "RetryInfo").get("retryDelay")) is not None:
+        seconds = parse_duration(str(delay))  # the Gemini API: "38s", "0.5s"
+        if seconds is not None:
+            return now + seconds
     return parse_retry_after(headers.get("retry-after"), now) or _header_reset(headers, now)
+
+
+def _gemini_detail(err: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The Gemini API's `google.rpc.<kind>` detail of an error (RetryInfo, QuotaFailure)."""
+    for detail in err.get("details") or ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith(f".{kind}"):
+            return detail
+    return {}
+
+
+def _daily_quota(err: Mapping[str, Any]) -> bool:
+    """A Gemini key's quota of the day is spent (not its per-minute rate)."""
+    violations = _gemini_detail(err, "QuotaFailure").get("violations") or ()
+    return any("PerDay" in str(v.get("quotaId", "")) for v in violations if isinstance(v, dict))
 
 
 MODEL_CLAIMS = frozenset({"seven_day_opus", "seven_day_sonnet"})
@@ -291,14 +309,15 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, now: fl
         return Verdict(True, Status.QUOTA_EXCEEDED, until, f"429 {claim} limit reached", per_model)
     if status in {429, 402}:
         err = _error_object(body)
-        kind = str(err.get("type") or err.get("code") or "rate_limited")
-        quota = kind in QUOTA_ERRORS or status == 402
+        said = err.get("type") or err.get("status") or err.get("code")  # (Gemini: its status)
+        kind = str(said or "rate_limited")
+        quota = kind in QUOTA_ERRORS or status == 402 or _daily_quota(err)
         reset = _announced_reset(err, headers, now)
         default = DEFAULT_QUOTA_SECONDS if quota else DEFAULT_RATE_LIMIT_SECONDS
         until = max(reset if reset is not None else now + default, now + MIN_LIMIT_SECONDS)
         limited = Status.QUOTA_EXCEEDED if quota else Status.RATE_LIMITED
         return Verdict(True, limited, until, f"{status} {kind}")
-    if status in (401, 403):
+    if status in (401, 403) or (status == 400 and b"API_KEY_INVALID" in body):
         return Verdict(True, reason=f"{status} credential rejected by upstream")
     if status >= 500:
         return Verdict(True, reason=f"upstream {status}")

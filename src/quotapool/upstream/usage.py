@@ -38,7 +38,26 @@ def usage_in_event(payload: Any) -> Usage | None:
         return parse_usage(response.get("usage"))
     if isinstance(message := payload.get("message"), dict):  # anthropic message_start
         return parse_usage(message.get("usage"))
+    if "usageMetadata" in payload:
+        return gemini_usage(payload["usageMetadata"])
     return parse_usage(payload.get("usage"))
+
+
+def gemini_usage(metadata: Any) -> Usage | None:
+    """The Gemini API's `usageMetadata` (its thinking counts as output).
+
+    >>> gemini_usage({"promptTokenCount": 9, "candidatesTokenCount": 3, "thoughtsTokenCount": 4,
+    ...               "cachedContentTokenCount": 5})
+    Usage(input_tokens=9, output_tokens=7, cached_tokens=5)
+    """
+    if not isinstance(metadata, dict):
+        return None
+    output = _int(metadata.get("candidatesTokenCount")) + _int(metadata.get("thoughtsTokenCount"))
+    return Usage(
+        _int(metadata.get("promptTokenCount")),
+        output,
+        _int(metadata.get("cachedContentTokenCount")),
+    )
 
 
 def merge(earlier: Usage | None, later: Usage | None) -> Usage | None:
