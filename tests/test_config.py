@@ -58,7 +58,10 @@ def test_file_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("port = 'x'", "port"),
         ("[[credentials]]\nkind = 'openai'\nname = 'a'\napi_key = 'k'", "need a base_url"),
         ("[[credentials]]\nkind = 'codex'\nname = 'a'", "set api_key or api_key_env"),
-        ("[[credentials]]\nkind = 'mistral'\nname = 'a'\napi_key = 'k'", "'kind' of credential 'a'"),
+        (
+            "[[credentials]]\nkind = 'mistral'\nname = 'a'\napi_key = 'k'",
+            "'kind' of credential 'a'",
+        ),
         ("surprise = 1", "unknown setting 'surprise' \\(known: .*port"),
         ("[routing]\nstratgy = 'x'", r"'stratgy' in \[routing\]; did you mean 'strategy'\?"),
         (

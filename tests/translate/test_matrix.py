@@ -462,3 +462,85 @@ def test_chat_on_a_key_with_only_the_responses_api(harness: HarnessFactory) -> N
             model="gpt-5.5", messages=[{"role": "user", "content": "hi"}], stop=["x"]
         )
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "stop"
+
+
+# --- the Gemini API on both sides --------------------------------------------------------
+
+GEMINI_UPSTREAMS: dict[str, tuple[dict[str, Any], str]] = {
+    "codex": (
+        {"kind": "codex", "name": "alpha", "api_key": "tok-a", "account_id": "acct-a"},
+        "/backend-api/codex/responses",
+    ),
+    "responses": ({"kind": "openai", "name": "oai", "api_key": "sk-openai"}, "/v1/responses"),
+    "chat": (
+        {"kind": "openai", "name": "vllm", "api_key": "sk-openai", "apis": ["chat"]},
+        "/v1/chat/completions",
+    ),
+    "anthropic": ({"kind": "anthropic", "name": "ant", "api_key": "sk-ant"}, "/v1/messages"),
+    "gemini": (
+        {"kind": "gemini", "name": "gem", "api_key": "gk-1"},
+        "/v1beta/models/gemini-2.5-pro:streamGenerateContent",
+    ),
+}
+
+
+def _gemini_key(fake: FakeUpstream, _url: str) -> None:
+    fake.add("gk-1", name="gemini-key")
+
+
+@pytest.mark.parametrize("upstream", sorted(GEMINI_UPSTREAMS))
+def test_gemini_clients_on_every_upstream(harness: HarnessFactory, upstream: str) -> None:
+    """The google-genai SDK: a streamed answer and a function call turn, on each kind of
+    credential (on Anthropic keys a Claude model is asked for: its keys serve only those)."""
+    from google import genai
+    from google.genai import types
+
+    credential, path = GEMINI_UPSTREAMS[upstream]
+    h = harness(credentials=[credential], before_start=_gemini_key)
+    model = "claude-sonnet-5-5" if upstream == "anthropic" else "gemini-2.5-pro"
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=h.base))
+    chunks = list(client.models.generate_content_stream(model=model, contents="hi"))
+    assert "".join(c.text or "" for c in chunks).startswith("Hi from ")
+    assert h.fake.seen[-1].path == path
+    token = credential["api_key"]
+    h.fake.account(token).tool_call = ("weather", '{"city": "Lima"}')
+    declaration = types.FunctionDeclaration(
+        name="weather",
+        parameters_json_schema=WEATHER["function"]["parameters"],  # type: ignore[index]
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[declaration])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    answer = client.models.generate_content(model=model, contents="weather?", config=config)
+    assert [(c.name, c.args) for c in answer.function_calls or []] == [
+        ("weather", {"city": "Lima"})
+    ]
+    assert h.rows(2)[-1]["route"] == "gemini"
+
+
+@pytest.mark.parametrize("client_api", ["responses", "chat", "messages"])
+def test_every_client_api_on_a_gemini_key(harness: HarnessFactory, client_api: str) -> None:
+    h = harness(
+        credentials=[{"kind": "gemini", "name": "gem", "api_key": "gk-1"}],
+        before_start=_gemini_key,
+    )
+    model, said = "gemini-2.5-flash", "hi"
+    if client_api == "responses":
+        text = h.openai().responses.create(model=model, input=said, stream=False).output_text
+    elif client_api == "chat":
+        chunks = h.openai().chat.completions.create(
+            model=model, messages=[{"role": "user", "content": said}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        message = h.anthropic().messages.create(
+            model=model, max_tokens=50, messages=[{"role": "user", "content": said}]
+        )
+        text = message.content[0].text  # type: ignore[union-attr]
+    assert text == "Hi from gemini-key!"
+    seen = h.fake.seen[-1]
+    assert seen.path == f"/v1beta/models/{model}:streamGenerateContent" and seen.query == "alt=sse"
+    assert seen.body["contents"] == [{"role": "user", "parts": [{"text": said}]}]
+    row = h.rows(1)[-1]
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 5)

@@ -24,7 +24,7 @@ def _worth_parsing(event: bytes, error: bytes) -> bool:
     this form (`event: error` in a raw SSE event, `"type":"error"` in a WebSocket frame's JSON).
     Five substring checks, no parsing: this runs for every event of every stream."""
     return (
-        b'"usage"' in event
+        b'"usage' in event  # (`"usage"`, and Gemini's `"usageMetadata"`)
         or b"codex.rate_limits" in event
         or b'"response.created"' in event
         or error in event
@@ -104,7 +104,7 @@ class EventLearner:
                 limited = failure.verdict.outcome(self.credential_id, self.clock.now())
                 if isinstance(limited, Limited):
                     self.limited = limited
-        if b'"usage"' in data:
+        if b'"usage' in data:
             self.record.usage = merge(self.record.usage, usage_in_event(payload))
         return payload
 
