@@ -96,6 +96,34 @@ def _output_items(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
     ]
 
 
+def structured(body: dict[str, Any], text: str) -> str:
+    """The answer's text: JSON that fits a requested `text.format` (as a model asked for
+    structured output writes), else `text`."""
+    shape = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    if not isinstance(shape, dict):
+        return text
+    if shape.get("type") == "json_schema":
+        return orjson.dumps(instance(shape.get("schema") or {})).decode()
+    return "{}" if shape.get("type") == "json_object" else text
+
+
+def instance(schema: Any) -> Any:
+    """The smallest value a JSON schema accepts (its required properties, minimums, first
+    enum value)."""
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    kind = str(kind[0] if isinstance(kind, list) else kind).lower()  # (Gemini's: "OBJECT")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: instance(properties.get(name)) for name in schema.get("required") or []}
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    return {"string": "", "boolean": False, "array": []}.get(kind)
+
+
 def response_object(body: dict[str, Any], text: str) -> dict[str, Any]:
     return _response(
         _id("resp"),

@@ -7,6 +7,7 @@ sends them) or as one JSON array."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from quotapool.testing import events
 from quotapool.testing.fake_model import Account, Failure, Seen
 
-MODELS = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview")
+MODEL = re.compile(r"gemini-\d+(\.\d+)?-(pro|flash|flash-lite)(-preview)?(-\d\d-\d\d)?")
+"""The names the Gemini API serves (`gemini-2.5-pro`, `gemini-3.1-pro-preview`…); any other
+is a 404."""
 
 
 class _Strict(BaseModel):
@@ -179,7 +183,7 @@ def _refusal(
         return gemini_error(400, message, "INVALID_ARGUMENT", reason)
     if verb not in ("generateContent", "streamGenerateContent"):
         return gemini_error(404, f"Method {verb} not found.", "NOT_FOUND")
-    if model not in MODELS:
+    if not MODEL.fullmatch(model):
         message = f"models/{model} is not found for API version v1beta, or is not supported."
         return gemini_error(404, message, "NOT_FOUND")
     if not isinstance(body, dict):
@@ -231,6 +235,10 @@ def _answer(account: Account, body: dict[str, Any], model: str) -> list[dict[str
         ]
         return [_chunk(model, parts, "STOP", usage)]
     text, pieces = account.text, max(1, account.deltas)
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    if config.get("responseMimeType") == "application/json":  # structured output: fitting JSON
+        schema = config.get("responseJsonSchema") or config.get("responseSchema") or {}
+        text = orjson.dumps(events.instance(schema)).decode()
     size = -(-len(text) // pieces)
     chunks = [_chunk(model, [{"text": text[i : i + size]}]) for i in range(0, len(text), size)]
     chunks[-1] = _chunk(model, chunks[-1]["candidates"][0]["content"]["parts"], "STOP", usage)

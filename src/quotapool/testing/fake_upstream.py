@@ -269,8 +269,9 @@ class FakeUpstream:
             return web.json_response({"detail": f"Unsupported parameter: {refused}"}, status=400)
         if (failure := account.next_failure(body.get("model"))) is not None:
             return await self._failure(request, failure, True, "codex")
+        text = events.structured(body, account.text)
         frames = events.responses_stream(
-            scripted(account, body), account.text, account.deltas, completed_output=False
+            scripted(account, body), text, account.deltas, completed_output=False
         )
         with_gated_limits(account, body, frames)
         headers = quota_headers(account, "codex", self.clock.now())
@@ -346,15 +347,13 @@ class FakeUpstream:
         if (failure := account.next_failure()) is not None:
             return await self._failure(request, failure, stream, "openai")
         headers = quota_headers(account, "openai", self.clock.now())
+        text = events.structured(body, account.text)
         body = scripted(account, body)
         if stream:
             return await self._stream(
-                request,
-                account,
-                events.responses_stream(body, account.text, account.deltas),
-                headers,
+                request, account, events.responses_stream(body, text, account.deltas), headers
             )
-        return web.json_response(events.response_object(body, account.text), headers=headers)
+        return web.json_response(events.response_object(body, text), headers=headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         account, body = await self._enter(request, schema=ChatBody)

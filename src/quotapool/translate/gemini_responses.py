@@ -47,7 +47,6 @@ CARRIED_ELSEWHERE = {
     "speechConfig": "speech output",
     "mediaResolution": "a media resolution",
     "cachedContent": "cached content (the Gemini API's own storage)",
-    "topK": "top-k sampling",
 }
 """What only the Gemini API itself honours: refused on every other upstream (`candidateCount`:
 1 and `responseModalities` of text only are neutral)."""
@@ -58,7 +57,9 @@ ON_CODEX = {
 }
 """What the ChatGPT backend cannot honour besides (its sampling controls are left out and
 named in `x-quotapool-dropped`: the Gemini CLI always sends them)."""
-UNSAID_ON_CODEX = {"temperature": "sampling temperature", "topP": "nucleus sampling"}
+TOP_K = {"topK": "top-k sampling"}
+"""Left out (and named) where there is none: the Gemini CLI always sends it."""
+UNSAID_ON_CODEX = {"temperature": "sampling temperature", "topP": "nucleus sampling", **TOP_K}
 SNAKE = {
     "system_instruction": "systemInstruction",
     "generation_config": "generationConfig",

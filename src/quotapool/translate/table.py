@@ -23,6 +23,7 @@ from quotapool.translate.chat_responses import (
 from quotapool.translate.gemini_responses import (
     CARRIED_ELSEWHERE,
     ON_CODEX,
+    TOP_K,
     UNSAID_ON_CODEX,
     GeminiStreamAdapter,
     flat,
@@ -227,6 +228,8 @@ UNCARRIED: dict[tuple[Route, Api], Mapping[str, str]] = {
     (Route.CHAT, Api.CODEX): {"metadata": "tags", "store": "stored completions"},
     (Route.MESSAGES, Api.CODEX): {"metadata": "the end user's id"},
     (Route.GEMINI, Api.CODEX): UNSAID_ON_CODEX,
+    (Route.GEMINI, Api.RESPONSES): TOP_K,
+    (Route.GEMINI, Api.CHAT): TOP_K,
 }
 """What the ChatGPT backend has no place for: left out, and named in `x-quotapool-dropped`."""
 
