@@ -189,3 +189,17 @@ def test_add_key_pause_resume_remove_export(home: Path, tmp_path: Path) -> None:
     assert exported["tokens"] == original["tokens"] and exported["auth_mode"] == "chatgpt"
     assert run("accounts", "remove", "claude")[0] == 0
     assert [a["name"] for a in listed()] == ["probe@example.com"]
+
+
+def test_a_gemini_key_needs_no_base_url(home: Path) -> None:
+    os.environ["QP_GEMINI_KEY"] = "gk-test-secret"
+    add = ["accounts", "add-key", "--kind", "gemini", "--name", "studio"]
+    code, out = run(*add, "--api-key-env", "QP_GEMINI_KEY")
+    assert code == 0, out
+    engine = make_engine(f"sqlite:///{home / 'quotapool.db'}")
+    with engine.connect() as connection:
+        row = connection.execute(select(accounts.c.kind, accounts.c.base_url)).one()
+    engine.dispose()
+    assert tuple(row) == ("gemini", "https://generativelanguage.googleapis.com")
+    code, out = run("accounts", "list")
+    assert code == 0 and "studio" in out and "gk-test-secret" not in out

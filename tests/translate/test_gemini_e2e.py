@@ -243,3 +243,22 @@ def test_raw_http_streams_and_errors(keys: Harness) -> None:
     assert events[-1]["candidates"][0]["finishReason"] == "STOP"
     assert bad.status_code == 400 and bad.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == 404
+
+
+def test_the_sdk_lists_models_and_its_key_is_a_client_key(harness: HarnessFactory) -> None:
+    h = harness()
+    key = create(h, "genai-sdk", "--models", "gemini-2.5-pro")
+    client = gemini_client(h, key)
+    names = [m.name for m in client.models.list()]
+    assert "models/gemini-2.5-pro" in names and "models/gemini-2.5-flash" in names
+    model = client.models.get(model="gemini-2.5-pro")
+    assert model.supported_actions and "generateContent" in model.supported_actions
+    assert client.models.generate_content(model="gemini-2.5-pro", contents="hi").text
+    with pytest.raises(errors.ClientError) as refused:  # the key's allowlist holds
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert refused.value.code == 403 and refused.value.status == "PERMISSION_DENIED"
+    stranger = gemini_client(h, "qp-not-a-key")
+    with pytest.raises(errors.ClientError) as unknown:
+        stranger.models.generate_content(model="gemini-2.5-pro", contents="hi")
+    assert unknown.value.code == 401 and unknown.value.status == "UNAUTHENTICATED"
+    assert all(key not in json.dumps(s.headers) for s in h.fake.seen)

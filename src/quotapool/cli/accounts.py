@@ -223,14 +223,15 @@ def _default_proxy(settings: Settings) -> str | None:
 @app.command("add-key")
 def add_key(
     kind: Annotated[
-        Kind, typer.Option(help="openai, anthropic, or claude (a `claude setup-token` token)")
+        Kind,
+        typer.Option(help="openai, anthropic, gemini, or claude (a `claude setup-token` token)"),
     ],
     name: Annotated[str, typer.Option(help="Name shown in logs and decisions")],
     base_url: Annotated[
         str | None,
         typer.Option(
             help="e.g. https://api.openai.com/v1 or https://api.anthropic.com "
-            "(claude: claude_api_base_url)"
+            "(claude: claude_api_base_url; gemini: gemini_base_url)"
         ),
     ] = None,
     api_key_env: Annotated[
@@ -253,7 +254,7 @@ def add_key(
     egress = _proxy(proxy, proxy_env)
     if kind is Kind.CODEX:
         raise fail("Codex accounts come from `accounts import` or `accounts login`")
-    if base_url is None and kind is not Kind.CLAUDE:
+    if base_url is None and kind not in (Kind.CLAUDE, Kind.GEMINI):
         raise fail(f"a {kind.value} key needs --base-url")
     if api_key_stdin == (api_key_env is not None):
         raise fail("give exactly one of --api-key-env VAR or --api-key-stdin")
@@ -265,7 +266,8 @@ def add_key(
         store.add_key(
             kind=kind,
             name=name,
-            base_url=base_url or settings.claude_api_base_url,
+            base_url=base_url
+            or (settings.gemini_base_url if kind is Kind.GEMINI else settings.claude_api_base_url),
             api_key=key,
             models=[m.strip() for m in models.split(",") if m.strip()],
             weight=weight,

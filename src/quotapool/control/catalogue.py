@@ -40,6 +40,11 @@ CLAUDE_NAMES = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
 accounts serve Claude names (any `claude-*` name is taken; these are Claude Code's own)."""
 
 
+GEMINI_NAMES = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")
+"""Listed for Gemini keys without a `models` list, and to Gemini clients (other credentials
+serve Gemini names by their stand-ins: `gemini_models`)."""
+
+
 def served_models(
     credentials: Sequence[Credential], codex_models: Sequence[str], dialect: Dialect
 ) -> list[str]:
@@ -49,6 +54,9 @@ def served_models(
     keys = any(c.kind in CLAUDE_KINDS and not c.models for c in credentials)
     if stand_ins or keys:  # an Anthropic key without a list serves any Claude model
         ids += [name for name in CLAUDE_NAMES if name not in ids]
+    gemini_keys = any(c.kind is Kind.GEMINI and not c.models for c in credentials)
+    if gemini_keys or dialect is Dialect.GEMINI:  # (other credentials serve them by stand-in)
+        ids += [name for name in GEMINI_NAMES if name not in ids]
     return ids
 
 
@@ -65,9 +73,18 @@ def _anthropic_model(model: str) -> dict[str, Any]:
     }
 
 
+def _gemini_model(model: str) -> dict[str, Any]:
+    methods = ["generateContent", "streamGenerateContent", "countTokens"]
+    name = {"name": f"models/{model}", "baseModelId": model, "displayName": model}
+    return {**name, "supportedGenerationMethods": methods}
+
+
 def models_answer(ids: Sequence[str], dialect: Dialect, model: str | None) -> tuple[int, bytes]:
-    """`GET /v1/models` (model None) or `GET /v1/models/{model}`, in the client's shape."""
-    shape = _anthropic_model if dialect is Dialect.ANTHROPIC else _openai_model
+    """`GET /v1/models` (model None) or `GET /v1/models/{model}`, in the client's shape (and
+    `GET /v1beta/models…` in Gemini's)."""
+    shape = {Dialect.ANTHROPIC: _anthropic_model, Dialect.GEMINI: _gemini_model}.get(
+        dialect, _openai_model
+    )
     if model is not None:
         if model not in ids:
             message = (
@@ -76,6 +93,8 @@ def models_answer(ids: Sequence[str], dialect: Dialect, model: str | None) -> tu
             return 404, error(dialect, 404, message, code="model_not_found").body
         return 200, orjson.dumps(shape(model))
     data = [shape(m) for m in ids]
+    if dialect is Dialect.GEMINI:
+        return 200, orjson.dumps({"models": data})
     if dialect is Dialect.ANTHROPIC:
         first, last = (ids[0], ids[-1]) if ids else (None, None)
         listing = {"data": data, "has_more": False, "first_id": first, "last_id": last}

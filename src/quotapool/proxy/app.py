@@ -38,6 +38,7 @@ from quotapool.proxy.record import Record
 from quotapool.proxy.routes import (
     ADMIN_PREFIX,
     ENDPOINTS,
+    GEMINI_MODELS_PATH,
     MODELS_PATH,
     OPEN_PATHS,
     POOL_PATH,
@@ -198,10 +199,8 @@ class ProxyApp:
         route_path, profile = profile_path(path)
         endpoint, scope = _endpoint(route_path, scope)
         dialect = endpoint.dialect if endpoint else dialect_for(route_path)
-        if route_path.startswith(MODELS_PATH) and any(
-            name == b"anthropic-version" for name, _ in scope["headers"]
-        ):
-            dialect = Dialect.ANTHROPIC  # the Anthropic SDKs and Claude Code list models too
+        if route_path.startswith(MODELS_PATH):  # the Anthropic and Gemini SDKs list models too
+            dialect = _listing_dialect(scope["headers"], dialect)
         if endpoint is None and self._admin is not None and route_path.startswith(ADMIN_PREFIX):
             await self._to_admin(self._admin, scope, receive, send, base, dialect)
             return
@@ -310,7 +309,8 @@ class ProxyApp:
         elif path in USAGE_PATHS:
             await send_body(send, 200, self._pool_usage(), base)
         else:
-            model = path.removeprefix(MODELS_PATH).strip("/") or None
+            listing = GEMINI_MODELS_PATH if path.startswith(GEMINI_MODELS_PATH) else MODELS_PATH
+            model = path.removeprefix(listing).strip("/").removeprefix("models/") or None
             status, body = await self._models(dialect, model)
             await send_body(send, status, body, base)
 
@@ -426,14 +426,25 @@ class ProxyApp:
         self._submit(record.row())
 
 
+def _listing_dialect(headers: Headers, dialect: Dialect) -> Dialect:
+    """Whose shape `GET /v1/models` answers in: the SDK's that asks (by its headers)."""
+    for name, _ in headers:
+        if name == b"anthropic-version":
+            return Dialect.ANTHROPIC
+        if name in (b"x-goog-api-key", b"x-goog-api-client"):
+            return Dialect.GEMINI
+    return dialect
+
+
 def _endpoint(path: str, scope: Scope) -> tuple[Endpoint | None, Scope]:
     """What serves `path` (None: no data-plane path), and the scope it is served with (a
     Gemini call's notes its model)."""
     endpoint = ENDPOINTS.get(path.rstrip("/") or "/")
     if endpoint is None and (gemini := gemini_call(path)) is not None:
         return gemini.endpoint, gemini_scope(scope, gemini)
-    if endpoint is None and path.startswith(MODELS_PATH + "/"):
-        return ENDPOINTS[MODELS_PATH], scope  # GET /v1/models/{id}
+    for listing in (MODELS_PATH, GEMINI_MODELS_PATH):
+        if endpoint is None and path.startswith(listing + "/") and ":" not in path:
+            return ENDPOINTS[listing], scope  # GET /v1/models/{id} (not a model's method)
     return endpoint, scope
 
 

@@ -15,6 +15,7 @@ READY = "ready"
 """`/ready`'s status when it answers 200; any other status says why not (503)."""
 POOL_PATH = "/quotapool/pool"
 MODELS_PATH = "/v1/models"
+GEMINI_MODELS_PATH = "/v1beta/models"
 USAGE_PATHS = frozenset({"/backend-api/wham/usage", "/api/codex/usage"})
 """Where the Codex CLI reads its account's limits: answered with the pool's."""
 ADMIN_PREFIX = "/quotapool"
@@ -39,6 +40,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/v1/messages": Endpoint(("POST",), Dialect.ANTHROPIC, Route.MESSAGES),
     "/v1/messages/count_tokens": Endpoint(("POST",), Dialect.ANTHROPIC, Route.COUNT_TOKENS),
     MODELS_PATH: Endpoint(("GET",), Dialect.OPENAI),
+    GEMINI_MODELS_PATH: Endpoint(("GET",), Dialect.GEMINI),
     "/backend-api/codex/models": Endpoint(("GET",), Dialect.CODEX),
     "/health": Endpoint(("GET",), Dialect.OPENAI),
     "/ready": Endpoint(("GET",), Dialect.OPENAI),
