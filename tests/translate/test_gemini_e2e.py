@@ -236,6 +236,7 @@ def test_raw_http_streams_and_errors(keys: Harness) -> None:
         streamed = http.post(path, json=body)
         bad = http.post(path, content=b"{not json", headers={"content-type": "application/json"})
         unknown = http.post("/v1beta/models/gemini-2.5-pro:embedContent", json=body)
+        array = http.post(path.removesuffix("?alt=sse"), json=body)
     assert streamed.status_code == 200
     events = [
         json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: ")
@@ -243,6 +244,7 @@ def test_raw_http_streams_and_errors(keys: Harness) -> None:
     assert events[-1]["candidates"][0]["finishReason"] == "STOP"
     assert bad.status_code == 400 and bad.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == 404
+    assert array.status_code == 400 and "alt=sse" in array.json()["error"]["message"]
 
 
 def test_the_sdk_lists_models_and_its_key_is_a_client_key(harness: HarnessFactory) -> None:

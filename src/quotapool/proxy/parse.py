@@ -124,6 +124,12 @@ def parse_request(
     if not isinstance(payload, Mapping):
         raise BadRequest(error(dialect, 400, "Request body must be a JSON object."))
     if gemini is not None:
+        if gemini.stream and b"alt=sse" not in query.split(b"&"):
+            message = (
+                "streamGenerateContent is served as server-sent events here: add ?alt=sse "
+                "(the Gemini SDKs and CLI do)."
+            )
+            raise BadRequest(error(dialect, 400, message, param="alt"))
         payload = {**payload, "model": gemini.model, "stream": gemini.stream}
         body = orjson.dumps(payload)
     model = payload.get("model")
