@@ -101,6 +101,7 @@ def test_the_first_key_says_every_client_now_needs_one(h: Harness) -> None:
     first = runner.invoke(app, ["keys", "create", "first"], env=env)
     assert "every client must send a key" in first.stderr
     assert "ANTHROPIC_API_KEY=KEY claude" in first.stderr and "api_key=KEY" in first.stderr
+    assert "GEMINI_API_KEY=KEY gemini" in first.stderr
     assert max(len(line) for line in first.stderr.splitlines()) <= 80
     second = runner.invoke(app, ["keys", "create", "second"], env=env)
     assert second.exit_code == 0 and "every client" not in second.stderr

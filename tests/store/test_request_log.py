@@ -41,6 +41,7 @@ def row(i: int) -> dict[str, object]:
         "warmup": False,
         "client_key": None,
         "trace_id": None,
+        "fallback": None,
     }
 
 

@@ -113,6 +113,7 @@ def _first_key(settings: Settings) -> None:
         "  Codex CLI      API-key mode: the variable its env_key names (QP_KEY=KEY);",
         "                 ChatGPT mode: the access_token of the auth.json it uses",
         "  Claude Code    ANTHROPIC_API_KEY=KEY claude   (ANTHROPIC_BASE_URL as before)",
+        "  Gemini CLI     GEMINI_API_KEY=KEY gemini   (GOOGLE_GEMINI_BASE_URL as before)",
         "Give each person or service a key of its own: `quotapool keys create NAME`.",
     ]
     for line in lines:

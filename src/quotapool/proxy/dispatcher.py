@@ -142,7 +142,7 @@ class Dispatcher:
             if tried is None:  # answered
                 if model == asked:
                     conversations.fall_back(key, asked, None)
-                elif not profile.fallback.at_once:
+                elif not profile.fallback.at_once and exchange.record.status < 400:
                     conversations.fall_back(key, asked, model, until)
                 return
             if model != asked:
@@ -192,6 +192,9 @@ class Dispatcher:
             try:
                 call = self.attempts.prepare(_with_model(request, sent), credential)
             except TranslationError as exc:
+                if at.fell_back_from is not None:  # (a model not asked for: the next one)
+                    failover.failed(choice)
+                    continue
                 await exchange.fail(error(exchange.dialect, 400, str(exc), param=exc.param))
                 return None
             if self.warmups is not None and record.attempts == 1:  # (not for a refused one)
