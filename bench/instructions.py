@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import orjson
 
 from bench.run import (
@@ -97,6 +98,21 @@ async def _send(url: str, body: bytes, count: int) -> None:
         await asyncio.gather(*(worker(session) for _ in range(CONCURRENCY)))
 
 
+def _wait_served(url: str, timeout: float) -> None:
+    """Until `url` answers: a server may listen before it serves (quotapool binds its port,
+    then imports its app, which under valgrind takes minutes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=5)  # (any answer: the bare floor has no /health)
+            return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(1)
+
+
 def count(
     command: list[str], port: int, path: str, body: bytes, requests: int, env: dict[str, str]
 ) -> float:
@@ -110,6 +126,7 @@ def count(
     )
     try:
         wait_port(port, timeout=600)
+        _wait_served(f"http://127.0.0.1:{port}/health", timeout=600)
         asyncio.run(_send(url, body, 300))  # warm-up: connections, caches, first GCs
         time.sleep(1)
         subprocess.run(
@@ -178,7 +195,13 @@ def main() -> None:
     counts = {}
     with process([*fake, "--accounts", "4"], upstream_port, "1"):
         floor_count = count(floor, floor_port, path, body, args.requests, {})
-        base = {"QUOTAPOOL_HOME": str(home), "QUOTAPOOL_LOG_LEVEL": "warning"}
+        # (numpy's OpenBLAS starts a thread per core at import; quotapool does no BLAS, and
+        # under valgrind those threads broke the server's connections)
+        base = {
+            "QUOTAPOOL_HOME": str(home),
+            "QUOTAPOOL_LOG_LEVEL": "warning",
+            "OPENBLAS_NUM_THREADS": "1",
+        }
         for name, overrides in [("as configured", {}), *args.variant]:
             env = {**base, **overrides}
             counts[name] = count(quotapool, proxy_port, path, body, args.requests, env)

@@ -307,3 +307,25 @@ def test_a_change_made_in_the_dashboard_is_in_its_audit_log(h: Harness, page: Pa
     token = page.get_by_test_id("audit").locator('tr[data-action="admin.token"]')
     expect(token).to_contain_text("cli (")  # the token sign_in made with the CLI
     shot(page, "audit")
+
+
+def test_a_request_that_fell_back_says_so(harness: HarnessFactory, browser: Browser) -> None:
+    creds = [{**c, "models": ["gpt-5.5"]} for c in codex_credentials()] + [
+        {"kind": "openai", "name": "openai-key", "api_key": "sk-openai", "models": ["gpt-4.1"]}
+    ]
+    fell = harness(
+        credentials=creds,
+        routing={"strategy": "sequential", "fallback": {"gpt-5.5": ["gpt-4.1"]}},
+    )
+    for token in ("tok-a", "tok-b", "tok-c"):
+        fell.fake.account(token).always = usage_limit(time.time() + 3600)
+    assert ask(fell).headers["x-quotapool-fallback"] == "gpt-5.5 -> gpt-4.1"
+    fell.rows(1)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    sign_in(fell, page)
+    page.get_by_role("button", name="Requests").click()
+    row = page.locator("table.log tbody tr").first
+    expect(row).to_contain_text("gpt-5.5 → gpt-4.1 (fallback)")
+    shot(page, "fallback")
+    context.close()
