@@ -46,6 +46,30 @@ def refuse(body: Mapping[str, Any], refused: Mapping[str, str], what: str) -> No
         )
 
 
+CUSTOM_INPUT = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "the tool's whole input"}},
+    "required": ["input"],
+}
+"""The arguments of a custom (freeform) tool, such as the Codex CLI's `apply_patch`, where
+an upstream has functions only."""
+
+
+def as_function(tool: Mapping[str, Any]) -> tuple[str, str, Any] | None:
+    """A Responses tool as a function: its name, description and arguments' JSON schema (a
+    custom tool takes one string, `input`, its grammar told in the description); None for a
+    hosted tool (a web search…)."""
+    kind, name = tool.get("type"), str(tool.get("name"))
+    description = str(tool.get("description") or "")
+    if kind == "function":
+        return name, description, tool.get("parameters") or {"type": "object", "properties": {}}
+    if kind != "custom":
+        return None
+    if grammar := (tool.get("format") or {}).get("definition"):
+        description += f"\n\nThe input follows this grammar:\n{grammar}"
+    return name, description, CUSTOM_INPUT
+
+
 def without(body: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in names} if names else body
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError
+from quotapool.translate import TranslationError, as_function
 from quotapool.translate.hub_events import Event, Item, ResponseBuilder
-from quotapool.translate.responses_messages import CUSTOM_INPUT
 from quotapool.upstream.usage import Usage, parse_usage
 
 
@@ -143,22 +142,13 @@ def _tools(tools: list[Any], dropped: list[str]) -> list[dict[str, Any]]:
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise TranslationError("each tool must be an object", f"tools[{index}]")
-        kind = tool.get("type")
-        if kind not in ("function", "custom"):
-            dropped.append(f"tools[{index}] ({kind})")
+        if (declared := as_function(tool)) is None:
+            dropped.append(f"tools[{index}] ({tool.get('type')})")
             continue
-        function: dict[str, Any] = {
-            "name": tool.get("name"),
-            "description": tool.get("description", ""),
-        }
-        if kind == "custom":
-            if grammar := (tool.get("format") or {}).get("definition"):
-                function["description"] += f"\n\nThe input follows this grammar:\n{grammar}"
-            function["parameters"] = CUSTOM_INPUT
-        else:
-            function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
-            if "strict" in tool:
-                function["strict"] = tool["strict"]
+        name, description, schema = declared
+        function = {"name": name, "description": description, "parameters": schema}
+        if tool.get("type") == "function" and "strict" in tool:
+            function["strict"] = tool["strict"]
         converted.append({"type": "function", "function": function})
     return converted
 

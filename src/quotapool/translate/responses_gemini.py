@@ -10,9 +10,8 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError
+from quotapool.translate import TranslationError, as_function
 from quotapool.translate.hub_events import Event, Item, ResponseBuilder
-from quotapool.translate.responses_messages import CUSTOM_INPUT
 from quotapool.upstream.usage import Usage, gemini_usage
 
 EFFORT_BUDGETS = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
@@ -176,25 +175,10 @@ def _tools(tools: list[Any], dropped: list[str]) -> tuple[Tools, Tools]:
         if not isinstance(tool, dict):
             raise TranslationError("each tool must be an object", f"tools[{index}]")
         kind = tool.get("type")
-        if kind == "function":
-            schema = tool.get("parameters") or {"type": "object", "properties": {}}
+        if (function := as_function(tool)) is not None:
+            name, description, schema = function
             declared.append(
-                {
-                    "name": tool.get("name"),
-                    "description": tool.get("description", ""),
-                    "parametersJsonSchema": schema,
-                }
-            )
-        elif kind == "custom":
-            description = str(tool.get("description", ""))
-            if grammar := (tool.get("format") or {}).get("definition"):
-                description += f"\n\nThe input follows this grammar:\n{grammar}"
-            declared.append(
-                {
-                    "name": tool.get("name"),
-                    "description": description,
-                    "parametersJsonSchema": CUSTOM_INPUT,
-                }
+                {"name": name, "description": description, "parametersJsonSchema": schema}
             )
         elif kind in ("web_search", "web_search_preview"):
             hosted.append({"googleSearch": {}})

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError
+from quotapool.translate import TranslationError, as_function
 from quotapool.translate.hub_events import Event, Item, ResponseBuilder
 from quotapool.upstream.usage import Usage
 
@@ -25,11 +25,6 @@ DEFAULT_MAX_TOKENS = 32_000
 """Anthropic requires an output cap; Responses clients often send none."""
 THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
 """Reasoning effort → Anthropic thinking budget (tokens)."""
-CUSTOM_INPUT = {
-    "type": "object",
-    "properties": {"input": {"type": "string", "description": "the tool's whole input"}},
-    "required": ["input"],
-}
 
 
 def responses_to_messages(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -205,30 +200,11 @@ def _tools(tools: list[Any], dropped: list[str]) -> list[dict[str, Any]]:
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise TranslationError("each tool must be an object", f"tools[{index}]")
-        kind = tool.get("type")
-        if kind == "function":
-            schema = tool.get("parameters") or {"type": "object", "properties": {}}
-            converted.append(
-                {
-                    "name": tool.get("name"),
-                    "description": tool.get("description", ""),
-                    "input_schema": schema,
-                }
-            )
-        elif kind == "custom":
-            description = str(tool.get("description", ""))
-            grammar = (tool.get("format") or {}).get("definition")
-            if grammar:
-                description += f"\n\nThe input follows this grammar:\n{grammar}"
-            converted.append(
-                {
-                    "name": tool.get("name"),
-                    "description": description,
-                    "input_schema": CUSTOM_INPUT,
-                }
-            )
-        else:
-            dropped.append(f"tools[{index}] ({kind})")
+        if (function := as_function(tool)) is None:
+            dropped.append(f"tools[{index}] ({tool.get('type')})")
+            continue
+        name, description, schema = function
+        converted.append({"name": name, "description": description, "input_schema": schema})
     return converted
 
 
