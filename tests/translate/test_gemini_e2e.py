@@ -51,12 +51,18 @@ def test_gemini_sdk_on_chatgpt_accounts_text_stream_and_a_function_turn(
 ) -> None:
     h = harness()
     client = gemini_client(h)
-    answer = client.models.generate_content(
-        model="gemini-2.5-pro",
-        contents="hi",
-        config=types.GenerateContentConfig(system_instruction="Be brief.", temperature=0.0),
+    safety = types.SafetySetting(
+        category=types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+        threshold=types.HarmBlockThreshold.BLOCK_NONE,
     )
+    config = types.GenerateContentConfig(
+        system_instruction="Be brief.", temperature=0.0, safety_settings=[safety]
+    )
+    answer = client.models.generate_content(model="gemini-2.5-pro", contents="hi", config=config)
     assert answer.text == "Hi from alpha!"
+    assert answer.sdk_http_response is not None and answer.sdk_http_response.headers is not None
+    dropped = answer.sdk_http_response.headers["x-quotapool-dropped"]
+    assert dropped == "temperature, safetySettings", dropped
     assert answer.usage_metadata is not None and answer.usage_metadata.prompt_token_count
     sent = h.fake.seen[-1].body
     assert sent["model"] == "gpt-5.5" and sent["instructions"] == "Be brief."

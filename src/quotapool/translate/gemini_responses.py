@@ -57,7 +57,9 @@ ON_CODEX = {
 }
 """What the ChatGPT backend cannot honour besides (its sampling controls are left out and
 named in `x-quotapool-dropped`: the Gemini CLI always sends them)."""
-TOP_K = {"topK": "top-k sampling"}
+SAFETY = {"safetySettings": "safety thresholds (the upstream applies its own)"}
+"""Left out on every other upstream, and named in `x-quotapool-dropped`."""
+TOP_K = {"topK": "top-k sampling", **SAFETY}
 """Left out (and named) where there is none: the Gemini CLI always sends it."""
 UNSAID_ON_CODEX = {"temperature": "sampling temperature", "topP": "nucleus sampling", **TOP_K}
 SNAKE = {

@@ -23,6 +23,7 @@ from quotapool.translate.chat_responses import (
 from quotapool.translate.gemini_responses import (
     CARRIED_ELSEWHERE,
     ON_CODEX,
+    SAFETY,
     TOP_K,
     UNSAID_ON_CODEX,
     GeminiStreamAdapter,
@@ -230,6 +231,7 @@ UNCARRIED: dict[tuple[Route, Api], Mapping[str, str]] = {
     (Route.GEMINI, Api.CODEX): UNSAID_ON_CODEX,
     (Route.GEMINI, Api.RESPONSES): TOP_K,
     (Route.GEMINI, Api.CHAT): TOP_K,
+    (Route.GEMINI, Api.MESSAGES): SAFETY,
 }
 """What the ChatGPT backend has no place for: left out, and named in `x-quotapool-dropped`."""
 
