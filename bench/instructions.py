@@ -185,8 +185,6 @@ def main() -> None:
     body = orjson.dumps(with_conversation(args.api, plain_body, args.conversation_kb))
     upstream_port, proxy_port, floor_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
-    home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
-    write_config(home, upstream, 4, anthropic=args.api == "messages")
     python = sys.executable
     fake = [python, "-m", "quotapool.testing.fake_upstream", "--port", str(upstream_port)]
     quotapool = [python, "-m", "quotapool.cli.main", "serve", "--port", str(proxy_port)]
@@ -197,21 +195,21 @@ def main() -> None:
         floor_count = count(floor, floor_port, path, body, args.requests, {})
         # (numpy's OpenBLAS starts a thread per core at import; quotapool does no BLAS, and
         # under valgrind those threads broke the server's connections)
-        base = {
-            "QUOTAPOOL_HOME": str(home),
-            "QUOTAPOOL_LOG_LEVEL": "warning",
-            "OPENBLAS_NUM_THREADS": "1",
-        }
+        base = {"QUOTAPOOL_LOG_LEVEL": "warning", "OPENBLAS_NUM_THREADS": "1"}
         for name, overrides in [("as configured", {}), *args.variant]:
-            env = {**base, **overrides}
+            # A home of its own: a variant of an older commit cannot open a database that a
+            # newer one migrated.
+            home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
+            write_config(home, upstream, 4, anthropic=args.api == "messages")
+            env = {**base, "QUOTAPOOL_HOME": str(home), **overrides}
             counts[name] = count(quotapool, proxy_port, path, body, args.requests, env)
+            shutil.rmtree(home, ignore_errors=True)
         if args.codex:
             codex_home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
             write_config(codex_home, upstream, 4, codex=True)
             env = {**base, "QUOTAPOOL_HOME": str(codex_home)}
             counts["via-codex"] = count(quotapool, proxy_port, path, body, args.requests, env)
             shutil.rmtree(codex_home, ignore_errors=True)
-    shutil.rmtree(home, ignore_errors=True)
     mode = "stream" if args.stream else "non-stream"
     size = f", {len(body) / 1024:.0f} KB bodies" if args.conversation_kb else ""
     print(f"{args.api} {mode}{size}, {args.requests} requests at c={CONCURRENCY}:")
