@@ -128,7 +128,8 @@ class Dispatcher:
         key = conversations.key(request)
         bound = conversations.bound(key) or producer  # where its prompt cache is warm
         owner = await conversations.owner(request)
-        chain = profile.fallback.chain(asked, request.allowed)
+        fallback = profile.fallback
+        chain = fallback.chain(asked, request.allowed) if fallback.chains else ()
         held = conversations.fell_back(key, asked) if chain else None
         # A conversation that fell back stays there (its cache) until its model comes back.
         models = (*chain[chain.index(held) :], asked) if held in chain else (asked, *chain)
@@ -140,9 +141,11 @@ class Dispatcher:
                 Attempt(profile, exchange, key, bound, owner, None if model == asked else asked),
             )
             if tried is None:  # answered
+                if not chain:
+                    return
                 if model == asked:
                     conversations.fall_back(key, asked, None)
-                elif not profile.fallback.at_once and exchange.record.status < 400:
+                elif not fallback.at_once and exchange.record.status < 400:
                     conversations.fall_back(key, asked, model, until)
                 return
             if model != asked:
