@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import orjson
+
 from quotapool.upstream.usage import Usage
 
 
@@ -68,6 +70,17 @@ def as_function(tool: Mapping[str, Any]) -> tuple[str, str, Any] | None:
     if grammar := (tool.get("format") or {}).get("definition"):
         description += f"\n\nThe input follows this grammar:\n{grammar}"
     return name, description, CUSTOM_INPUT
+
+
+def call_arguments(arguments: Any, param: str) -> Any:
+    """A function call's JSON arguments as an object (`{"value": …}` for any other JSON)."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except (orjson.JSONDecodeError, TypeError):
+        raise TranslationError(
+            "function call arguments must be JSON", f"{param}.arguments"
+        ) from None
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def without(body: dict[str, Any], names: list[str]) -> dict[str, Any]:

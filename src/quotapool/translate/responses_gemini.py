@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from quotapool.translate import TranslationError, as_function
+from quotapool.translate import TranslationError, as_function, call_arguments
 from quotapool.translate.hub_events import Event, Item, ResponseBuilder
 from quotapool.upstream.usage import Usage, gemini_usage
 
@@ -99,7 +99,7 @@ def _add(
         if kind == "custom_tool_call":
             args: Any = {"input": str(item.get("input", ""))}
         else:
-            args = _arguments(item.get("arguments"), param)
+            args = call_arguments(item.get("arguments"), param)
         _append(contents, "model", {"functionCall": {"name": name, "args": args, "id": call_id}})
     elif kind in ("function_call_output", "custom_tool_call_output"):
         call_id = str(item.get("call_id", ""))
@@ -120,16 +120,6 @@ def _append(contents: list[dict[str, Any]], role: str, part: dict[str, Any]) -> 
         contents[-1]["parts"].append(part)
     else:
         contents.append({"role": role, "parts": [part]})
-
-
-def _arguments(arguments: Any, param: str) -> Any:
-    try:
-        parsed = orjson.loads(arguments or "{}")
-    except (orjson.JSONDecodeError, TypeError):
-        raise TranslationError(
-            "function call arguments must be JSON", f"{param}.arguments"
-        ) from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def _parts(content: Any, param: str) -> list[dict[str, Any]]:

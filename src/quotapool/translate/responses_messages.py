@@ -15,9 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
-
-from quotapool.translate import TranslationError, as_function
+from quotapool.translate import TranslationError, as_function, call_arguments
 from quotapool.translate.hub_events import Event, Item, ResponseBuilder
 from quotapool.upstream.usage import Usage
 
@@ -120,7 +118,7 @@ def _add_item(conversation: _Conversation, system: list[str], index: int, item: 
         if kind == "custom_tool_call":
             call["input"] = {"input": str(item.get("input", ""))}
         else:
-            call["input"] = _arguments(item.get("arguments"), param)
+            call["input"] = call_arguments(item.get("arguments"), param)
         conversation.add("assistant", call)
     elif kind in ("function_call_output", "custom_tool_call_output"):
         result = {"type": "tool_result", "tool_use_id": item.get("call_id")}
@@ -129,16 +127,6 @@ def _add_item(conversation: _Conversation, system: list[str], index: int, item: 
         raise TranslationError(
             f"input item type {kind!r} cannot be sent to an Anthropic key", f"{param}.type"
         )
-
-
-def _arguments(arguments: Any, param: str) -> Any:
-    try:
-        parsed = orjson.loads(arguments or "{}")
-    except (orjson.JSONDecodeError, TypeError):
-        raise TranslationError(
-            "function call arguments must be JSON", f"{param}.arguments"
-        ) from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def _output(output: Any) -> str | list[dict[str, Any]]:
