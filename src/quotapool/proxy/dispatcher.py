@@ -92,14 +92,10 @@ class Dispatcher:
             await exchange.fail(error(dialect, 400, profile))
             return None
         if request.route is Route.GEMINI_COUNT_TOKENS:
-            count = orjson.dumps({"totalTokens": estimate_tokens(request.payload)})
-            record.scenario = "estimate"
-            await exchange.answer(200, count, exchange.headers([_ESTIMATED]))
+            await _estimated(exchange, {"totalTokens": estimate_tokens(request.payload)})
             return None
         if request.route is Route.COUNT_TOKENS and not self._anthropic_serves(request, profile):
-            count = orjson.dumps({"input_tokens": estimate_input_tokens(request.payload)})
-            record.scenario = "estimate"
-            await exchange.answer(200, count, exchange.headers([_ESTIMATED]))
+            await _estimated(exchange, {"input_tokens": estimate_input_tokens(request.payload)})
             return None
         scenario = detect(request.payload, request.body, request.model, profile.long_context_tokens)
         record.profile, record.scenario = profile.name, scenario
@@ -287,6 +283,12 @@ class Attempt:
     owner: str | None
     fell_back_from: str | None
     """The model asked for, when this is one of its fallbacks."""
+
+
+async def _estimated(exchange: Exchange, count: dict[str, int]) -> None:
+    """A token count answered here, as an estimate (no credential counts it)."""
+    exchange.record.scenario = "estimate"
+    await exchange.answer(200, orjson.dumps(count), exchange.headers([_ESTIMATED]))
 
 
 async def _relay_failure(exchange: Exchange, failure: Unanswered) -> None:

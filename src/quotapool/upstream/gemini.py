@@ -6,6 +6,7 @@ its stream. A Gemini request's model and stream flag ride in quotapool's payload
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -29,6 +30,11 @@ def gemini_url(credential: Credential, model: str, stream: bool) -> str:
     return f"{credential.base_url}/v1beta/models/{quote(model, safe='')}:{verb}"
 
 
+def _body(payload: Mapping[str, Any]) -> bytes:
+    """The Gemini body: the payload without what its path carries."""
+    return orjson.dumps({k: v for k, v in payload.items() if k not in OURS})
+
+
 class GeminiTransport:
     kind = Kind.GEMINI
 
@@ -45,13 +51,16 @@ class GeminiTransport:
         if request.route is not Route.GEMINI:
             done = translate(request.route, Api.GEMINI, payload, lenient=self.lenient)
             url = gemini_url(credential, str(done.body["model"]), stream=True)
-            sent = orjson.dumps({k: v for k, v in done.body.items() if k not in OURS})
             return UpstreamCall(
-                url, headers, sent, Relay.TRANSLATED, dropped=done.dropped, adapter=done.adapter
+                url,
+                headers,
+                _body(done.body),
+                Relay.TRANSLATED,
+                dropped=done.dropped,
+                adapter=done.adapter,
             )
-        body = orjson.dumps({k: v for k, v in payload.items() if k not in OURS})
         url = gemini_url(credential, request.model, request.stream)
-        return UpstreamCall(url, headers, body, Relay.PASSTHROUGH)
+        return UpstreamCall(url, headers, _body(payload), Relay.PASSTHROUGH)
 
     def quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
         return None  # (the Gemini API announces no headroom: its limits come with its 429s)
