@@ -96,6 +96,42 @@ def test_once_a_key_exists_every_client_needs_one(h: Harness) -> None:
     assert listed.count("401") >= 3 and "needs a client key" in listed
 
 
+def test_a_key_works_the_moment_the_cli_prints_it(harness: HarnessFactory) -> None:
+    """`export QP_KEY=$(quotapool keys create me)` and the client at once: the CLI writes the
+    database, and the server, not knowing the key, reads the keys anew before refusing (it
+    would otherwise learn of it at its next watch, here a minute away). Keys it does not know
+    make it look at most every quarter second, however many arrive."""
+    h = harness(credentials=codex_credentials(), accounts_watch_interval=60)
+    ring = h.qp.app._door.keys  # type: ignore[union-attr]
+    assert ring is not None
+    cli(h, "keys", "create", "first")
+    ring.load()  # (as its watch would: keys are required from now on)
+    second = cli(h, "keys", "create", "second").strip().splitlines()[-1]
+    assert client(h, second).responses.create(model="gpt-5.5", input="hi").output_text
+    looks: list[float] = []
+    version = ring.store.version
+
+    def counted() -> tuple[int, int, str | None]:
+        looks.append(time.monotonic())
+        return version()
+
+    ring.store.version = counted  # type: ignore[method-assign]
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _wrong(h), range(200)))
+    elapsed = time.monotonic() - started
+    assert set(answers) == {401}
+    assert 1 <= len(looks) <= elapsed / 0.25 + 2, (len(looks), elapsed)
+
+
+def _wrong(h: Harness) -> int:
+    with h.http() as http:
+        headers = {"authorization": "Bearer qp-not-a-key"}
+        return http.post(
+            "/v1/responses", json={"model": "gpt-5.5", "input": "x"}, headers=headers
+        ).status_code
+
+
 def test_the_first_key_says_every_client_now_needs_one(h: Harness) -> None:
     env = {"QUOTAPOOL_HOME": str(h.qp.settings.resolved_home), "COLUMNS": "80"}
     first = runner.invoke(app, ["keys", "create", "first"], env=env)

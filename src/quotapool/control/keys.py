@@ -22,6 +22,8 @@ from quotapool.tasks import Outage
 
 log = logging.getLogger(__name__)
 HOW_TO_GET_ONE = "an operator creates one with `quotapool keys create NAME`"
+RELOOK_SECONDS = 0.25
+"""How often a key not known here makes the ring look at the database again (at most)."""
 _BEARER = b"bearer "
 
 
@@ -86,6 +88,8 @@ class KeyRing:
         (left out of the seed a new shared counter starts from: each adds itself)."""
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
+        self._reading = asyncio.Lock()
+        self._next_look = 0.0
 
     def load(self) -> None:
         keys = self.store.all()
@@ -108,13 +112,37 @@ class KeyRing:
         while True:
             await asyncio.sleep(interval)
             try:
-                if await asyncio.to_thread(self.store.version) != self._version:
-                    await asyncio.to_thread(self.load)
-                    log.info("client keys reloaded: %d", len(self._by_name))
+                async with self._reading:
+                    await self._reload_if_changed()
             except Exception as exc:
                 outage.failed(exc)
             else:
                 outage.ok()
+
+    async def caught_up(self) -> bool:
+        """Whether keys changed in the database since they were loaded (now loaded): asked when
+        a request's key is not known here, as for a key the CLI created a moment ago, before
+        the watch saw it. At most one look per `RELOOK_SECONDS`; whoever asks meanwhile shares
+        it. A database that cannot be read says no (the watch reports it)."""
+        loaded = self._version
+        async with self._reading:
+            if self._version != loaded:
+                return True  # another request's look found them
+            now = self.clock.monotonic()
+            if now < self._next_look:
+                return False
+            self._next_look = now + RELOOK_SECONDS
+            try:
+                return await self._reload_if_changed()
+            except Exception:
+                return False
+
+    async def _reload_if_changed(self) -> bool:
+        if await asyncio.to_thread(self.store.version) == self._version:
+            return False
+        await asyncio.to_thread(self.load)
+        log.info("client keys reloaded: %d", len(self._by_name))
+        return True
 
     def identify(
         self, headers: list[tuple[bytes, bytes]], dialect: Dialect

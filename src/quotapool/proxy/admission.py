@@ -4,7 +4,7 @@ pool's own views need it; a key's allowlist and limits once its model is known."
 
 from __future__ import annotations
 
-from quotapool.control.keys import KeyRing
+from quotapool.control.keys import KeyRing, presented
 from quotapool.domain.client import ClientKey
 from quotapool.proxy.asgi import Scope
 from quotapool.proxy.errors import Dialect, ErrorResponse, error
@@ -44,10 +44,26 @@ class Admission:
         client = scope.get("client")
         return client is not None and not is_loopback(client[0])
 
-    def request(
+    async def request(
         self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool
     ) -> Admitted:
-        """An HTTP request or a WebSocket upgrade at the door."""
+        """An HTTP request or a WebSocket upgrade at the door. One refused with a key this
+        replica does not know is looked at again once the keys are read anew, if they changed:
+        a key created a moment ago (`export QP_KEY=$(quotapool keys create me)`, then the
+        client) works at once, not after the next watch."""
+        admitted = self._request(scope, dialect, key_needed=key_needed, json_body=json_body)
+        if (
+            admitted[0] is not None
+            and self.keys is not None
+            and presented(scope["headers"]) is not None
+            and await self.keys.caught_up()
+        ):
+            admitted = self._request(scope, dialect, key_needed=key_needed, json_body=json_body)
+        return admitted
+
+    def _request(
+        self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool
+    ) -> Admitted:
         key = None
         if key_needed and self.keys is not None and self.keys.required:
             found = self.keys.identify(scope["headers"], dialect)
@@ -60,10 +76,10 @@ class Admission:
             return error(dialect, refused.status, refused.message), key
         return None, key
 
-    def pool_view(self, scope: Scope, dialect: Dialect) -> Admitted:
+    async def pool_view(self, scope: Scope, dialect: Dialect) -> Admitted:
         """The pool's view: account names (emails) and their quota are the admin's, not every
         key holder's."""
-        refused, key = self.request(scope, dialect, key_needed=False, json_body=False)
+        refused, key = await self.request(scope, dialect, key_needed=False, json_body=False)
         keys = self.keys
         if (
             refused is None
@@ -75,10 +91,10 @@ class Admission:
             refused = error(dialect, 403, message, code="permission_error")
         return refused, key
 
-    def socket(self, scope: Scope, record: Record) -> Admitted:
+    async def socket(self, scope: Scope, record: Record) -> Admitted:
         """A WebSocket upgrade; each of its turns is admitted for its model later."""
         codex = Dialect.CODEX
-        refused, key = self.request(scope, codex, key_needed=True, json_body=False)
+        refused, key = await self.request(scope, codex, key_needed=True, json_body=False)
         if refused is not None or key is None or self.keys is None:
             return refused, key
         record.client_key = key.name

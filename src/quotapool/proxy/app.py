@@ -169,7 +169,7 @@ class ProxyApp:
                 no_route = error(Dialect.CODEX, 404, f"No WebSocket route {path}.")
                 await refuse_upgrade(scope, exchange, no_route)
                 return
-            refusal, key = self._door.socket(scope, record)
+            refusal, key = await self._door.socket(scope, record)
             if refusal is not None:
                 await receive()
                 await refuse_upgrade(scope, exchange, refusal)
@@ -226,9 +226,9 @@ class ProxyApp:
             await self._scrape(scope, send, base)
             return
         if route_path == POOL_PATH:
-            refused, key = self._door.pool_view(scope, dialect)
+            refused, key = await self._door.pool_view(scope, dialect)
         else:
-            refused, key = self._door.request(
+            refused, key = await self._door.request(
                 scope,
                 dialect,
                 key_needed=route_path not in OPEN_PATHS,
