@@ -88,3 +88,18 @@ async def test_remote_clients_are_refused_without_client_keys(tmp_path: object) 
     assert response.status_code == 403
     assert "allow_remote" in response.json()["error"]["message"]
     assert response.headers["connection"] == "close"  # it holds no slot while it drips on
+
+
+async def test_probes_answer_remote_load_balancers_but_the_pool_view_does_not(
+    tmp_path: object,
+) -> None:
+    """A Kubernetes probe or a cloud load balancer's health check comes from another host:
+    `/health` and `/ready` answer it, keys or not; the pool's view stays loopback-only."""
+    qp = build(Settings(home=tmp_path, request_log=False))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=qp.app, client=("203.0.113.9", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.5:8410") as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        ready = await client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["status"] != "ready"  # no credentials
+        pool = await client.get("/quotapool/pool")
+        assert pool.status_code == 403 and "allow_remote" in pool.json()["error"]["message"]

@@ -47,7 +47,8 @@ class Admission:
     async def request(
         self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool
     ) -> Admitted:
-        """An HTTP request or a WebSocket upgrade at the door. One refused with a key this
+        """An HTTP request or a WebSocket upgrade at the door (`key_needed` False: the probes,
+        open to any address for the load balancers and orchestrators on other hosts). One refused with a key this
         replica does not know is looked at again once the keys are read anew, if they changed:
         a key created a moment ago (`export QP_KEY=$(quotapool keys create me)`, then the
         client) works at once, not after the next watch."""
@@ -70,7 +71,7 @@ class Admission:
             if isinstance(found, ErrorResponse):
                 return found, None
             key = found
-        if key is None and not self.allow_remote and self._remote(scope):
+        if key is None and key_needed and not self.allow_remote and self._remote(scope):
             return error(dialect, 403, REMOTE_REFUSED), None
         if refused := self.guard.refusal(scope["headers"], json_body=json_body):
             return error(dialect, refused.status, refused.message), key
@@ -80,6 +81,8 @@ class Admission:
         """The pool's view: account names (emails) and their quota are the admin's, not every
         key holder's."""
         refused, key = await self.request(scope, dialect, key_needed=False, json_body=False)
+        if refused is None and not self.allow_remote and self._remote(scope):
+            refused = error(dialect, 403, REMOTE_REFUSED)
         keys = self.keys
         if (
             refused is None

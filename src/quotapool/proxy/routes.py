@@ -10,7 +10,8 @@ from quotapool.proxy.asgi import Scope
 from quotapool.proxy.errors import Dialect
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
-"""Served without a client key (probes of load balancers and orchestrators)."""
+"""Served without a client key, to any address (probes of load balancers and orchestrators,
+which come from other hosts)."""
 READY = "ready"
 """`/ready`'s status when it answers 200; any other status says why not (503)."""
 POOL_PATH = "/quotapool/pool"

@@ -120,6 +120,7 @@ class FakeUpstream:
         self.gemini.routes(r)
         r.add_get("/_fake/requests", self._requests)
         r.add_post("/_fake/accounts/{token}", self._script)
+        r.add_get("/_fake/accounts/{token}/auth.json", self._auth_json)
 
     @web.middleware
     async def _note_peer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -413,6 +414,14 @@ class FakeUpstream:
         return web.json_response(
             [{"path": s.path, "account": s.account, "model": s.model} for s in self.seen]
         )
+
+    async def _auth_json(self, request: web.Request) -> web.Response:
+        """`GET /_fake/accounts/{token}/auth.json`: a Codex login of that account, as `codex
+        login` writes it (for a pool in another process or container to import)."""
+        account = self.accounts.get(request.match_info["token"])
+        if account is None:
+            raise web.HTTPNotFound(text="no such account")
+        return web.json_response(self.auth_json(account))
 
     async def _script(self, request: web.Request) -> web.Response:
         """`POST /_fake/accounts/{token}` with `{"name": …, "usage_limit_seconds": 60, …}`."""
