@@ -48,10 +48,10 @@ class Admission:
         self, scope: Scope, dialect: Dialect, *, key_needed: bool, json_body: bool
     ) -> Admitted:
         """An HTTP request or a WebSocket upgrade at the door (`key_needed` False: the probes,
-        open to any address for the load balancers and orchestrators on other hosts). One refused with a key this
-        replica does not know is looked at again once the keys are read anew, if they changed:
-        a key created a moment ago (`export QP_KEY=$(quotapool keys create me)`, then the
-        client) works at once, not after the next watch."""
+        open to any address for the load balancers and orchestrators on other hosts). One
+        refused with a key this replica does not know is looked at again once the keys are
+        read anew, if they changed: a key created a moment ago (`export QP_KEY=$(quotapool
+        keys create me)`, then the client) works at once, not after the next watch."""
         admitted = self._request(scope, dialect, key_needed=key_needed, json_body=json_body)
         if (
             admitted[0] is not None
@@ -103,10 +103,15 @@ class Admission:
         record.client_key = key.name
         return self.keys.admit(key, None, codex), key
 
-    def admin(self, scope: Scope) -> Refusal | None:
+    async def admin(self, scope: Scope) -> Refusal | None:
         """The admin API and the dashboard (they check their own token): the remote rule (a
-        client key in use opens them to other machines) and the guard, own pages allowed."""
-        if not (self.allow_remote or self.keys_required) and self._remote(scope):
+        client key in use opens them to other machines; one created a moment ago too) and the
+        guard, own pages allowed."""
+        if (
+            not (self.allow_remote or self.keys_required)
+            and self._remote(scope)
+            and not (self.keys is not None and await self.keys.caught_up() and self.keys_required)
+        ):
             return Refusal(403, REMOTE_REFUSED)
         return self.guard.refusal(scope["headers"], json_body=False, own_pages=True)
 

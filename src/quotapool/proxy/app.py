@@ -258,7 +258,7 @@ class ProxyApp:
         """The admin API and the dashboard (their own app, their own token check) behind the
         same door as the data plane: the remote rule, the guard, and a body read whole within
         its size and time limits before the app sees it."""
-        if (refused := self._door.admin(scope)) is not None:
+        if (refused := await self._door.admin(scope)) is not None:
             page = wants_page(scope["headers"])
             answer = (refusal_page if page else partial(error, dialect))(
                 refused.status, refused.message
