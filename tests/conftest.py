@@ -139,7 +139,14 @@ def h(harness: HarnessFactory) -> Harness:
 
 _SERVERS = ("harness", "h")
 """Fixtures that start real servers on loopback."""
-_E2E_PLACES = ("tests/e2e/", "tests/admin/", "tests/store/", "tests/faults/", "tests/net/")
+_E2E_PLACES = (
+    "tests/e2e/",
+    "tests/admin/",
+    "tests/store/",
+    "tests/faults/",
+    "tests/net/",
+    "tests/docker/",
+)
 _E2E_FILES = (
     "tests/test_readme.py",
     "tests/test_outage.py",

@@ -89,8 +89,14 @@ class Clients:
     """`count` clients sending requests back to back through one address (each keeping its
     connection to it, as an SDK does); what they got."""
 
-    def __init__(self, base: str, count: int, body: Mapping[str, object]) -> None:
-        self.base, self.body = base, body
+    def __init__(
+        self,
+        base: str,
+        count: int,
+        body: Mapping[str, object],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base, self.body, self.headers = base, body, dict(headers or {})
         self.answered: list[str] = []
         """Request ids of the complete answers."""
         self.failures: list[str] = []
@@ -101,7 +107,7 @@ class Clients:
         with httpx.Client(base_url=self.base, timeout=30) as http:
             while not self.stop.is_set():
                 try:
-                    answer = http.post("/v1/responses", json=self.body)
+                    answer = http.post("/v1/responses", json=self.body, headers=self.headers)
                     complete = answer.status_code == 200 and b'"completed"' in answer.content
                     what = f"{answer.status_code} {answer.text[:200]}"
                 except httpx.TransportError as exc:

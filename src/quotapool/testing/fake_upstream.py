@@ -456,11 +456,15 @@ def main() -> None:
         "--accounts", type=int, default=4, help="tokens tok-0..tok-N-1, accounts acct-0.."
     )
     parser.add_argument("--deltas", type=int, default=5)
+    parser.add_argument(
+        "--record", action="store_true", help="keep the requests seen for GET /_fake/requests"
+    )
     args = parser.parse_args()
     fake = FakeUpstream()
     for i in range(args.accounts):
         fake.add(f"tok-{i}", name=f"account-{i}", account_id=f"acct-{i}").deltas = args.deltas
-    fake.seen = _Discard()
+    if not args.record:
+        fake.seen = _Discard()
     web.run_app(fake.app, host=args.host, port=args.port, access_log=None, print=None)
 
 
