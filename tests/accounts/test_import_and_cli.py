@@ -72,6 +72,20 @@ def test_directory_duplicates_and_workspaces(home: Path, tmp_path: Path) -> None
     assert len(listed()) == 2
 
 
+def test_a_login_comes_on_standard_input(home: Path) -> None:
+    """`docker exec -i quotapool quotapool accounts import - < ~/.codex/auth.json`: the file
+    need not be inside the container. Standard input that is not one auth file says so."""
+    fake = FakeUpstream()
+    login = fake.auth_json(fake.add("t", name="sam", account_id="acct-sam"))
+    code, out = run("accounts", "import", "-", input=json.dumps(login))
+    assert code == 0, out
+    assert [a["name"] for a in listed()] == ["sam@example.com"]
+    code, out = run("accounts", "import", "-", input="x" * (2 << 20))
+    assert code == 1 and "-: more than 1048576 bytes" in out
+    code, out = run("accounts", "import", "-", input="{not json")
+    assert code == 1 and "-: not valid JSON" in out
+
+
 def test_a_bad_file_imports_nothing_and_says_why(home: Path, tmp_path: Path) -> None:
     fake = FakeUpstream()
     good = write(tmp_path / "good.json", fake.auth_json(fake.add("t", name="x", account_id="a1")))

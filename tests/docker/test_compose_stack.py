@@ -26,7 +26,9 @@ from tests.store.test_replicas_pg import STREAM
 COMPOSE = (ROOT / "docker-compose.yml").read_text()
 README_UP = "docker compose up -d"
 README_KEY = "docker compose exec quotapool-1 quotapool keys create me"
-README_IMPORT = "docker compose exec quotapool-1 quotapool accounts import /path/inside/auth.json"
+README_IMPORT = (
+    "docker compose exec -T quotapool-1 quotapool accounts import - < ~/.codex/auth.json"
+)
 ACCOUNTS = ("tok-0", "tok-1", "tok-2")  # the fake's accounts (`--accounts 3`)
 OVERRIDE = """
 services:
@@ -68,12 +70,12 @@ class Stack:
         assert done.returncode == 0, f"{shlex.join(command)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def readme(self, line: str, *replace: tuple[str, str]) -> str:
-        """A command docker-compose.yml's comments give, run on this stack (with `replace`)."""
+    def readme(self, line: str, input: str | None = None) -> str:
+        """A command docker-compose.yml's comments give, run on this stack (`input` on its
+        standard input in place of the file it redirects)."""
         assert line in COMPOSE, f"docker-compose.yml no longer says {line!r}"
-        for old, new in replace:
-            line = line.replace(old, new)
-        return self.compose(*shlex.split(line)[2:])
+        words = shlex.split(line.split(" < ")[0])
+        return self.compose(*words[2:], input=input)
 
     def logged(self) -> dict[str, int]:
         """The request log in the stack's PostgreSQL: request id → status."""
@@ -114,16 +116,10 @@ def stack(base_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 
 def _import_accounts(stack: Stack) -> None:
-    """Each fake account's Codex login written into quotapool-1 and imported as the compose
-    file's comment says (the folder instead of one file)."""
+    """Each fake account's Codex login imported as the compose file's comment says."""
     for token in ACCOUNTS:
         login = httpx.get(f"{stack.fake}/_fake/accounts/{token}/auth.json", timeout=10).text
-        stack.compose(
-            "exec", "-T", "quotapool-1", "sh", "-c",
-            f"umask 077 && mkdir -p /tmp/logins && cat > /tmp/logins/{token}.json", input=login,
-        )  # fmt: skip
-    stack.readme(README_IMPORT, ("/path/inside/auth.json", "/tmp/logins"))
-    stack.compose("exec", "-T", "quotapool-1", "rm", "-r", "/tmp/logins")
+        stack.readme(README_IMPORT, input=login)
 
 
 def _ask(stack: Stack, body: dict[str, object]) -> httpx.Response:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from quotapool.proxy.admission import REMOTE_REFUSED
+from quotapool.testing.fake_upstream import FakeUpstream
 from tests.docker.engine import ROOT, docker
 from tests.faults.process import free_port
 
@@ -23,6 +24,7 @@ README_RUN = (
     "docker run -d --name quotapool -p 8410:8410 -v quotapool:/data quotapool"
 )
 README_KEY = "docker exec quotapool quotapool keys create me"
+README_IMPORT = "docker exec -i quotapool quotapool accounts import - < ~/.codex/auth.json"
 BODY = {"model": "gpt-5.5", "input": "hi"}
 
 
@@ -124,6 +126,17 @@ def test_a_client_outside_the_container_is_served_with_the_key_the_readme_create
         assert wrong.status_code == 401
     logs = docker("logs", container.name)
     assert key not in logs.stdout + logs.stderr
+
+
+def test_a_login_on_the_host_is_imported_as_the_readme_says(container: Running) -> None:
+    assert README_IMPORT in (ROOT / "README.md").read_text()
+    command = shlex.split(README_IMPORT.split(" < ")[0])
+    assert command[:3] == ["docker", "exec", "-i"] and command[3] == "quotapool"
+    fake = FakeUpstream()
+    login = json.dumps(fake.auth_json(fake.add("t", name="sam", account_id="acct-sam")))
+    docker("exec", "-i", container.name, *command[4:], input=login)
+    listed = container.exec("quotapool", "accounts", "list", "--json")
+    assert [json.loads(row)["name"] for row in listed.splitlines()] == ["sam@example.com"]
 
 
 def test_the_dashboard_opens_from_outside_with_the_admin_token(container: Running) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +14,12 @@ from quotapool.accounts.claude_oauth import PLANS, Profile, plan_of
 from quotapool.accounts.jwt import TokenError, identity
 from quotapool.domain.credential import Kind, control_characters
 from quotapool.store.accounts import Login, Tokens
+
+STDIN = Path("-")
+"""`quotapool accounts import -`: one file from standard input (how a file reaches a container:
+`docker exec -i quotapool quotapool accounts import - < ~/.codex/auth.json`)."""
+MAX_STDIN = 1 << 20
+"""An auth file is a few KB; more than this on standard input is not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +42,23 @@ def auth_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def _contents(path: Path) -> bytes:
+    if path != STDIN:
+        return path.read_bytes()
+    data = sys.stdin.buffer.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise ValueError(f"more than {MAX_STDIN} bytes: not an auth file")
+    return data
+
+
+def _source(path: Path) -> str:
+    return "standard input" if path == STDIN else str(path)
+
+
 def read_auth_file(path: Path) -> Login:
     """One auth.json as a login; raises ImportProblem-worthy ValueError with the reason."""
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(_contents(path))
     except FileNotFoundError:
         raise ValueError("file not found") from None
     except orjson.JSONDecodeError as exc:
@@ -76,7 +96,7 @@ def read_auth_file(path: Path) -> Login:
         plan=who.plan,
         tokens=Tokens(tokens["access_token"], tokens["refresh_token"], tokens["id_token"]),
         expires_at=who.expires_at,
-        source=str(path),
+        source=_source(path),
     )
 
 
@@ -98,7 +118,7 @@ def _claude_login(oauth: dict[str, object], path: Path) -> Login:
         plan=plan_of(oauth.get("rateLimitTier"), oauth.get("subscriptionType")),
         tokens=Tokens(access, refresh or None),
         expires_at=expires / 1000.0 if isinstance(expires, int | float) else None,
-        source=str(path),
+        source=_source(path),
         kind=Kind.CLAUDE,
     )
 

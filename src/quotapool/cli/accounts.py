@@ -99,7 +99,10 @@ def _saved(results: list[tuple[str, bool]], logins: list[Login], store: AccountS
 def import_(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="auth.json or .credentials.json files, or directories of them"),
+        typer.Argument(
+            help="auth.json or .credentials.json files, directories of them, or - (one file "
+            "from standard input)"
+        ),
     ],
     proxy: ProxyOption = None,
     proxy_env: ProxyEnvOption = None,
