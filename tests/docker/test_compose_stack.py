@@ -196,9 +196,14 @@ def test_a_replica_stopped_under_load_loses_no_request_and_no_row(stack: Stack) 
     replicas = {answer.rsplit("-", 1)[0] for answer in clients.answered}
     assert len(clients.answered) > 30 and len(replicas) >= 3  # the restarted one is new
     deadline = time.monotonic() + 10  # (rows are written in batches)
-    while missing := [a for a in clients.answered if stack.logged().get(a) != 200]:
+    while missing := _unlogged(stack, clients.answered):
         assert time.monotonic() < deadline, missing[:5]
         time.sleep(0.5)
+
+
+def _unlogged(stack: Stack, answered: list[str]) -> list[str]:
+    logged = stack.logged()
+    return [answer for answer in answered if logged.get(answer) != 200]
 
 
 def test_the_override_keeps_the_stack_on_loopback() -> None:
