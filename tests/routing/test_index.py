@@ -200,11 +200,28 @@ def test_the_reducer_carries_the_columns_as_a_rebuild_would_make_them(seed: int,
 
 
 def test_an_earlier_snapshot_keeps_its_own_columns() -> None:
+    """Each snapshot keeps its own (copied on write; a keyed column an outcome did not change
+    is shared)."""
     pool = _pool(random.Random(1), 30)
     before = pool.indexed().state.copy()
-    later = apply(pool, Started(pool.credentials[0].id, NOW))
+    key = f"default:{pool.credentials[0].id}"
+    rotation = pool.indexed().by_key("rotation", key, pool.states).copy()
+    later = apply(pool, Started(pool.credentials[0].id, NOW, rotation=key))
     assert later.columns is not None and later.columns is not pool.columns
     np.testing.assert_array_equal(pool.indexed().state, before)
+    np.testing.assert_array_equal(pool.indexed().by_key("rotation", key, pool.states), rotation)
+    carried = later.indexed().by_key("rotation", key, later.states)
+    assert not np.array_equal(carried, rotation)  # the started one took its turn
+    unchanged = apply(later, Started(pool.credentials[1].id, NOW))  # no rotation: shared
+    assert unchanged.indexed().by_key("rotation", key, unchanged.states) is carried
+
+
+def test_a_credential_is_found_by_id_with_or_without_columns() -> None:
+    pool = _pool(random.Random(3), 30)
+    plain = [pool.by_id(c.id) for c in pool.credentials] + [pool.by_id("nobody")]
+    pool.indexed()
+    assert [pool.by_id(c.id) for c in pool.credentials] + [pool.by_id("nobody")] == plain
+    assert plain[:-1] == list(pool.credentials) and plain[-1] is None
 
 
 class First:

@@ -108,6 +108,9 @@ class Fixed:
     memo: dict[Any, NDArray[Any]] = field(default_factory=dict)
     """Columns of what a credential alone decides (which serve a route and model, a model's
     price): computed once per key (`per_credential`)."""
+    explained: dict[int, tuple[object, Any, Any]] = field(default_factory=dict)
+    """Row → (the state, the request's kind, why it was out): the last explanation of an
+    ineligible row, for the routing index to give again while it holds."""
 
     @classmethod
     def of(cls, credentials: tuple[Credential, ...]) -> Fixed:
@@ -173,8 +176,10 @@ class Columns:
         values[:, row] = state_row(state)
         keyed = {}
         for (name, key), column in self.keyed.items():
-            column = column.copy()
-            column[row] = KEYED[name](state, key)
+            value = KEYED[name](state, key)
+            if column[row] != value and not (math.isnan(value) and math.isnan(column[row])):
+                column = column.copy()  # (most outcomes change none of them: shared)
+                column[row] = value
             keyed[name, key] = column
         cooled = self.cooled
         if bool(state.model_cooldowns) != (row in cooled):

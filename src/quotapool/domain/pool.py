@@ -37,6 +37,9 @@ class PoolSnapshot:
         return self.states.get(credential_id, FRESH)
 
     def by_id(self, credential_id: str) -> Credential | None:
+        if self.columns is not None:  # a large pool's: found by its row
+            row = self.columns.fixed.row.get(credential_id)
+            return None if row is None else self.columns.fixed.credentials[row]
         for credential in self.credentials:
             if credential.id == credential_id:
                 return credential

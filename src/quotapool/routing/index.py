@@ -27,6 +27,7 @@ from quotapool.domain.columns import (
     WEEK_USED,
     Bools,
     Columns,
+    Fixed,
     Floats,
     Rows,
 )
@@ -253,13 +254,10 @@ def _detail(view: View, eligible: Bools, rows: Rows, pick: RowPick, limit: int |
     excluded = []
     for part, why in parts:
         for row in part.tolist():
-            credential = credentials[row]
             if why is not None:
-                excluded.append(Exclusion(credential.name, why(row)))
-                continue
-            reason = exclusion(credential, snapshot.state(credential.id), request, now)
-            assert reason is not None, credential.name
-            excluded.append(reason)
+                excluded.append(Exclusion(credentials[row].name, why(row)))
+            else:
+                excluded.append(_out(fixed, row, snapshot, request, now))
     listed_rows = chosen_names.tolist()
     scores: Scores | None = None
     if pick.scores is not None:
@@ -275,3 +273,29 @@ def _detail(view: View, eligible: Bools, rows: Rows, pick: RowPick, limit: int |
         scores = (label, named)
     omitted = (chosen.size - len(listed_rows), total - len(excluded))
     return Detail(tuple(credentials[r].name for r in listed_rows), tuple(excluded), scores, omitted)
+
+
+def _out(
+    fixed: Fixed, row: int, snapshot: PoolSnapshot, request: RouteRequest, now: float
+) -> Exclusion:
+    """`filters.exclusion` of an ineligible row, given again while its state is the same
+    object, the request of the same kind, and `now` between the time it was found and the
+    time it ends by itself (a check that passed then cannot fail later: limits, cooldowns and
+    backoffs only end). Most credentials out for one request are out for the next, for the
+    same reason."""
+    credential = fixed.credentials[row]
+    state = snapshot.state(credential.id)
+    if credential.id in request.exclude or credential.id in request.unfit:
+        found = exclusion(credential, state, request, now)
+        assert found is not None, credential.name
+        return found
+    kind = (request.route, request.model, request.agent == CLAUDE_CODE)
+    kept = fixed.explained.get(row)
+    if kept is not None and kept[0] is state and kept[1] == kind:
+        since, reason = kept[2]
+        if since <= now and (reason.until is None or now < reason.until):
+            return reason  # type: ignore[no-any-return]
+    found = exclusion(credential, state, request, now)
+    assert found is not None, credential.name
+    fixed.explained[row] = (state, kind, (now, found))
+    return found
