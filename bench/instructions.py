@@ -8,6 +8,7 @@ user-space instructions only (not the kernel's share of the syscalls, which both
     .venv/bin/python -m bench.instructions --api responses --stream
     .venv/bin/python -m bench.instructions --api messages --codex   # Anthropic keys vs translated
     .venv/bin/python -m bench.instructions --api responses --conversation-kb 60   # an agent's turn
+    .venv/bin/python -m bench.instructions --pool-size 1000   # a pool of 1,000 credentials
 
 Each target is started under callgrind (slow: ~1 minute to start), warmed up, its counters
 zeroed, sent `--requests` requests at concurrency 16, then dumped. The fake upstream runs
@@ -177,6 +178,12 @@ def main() -> None:
         action="store_true",
         help="also count a pool of ChatGPT accounts (chat translated onto their Responses API)",
     )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=4,
+        help="credentials in each quotapool target's pool (OpenAI keys; 1000: a large team's)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install -y valgrind")
@@ -191,7 +198,7 @@ def main() -> None:
     floor = [python, str(HERE / "floor.py"), upstream, str(floor_port)]
     path = PATHS[args.api]
     counts = {}
-    with process([*fake, "--accounts", "4"], upstream_port, "1"):
+    with process([*fake, "--accounts", str(max(4, args.pool_size))], upstream_port, "1"):
         floor_count = count(floor, floor_port, path, body, args.requests, {})
         # (numpy's OpenBLAS starts a thread per core at import; quotapool does no BLAS, and
         # under valgrind those threads broke the server's connections)
@@ -200,7 +207,7 @@ def main() -> None:
             # A home of its own: a variant of an older commit cannot open a database that a
             # newer one migrated.
             home = Path(tempfile.mkdtemp(prefix="qp-bench-"))
-            write_config(home, upstream, 4, anthropic=args.api == "messages")
+            write_config(home, upstream, args.pool_size, anthropic=args.api == "messages")
             env = {**base, "QUOTAPOOL_HOME": str(home), **overrides}
             counts[name] = count(quotapool, proxy_port, path, body, args.requests, env)
             shutil.rmtree(home, ignore_errors=True)
@@ -212,6 +219,7 @@ def main() -> None:
             shutil.rmtree(codex_home, ignore_errors=True)
     mode = "stream" if args.stream else "non-stream"
     size = f", {len(body) / 1024:.0f} KB bodies" if args.conversation_kb else ""
+    size += f", {args.pool_size} credentials" if args.pool_size != 4 else ""
     print(f"{args.api} {mode}{size}, {args.requests} requests at c={CONCURRENCY}:")
     print(f"  bare floor  {floor_count / 1000:8.1f} k instructions/request")
     for name, qp_count in counts.items():

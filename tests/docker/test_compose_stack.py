@@ -107,12 +107,12 @@ def stack(base_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         _import_accounts(made)
         yield made
     finally:
-        with_logs = subprocess.run(
+        down = subprocess.run(
             ["docker", "compose", "-p", made.project, *files, "down", "-v", "--rmi", "local",
              "--remove-orphans"],
             capture_output=True, text=True, timeout=300, cwd=ROOT,
         )  # fmt: skip
-        assert with_logs.returncode == 0, with_logs.stderr
+        assert down.returncode == 0, down.stderr
 
 
 def _import_accounts(stack: Stack) -> None:
@@ -151,8 +151,7 @@ def test_the_stack_serves_a_client_through_nginx_from_accounts_imported_in_a_con
     assert all(a.json()["status"] == "completed" for a in served)
     without = httpx.post(f"{stack.front}/v1/responses", json={"model": "gpt-5.5", "input": "x"})
     assert without.status_code == 401  # a client outside needs the key
-    logged = stack.logged()
-    assert all(logged.get(a.headers["x-quotapool-request-id"]) == 200 for a in served)
+    _all_logged(stack, [a.headers["x-quotapool-request-id"] for a in served])
     listed = stack.compose("exec", "-T", "quotapool-2", "quotapool", "accounts", "list", "--json")
     assert sorted(json.loads(row)["name"] for row in listed.splitlines()) == [
         "account-0@example.com",
@@ -195,15 +194,19 @@ def test_a_replica_stopped_under_load_loses_no_request_and_no_row(stack: Stack) 
     assert not clients.failures, clients.failures[:5]
     replicas = {answer.rsplit("-", 1)[0] for answer in clients.answered}
     assert len(clients.answered) > 30 and len(replicas) >= 3  # the restarted one is new
-    deadline = time.monotonic() + 10  # (rows are written in batches)
-    while missing := _unlogged(stack, clients.answered):
+    _all_logged(stack, clients.answered)
+
+
+def _all_logged(stack: Stack, answered: list[str]) -> None:
+    """Every answer in the request log as a 200 (rows are written in batches: waited for)."""
+    deadline = time.monotonic() + 10
+    while True:
+        logged = stack.logged()
+        missing = [answer for answer in answered if logged.get(answer) != 200]
+        if not missing:
+            return
         assert time.monotonic() < deadline, missing[:5]
         time.sleep(0.5)
-
-
-def _unlogged(stack: Stack, answered: list[str]) -> list[str]:
-    logged = stack.logged()
-    return [answer for answer in answered if logged.get(answer) != 200]
 
 
 def test_the_override_keeps_the_stack_on_loopback() -> None:
