@@ -255,3 +255,25 @@ def test_accounts_list_shows_every_credential_live_and_pause_works_for_configure
     assert unknown.exit_code == 1 and "no credential named 'nobody'" in unknown.output
     assert runner.invoke(app, ["accounts", "resume", "bravo"], env=env).exit_code == 0
     assert h.state("bravo").status.value == "active"
+
+
+def test_an_account_the_cli_imports_is_live_at_once(
+    harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """The CLI tells the running server to read the accounts after it changes them: `accounts
+    list` right after an import shows the account live (the server's own watch is a minute
+    away here), and right after a removal no longer does."""
+    h = harness(accounts_watch_interval=60)
+    env = {"QUOTAPOOL_HOME": str(h.qp.settings.resolved_home), "COLUMNS": "200"}
+    login = h.fake.auth_json(h.fake.add("tok-dora", name="dora", account_id="acct-dora"))
+    (tmp_path / "auth.json").write_text(json.dumps(login))
+    imported = runner.invoke(app, ["accounts", "import", str(tmp_path / "auth.json")], env=env)
+    assert imported.exit_code == 0, imported.output
+
+    def live() -> list[str]:
+        listed = runner.invoke(app, ["accounts", "list", "--json"], env=env)
+        return [json.loads(line)["name"] for line in listed.stdout.splitlines()]
+
+    assert "dora@example.com" in live()
+    assert runner.invoke(app, ["accounts", "remove", "dora@example.com"], env=env).exit_code == 0
+    assert "dora@example.com" not in live()

@@ -75,7 +75,9 @@ def _proxy(proxy: str | None, proxy_env: str | None) -> str | None:
     return proxy.strip()
 
 
-def _saved(results: list[tuple[str, bool]], logins: list[Login], store: AccountStore) -> None:
+def _saved(
+    results: list[tuple[str, bool]], logins: list[Login], store: AccountStore, settings: Settings
+) -> None:
 
     from rich.table import Table
 
@@ -93,6 +95,13 @@ def _saved(results: list[tuple[str, bool]], logins: list[Login], store: AccountS
             "new" if created else "updated",
         )
     console.print(table)
+    _changed(settings)
+
+
+def _changed(settings: Settings) -> None:
+    from quotapool.cli.pool_view import tell_running
+
+    tell_running(settings)
 
 
 @app.command("import")
@@ -127,7 +136,7 @@ def import_(
         )
     settings, store = _open(config)
     logins = _named(logins, settings, egress)
-    _saved(store.save_logins(logins, clock.now(), egress), logins, store)
+    _saved(store.save_logins(logins, clock.now(), egress), logins, store, settings)
 
 
 def _named(logins: list[Login], settings: Settings, egress: str | None) -> list[Login]:
@@ -196,7 +205,7 @@ def login(
             login = asyncio.run(signin.claude_signin(settings, way, browser=browser, manual=manual))
         except oauth.OAuthError as exc:
             raise fail(str(exc)) from None
-        _saved(store.save_logins([login], clock.now(), egress), [login], store)
+        _saved(store.save_logins([login], clock.now(), egress), [login], store, settings)
         return
     if kind is not Kind.CODEX:
         raise fail(f"{kind.value} credentials are keys: `quotapool accounts add-key`")
@@ -215,7 +224,7 @@ def login(
     except aiohttp.ClientError as exc:
         raise fail(f"cannot reach the auth server: {exc}") from None
     login = signin.login_from(tokens)
-    _saved(store.save_logins([login], clock.now(), egress), [login], store)
+    _saved(store.save_logins([login], clock.now(), egress), [login], store, settings)
 
 
 def _default_proxy(settings: Settings) -> str | None:
@@ -282,6 +291,7 @@ def add_key(
         raise fail(str(exc)) from None
     audited(store.engine, "account.add", name, None, {"kind": kind.value, "base_url": base_url})
     console.print(f"added {kind.value} key [bold]{name}[/bold]")
+    _changed(settings)
 
 
 @app.command("set-proxy")
@@ -306,7 +316,7 @@ def set_proxy(
         raise fail('give the proxy URL ("direct", "default") or --proxy-env VAR')
     default = url is not None and url.strip().lower() == "default"
     egress = None if default else _proxy(url, proxy_env)
-    _, store = _open(config)
+    settings, store = _open(config)
     try:
         store.set_proxy(name, egress, clock.now())
     except AccountError as exc:
@@ -314,6 +324,7 @@ def set_proxy(
     shown = "the default egress" if egress is None else parse_egress(egress).label
     audited(store.engine, "account.set-proxy", name, None, {"egress": shown})
     console.print(f"{name} now leaves by {shown}", markup=False, highlight=False)
+    _changed(settings)
 
 
 @app.command("list")
@@ -357,13 +368,14 @@ def remove(name: str, config: ConfigOption = None) -> None:
     """Delete an account and its secrets."""
     from quotapool.store.accounts import AccountError
 
-    _, store = _open(config)
+    settings, store = _open(config)
     try:
         store.remove(name)
     except AccountError as exc:
         raise fail(str(exc)) from None
     audited(store.engine, "account.remove", name)
     console.print(f"removed {name}")
+    _changed(settings)
 
 
 @app.command()

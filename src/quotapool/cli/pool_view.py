@@ -4,6 +4,7 @@ quotapool.toml hold."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,16 @@ def _api(running: Running, method: str, path: str) -> httpx.Response:
     headers = {"authorization": f"Bearer {running.token}"}
     url = f"{running.url}/quotapool/api{path}"
     return httpx.request(method, url, headers=headers, timeout=10.0)
+
+
+def tell_running(settings: Settings) -> None:
+    """The server running from this home on this host reads the accounts now, not at its next
+    watch (`accounts list` right after an import shows the account). Other replicas see the
+    change within `accounts_watch_interval`."""
+    running = read(settings.resolved_home, bool(settings.redis_url))
+    if running is not None:
+        with contextlib.suppress(httpx.HTTPError):
+            _api(running, "POST", "/credentials/reload")
 
 
 def credentials(config: Path | None) -> tuple[list[dict[str, Any]], bool]:

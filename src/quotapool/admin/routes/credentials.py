@@ -1,5 +1,5 @@
 """`/credentials`: every credential (accounts and quotapool.toml's) with its state; pause,
-resume, remove, force-probe."""
+resume, remove, force-probe; reload what the CLI changed in the database."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def add(api: APIRouter, control: Control) -> None:
     def credentials() -> dict[str, Any]:
         now = control.now()
         return {"now": now, "credentials": credential_rows(control.pool.snapshot(), now)}
+
+    @api.post(
+        "/credentials/reload",
+        summary="Read the accounts from the database now (the CLI asks after it changed them)",
+    )
+    async def reload() -> dict[str, Any]:
+        await control.reload_accounts()
+        return {"credentials": len(control.pool.snapshot().credentials)}
 
     @api.post("/credentials/{name}/pause", summary="Take a credential out until resumed")
     def pause(name: str, request: Request) -> dict[str, Any]:
