@@ -285,17 +285,16 @@ def _out(
     same reason."""
     credential = fixed.credentials[row]
     state = snapshot.state(credential.id)
-    if credential.id in request.exclude or credential.id in request.unfit:
-        found = exclusion(credential, state, request, now)
-        assert found is not None, credential.name
-        return found
+    # (Tried or unfit for this request alone: its reason is this request's, never kept.)
+    own = credential.id in request.exclude or credential.id in request.unfit
     kind = (request.route, request.model, request.agent == CLAUDE_CODE)
-    kept = fixed.explained.get(row)
+    kept = None if own else fixed.explained.get(row)
     if kept is not None and kept[0] is state and kept[1] == kind:
         since, reason = kept[2]
         if since <= now and (reason.until is None or now < reason.until):
             return reason  # type: ignore[no-any-return]
     found = exclusion(credential, state, request, now)
     assert found is not None, credential.name
-    fixed.explained[row] = (state, kind, (now, found))
+    if not own:
+        fixed.explained[row] = (state, kind, (now, found))
     return found
