@@ -139,3 +139,20 @@ def test_each_turns_model_is_checked_against_the_allowlist(h: Harness) -> None:
     assert unnamed["status"] == 403
     sent = [s.body.get("model") for s in h.fake.seen if s.body.get("type") == "response.create"]
     assert sent == ["gpt-4.1"]
+
+
+def test_a_key_created_a_moment_ago_opens_a_socket_at_once(harness: HarnessFactory) -> None:
+    """The door re-reads the keys for a key it does not know on the WebSocket upgrade as on
+    HTTP (the watch is a minute away here)."""
+    h = harness(accounts_watch_interval=60)
+    ring = h.qp.app._door.keys  # type: ignore[union-attr]
+    assert ring is not None
+    cli(h, "keys", "create", "first")
+    ring.load()  # (as its watch would: keys are required from now on)
+    key = cli(h, "keys", "create", "second").strip().splitlines()[-1]
+
+    async def first_turn() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, connect(http, h, key) as socket:
+            return await turn(socket, TURN)
+
+    assert asyncio.run(first_turn())["type"] == "response.completed"

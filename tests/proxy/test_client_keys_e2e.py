@@ -101,13 +101,21 @@ def test_a_key_works_the_moment_the_cli_prints_it(harness: HarnessFactory) -> No
     database, and the server, not knowing the key, reads the keys anew before refusing (it
     would otherwise learn of it at its next watch, here a minute away). Keys it does not know
     make it look at most every quarter second, however many arrive."""
-    h = harness(credentials=codex_credentials(), accounts_watch_interval=60)
+    h = harness(
+        credentials=codex_credentials(),
+        profiles={"late": {"credentials": ["charlie"]}},
+        accounts_watch_interval=60,
+    )
     ring = h.qp.app._door.keys  # type: ignore[union-attr]
     assert ring is not None
     cli(h, "keys", "create", "first")
     ring.load()  # (as its watch would: keys are required from now on)
     second = cli(h, "keys", "create", "second").strip().splitlines()[-1]
     assert client(h, second).responses.create(model="gpt-5.5", input="hi").output_text
+    third = cli(h, "keys", "create", "third").strip().splitlines()[-1]  # through a profile's path
+    late = openai.OpenAI(base_url=f"{h.base}/p/late/v1", api_key=third, max_retries=0)
+    h.clients.append(late)
+    assert late.responses.create(model="gpt-5.5", input="hi").output_text
     looks: list[float] = []
     version = ring.store.version
 

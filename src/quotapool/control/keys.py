@@ -7,6 +7,7 @@ keys pays nothing for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from quotapool.tasks import Outage
 log = logging.getLogger(__name__)
 HOW_TO_GET_ONE = "an operator creates one with `quotapool keys create NAME`"
 RELOOK_SECONDS = 0.25
-"""How often a key not known here makes the ring look at the database again (at most)."""
+"""How often keys not known here make the ring look at the database again (at most)."""
 _BEARER = b"bearer "
 
 
@@ -89,6 +90,8 @@ class KeyRing:
         self.required = require
         """Clients must send a key: one exists, or the configuration says so."""
         self._reading = asyncio.Lock()
+        """Held by a look at the database (the watch's or a request's)."""
+        self._looks = 0
         self._next_look = 0.0
 
     def load(self) -> None:
@@ -113,36 +116,35 @@ class KeyRing:
             await asyncio.sleep(interval)
             try:
                 async with self._reading:
-                    await self._reload_if_changed()
+                    await self._look()
             except Exception as exc:
                 outage.failed(exc)
             else:
                 outage.ok()
 
     async def caught_up(self) -> bool:
-        """Whether keys changed in the database since they were loaded (now loaded): asked when
-        a request's key is not known here, as for a key the CLI created a moment ago, before
-        the watch saw it. At most one look per `RELOOK_SECONDS`; whoever asks meanwhile shares
-        it. A database that cannot be read says no (the watch reports it)."""
-        loaded = self._version
+        """Whether the keys changed in the database since this request arrived (now loaded):
+        asked when its key is not known here, as for a key the CLI created a moment ago,
+        before the watch saw it. It waits for a look begun after it arrived — at most one per
+        `RELOOK_SECONDS`, shared by everyone who arrived before it began — so a key created
+        before the request is always found. A database that cannot be read says no (the
+        watch reports it)."""
+        loaded, arrived = self._version, self._looks
         async with self._reading:
-            if self._version != loaded:
-                return True  # another request's look found them
-            now = self.clock.monotonic()
-            if now < self._next_look:
-                return False
-            self._next_look = now + RELOOK_SECONDS
-            try:
-                return await self._reload_if_changed()
-            except Exception:
-                return False
+            if self._looks == arrived:  # no look began since it arrived: one now
+                if (wait := self._next_look - self.clock.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                with contextlib.suppress(Exception):
+                    await self._look()
+            return self._version != loaded
 
-    async def _reload_if_changed(self) -> bool:
-        if await asyncio.to_thread(self.store.version) == self._version:
-            return False
-        await asyncio.to_thread(self.load)
-        log.info("client keys reloaded: %d", len(self._by_name))
-        return True
+    async def _look(self) -> None:
+        """Read the keys anew if the database holds others (with `_reading` held)."""
+        self._looks += 1
+        self._next_look = self.clock.monotonic() + RELOOK_SECONDS
+        if await asyncio.to_thread(self.store.version) != self._version:
+            await asyncio.to_thread(self.load)
+            log.info("client keys reloaded: %d", len(self._by_name))
 
     def identify(
         self, headers: list[tuple[bytes, bytes]], dialect: Dialect
